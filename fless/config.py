@@ -1,0 +1,267 @@
+"""Settings: embedded defaults < config file < ``FLESS_*`` environment < flags.
+
+The defaults live in the dataclasses below; ``conf/fless.toml`` documents every
+one of them (a test keeps the two equal). A setting ``[section] key`` is
+``FLESS_SECTION_KEY`` in the environment, a top-level ``key`` is ``FLESS_KEY``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROLES = ("all", "core", "worker")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MiB = 1024 * 1024
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or has a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The REST API of a core."""
+
+    host: str = "0.0.0.0"
+    port: int = 4000
+    workers: int = 1
+    max_upload_bytes: int = 50 * MiB
+    max_request_bytes: int = 8 * MiB
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """Limits applied to every function, and the defaults of per-function ones."""
+
+    default_memory_mib: int = 64
+    max_memory_mib: int = 2048
+    default_timeout_ms: int = 10_000
+    max_timeout_ms: int = 300_000
+    max_output_bytes: int = 4 * MiB
+    max_log_bytes: int = 64 * 1024
+    http_allow: tuple[str, ...] = ()
+    http_timeout_ms: int = 5_000
+    http_max_response_bytes: int = 4 * MiB
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The Wasm executor and its cache of compiled modules."""
+
+    threads: int = 2
+    cache_max_bytes: int = 1024 * MiB
+    cache_ttl_s: int = 2700
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a ``fless-node`` is configured with."""
+
+    role: str = "all"
+    data_dir: str = ""
+    log_level: str = "info"
+    api: ApiSettings = field(default_factory=ApiSettings)
+    functions: FunctionSettings = field(default_factory=FunctionSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory, resolved: the setting, else a per-user default."""
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        return default_data_dir()
+
+
+def default_data_dir() -> Path:
+    """Where a node keeps its data when ``data_dir`` is not set.
+
+    ``$XDG_DATA_HOME/fless`` (``~/.local/share/fless``) for a user; a system
+    service sets ``data_dir`` (or ``STATE_DIRECTORY``) explicitly.
+    """
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fless"
+
+
+_SECTION_TYPES = {"api": ApiSettings, "functions": FunctionSettings, "worker": WorkerSettings}
+
+
+def _field_types(cls: type[Any]) -> dict[str, Any]:
+    defaults = cls()
+    return {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(cls)}
+
+
+def _coerce(name: str, kind: type[Any], value: Any, source: str) -> Any:
+    """Turns ``value`` (from TOML, an env string or a flag) into ``kind``."""
+    if kind is tuple:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{source}: {name} must be a list of strings")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise ConfigError(f"{source}: {name} must be true or false, not {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{source}: {name} must be an integer, not {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(f"{source}: {name} must be an integer, not {value!r}")
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{source}: {name} must be a string, not {value!r}")
+
+
+def _apply(tree: dict[str, Any], updates: Mapping[str, Any], source: str) -> None:
+    """Merges ``updates`` (nested like the TOML file) into ``tree``, checking names."""
+    top = _field_types(Settings)
+    for key, value in updates.items():
+        if key in _SECTION_TYPES:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: [{key}] must be a table")
+            kinds = _field_types(_SECTION_TYPES[key])
+            for sub, subvalue in value.items():
+                if sub not in kinds:
+                    raise ConfigError(f"{source}: unknown setting {key}.{sub}")
+                tree[key][sub] = _coerce(f"{key}.{sub}", kinds[sub], subvalue, source)
+        elif key in top:
+            tree[key] = _coerce(key, top[key], value, source)
+        else:
+            raise ConfigError(f"{source}: unknown setting {key}")
+
+
+def env_updates(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings given as ``FLESS_*`` variables, nested like the file."""
+    names: dict[str, tuple[str, ...]] = {}
+    for key in _field_types(Settings):
+        if key not in _SECTION_TYPES:
+            names[f"FLESS_{key.upper()}"] = (key,)
+    for section, cls in _SECTION_TYPES.items():
+        for key in _field_types(cls):
+            names[f"FLESS_{section.upper()}_{key.upper()}"] = (section, key)
+    updates: dict[str, Any] = {}
+    for var, value in environ.items():
+        path = names.get(var)
+        if path is None:
+            continue
+        if len(path) == 1:
+            updates[path[0]] = value
+        else:
+            updates.setdefault(path[0], {})[path[1]] = value
+    return updates
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Builds the settings from every source, in order of precedence.
+
+    Args:
+        config_file: a TOML file; ``FLESS_CONFIG`` names one when this is None.
+        environ: the environment to read ``FLESS_*`` from (``os.environ``).
+        overrides: command-line values, nested like the file; None values are
+            flags that were not given.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: a file that cannot be read, an unknown name, a bad value.
+    """
+    environ = os.environ if environ is None else environ
+    defaults = Settings()
+    tree: dict[str, Any] = {
+        f.name: getattr(defaults, f.name) for f in dataclasses.fields(Settings)
+    }
+    for section in _SECTION_TYPES:
+        tree[section] = dataclasses.asdict(getattr(defaults, section))
+
+    path = config_file or environ.get("FLESS_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        _apply(tree, data, str(path))
+    _apply(tree, env_updates(environ), "environment")
+    if overrides:
+        flags = {
+            k: ({sk: sv for sk, sv in v.items() if sv is not None} if isinstance(v, Mapping) else v)
+            for k, v in overrides.items()
+            if v is not None
+        }
+        _apply(tree, flags, "command line")
+
+    settings = Settings(
+        role=tree["role"],
+        data_dir=tree["data_dir"],
+        log_level=tree["log_level"],
+        **{name: cls(**tree[name]) for name, cls in _SECTION_TYPES.items()},
+    )
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.role not in ROLES:
+        raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {settings.role!r}")
+    if settings.log_level not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+    if not 0 <= settings.api.port <= 65535:
+        raise ConfigError(f"api.port must be between 0 and 65535, not {settings.api.port}")
+    positive = {
+        "api.workers": settings.api.workers,
+        "api.max_upload_bytes": settings.api.max_upload_bytes,
+        "api.max_request_bytes": settings.api.max_request_bytes,
+        "functions.default_memory_mib": settings.functions.default_memory_mib,
+        "functions.max_memory_mib": settings.functions.max_memory_mib,
+        "functions.default_timeout_ms": settings.functions.default_timeout_ms,
+        "functions.max_timeout_ms": settings.functions.max_timeout_ms,
+        "functions.max_output_bytes": settings.functions.max_output_bytes,
+        "functions.http_timeout_ms": settings.functions.http_timeout_ms,
+        "worker.threads": settings.worker.threads,
+        "worker.cache_max_bytes": settings.worker.cache_max_bytes,
+        "worker.cache_ttl_s": settings.worker.cache_ttl_s,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive, not {value}")
+    fn = settings.functions
+    if fn.default_memory_mib > fn.max_memory_mib:
+        raise ConfigError("functions.default_memory_mib exceeds functions.max_memory_mib")
+    if fn.default_timeout_ms > fn.max_timeout_ms:
+        raise ConfigError("functions.default_timeout_ms exceeds functions.max_timeout_ms")
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data (for ``fless-node config`` and for tests)."""
+    data = dataclasses.asdict(settings)
+    for section in _SECTION_TYPES:
+        for key, value in data[section].items():
+            if isinstance(value, tuple):
+                data[section][key] = list(value)
+    return data

@@ -1,0 +1,95 @@
+"""Settings: defaults < file < environment < flags, and the documented defaults."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from fless.cli.node import _parser, settings_from_args
+from fless.config import ConfigError, Settings, load_settings, settings_as_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_documented_defaults_equal_the_embedded_ones() -> None:
+    with open(ROOT / "conf" / "fless.toml", "rb") as handle:
+        documented = tomllib.load(handle)
+    assert documented == settings_as_dict(Settings())
+
+
+def test_no_sources_gives_the_defaults(tmp_path: Path) -> None:
+    assert load_settings(None, environ={}) == Settings()
+
+
+def test_file_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "fless.toml"
+    config.write_text(
+        'log_level = "debug"\n[api]\nport = 5000\nworkers = 2\n'
+        '[functions]\nhttp_allow = ["a.example"]\n'
+    )
+    environ = {"FLESS_API_PORT": "6000", "FLESS_FUNCTIONS_HTTP_ALLOW": "b.example, c.example"}
+    settings = load_settings(config, environ=environ, overrides={"api": {"port": 7000}})
+    assert settings.api.port == 7000  # flag beats environment
+    assert settings.functions.http_allow == ("b.example", "c.example")  # env beats file
+    assert settings.api.workers == 2  # file beats default
+    assert settings.log_level == "debug"
+    assert settings.api.max_upload_bytes == Settings().api.max_upload_bytes
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    config = tmp_path / "f.toml"
+    config.write_text('data_dir = "/srv/fless"\n')
+    assert load_settings(None, environ={"FLESS_CONFIG": str(config)}).data_dir == "/srv/fless"
+
+
+def test_flags_that_were_not_given_change_nothing() -> None:
+    args = _parser().parse_args([])
+    assert settings_from_args(args) == load_settings(None)
+
+
+def test_command_line_flags(tmp_path: Path) -> None:
+    args = _parser().parse_args(
+        ["--port", "4100", "--data-dir", str(tmp_path), "--role", "all", "--workers", "3"]
+    )
+    settings = settings_from_args(args)
+    assert (settings.api.port, settings.data_path, settings.api.workers) == (4100, tmp_path, 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[api]\nprot = 1\n", "unknown setting api.prot"),
+        ("colour = 1\n", "unknown setting colour"),
+        ('[api]\nport = "x"\n', "api.port must be an integer"),
+        ('role = "boss"\n', "role must be one of"),
+        ("[worker]\nthreads = 0\n", "worker.threads must be positive"),
+        ("[api\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_are_refused_with_the_setting_named(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config, environ={})
+
+
+def test_bad_environment_value_names_the_source() -> None:
+    with pytest.raises(ConfigError, match=r"environment: api\.port must be an integer"):
+        load_settings(None, environ={"FLESS_API_PORT": "four"})
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_default_data_dir_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert Settings().data_path == tmp_path / "fless"
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/fless")
+    assert Settings().data_path == Path("/var/lib/fless")
