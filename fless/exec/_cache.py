@@ -1,0 +1,173 @@
+"""The cache of compiled modules: LMDB on disk, an LRU of loaded modules in memory.
+
+Keyed by the code's SHA-256 and the engine fingerprint, so machine code
+compiled by another Wasmtime version or with other settings is never loaded.
+A restarted node finds its cache warm and does not recompile.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import lmdb
+
+from ._abi import Abi
+from ._engine import CompiledFunction, WasmRuntime
+from ._errors import InvalidModule
+from ._eviction import CacheEntry, choose_evictions
+
+# value of the "meta" database: size of the compiled code, last use (unix time), ABI
+_META = struct.Struct("<Qd16s")
+
+
+class CodeCache:
+    """Compiled functions by code hash, on disk and in memory.
+
+    Args:
+        path: a directory for the LMDB environment (created if missing).
+        runtime: the runtime that compiles and loads the modules.
+        max_bytes: size threshold of the compiled code kept on disk.
+        ttl_s: entries unused for this long are evicted.
+        loaded_max: how many loaded modules stay in memory.
+        clock: the time source (tests give their own).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        runtime: WasmRuntime,
+        max_bytes: int,
+        ttl_s: float,
+        loaded_max: int = 256,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.runtime = runtime
+        self.max_bytes = max_bytes
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._env = lmdb.open(
+            str(path), map_size=max(4 * max_bytes, 1 << 30), max_dbs=4, subdir=True
+        )
+        self._compiled = self._env.open_db(b"compiled")
+        self._meta = self._env.open_db(b"meta")
+        self._loaded: OrderedDict[str, CompiledFunction] = OrderedDict()
+        self._loaded_max = loaded_max
+        self._used: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, sha: str) -> bytes:
+        return f"{sha}:{self.runtime.fingerprint}".encode()
+
+    def close(self) -> None:
+        """Writes pending last-use times and closes the environment."""
+        self._flush_used()
+        self._env.close()
+
+    def __contains__(self, sha: str) -> bool:
+        with self._lock:
+            if sha in self._loaded:
+                return True
+        with self._env.begin(db=self._meta) as txn:
+            return txn.get(self._key(sha)) is not None
+
+    def get(self, sha: str) -> CompiledFunction | None:
+        """The compiled function for ``sha``, or None if this node lacks it."""
+        now = self._clock()
+        with self._lock:
+            function = self._loaded.get(sha)
+            if function is not None:
+                self._loaded.move_to_end(sha)
+                self._used[sha] = now
+                return function
+        key = self._key(sha)
+        with self._env.begin() as txn:
+            meta = txn.get(key, db=self._meta)
+            data = txn.get(key, db=self._compiled)
+            if meta is None or data is None:
+                return None
+            _, _, abi = _META.unpack(meta)
+        try:
+            function = self.runtime.deserialize(Abi(abi.rstrip(b"\0").decode()), bytes(data))
+        except InvalidModule:
+            # Damaged or foreign machine code: forget it, the caller compiles anew.
+            self.drop(sha)
+            return None
+        self._remember(sha, function, now)
+        return function
+
+    def put(self, sha: str, code: bytes) -> CompiledFunction:
+        """Compiles ``code`` (whose hash is ``sha``) and keeps the result.
+
+        Raises:
+            InvalidModule: the code does not compile.
+        """
+        function = self.runtime.compile(code)
+        compiled = self.runtime.serialize(function)
+        now = self._clock()
+        meta = _META.pack(len(compiled), now, function.abi.value.encode())
+        with self._env.begin(write=True) as txn:
+            txn.put(self._key(sha), compiled, db=self._compiled)
+            txn.put(self._key(sha), meta, db=self._meta)
+        self._remember(sha, function, now)
+        self.evict()
+        return function
+
+    def drop(self, sha: str) -> bool:
+        """Removes a function's compiled code; whether it was there."""
+        with self._lock:
+            self._loaded.pop(sha, None)
+            self._used.pop(sha, None)
+        with self._env.begin(write=True) as txn:
+            found: bool = txn.delete(self._key(sha), db=self._meta)
+            txn.delete(self._key(sha), db=self._compiled)
+        return found
+
+    def _remember(self, sha: str, function: CompiledFunction, now: float) -> None:
+        with self._lock:
+            self._loaded[sha] = function
+            self._loaded.move_to_end(sha)
+            self._used[sha] = now
+            while len(self._loaded) > self._loaded_max:
+                self._loaded.popitem(last=False)
+
+    def _flush_used(self) -> None:
+        with self._lock:
+            used, self._used = self._used, {}
+        if not used:
+            return
+        with self._env.begin(write=True, db=self._meta) as txn:
+            for sha, when in used.items():
+                key = self._key(sha)
+                meta = txn.get(key)
+                if meta is not None:
+                    size, last, abi = _META.unpack(meta)
+                    txn.put(key, _META.pack(size, max(last, when), abi))
+
+    def entries(self) -> list[CacheEntry]:
+        """What the cache holds for this engine, with sizes and last uses."""
+        self._flush_used()
+        suffix = f":{self.runtime.fingerprint}".encode()
+        found = []
+        with self._env.begin(db=self._meta) as txn:
+            for key, meta in txn.cursor():
+                if key.endswith(suffix):
+                    size, last, _ = _META.unpack(meta)
+                    found.append(CacheEntry(key[: -len(suffix)].decode(), size, last))
+        return found
+
+    def size_bytes(self) -> int:
+        """Total size of the compiled code on disk."""
+        return sum(e.size for e in self.entries())
+
+    def evict(self) -> list[str]:
+        """Applies the size threshold and the idle TTL; the hashes evicted."""
+        gone = choose_evictions(self.entries(), self.max_bytes, self.ttl_s, self._clock())
+        for sha in gone:
+            self.drop(sha)
+        return gone

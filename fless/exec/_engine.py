@@ -1,0 +1,366 @@
+"""The Wasmtime runtime: one engine, one linker, a fresh sandboxed instance per call.
+
+Host functions are defined once on the linker, so every module is linked
+ahead of time (``InstancePre``) and an invocation only creates a store and an
+instance. The state of the running invocation (its input, its response, its
+limits) is found by the host functions in a thread-local, since one thread
+runs one invocation at a time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.metadata
+import math
+import platform
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from ._abi import FUNLESS_IMPORTS, FUNLESS_MODULE, WASI_MODULE, Abi, inspect_code
+from ._errors import (
+    ExecError,
+    FunctionError,
+    FunctionTimeout,
+    FunctionTrap,
+    InvalidModule,
+    MemoryLimitExceeded,
+)
+from ._hostcalls import HostCalls, Invocation
+from ._limits import Limits, MiB, Outcome
+
+# wasmtime-py has no __version__; the engine refuses code of another version,
+# and the fingerprint keeps the cache from even offering it.
+_WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+
+# The engine's epoch advances every TICK_S; a function's deadline is counted in
+# ticks, so it is interrupted at most one tick after its timeout.
+TICK_S = 0.01
+
+_TRAP_WORDS = {
+    wasmtime.TrapCode.STACK_OVERFLOW: "stack overflow",
+    wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: "out-of-bounds memory access",
+    wasmtime.TrapCode.HEAP_MISALIGNED: "misaligned memory access",
+    wasmtime.TrapCode.TABLE_OUT_OF_BOUNDS: "out-of-bounds table access",
+    wasmtime.TrapCode.INDIRECT_CALL_TO_NULL: "indirect call to a null table entry",
+    wasmtime.TrapCode.BAD_SIGNATURE: "indirect call signature mismatch",
+    wasmtime.TrapCode.INTEGER_OVERFLOW: "integer overflow",
+    wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: "integer division by zero",
+    wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER: "invalid conversion to integer",
+    wasmtime.TrapCode.UNREACHABLE: "unreachable instruction executed",
+}
+
+
+@dataclass(frozen=True)
+class CompiledFunction:
+    """A module compiled by this runtime's engine and linked with its host functions.
+
+    Attributes:
+        abi: how arguments go in and the result comes out.
+        module: the compiled module.
+        pre: the module linked with the host functions, ready to instantiate.
+        reactor: the module exports ``_initialize`` (a WASI reactor, as C
+            built with ``-mexec-model=reactor``), to be called before ``__invoke``.
+    """
+
+    abi: Abi
+    module: wasmtime.Module
+    pre: wasmtime.InstancePre
+    reactor: bool = False
+
+
+class WasmRuntime:
+    """Runs functions in Wasmtime sandboxes.
+
+    Thread-safe: ``run`` may be called from several threads at once; each
+    call has its own store and instance.
+    """
+
+    def __init__(self, tick_s: float = TICK_S) -> None:
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        config.cranelift_opt_level = "speed"
+        self._config_words = ("epoch_interruption", "opt=speed")
+        self.engine = wasmtime.Engine(config)
+        self._linker = wasmtime.Linker(self.engine)
+        self._linker.define_wasi()
+        self._hostcalls = HostCalls()
+        i32 = wasmtime.ValType.i32()
+        for name, arity in FUNLESS_IMPORTS.items():
+            self._linker.define_func(
+                FUNLESS_MODULE,
+                name,
+                wasmtime.FuncType([i32] * arity, []),
+                self._hostcalls.guarded(getattr(self._hostcalls, name.lstrip("_"))),
+                access_caller=True,
+            )
+        # Wasmtime's fd_write gives stdout to a background thread; ours keeps
+        # it in step with the guest and stops a flood (see _hostcalls).
+        self._linker.allow_shadowing = True
+        self._linker.define_func(
+            WASI_MODULE,
+            "fd_write",
+            wasmtime.FuncType([i32] * 4, [i32]),
+            self._hostcalls.guarded(self._hostcalls.fd_write),
+            access_caller=True,
+        )
+        self._linker.allow_shadowing = False
+        self._tick_s = tick_s
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="fless-epoch", daemon=True)
+        self._ticker.start()
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies compiled code this engine can load: same version, settings, machine."""
+        words = (_WASMTIME_VERSION, platform.machine(), *self._config_words)
+        return hashlib.sha256("\0".join(words).encode()).hexdigest()[:16]
+
+    def close(self) -> None:
+        """Stops the epoch ticker."""
+        self._stop.set()
+        self._ticker.join()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self._tick_s):
+            self.engine.increment_epoch()
+
+    # -- code ---------------------------------------------------------------
+
+    def compile(self, code: bytes) -> CompiledFunction:
+        """Validates, compiles and links a module.
+
+        Raises:
+            InvalidModule: the bytes are not a module fless can run.
+        """
+        abi = inspect_code(code)
+        try:
+            module = wasmtime.Module(self.engine, code)
+        except wasmtime.WasmtimeError as exc:
+            raise InvalidModule(f"not a valid WebAssembly module: {_describe(exc)}") from exc
+        return self._link(abi, module)
+
+    def serialize(self, function: CompiledFunction) -> bytes:
+        """The compiled machine code of a function, for the cache."""
+        return bytes(function.module.serialize())
+
+    def deserialize(self, abi: Abi, data: bytes) -> CompiledFunction:
+        """Loads what ``serialize`` produced, by this engine (same fingerprint).
+
+        Raises:
+            InvalidModule: the data is not code this engine can load.
+        """
+        try:
+            module = wasmtime.Module.deserialize(self.engine, data)
+        except wasmtime.WasmtimeError as exc:
+            raise InvalidModule(f"cannot load compiled code: {_describe(exc)}") from exc
+        return self._link(abi, module)
+
+    def _link(self, abi: Abi, module: wasmtime.Module) -> CompiledFunction:
+        try:
+            pre = self._linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as exc:
+            raise InvalidModule(f"cannot link module: {_describe(exc)}") from exc
+        reactor = abi is Abi.FUNLESS and any(
+            e.name == "_initialize" and isinstance(e.type, wasmtime.FuncType)
+            for e in module.exports
+        )
+        return CompiledFunction(abi, module, pre, reactor)
+
+    # -- running --------------------------------------------------------------
+
+    def run(self, function: CompiledFunction, args: bytes, limits: Limits) -> Outcome:
+        """Runs one invocation to its end, on the calling thread.
+
+        Args:
+            function: compiled by this runtime.
+            args: the JSON-encoded arguments.
+            limits: the caps of this invocation.
+
+        Returns:
+            The output bytes (JSON for well-behaved functions) and the logs.
+
+        Raises:
+            FunctionError: the function reported an error.
+            FunctionTrap: it trapped (``MemoryLimitExceeded`` and
+                ``OutputLimitExceeded`` say which cap it hit).
+            FunctionTimeout: it ran past ``limits.timeout_s``.
+        """
+        inv = Invocation(args, limits, deadline=time.monotonic() + limits.timeout_s)
+        inv.stdout_is_output = function.abi is Abi.WASI
+        store = wasmtime.Store(self.engine)
+        # No files, no environment, no inherited streams; stdout and stderr
+        # are written through HostCalls.fd_write.
+        wasi = wasmtime.WasiConfig()
+        if function.abi is Abi.WASI:
+            _set_stdin(wasi, args)
+            wasi.argv = ["function"]
+        store.set_wasi(wasi)
+        store.set_limits(memory_size=limits.memory_bytes)
+        store.set_epoch_deadline(math.ceil(limits.timeout_s / self._tick_s) + 1)
+        instance: wasmtime.Instance | None = None
+        self._hostcalls.current.inv = inv
+        try:
+            instance = function.pre.instantiate(store)
+            exports = instance.exports(store)
+            try:
+                if function.abi is Abi.WASI:
+                    exports["_start"](store)
+                    return _wasi_outcome(inv, 0)
+                if function.reactor:
+                    exports["_initialize"](store)
+                status = exports["__invoke"](store, len(args))
+            except wasmtime.ExitTrap as exit_trap:
+                if function.abi is Abi.WASI:
+                    return _wasi_outcome(inv, exit_trap.code)
+                if exit_trap.code != 0 and inv.error is None:
+                    raise FunctionError(f"function exited with code {exit_trap.code}") from None
+                status = 0 if exit_trap.code == 0 else 1
+            return _funless_outcome(inv, status)
+        except ExecError:
+            raise
+        except wasmtime.Trap as trap:
+            raise _trap_error(trap, inv, store, instance, limits) from None
+        except wasmtime.WasmtimeError as exc:
+            raise _wasmtime_error(exc, inv, store, instance, limits) from None
+        finally:
+            self._hostcalls.current.inv = None
+
+
+def _describe(exc: BaseException) -> str:
+    """The line of a Wasmtime error that says what went wrong.
+
+    Wasmtime errors start with context ("error while executing at wasm
+    backtrace:") and give the cause under "Caused by:".
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    if "Caused by:" in lines:
+        causes = lines[lines.index("Caused by:") + 1 :]
+        if causes and causes[0]:
+            return re.sub(r"^\d+:\s*", "", causes[0])  # "0: In func ..."
+    return lines[0] if lines and lines[0] else type(exc).__name__
+
+
+def _set_stdin(wasi: wasmtime.WasiConfig, data: bytes) -> None:
+    # wasmtime-py wraps only stdin_file; the C API takes the bytes directly
+    # (and owns the vector afterwards).
+    vec = ffi.wasm_byte_vec_t()
+    buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+    ffi.wasm_byte_vec_new(
+        ctypes.byref(vec), len(data), ctypes.cast(buf, ctypes.POINTER(ffi.wasm_byte_t))
+    )
+    ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
+
+
+def _funless_outcome(inv: Invocation, status: Any) -> Outcome:
+    if inv.error is not None:
+        message = inv.error.decode("utf-8", "replace")
+        raise FunctionError(message or "function reported an error")
+    if status != 0:
+        raise FunctionError(f"function returned status {status} without an error message")
+    if inv.response is None:
+        raise FunctionError(
+            "function returned without a response (__insert_response was not called)"
+        )
+    return Outcome(inv.response, inv.logs, inv.logs_truncated)
+
+
+def _wasi_outcome(inv: Invocation, code: int) -> Outcome:
+    if code != 0:
+        message = inv.stderr.decode("utf-8", "replace").strip()
+        raise FunctionError(message or f"function exited with code {code}")
+    return Outcome(bytes(inv.stdout), inv.logs, inv.logs_truncated)
+
+
+# Traps that follow a refused memory.grow: C and Rust abort with unreachable,
+# code that ignores a null from malloc faults.
+_ALLOCATION_FAILURE_TRAPS = frozenset(
+    {wasmtime.TrapCode.UNREACHABLE, wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS}
+)
+
+
+def _memory_exhausted(
+    store: wasmtime.Store, instance: wasmtime.Instance | None, limits: Limits
+) -> bool:
+    """Whether the instance's memory stands close enough to its cap to blame it.
+
+    Wasmtime refuses ``memory.grow`` past the store limit by returning -1 and
+    does not tell the host. A guest grows by what one allocation needs (often
+    many pages), so the refused grow may leave the memory well under its cap:
+    within an eighth of the cap (and at least 1 MiB) counts as exhausted.
+    """
+    if instance is None:
+        return False
+    memory = instance.exports(store).get("memory")
+    if not isinstance(memory, wasmtime.Memory):
+        return False
+    size: int = memory.data_len(store)
+    return size + max(limits.memory_bytes // 8, MiB) > limits.memory_bytes
+
+
+def _trap_error(
+    trap: wasmtime.Trap,
+    inv: Invocation,
+    store: wasmtime.Store,
+    instance: wasmtime.Instance | None,
+    limits: Limits,
+) -> ExecError:
+    """The one place that turns a Wasmtime trap into a fless error."""
+    if inv.host_error is not None:
+        # A host function ended the call and said why (output limit, allow-list, ...).
+        return inv.host_error
+    code = trap.trap_code
+    if code is wasmtime.TrapCode.INTERRUPT or (code is None and time.monotonic() >= inv.deadline):
+        return FunctionTimeout(f"function exceeded its timeout of {_ms(limits.timeout_s)} ms")
+    if code is None:
+        # A host function's failure, not this invocation's (that would be in
+        # inv.host_error): wasmtime-py passed it across threads, see
+        # HostCalls.guarded. This invocation's own trap is lost.
+        return FunctionTrap("function trapped (the cause was lost in a concurrent failure)")
+    if code in _ALLOCATION_FAILURE_TRAPS and _memory_exhausted(store, instance, limits):
+        return MemoryLimitExceeded(
+            f"function exceeded its memory limit of {_mib(limits.memory_bytes)} MiB"
+        )
+    words = _TRAP_WORDS.get(code) if code is not None else None
+    message = f"function trapped: {words or _describe(trap)}"
+    # A WASI program usually says why before it aborts (a Rust panic, an assert).
+    stderr = inv.stderr.decode("utf-8", "replace").strip()
+    if stderr:
+        message += f"; stderr: {stderr[-1000:]}"
+    return FunctionTrap(message)
+
+
+def _wasmtime_error(
+    exc: wasmtime.WasmtimeError,
+    inv: Invocation,
+    store: wasmtime.Store,
+    instance: wasmtime.Instance | None,
+    limits: Limits,
+) -> ExecError:
+    """An error that is not a trap: the instance could not be made, or WASI failed."""
+    if inv.host_error is not None:
+        return inv.host_error
+    if instance is None:
+        text = str(exc)
+        if "memory" in text and "limit" in text:
+            # "memory minimum size of N pages exceeds memory limits"
+            return MemoryLimitExceeded(
+                f"function needs more memory than its limit of {_mib(limits.memory_bytes)} MiB"
+                f" ({_describe(exc)})"
+            )
+        return FunctionTrap(f"function could not start: {_describe(exc)}")
+    return FunctionTrap(f"function failed: {_describe(exc)}")
+
+
+def _mib(size: int) -> str:
+    return f"{size / MiB:g}"
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)

@@ -1,0 +1,31 @@
+"""The errors ``exec`` raises: one hierarchy, mapped to HTTP in one place (api)."""
+
+from __future__ import annotations
+
+
+class ExecError(Exception):
+    """Base of everything that can go wrong running a function."""
+
+
+class InvalidModule(ExecError):
+    """The code is not a module fless can run (bad bytes, missing export, unknown import)."""
+
+
+class FunctionError(ExecError):
+    """The function itself reported an error (``__insert_error`` or a non-zero exit)."""
+
+
+class FunctionTrap(ExecError):
+    """The function trapped: unreachable, out-of-bounds access, stack overflow, ..."""
+
+
+class MemoryLimitExceeded(FunctionTrap):
+    """The function needed more linear memory than its ``memory`` setting allows."""
+
+
+class OutputLimitExceeded(FunctionTrap):
+    """The function wrote more output (response, stdout, logs) than allowed."""
+
+
+class FunctionTimeout(ExecError):
+    """The function ran past its time limit and was interrupted."""

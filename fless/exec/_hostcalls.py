@@ -1,0 +1,312 @@
+"""The FunLess ABI's host functions (module ``fl_imps``).
+
+Each is called by the guest with i32 arguments. Guest pointers are checked
+against the instance's memory before any read or write; a bad pointer traps
+the function, never the host.
+
+WASI's ``fd_write`` is here too: the runtime shadows Wasmtime's own with it,
+because Wasmtime hands custom stdout and stderr to a background thread (the
+bytes may arrive after the call returns, and a function flooding stdout could
+not be stopped) while this one keeps the output in step with the guest and
+traps the moment the output limit is passed.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import wasmtime
+
+from ._abi import HTTP_METHODS, host_allowed, parse_headers, u16_le, u32_le
+from ._errors import ExecError, FunctionTrap, OutputLimitExceeded
+from ._limits import Limits
+
+WASI_ERRNO_BADF = 8
+WASI_ERRNO_INVAL = 28
+WASI_IOV_MAX = 1024
+
+
+@dataclass
+class Invocation:
+    """The state of one running invocation, seen by the host functions."""
+
+    args: bytes
+    limits: Limits
+    deadline: float
+    response: bytes | None = None
+    error: bytes | None = None
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    logs: list[str] = field(default_factory=list)
+    log_bytes: int = 0
+    logs_truncated: bool = False
+    output_overflow: bool = False
+    host_error: ExecError | None = None
+    # WASI command ABI: stdout is the result. FunLess ABI: stdout is more logs.
+    stdout_is_output: bool = False
+
+    def add_log(self, text: str) -> None:
+        """Keeps a log line while the log budget lasts; counts what is dropped."""
+        size = len(text.encode("utf-8", "replace"))
+        if self.log_bytes + size > self.limits.max_log_bytes:
+            self.logs_truncated = True
+            return
+        self.log_bytes += size
+        self.logs.append(text)
+
+    def write_stream(self, fd: int, data: bytes, size: int) -> None:
+        """Takes what the guest wrote to stdout (1) or stderr (2).
+
+        Args:
+            fd: 1 or 2.
+            data: the bytes written, or their first part if ``size`` is more
+                than could be kept anyway.
+            size: how many bytes the guest wrote.
+
+        Raises:
+            wasmtime.Trap: stdout is the output and passed its limit.
+        """
+        if fd == 1 and self.stdout_is_output:
+            if len(self.stdout) + size > self.limits.max_output_bytes:
+                self.output_overflow = True
+                raise inv_fail(self, OutputLimitExceeded(
+                    "function output exceeds the output limit of"
+                    f" {self.limits.max_output_bytes} bytes"
+                ))
+            self.stdout += data
+            return
+        if fd == 2:
+            room = self.limits.max_log_bytes - len(self.stderr)
+            self.stderr += data[: max(room, 0)]
+        if size > len(data):
+            self.logs_truncated = True
+        else:
+            self.add_log(data.decode("utf-8", "replace"))
+
+    def stream_room(self, fd: int) -> int:
+        """How many bytes of one write to ``fd`` could be kept at most."""
+        if fd == 1 and self.stdout_is_output:
+            return self.limits.max_output_bytes - len(self.stdout) + 1
+        return self.limits.max_log_bytes + 1
+
+
+class _Current(threading.local):
+    inv: Invocation | None = None
+
+
+def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
+    memory = caller.get("memory")
+    if not isinstance(memory, wasmtime.Memory):
+        raise wasmtime.Trap("module does not export its memory as 'memory'")
+    return memory
+
+
+def _span(
+    caller: wasmtime.Caller, memory: wasmtime.Memory, ptr: int, length: int
+) -> tuple[int, int]:
+    """Checks that ``[ptr, ptr+length)`` lies in guest memory; i32s come signed."""
+    ptr &= 0xFFFFFFFF
+    length &= 0xFFFFFFFF
+    if ptr + length > memory.data_len(caller):
+        raise wasmtime.Trap(
+            f"host call given memory range {ptr}+{length} outside the module's memory"
+        )
+    return ptr, length
+
+
+def _read(caller: wasmtime.Caller, ptr: int, length: int) -> bytes:
+    memory = _memory(caller)
+    start, size = _span(caller, memory, ptr, length)
+    return bytes(memory.read(caller, start, start + size))
+
+
+def _write(caller: wasmtime.Caller, ptr: int, data: bytes) -> None:
+    if not data:
+        return
+    memory = _memory(caller)
+    start, _ = _span(caller, memory, ptr, len(data))
+    memory.write(caller, data, start)
+
+
+class HostCalls:
+    """The ``fl_imps`` functions and WASI's ``fd_write``, bound once to the linker.
+
+    They find the running invocation in ``current``, a thread-local set by the
+    runtime around each call.
+    """
+
+    def __init__(self) -> None:
+        self.current = _Current()
+
+    def guarded(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        """``call``, recording any failure as the running invocation's.
+
+        wasmtime-py hands an exception raised by a host function back to the
+        guest's caller through one process-wide variable, which a failure on
+        another thread may overwrite before it is read; the runtime trusts
+        the invocation's own record instead.
+        """
+
+        def host_function(*args: Any) -> Any:
+            try:
+                return call(*args)
+            except Exception as exc:
+                inv = self.current.inv
+                if inv is not None and inv.host_error is None:
+                    inv.host_error = FunctionTrap(f"function trapped: {exc}")
+                raise
+
+        return host_function
+
+    def _inv(self) -> Invocation:
+        inv = self.current.inv
+        if inv is None:
+            raise wasmtime.Trap("host function called outside an invocation")
+        return inv
+
+    def get_input_data(self, caller: wasmtime.Caller, ptr: int) -> None:
+        """``__get_input_data(ptr)``: copies the JSON args to where the guest reserved room."""
+        _write(caller, ptr, self._inv().args)
+
+    def insert_response(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
+        """``__insert_response(ptr, len)``: the function's JSON result."""
+        inv = self._inv()
+        if length & 0xFFFFFFFF > inv.limits.max_output_bytes:
+            inv.output_overflow = True
+            raise inv_fail(inv, OutputLimitExceeded(
+                f"function response exceeds the output limit of {inv.limits.max_output_bytes} bytes"
+            ))
+        inv.response = _read(caller, ptr, length)
+
+    def insert_error(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
+        """``__insert_error(ptr, len)``: the function's error message."""
+        inv = self._inv()
+        limit = inv.limits.max_log_bytes
+        inv.error = _read(caller, ptr, min(length & 0xFFFFFFFF, limit))
+
+    def console_log(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
+        """``__console_log(ptr, len)``: a log line, kept while the log budget lasts."""
+        inv = self._inv()
+        length &= 0xFFFFFFFF
+        if inv.log_bytes + length > inv.limits.max_log_bytes:
+            inv.logs_truncated = True
+            return
+        inv.add_log(_read(caller, ptr, length).decode("utf-8", "replace"))
+
+    def fd_write(
+        self, caller: wasmtime.Caller, fd: int, iovs: int, iovs_len: int, nwritten: int
+    ) -> int:
+        """WASI ``fd_write``: stdout and stderr are kept; there is no other file to write."""
+        inv = self._inv()
+        if fd not in (1, 2):
+            return WASI_ERRNO_BADF
+        iovs_len &= 0xFFFFFFFF
+        if iovs_len > WASI_IOV_MAX:
+            return WASI_ERRNO_INVAL
+        memory = _memory(caller)
+        spans = [_span(caller, memory, ptr, length)
+                 for ptr, length in struct.iter_unpack("<II", _read(caller, iovs, iovs_len * 8))]
+        size = sum(length for _, length in spans)
+        # Copy no more than could be kept: iovecs may name the same memory many times.
+        room = inv.stream_room(fd)
+        chunks = []
+        for ptr, length in spans:
+            if room <= 0:
+                break
+            chunks.append(_read(caller, ptr, min(length, room)))
+            room -= length
+        inv.write_stream(fd, b"".join(chunks), size)
+        _write(caller, nwritten, u32_le(size))
+        return 0
+
+    def http_request(
+        self,
+        caller: wasmtime.Caller,
+        resp_ptr: int,
+        resp_len_ptr: int,
+        status_ptr: int,
+        method: int,
+        uri_ptr: int,
+        uri_len: int,
+        hdr_ptr: int,
+        hdr_len: int,
+        body_ptr: int,
+        body_len: int,
+    ) -> None:
+        """``__http_request``: one outbound HTTP request, allow-listed and capped.
+
+        Writes the status (u16 LE) at ``status_ptr``, the body length (u32 LE)
+        at ``resp_len_ptr`` and the body at ``resp_ptr``. FunLess guests leave
+        0 at ``resp_len_ptr``; a guest that stores its buffer's capacity there
+        gets at most that many bytes. A failed request yields status 0 and an
+        empty body, as in FunLess; a host not on the allow-list traps.
+        """
+        inv = self._inv()
+        method_name = HTTP_METHODS.get(method)
+        if method_name is None:
+            raise inv_fail(inv, FunctionTrap(f"__http_request: unknown method {method}"))
+        url = _read(caller, uri_ptr, uri_len).decode("utf-8", "replace")
+        if not host_allowed(url, inv.limits.http_allow):
+            host = urlsplit(url).hostname or url
+            raise inv_fail(inv, FunctionTrap(
+                f"outbound HTTP to {host!r} denied:"
+                " not on the function's or the cluster's allow-list"
+            ))
+        try:
+            headers = parse_headers(_read(caller, hdr_ptr, hdr_len).decode("utf-8", "replace"))
+        except ValueError as exc:
+            raise inv_fail(inv, FunctionTrap(f"__http_request: {exc}")) from None
+        body = _read(caller, body_ptr, body_len) if body_len else None
+        capacity = int.from_bytes(_read(caller, resp_len_ptr, 4), "little")
+        status, payload = _fetch(method_name, url, headers, body, inv)
+        if capacity:
+            payload = payload[:capacity]
+        _write(caller, status_ptr, u16_le(status))
+        _write(caller, resp_len_ptr, u32_le(len(payload)))
+        _write(caller, resp_ptr, payload)
+
+
+def _fetch(
+    method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, inv: Invocation
+) -> tuple[int, bytes]:
+    """Performs the request within the invocation's time; (0, b"") on failure."""
+    remaining = inv.deadline - time.monotonic()
+    timeout = max(0.05, min(inv.limits.http_timeout_s, remaining))
+    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
+    cap = inv.limits.http_max_response_bytes
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            status, payload = response.status, response.read(cap + 1)
+    except urllib.error.HTTPError as exc:
+        status, payload = exc.code, exc.read(cap + 1)
+    except (OSError, ValueError) as exc:
+        inv.add_log(f"[fless] http {method} {url} failed: {exc}")
+        return 0, b""
+    if len(payload) > cap:
+        raise inv_fail(inv, OutputLimitExceeded(
+            f"HTTP response from {urlsplit(url).hostname} exceeds {cap} bytes"
+        ))
+    return status, payload
+
+
+def inv_fail(inv: Invocation, error: ExecError) -> wasmtime.Trap:
+    """Records ``error`` as the invocation's failure and makes the trap that ends it."""
+    inv.host_error = error
+    return wasmtime.Trap(str(error))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect could lead off the allow-list; the guest sees the 3xx instead.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))

@@ -1,0 +1,39 @@
+"""What one invocation may use, and what it produced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The caps of one invocation.
+
+    Attributes:
+        memory_bytes: linear memory the instance may hold in all.
+        timeout_s: wall time before the instance is interrupted.
+        max_output_bytes: response (or stdout) size.
+        max_log_bytes: console log and stderr kept; the rest is dropped.
+        http_allow: hosts ``__http_request`` may reach (function's and cluster's).
+        http_timeout_s: time allowed for one outbound request.
+        http_max_response_bytes: body size of one outbound response.
+    """
+
+    memory_bytes: int = 64 * MiB
+    timeout_s: float = 10.0
+    max_output_bytes: int = 4 * MiB
+    max_log_bytes: int = 64 * 1024
+    http_allow: frozenset[str] = frozenset()
+    http_timeout_s: float = 5.0
+    http_max_response_bytes: int = 4 * MiB
+
+
+@dataclass
+class Outcome:
+    """A successful run: the function's output bytes and what it logged."""
+
+    output: bytes
+    logs: list[str] = field(default_factory=list)
+    logs_truncated: bool = False
