@@ -1,0 +1,82 @@
+"""The worker half of role ``all``: runs invocations in this process, off the event loop.
+
+Wasm runs in a small thread pool: wasmtime-py calls into Wasmtime through
+ctypes, which releases the GIL while guest code runs, so a long function
+does not stall the API's event loop and two functions run on two cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from fless.exec import CodeCache, CompiledFunction, FunctionTimeout, Limits, Outcome
+
+# How long past a function's own timeout the core waits before it gives up
+# on the thread (epoch interruption normally ends the function well before).
+GRACE_S = 0.5
+
+
+class LocalWorker:
+    """Compiles, caches and runs functions in this process.
+
+    Args:
+        cache: the compiled-module cache (with its runtime).
+        threads: how many invocations run at once.
+    """
+
+    def __init__(self, cache: CodeCache, threads: int) -> None:
+        self.cache = cache
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="fless-exec")
+
+    def close(self) -> None:
+        """Waits for running invocations, then closes the cache."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.cache.close()
+        self.cache.runtime.close()
+
+    async def push(self, sha: str, code: bytes) -> None:
+        """Compiles ``code`` into the cache, so the first invoke is warm.
+
+        Raises:
+            InvalidModule: the code does not compile.
+        """
+        if sha in self.cache:
+            return
+        await asyncio.get_running_loop().run_in_executor(self._pool, self.cache.put, sha, code)
+
+    async def drop(self, sha: str) -> None:
+        """Removes a function's compiled code."""
+        await asyncio.get_running_loop().run_in_executor(self._pool, self.cache.drop, sha)
+
+    async def invoke(
+        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes]
+    ) -> Outcome:
+        """Runs one invocation; compiles first if the code is not cached.
+
+        Args:
+            sha: the code's hash.
+            args: JSON-encoded arguments.
+            limits: the invocation's caps.
+            load_code: fetches the code when the cache lacks it.
+
+        Raises:
+            ExecError: from the run (see ``WasmRuntime.run``).
+        """
+
+        loop = asyncio.get_running_loop()
+
+        def load() -> CompiledFunction:
+            function = self.cache.get(sha)
+            return function if function is not None else self.cache.put(sha, load_code())
+
+        # Loading (and compiling, on a miss) is not part of the function's time.
+        function = await loop.run_in_executor(self._pool, load)
+        future = loop.run_in_executor(self._pool, self.cache.runtime.run, function, args, limits)
+        try:
+            return await asyncio.wait_for(future, limits.timeout_s + GRACE_S)
+        except TimeoutError:
+            raise FunctionTimeout(
+                f"function exceeded its timeout of {round(limits.timeout_s * 1000)} ms"
+            ) from None

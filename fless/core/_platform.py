@@ -1,0 +1,270 @@
+"""The flows of the paper's figure 1: create, invoke, update, delete.
+
+The API calls these; they validate, commit to the store, and talk to the
+workers. Validation comes first and the store commits before any worker is
+told, so bad input changes nothing and a crash loses nothing the client was
+told succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fless.config import FunctionSettings
+from fless.exec import Limits, Outcome, validate_code
+
+from ._errors import BadRequest, TooLarge
+from ._local import LocalWorker
+from ._records import FunctionRecord, check_name
+from ._store import Store
+
+log = logging.getLogger("fless.core")
+
+# FunLess metadata keys fless accepts and ignores.
+_FUNLESS_IGNORED = frozenset({"tag", "params", "main_func", "miniSL_services", "miniSL_equation"})
+_METADATA_KEYS = frozenset({"memory", "timeout", "http_allow", "capacity"}) | _FUNLESS_IGNORED
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """The per-function settings a client may give (None: keep or default)."""
+
+    memory_mib: int | None = None
+    timeout_ms: int | None = None
+    http_allow: tuple[str, ...] | None = None
+
+
+def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
+    """Checks the ``metadata`` of a create or update.
+
+    Args:
+        raw: the decoded JSON (None when the field was absent).
+        settings: the cluster's limits.
+
+    Raises:
+        BadRequest: naming the key and what is wrong with it.
+    """
+    if raw is None:
+        return FunctionSpec()
+    if not isinstance(raw, Mapping):
+        raise BadRequest("metadata must be a JSON object")
+    unknown = sorted(set(raw) - _METADATA_KEYS)
+    if unknown:
+        raise BadRequest(
+            f"unknown metadata key {unknown[0]!r}; known: memory, timeout, http_allow, capacity"
+        )
+    memory = raw.get("memory")
+    if memory is None and raw.get("capacity") is not None:
+        capacity = _positive_int("capacity", raw["capacity"], None) or 1
+        memory = max(1, math.ceil(capacity / 1024))
+    memory = _positive_int("memory", memory, settings.max_memory_mib)
+    timeout = _positive_int("timeout", raw.get("timeout"), settings.max_timeout_ms)
+    allow = raw.get("http_allow")
+    if allow is not None and (
+        not isinstance(allow, list) or not all(isinstance(h, str) and h for h in allow)
+    ):
+        raise BadRequest("metadata http_allow must be a list of host names")
+    return FunctionSpec(memory, timeout, tuple(allow) if allow is not None else None)
+
+
+def _positive_int(key: str, value: object, most: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest(f"metadata {key} must be a positive integer, not {value!r}")
+    if most is not None and value > most:
+        raise BadRequest(f"metadata {key} is {value}, above this cluster's maximum of {most}")
+    return value
+
+
+def parse_args(body: bytes) -> bytes:
+    """The JSON-encoded ``args`` of an invoke body (``{}`` when absent).
+
+    Raises:
+        BadRequest: the body is not JSON, not an object, or ``args`` is not an object.
+    """
+    if not body.strip():
+        return b"{}"
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise BadRequest('request body must be a JSON object like {"args": {...}}')
+    args = payload.get("args", {})
+    if not isinstance(args, dict):
+        raise BadRequest('"args" must be a JSON object')
+    return json.dumps(args, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Platform:
+    """The core's operations on functions and modules.
+
+    Args:
+        store: the function store.
+        worker: where functions run (in this process, for role ``all``).
+        settings: the cluster's function limits.
+        max_upload_bytes: the largest code accepted.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        worker: LocalWorker,
+        settings: FunctionSettings,
+        max_upload_bytes: int,
+    ) -> None:
+        self.store = store
+        self.worker = worker
+        self.settings = settings
+        self.max_upload_bytes = max_upload_bytes
+        self._background: set[asyncio.Task[None]] = set()
+
+    def close(self) -> None:
+        """Stops the worker and closes the store."""
+        self.worker.close()
+        self.store.close()
+
+    # -- helpers ------------------------------------------------------------
+
+    def limits(self, record: FunctionRecord) -> Limits:
+        """The caps one invocation of ``record`` runs under."""
+        fn = self.settings
+        return Limits(
+            memory_bytes=record.memory_mib * 1024 * 1024,
+            timeout_s=record.timeout_ms / 1000,
+            max_output_bytes=fn.max_output_bytes,
+            max_log_bytes=fn.max_log_bytes,
+            http_allow=frozenset(record.http_allow) | frozenset(fn.http_allow),
+            http_timeout_s=fn.http_timeout_ms / 1000,
+            http_max_response_bytes=fn.http_max_response_bytes,
+        )
+
+    def _check_code(self, code: bytes) -> str:
+        if len(code) > self.max_upload_bytes:
+            raise TooLarge(
+                f"code is {len(code)} bytes, above the upload limit of {self.max_upload_bytes}"
+            )
+        return validate_code(code).value
+
+    async def _push(self, sha: str, code: bytes, wait: bool) -> int:
+        """Sends code to the workers; how many took it (0 when not waiting)."""
+        if wait:
+            await self.worker.push(sha, code)
+            return 1
+        task = asyncio.create_task(self._push_quietly(sha, code))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return 0
+
+    async def _push_quietly(self, sha: str, code: bytes) -> None:
+        try:
+            await self.worker.push(sha, code)
+        except Exception:
+            log.exception("pushing code %s to the local worker failed", sha[:12])
+
+    async def _drop_unused(self, sha: str) -> None:
+        if sha not in self.store.code_hashes():
+            await self.worker.drop(sha)
+
+    # -- flows ---------------------------------------------------------------
+
+    async def create_function(
+        self, module: str, name: str, code: bytes, metadata: object, wait: bool = True
+    ) -> tuple[FunctionRecord, int]:
+        """Validates, stores and pushes a new function.
+
+        Returns:
+            The stored record and how many workers hold its code.
+        """
+        check_name("function", name)
+        spec = parse_metadata(metadata, self.settings)
+        abi = self._check_code(code)
+        now = time.time()
+        record = FunctionRecord(
+            module=module,
+            name=name,
+            hash=hashlib.sha256(code).hexdigest(),
+            size=len(code),
+            abi=abi,
+            memory_mib=spec.memory_mib or self.settings.default_memory_mib,
+            timeout_ms=spec.timeout_ms or self.settings.default_timeout_ms,
+            http_allow=spec.http_allow or (),
+            created=now,
+            updated=now,
+        )
+        self.store.put_function(record, code)
+        workers = await self._push(record.hash, code, wait)
+        log.info("created function %s/%s (%d bytes, %s ABI)", module, name, len(code), abi)
+        return record, workers
+
+    async def update_function(
+        self,
+        module: str,
+        name: str,
+        code: bytes | None,
+        metadata: object,
+        new_name: str | None = None,
+        wait: bool = True,
+    ) -> tuple[FunctionRecord, int]:
+        """Replaces a function's code and/or settings, or renames it."""
+        old = self.store.get_function(module, name)
+        spec = parse_metadata(metadata, self.settings)
+        changes: dict[str, Any] = {"updated": time.time()}
+        if new_name is not None:
+            changes["name"] = check_name("function", new_name)
+        if code is not None:
+            changes["abi"] = self._check_code(code)
+            changes["hash"] = hashlib.sha256(code).hexdigest()
+            changes["size"] = len(code)
+        if spec.memory_mib is not None:
+            changes["memory_mib"] = spec.memory_mib
+        if spec.timeout_ms is not None:
+            changes["timeout_ms"] = spec.timeout_ms
+        if spec.http_allow is not None:
+            changes["http_allow"] = spec.http_allow
+        record = dataclasses.replace(old, **changes)
+        self.store.put_function(record, code, replace=name)
+        workers = 0
+        if code is not None:
+            workers = await self._push(record.hash, code, wait)
+            if record.hash != old.hash:
+                await self._drop_unused(old.hash)
+        log.info("updated function %s/%s", module, record.name)
+        return record, workers
+
+    async def delete_function(self, module: str, name: str) -> FunctionRecord:
+        """Deletes a function and drops its code from the workers if unused."""
+        record = self.store.delete_function(module, name)
+        await self._drop_unused(record.hash)
+        log.info("deleted function %s/%s", module, name)
+        return record
+
+    async def delete_module(self, module: str) -> list[FunctionRecord]:
+        """Deletes a module and its functions."""
+        gone = self.store.delete_module(module)
+        for sha in {r.hash for r in gone}:
+            await self._drop_unused(sha)
+        log.info("deleted module %s with %d functions", module, len(gone))
+        return gone
+
+    async def invoke(self, module: str, name: str, args: bytes) -> Outcome:
+        """Runs a function once.
+
+        Raises:
+            NotFound: before any worker is asked.
+            ExecError: how the function failed.
+        """
+        record = self.store.get_function(module, name)
+        return await self.worker.invoke(
+            record.hash, args, self.limits(record), lambda: self.store.get_code(record.hash)
+        )

@@ -1,0 +1,101 @@
+"""The core's records, their validation, and their encoding in the store."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cbor2
+
+from ._errors import BadRequest
+
+NAME_RE = re.compile(r"^[_a-zA-Z0-9]{1,160}$")
+DEFAULT_MODULE = "_"
+ROLE_ADMIN = "admin"
+ROLE_USER = "user"
+
+
+def check_name(kind: str, name: object) -> str:
+    """Returns ``name`` if it is a valid module, function or subject name.
+
+    Raises:
+        BadRequest: naming the kind and the rule.
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise BadRequest(
+            f"invalid {kind} name {name!r}: use 1-160 characters from a-z, A-Z, 0-9 and _"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class FunctionRecord:
+    """A function as the store keeps it; its code is stored apart, by hash."""
+
+    module: str
+    name: str
+    hash: str
+    size: int
+    abi: str
+    memory_mib: int
+    timeout_ms: int
+    http_allow: tuple[str, ...]
+    created: float
+    updated: float
+
+    def encode(self) -> bytes:
+        """The record's bytes in the store."""
+        data = asdict(self)
+        data["http_allow"] = list(self.http_allow)
+        return bytes(cbor2.dumps(data))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> FunctionRecord:
+        """The record ``encode`` wrote."""
+        data = cbor2.loads(raw)
+        data["http_allow"] = tuple(data["http_allow"])
+        return cls(**data)
+
+    def public(self) -> dict[str, Any]:
+        """The record as the API shows it."""
+        return {
+            "name": self.name,
+            "module": self.module,
+            "hash": self.hash,
+            "size": self.size,
+            "abi": self.abi,
+            "memory": self.memory_mib,
+            "timeout": self.timeout_ms,
+            "http_allow": list(self.http_allow),
+            "created": _iso(self.created),
+            "updated": _iso(self.updated),
+        }
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Someone who holds an API key: its name, role and the key's hash."""
+
+    name: str
+    role: str
+    key_hash: str
+    created: float
+
+    def encode(self) -> bytes:
+        """The subject's bytes in the store."""
+        return bytes(cbor2.dumps(asdict(self)))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Subject:
+        """The subject ``encode`` wrote."""
+        return cls(**cbor2.loads(raw))
+
+    def public(self) -> dict[str, Any]:
+        """The subject as the API shows it (never the hash)."""
+        return {"name": self.name, "role": self.role, "created": _iso(self.created)}
+
+
+def _iso(when: float) -> str:
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,303 @@
+"""The function store: one LMDB environment with modules, functions, code and subjects.
+
+Every change is one write transaction, committed (and synced) before the
+call returns, so a crash at any moment leaves either all of a change or none
+of it: a function is never stored without its code. Code blobs are
+content-addressed by SHA-256 and shared by functions with the same code; a
+reference count drops a blob when its last function goes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import lmdb
+
+from ._errors import AlreadyExists, BadRequest, NotFound
+from ._records import (
+    DEFAULT_MODULE,
+    ROLE_ADMIN,
+    ROLE_USER,
+    FunctionRecord,
+    Subject,
+    check_name,
+)
+
+GiB = 1 << 30
+
+
+def key_hash(key: str) -> str:
+    """The stored form of an API key.
+
+    Keys are 256 random bits, so a plain SHA-256 cannot be reversed by
+    guessing; a slow password hash would only add latency to every request.
+    """
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    """A fresh API key."""
+    return "fl_" + secrets.token_urlsafe(32)
+
+
+def _fn_key(module: str, name: str) -> bytes:
+    return f"{module}/{name}".encode()
+
+
+class Store:
+    """The core's persistent state.
+
+    Open it after any fork (LMDB forbids use across fork). Thread-safe.
+
+    Args:
+        path: directory of the LMDB environment (created if missing).
+        map_size: the most the environment may grow to (sparse on disk).
+    """
+
+    def __init__(self, path: Path, map_size: int = 16 * GiB) -> None:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=8, subdir=True)
+        self._modules = self._env.open_db(b"modules")
+        self._functions = self._env.open_db(b"functions")
+        self._code = self._env.open_db(b"code")
+        self._refs = self._env.open_db(b"code_refs")
+        self._subjects = self._env.open_db(b"subjects")
+        self._keys = self._env.open_db(b"keys")
+        with self._env.begin(write=True) as txn:
+            if txn.get(DEFAULT_MODULE.encode(), db=self._modules) is None:
+                txn.put(DEFAULT_MODULE.encode(), b"", db=self._modules)
+
+    def close(self) -> None:
+        """Closes the environment."""
+        self._env.close()
+
+    # -- modules ------------------------------------------------------------
+
+    def list_modules(self) -> list[str]:
+        """Every module's name, sorted."""
+        with self._env.begin(db=self._modules) as txn:
+            return [k.decode() for k in txn.cursor().iternext(values=False)]
+
+    def has_module(self, module: str) -> bool:
+        """Whether ``module`` exists."""
+        with self._env.begin(db=self._modules) as txn:
+            return txn.get(module.encode()) is not None
+
+    def create_module(self, module: str) -> None:
+        """Creates an empty module.
+
+        Raises:
+            BadRequest: invalid name.  AlreadyExists: a module of that name exists.
+        """
+        check_name("module", module)
+        with self._env.begin(write=True) as txn:
+            if not txn.put(module.encode(), b"", db=self._modules, overwrite=False):
+                raise AlreadyExists(f"module {module} already exists")
+
+    def rename_module(self, module: str, new: str) -> list[FunctionRecord]:
+        """Renames a module and moves its functions; returns them as renamed."""
+        check_name("module", new)
+        if module == DEFAULT_MODULE:
+            raise BadRequest("the default module _ cannot be renamed")
+        with self._env.begin(write=True) as txn:
+            if txn.get(module.encode(), db=self._modules) is None:
+                raise NotFound(f"module {module} not found")
+            if not txn.put(new.encode(), b"", db=self._modules, overwrite=False):
+                raise AlreadyExists(f"module {new} already exists")
+            txn.delete(module.encode(), db=self._modules)
+            moved = []
+            for record in self._functions_in(txn, module):
+                txn.delete(_fn_key(module, record.name), db=self._functions)
+                renamed = dataclasses.replace(record, module=new)
+                txn.put(_fn_key(new, record.name), renamed.encode(), db=self._functions)
+                moved.append(renamed)
+        return moved
+
+    def delete_module(self, module: str) -> list[FunctionRecord]:
+        """Deletes a module with its functions; returns the functions deleted."""
+        if module == DEFAULT_MODULE:
+            raise BadRequest("the default module _ cannot be deleted")
+        with self._env.begin(write=True) as txn:
+            if not txn.delete(module.encode(), db=self._modules):
+                raise NotFound(f"module {module} not found")
+            gone = list(self._functions_in(txn, module))
+            for record in gone:
+                txn.delete(_fn_key(module, record.name), db=self._functions)
+                self._unref(txn, record.hash)
+        return gone
+
+    # -- functions ----------------------------------------------------------
+
+    def _functions_in(self, txn: lmdb.Transaction, module: str) -> Iterator[FunctionRecord]:
+        prefix = f"{module}/".encode()
+        cursor = txn.cursor(db=self._functions)
+        if not cursor.set_range(prefix):
+            return
+        for key, value in cursor:
+            if not bytes(key).startswith(prefix):
+                break
+            yield FunctionRecord.decode(bytes(value))
+
+    def list_functions(self, module: str) -> list[FunctionRecord]:
+        """The functions of a module, by name.
+
+        Raises:
+            NotFound: no such module.
+        """
+        with self._env.begin() as txn:
+            if txn.get(module.encode(), db=self._modules) is None:
+                raise NotFound(f"module {module} not found")
+            return list(self._functions_in(txn, module))
+
+    def get_function(self, module: str, name: str) -> FunctionRecord:
+        """One function's record.
+
+        Raises:
+            NotFound: naming the module or the function that is missing.
+        """
+        with self._env.begin() as txn:
+            raw = txn.get(_fn_key(module, name), db=self._functions)
+            if raw is not None:
+                return FunctionRecord.decode(raw)
+            if txn.get(module.encode(), db=self._modules) is None:
+                raise NotFound(f"module {module} not found")
+        raise NotFound(f"function {module}/{name} not found")
+
+    def get_code(self, sha: str) -> bytes:
+        """The code blob with this SHA-256."""
+        with self._env.begin(db=self._code) as txn:
+            raw = txn.get(sha.encode())
+        if raw is None:
+            raise NotFound(f"code {sha} not found")
+        return bytes(raw)
+
+    def put_function(
+        self, record: FunctionRecord, code: bytes | None, *, replace: str | None = None
+    ) -> None:
+        """Stores a new function, or replaces one, with its code, atomically.
+
+        Args:
+            record: the function; ``record.hash`` names its code.
+            code: the blob, unless it is already stored (an update without code).
+            replace: the name of the function this record replaces (for an
+                update or rename), or None to create.
+
+        Raises:
+            NotFound: module or replaced function missing.
+            AlreadyExists: a function of the new name exists.
+        """
+        with self._env.begin(write=True) as txn:
+            if txn.get(record.module.encode(), db=self._modules) is None:
+                raise NotFound(f"module {record.module} not found")
+            new_key = _fn_key(record.module, record.name)
+            old: FunctionRecord | None = None
+            if replace is not None:
+                raw = txn.get(_fn_key(record.module, replace), db=self._functions)
+                if raw is None:
+                    raise NotFound(f"function {record.module}/{replace} not found")
+                old = FunctionRecord.decode(raw)
+            if (replace is None or replace != record.name) and txn.get(
+                new_key, db=self._functions
+            ) is not None:
+                raise AlreadyExists(f"function {record.module}/{record.name} already exists")
+            if code is not None:
+                txn.put(record.hash.encode(), code, db=self._code)
+            elif txn.get(record.hash.encode(), db=self._code) is None:
+                raise NotFound(f"code {record.hash} not found")
+            self._ref(txn, record.hash)
+            if old is not None:
+                txn.delete(_fn_key(old.module, old.name), db=self._functions)
+                self._unref(txn, old.hash)
+            txn.put(new_key, record.encode(), db=self._functions)
+
+    def delete_function(self, module: str, name: str) -> FunctionRecord:
+        """Deletes a function; returns its last record."""
+        with self._env.begin(write=True) as txn:
+            raw = txn.pop(_fn_key(module, name), db=self._functions)
+            if raw is None:
+                if txn.get(module.encode(), db=self._modules) is None:
+                    raise NotFound(f"module {module} not found")
+                raise NotFound(f"function {module}/{name} not found")
+            record = FunctionRecord.decode(raw)
+            self._unref(txn, record.hash)
+        return record
+
+    def _ref(self, txn: lmdb.Transaction, sha: str) -> None:
+        count = int(txn.get(sha.encode(), b"0", db=self._refs))
+        txn.put(sha.encode(), str(count + 1).encode(), db=self._refs)
+
+    def _unref(self, txn: lmdb.Transaction, sha: str) -> None:
+        count = int(txn.get(sha.encode(), b"1", db=self._refs)) - 1
+        if count <= 0:
+            txn.delete(sha.encode(), db=self._refs)
+            txn.delete(sha.encode(), db=self._code)
+        else:
+            txn.put(sha.encode(), str(count).encode(), db=self._refs)
+
+    def code_hashes(self) -> set[str]:
+        """The hashes of every stored blob (for consistency checks)."""
+        with self._env.begin(db=self._code) as txn:
+            return {k.decode() for k in txn.cursor().iternext(values=False)}
+
+    # -- subjects -----------------------------------------------------------
+
+    def create_subject(self, name: str, role: str = ROLE_USER) -> str:
+        """Creates a subject with a new key; returns the key (not stored)."""
+        check_name("subject", name)
+        key = new_key()
+        subject = Subject(name, role, key_hash(key), time.time())
+        with self._env.begin(write=True) as txn:
+            if not txn.put(name.encode(), subject.encode(), db=self._subjects, overwrite=False):
+                raise AlreadyExists(f"subject {name} already exists")
+            txn.put(subject.key_hash.encode(), name.encode(), db=self._keys)
+        return key
+
+    def reset_key(self, name: str) -> str:
+        """Gives a subject a new key, invalidating the old one; returns the new key."""
+        key = new_key()
+        with self._env.begin(write=True) as txn:
+            raw = txn.get(name.encode(), db=self._subjects)
+            if raw is None:
+                raise NotFound(f"subject {name} not found")
+            old = Subject.decode(raw)
+            txn.delete(old.key_hash.encode(), db=self._keys)
+            subject = Subject(name, old.role, key_hash(key), old.created)
+            txn.put(name.encode(), subject.encode(), db=self._subjects)
+            txn.put(subject.key_hash.encode(), name.encode(), db=self._keys)
+        return key
+
+    def list_subjects(self) -> list[Subject]:
+        """Every subject, by name."""
+        with self._env.begin(db=self._subjects) as txn:
+            return [Subject.decode(v) for _, v in txn.cursor()]
+
+    def has_subject(self, name: str) -> bool:
+        """Whether a subject of that name exists."""
+        with self._env.begin(db=self._subjects) as txn:
+            return txn.get(name.encode()) is not None
+
+    def authenticate(self, key: str) -> Subject | None:
+        """The subject holding ``key``, or None.
+
+        The lookup is by the key's hash; the stored hash is then compared in
+        constant time, so no timing reveals how much of a key was right.
+        """
+        digest = key_hash(key)
+        with self._env.begin() as txn:
+            name = txn.get(digest.encode(), db=self._keys)
+            if name is None:
+                return None
+            raw = txn.get(bytes(name), db=self._subjects)
+        if raw is None:
+            return None
+        subject = Subject.decode(raw)
+        return subject if hmac.compare_digest(subject.key_hash, digest) else None
+
+
+__all__ = ["ROLE_ADMIN", "ROLE_USER", "Store", "key_hash", "new_key"]

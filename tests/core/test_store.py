@@ -1,0 +1,142 @@
+"""The LMDB store: modules, functions with shared code, subjects, atomic changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+
+from fless.core import (
+    ROLE_ADMIN,
+    AlreadyExists,
+    BadRequest,
+    FunctionRecord,
+    NotFound,
+    Store,
+)
+
+
+def record(module: str, name: str, code: bytes) -> FunctionRecord:
+    now = time.time()
+    return FunctionRecord(
+        module=module,
+        name=name,
+        hash=hashlib.sha256(code).hexdigest(),
+        size=len(code),
+        abi="funless",
+        memory_mib=64,
+        timeout_ms=1000,
+        http_allow=("a.example",),
+        created=now,
+        updated=now,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "store")
+
+
+def test_default_module_exists_from_the_start(store: Store) -> None:
+    assert store.list_modules() == ["_"]
+
+
+def test_modules_create_rename_delete(store: Store) -> None:
+    store.create_module("m1")
+    with pytest.raises(AlreadyExists):
+        store.create_module("m1")
+    with pytest.raises(BadRequest, match="invalid module name"):
+        store.create_module("bad-name")
+    store.put_function(record("m1", "f", b"code"), b"code")
+    moved = store.rename_module("m1", "m2")
+    assert [(r.module, r.name) for r in moved] == [("m2", "f")]
+    assert store.get_function("m2", "f").module == "m2"
+    with pytest.raises(NotFound, match="module m1 not found"):
+        store.get_function("m1", "f")
+    gone = store.delete_module("m2")
+    assert [r.name for r in gone] == ["f"]
+    assert store.code_hashes() == set()
+    with pytest.raises(BadRequest, match="cannot be deleted"):
+        store.delete_module("_")
+    with pytest.raises(BadRequest, match="cannot be renamed"):
+        store.rename_module("_", "x")
+
+
+def test_functions_share_code_and_the_last_one_frees_it(store: Store) -> None:
+    one, two = record("_", "one", b"same"), record("_", "two", b"same")
+    store.put_function(one, b"same")
+    store.put_function(two, b"same")
+    assert store.code_hashes() == {one.hash}
+    store.delete_function("_", "one")
+    assert store.get_code(one.hash) == b"same"
+    store.delete_function("_", "two")
+    assert store.code_hashes() == set()
+
+
+def test_duplicate_function_is_refused_and_changes_nothing(store: Store) -> None:
+    store.put_function(record("_", "f", b"v1"), b"v1")
+    with pytest.raises(AlreadyExists):
+        store.put_function(record("_", "f", b"v2"), b"v2")
+    assert store.get_function("_", "f").hash == hashlib.sha256(b"v1").hexdigest()
+    assert store.code_hashes() == {hashlib.sha256(b"v1").hexdigest()}
+
+
+def test_update_replaces_code_and_renames(store: Store) -> None:
+    old = record("_", "f", b"v1")
+    store.put_function(old, b"v1")
+    new = dataclasses.replace(record("_", "g", b"v2"), created=old.created)
+    store.put_function(new, b"v2", replace="f")
+    assert [r.name for r in store.list_functions("_")] == ["g"]
+    assert store.code_hashes() == {new.hash}
+    with pytest.raises(NotFound, match="function _/f not found"):
+        store.get_function("_", "f")
+
+
+def test_unknown_module_and_function_say_which(store: Store) -> None:
+    with pytest.raises(NotFound, match="module nope not found"):
+        store.get_function("nope", "f")
+    with pytest.raises(NotFound, match="function _/f not found"):
+        store.get_function("_", "f")
+    with pytest.raises(NotFound, match="module nope not found"):
+        store.put_function(record("nope", "f", b"x"), b"x")
+
+
+def test_everything_survives_a_reopen(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    store.create_module("m")
+    rec = record("m", "f", b"\0asm-code")
+    store.put_function(rec, b"\0asm-code")
+    key = store.create_subject("alice")
+    store.close()
+    again = Store(tmp_path / "s")
+    assert again.get_function("m", "f") == rec
+    assert again.get_code(rec.hash) == b"\0asm-code"
+    subject = again.authenticate(key)
+    assert subject is not None and subject.name == "alice"
+
+
+def test_keys_are_stored_hashed_and_checked(store: Store, tmp_path: Path) -> None:
+    admin_key = store.create_subject("admin", ROLE_ADMIN)
+    user_key = store.create_subject("bob")
+    assert admin_key != user_key
+    admin, bob = store.authenticate(admin_key), store.authenticate(user_key)
+    assert admin is not None and admin.role == "admin"
+    assert bob is not None and bob.role == "user"
+    assert store.authenticate(user_key + "x") is None
+    assert store.authenticate("") is None
+    with pytest.raises(AlreadyExists):
+        store.create_subject("bob")
+    store.close()
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "store").iterdir())
+    assert user_key.encode() not in raw and admin_key.encode() not in raw
+
+
+def test_reset_key_invalidates_the_old_one(store: Store) -> None:
+    old = store.create_subject("admin", ROLE_ADMIN)
+    new = store.reset_key("admin")
+    assert store.authenticate(old) is None
+    subject = store.authenticate(new)
+    assert subject is not None and subject.role == "admin"
