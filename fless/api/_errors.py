@@ -1,0 +1,109 @@
+"""The one place that maps errors to HTTP statuses and renders error bodies.
+
+Every error body is FunLess's ``{"errors": {"detail": "..."}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from fless.core import (
+    AlreadyExists,
+    BadRequest,
+    CoreError,
+    Forbidden,
+    NotFound,
+    NoWorker,
+    TooLarge,
+    Unauthorized,
+)
+from fless.exec import ExecError, FunctionTimeout, InvalidModule
+
+log = logging.getLogger("fless.api")
+
+_CORE_STATUS: dict[type[CoreError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    AlreadyExists: 409,
+    TooLarge: 413,
+    NoWorker: 503,
+}
+
+
+def status_of(error: Exception) -> int:
+    """The HTTP status for an error of the core or of a function run."""
+    if isinstance(error, CoreError):
+        for kind, status in _CORE_STATUS.items():
+            if isinstance(error, kind):
+                return status
+        return 500
+    if isinstance(error, InvalidModule):
+        return 400
+    if isinstance(error, FunctionTimeout):
+        return 504
+    if isinstance(error, ExecError):
+        return 422
+    return 500
+
+
+def error_body(detail: str) -> bytes:
+    """FunLess's error envelope."""
+    return json.dumps({"errors": {"detail": detail}}).encode()
+
+
+def _render(resp: falcon.asgi.Response, status: int, detail: str) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = error_body(detail)
+    if status == 401:
+        resp.set_header("WWW-Authenticate", 'Bearer realm="fless"')
+
+
+async def handle_known(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: Any
+) -> None:
+    """Renders a core or exec error with its status and message."""
+    _render(resp, status_of(error), str(error) or type(error).__name__)
+
+
+async def handle_unexpected(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: Any
+) -> None:
+    """A bug: logged with its traceback, answered 500 without internals."""
+    if isinstance(error, falcon.HTTPError):
+        serialize_http_error(req, resp, error)
+        return
+    log.exception("internal error on %s %s", req.method, req.path)
+    _render(resp, 500, "internal error; the node's log has the details")
+
+
+def serialize_http_error(req: Any, resp: Any, error: falcon.HTTPError) -> None:
+    """Falcon's own errors (unknown route, wrong method, bad media) in the same envelope."""
+    detail = error.description or error.title or "error"
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = error_body(str(detail))
+
+
+def install(app: falcon.asgi.App[Any, Any]) -> None:
+    """Registers the handlers on ``app``."""
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, _falcon_error)
+    app.add_error_handler(CoreError, handle_known)
+    app.add_error_handler(ExecError, handle_known)
+    app.set_error_serializer(serialize_http_error)
+
+
+async def _falcon_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: falcon.HTTPError, params: Any
+) -> None:
+    resp.status = error.status
+    if error.headers:
+        resp.set_headers(error.headers)
+    serialize_http_error(req, resp, error)

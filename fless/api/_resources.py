@@ -1,0 +1,317 @@
+"""The v1 resources: modules, functions, invocations, subjects.
+
+Resources are thin: they read the request, call the core, and shape the
+FunLess envelope. Validation and the flows live in ``fless.core``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import falcon
+import falcon.asgi
+from falcon.media.multipart import MultipartParseError
+
+from fless import __version__
+from fless.core import (
+    BadRequest,
+    FunctionRecord,
+    NotFound,
+    Platform,
+    TooLarge,
+    check_name,
+    parse_args,
+)
+from fless.exec import ExecError
+
+# Small multipart fields (name, metadata, flags) are read up to this size.
+_FIELD_MAX = 64 * 1024
+
+
+def _json(resp: falcon.asgi.Response, status: int, payload: Any) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = json.dumps(payload, separators=(",", ":")).encode()
+
+
+async def read_body(req: falcon.asgi.Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (413)."""
+    if req.content_length is not None and req.content_length > limit:
+        raise TooLarge(f"request body of {req.content_length} bytes exceeds the limit of {limit}")
+    chunks = []
+    size = 0
+    async for chunk in req.stream:
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json_object(req: falcon.asgi.Request, limit: int) -> dict[str, Any]:
+    """A JSON object body, or a 400 saying why it is not one."""
+    raw = await read_body(req, limit)
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadRequest("request body must be a JSON object")
+    return value
+
+
+def _named(body: dict[str, Any], outer: str) -> str:
+    """``{"module": {"name": x}}`` -> x, with FunLess's envelope checked."""
+    inner = body.get(outer)
+    if not isinstance(inner, dict) or "name" not in inner:
+        raise BadRequest(f'request body must be {{"{outer}": {{"name": "..."}}}}')
+    return check_name(outer, inner["name"])
+
+
+def _bool(field: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise BadRequest(f"multipart field {field!r} must be true or false, not {text!r}")
+
+
+class FunctionForm:
+    """The multipart body of a function create or update, read with size limits."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.code: bytes | None = None
+        self.metadata: object = None
+        self.wait: bool = True
+
+    @classmethod
+    async def read(cls, req: falcon.asgi.Request, max_code: int) -> FunctionForm:
+        """Parses the form; 400 for a malformed one, 413 for code over ``max_code``."""
+        if req.content_length is not None and req.content_length > max_code + _FIELD_MAX:
+            raise TooLarge(
+                f"upload of {req.content_length} bytes exceeds the limit of {max_code} bytes"
+            )
+        if not (req.content_type or "").startswith("multipart/form-data"):
+            raise BadRequest("function code must be sent as multipart/form-data")
+        form = cls()
+        try:
+            parts = await req.get_media()
+            async for part in parts:
+                if part.name == "code":
+                    data = await part.stream.read(max_code + 1)
+                    if len(data) > max_code:
+                        raise TooLarge(f"code exceeds the upload limit of {max_code} bytes")
+                    form.code = data
+                    continue
+                data = await part.stream.read(_FIELD_MAX + 1)
+                if len(data) > _FIELD_MAX:
+                    raise BadRequest(f"multipart field {part.name!r} is too large")
+                form._field(part.name, data)
+        except MultipartParseError as exc:
+            raise BadRequest(f"malformed multipart body: {exc.description}") from None
+        return form
+
+    def _field(self, name: str, data: bytes) -> None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest(f"multipart field {name!r} is not UTF-8 text") from None
+        if name == "name":
+            self.name = text.strip()
+        elif name == "metadata":
+            if text.strip():
+                try:
+                    self.metadata = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise BadRequest(f"metadata is not valid JSON: {exc}") from None
+        elif name == "wait_for_workers":
+            self.wait = _bool(name, text)
+        elif name in ("events", "sinks"):
+            try:
+                items = json.loads(text) if text.strip() else []
+            except json.JSONDecodeError as exc:
+                raise BadRequest(f"{name} is not valid JSON: {exc}") from None
+            if items:
+                raise BadRequest(f"fless does not connect {name}; send none")
+
+
+def _function_data(record: FunctionRecord, workers: int | None = None) -> dict[str, Any]:
+    data = record.public()
+    if workers is not None:
+        data["workers"] = workers
+    return data
+
+
+class Root:
+    """``GET /v1/``: liveness."""
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """A line of text saying the core is up."""
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = f"This fless core is up and running! (fless {__version__})"
+
+
+class OpenApi:
+    """``GET /v1/openapi.json``: the API's own description."""
+
+    def __init__(self, document: bytes) -> None:
+        self._document = document
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """The OpenAPI 3 document."""
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self._document
+
+
+class Modules:
+    """``/v1/fn``: list and create modules."""
+
+    def __init__(self, platform: Platform, max_request: int) -> None:
+        self._platform = platform
+        self._max_request = max_request
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Every module's name."""
+        names = self._platform.store.list_modules()
+        resp.set_header("X-Total-Count", str(len(names)))
+        _json(resp, 200, {"data": [{"name": n} for n in names]})
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Creates a module from ``{"module": {"name": ...}}``."""
+        name = _named(await read_json_object(req, self._max_request), "module")
+        self._platform.store.create_module(name)
+        _json(resp, 201, {"data": {"name": name}})
+
+
+class Module:
+    """``/v1/fn/{module}``: show, rename, delete a module; create a function in it."""
+
+    def __init__(self, platform: Platform, max_request: int) -> None:
+        self._platform = platform
+        self._max_request = max_request
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str
+    ) -> None:
+        """The module with its functions."""
+        functions = self._platform.store.list_functions(module)
+        _json(resp, 200, {"data": {"name": module, "functions": [f.public() for f in functions]}})
+
+    async def on_put(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str
+    ) -> None:
+        """Renames the module (its functions move with it)."""
+        new = _named(await read_json_object(req, self._max_request), "module")
+        self._platform.store.rename_module(module, new)
+        _json(resp, 200, {"data": {"name": new}})
+
+    async def on_delete(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str
+    ) -> None:
+        """Deletes the module and its functions."""
+        await self._platform.delete_module(module)
+        resp.status = 204
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str
+    ) -> None:
+        """Creates a function from a multipart ``name``, ``code`` and ``metadata``."""
+        if not self._platform.store.has_module(module):
+            raise NotFound(f"module {module} not found")
+        form = await FunctionForm.read(req, self._platform.max_upload_bytes)
+        if not form.name:
+            raise BadRequest("multipart field 'name' is missing")
+        if form.code is None:
+            raise BadRequest("multipart field 'code' (the .wasm file) is missing")
+        record, workers = await self._platform.create_function(
+            module, form.name, form.code, form.metadata, form.wait
+        )
+        _json(resp, 201, {"data": _function_data(record, workers)})
+
+
+class Function:
+    """``/v1/fn/{module}/{name}``: show, update, delete and invoke a function."""
+
+    def __init__(self, platform: Platform, max_request: int) -> None:
+        self._platform = platform
+        self._max_request = max_request
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
+    ) -> None:
+        """The function's record."""
+        record = self._platform.store.get_function(module, name)
+        _json(resp, 200, {"data": _function_data(record)})
+
+    async def on_put(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
+    ) -> None:
+        """Updates the code, the settings or the name."""
+        self._platform.store.get_function(module, name)
+        form = await FunctionForm.read(req, self._platform.max_upload_bytes)
+        new_name = form.name if form.name and form.name != name else None
+        record, workers = await self._platform.update_function(
+            module, name, form.code, form.metadata, new_name, form.wait
+        )
+        _json(resp, 200, {"data": _function_data(record, workers)})
+
+    async def on_delete(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
+    ) -> None:
+        """Deletes the function."""
+        await self._platform.delete_function(module, name)
+        resp.status = 200
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
+    ) -> None:
+        """Invokes the function with ``{"args": {...}}``."""
+        body = await read_body(req, self._max_request)
+        args = parse_args(body)
+        outcome = await self._platform.invoke(module, name, args)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = envelope(outcome.output)
+
+
+class OutputNotText(ExecError):
+    """The function's output is not UTF-8."""
+
+
+def envelope(output: bytes) -> bytes:
+    """``{"data": output}``: JSON output spliced in as is, other text as a string.
+
+    Raises:
+        OutputNotText: the output is not valid UTF-8 (422).
+    """
+    try:
+        text = output.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OutputNotText("function output is not valid UTF-8") from None
+    if not text.strip():
+        return b'{"data":null}'
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return json.dumps({"data": text}, ensure_ascii=False).encode()
+    return b'{"data":' + output + b"}"
+
+
+class Subjects:
+    """``/v1/admin/subjects``: list users, create one with a new key (admin only)."""
+
+    def __init__(self, platform: Platform, max_request: int) -> None:
+        self._platform = platform
+        self._max_request = max_request
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Every subject (names and roles, never keys)."""
+        _json(resp, 200, {"data": [s.public() for s in self._platform.store.list_subjects()]})
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Creates a user from ``{"subject": {"name": ...}}``; the key is shown once."""
+        name = _named(await read_json_object(req, self._max_request), "subject")
+        key = self._platform.store.create_subject(name)
+        _json(resp, 200, {"data": {"name": name, "token": key}})

@@ -1,0 +1,1 @@
+"""Command lines: ``fless`` (the client) and ``fless-node`` (the daemon)."""

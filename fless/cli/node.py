@@ -1,0 +1,77 @@
+"""``fless-node``: the daemon's command line.
+
+Flags override ``FLESS_*`` variables, which override the config file, which
+overrides the embedded defaults (see ``conf/fless.toml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fless import __version__
+from fless.config import ROLES, ConfigError, Settings, load_settings, settings_as_dict
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fless-node",
+        description="Run a fless node: core, worker, or both (role 'all', the default).",
+    )
+    parser.add_argument("--version", action="version", version=f"fless-node {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="a TOML settings file (or FLESS_CONFIG)")
+    parser.add_argument("--role", choices=ROLES, help="what this node runs (default: all)")
+    parser.add_argument("--host", help="address the REST API listens on (default: 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port of the REST API (default: 4000)")
+    parser.add_argument("--workers", type=int, help="API processes (default: 1)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the node keeps its data")
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), help="default: info"
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=("run", "show-config", "reset-admin-key"),
+        help="run the node (default), print the effective settings, "
+        "or replace the admin key",
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings with the command line applied last."""
+    return load_settings(
+        args.config,
+        overrides={
+            "role": args.role,
+            "data_dir": args.data_dir,
+            "log_level": args.log_level,
+            "api": {"host": args.host, "port": args.port, "workers": args.workers},
+        },
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``fless-node``."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as exc:
+        print(f"fless-node: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "show-config":
+        print(json.dumps(settings_as_dict(settings), indent=2))
+        return 0
+    from fless import node
+
+    if args.command == "reset-admin-key":
+        path = node.reset_admin_key(settings)
+        print(f"fless-node: new admin key written to {path}", file=sys.stderr)
+        return 0
+    return node.serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
