@@ -1,0 +1,386 @@
+"""``fless``: manage modules, functions and users of a fless cluster over its REST API.
+
+Commands follow FunLess's ``fl-cli``: ``fless mod ...``, ``fless fn ...``,
+``fless admin user ...`` and ``fless cfg ...``. Results are printed as JSON on
+stdout so scripts can parse them; an error is one line on stderr and exit
+status 1 (2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from fless import __version__
+from fless.cli._args import (
+    invocation_args,
+    parse_assignment,
+    parse_json_object,
+    positive_int,
+    read_key_file,
+    read_wasm,
+)
+from fless.cli._config import SETTINGS, write_setting
+from fless.client import Client, FlessError, normalize_url, resolve_settings
+
+Command = Callable[[argparse.Namespace], None]
+
+_HINTS = {
+    401: "set a key with `fless cfg set key KEY`, FLESS_KEY, --key or --key-file",
+    403: "this needs the admin key",
+}
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _usage_error(args: argparse.Namespace, message: str) -> NoReturn:
+    parser: argparse.ArgumentParser = args.cmd_parser
+    parser.error(message)  # exits with status 2
+
+
+def resolve(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The server and key to use: flag > FLESS_URL/FLESS_KEY > config file > default.
+
+    Args:
+        args: the parsed command line (``--url``, ``--key``, ``--key-file``).
+
+    Returns:
+        ``(url, key)``; the key is None when none is set anywhere.
+    """
+    url = getattr(args, "url", None)
+    key = getattr(args, "key", None)
+    key_file = getattr(args, "key_file", None)
+    if key and key_file:
+        _usage_error(args, "give --key or --key-file, not both")
+    if key_file:
+        key = read_key_file(key_file)
+    return resolve_settings(url, key)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    url, key = resolve(args)
+    return Client(url, key)
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def _mod_list(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.list_modules())
+
+
+def _mod_get(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.get_module(args.name))
+
+
+def _mod_create(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.create_module(args.name))
+
+
+def _mod_update(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.rename_module(args.name, args.new_name))
+
+
+def _mod_delete(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        client.delete_module(args.name)
+
+
+def _check_hosts(args: argparse.Namespace) -> None:
+    # `--allow a.com f.wasm` would take the file for a host: say so instead.
+    for host in args.allow or []:
+        if host.endswith(".wasm"):
+            _usage_error(args, f"--allow takes host names, not {host!r}; put FILE before --allow")
+
+
+def _fn_list(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.list_functions(args.module))
+
+
+def _fn_upload(args: argparse.Namespace) -> None:
+    _check_hosts(args)
+    code = read_wasm(args.file)
+    with _client(args) as client:
+        created = client.create_function(
+            args.module,
+            args.name,
+            code,
+            memory=args.memory,
+            timeout=args.timeout,
+            http_allow=args.allow,
+            wait_for_workers=not args.no_wait,
+        )
+        _print_json(created)
+
+
+def _fn_get(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.get_function(args.module, args.name))
+
+
+def _fn_update(args: argparse.Namespace) -> None:
+    _check_hosts(args)
+    changes = (args.file, args.memory, args.timeout, args.allow, args.rename)
+    if all(change is None for change in changes):
+        _usage_error(args, "nothing to update: give FILE, --memory, --timeout, --allow or --rename")
+    code = read_wasm(args.file) if args.file is not None else None
+    with _client(args) as client:
+        updated = client.update_function(
+            args.module,
+            args.name,
+            code,
+            memory=args.memory,
+            timeout=args.timeout,
+            http_allow=args.allow,
+            new_name=args.rename,
+            wait_for_workers=not args.no_wait,
+        )
+        _print_json(updated)
+
+
+def _fn_delete(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        client.delete_function(args.module, args.name)
+
+
+def _fn_invoke(args: argparse.Namespace) -> None:
+    payload = invocation_args(args.assignments, args.json)
+    with _client(args) as client:
+        _print_json(client.invoke(args.module, args.name, payload))
+
+
+def _user_create(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        print(client.create_subject(args.name))
+
+
+def _user_list(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.list_subjects())
+
+
+def _cfg_set(args: argparse.Namespace) -> None:
+    value = normalize_url(args.value) if args.setting == "host" else args.value.strip()
+    if not value:
+        _usage_error(args, f"the {args.setting} cannot be empty")
+    try:
+        write_setting(args.setting, value)
+    except OSError as exc:
+        raise FlessError(0, f"cannot save settings: {exc}") from exc
+
+
+def _cfg_get(args: argparse.Namespace) -> None:
+    url, key = resolve(args)
+    if args.setting is None:
+        _print_json({"host": url, "key": key})
+    elif args.setting == "host":
+        print(url)
+    elif key is None:
+        raise FlessError(0, f"no key set; {_HINTS[401]}")
+    else:
+        print(key)
+
+
+# -- the parser -----------------------------------------------------------------------
+
+
+def _connection_options() -> argparse.ArgumentParser:
+    # SUPPRESS lets the options go before or after the command without the
+    # command's (unset) defaults overwriting values given before it.
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("connection")
+    group.add_argument(
+        "--url", default=argparse.SUPPRESS, help="the fless server (default: config)"
+    )
+    group.add_argument("--key", default=argparse.SUPPRESS, help="the API key")
+    group.add_argument(
+        "--key-file",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="read the API key from the first line of PATH (e.g. a node's admin.key)",
+    )
+    return options
+
+
+class _Builder:
+    """Adds leaf commands that share the connection options and know their parser."""
+
+    def __init__(self) -> None:
+        self.options = _connection_options()
+
+    def command(
+        self,
+        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        run: Command,
+        help_text: str,
+    ) -> argparse.ArgumentParser:
+        parser = group.add_parser(
+            name, parents=[self.options], help=help_text, description=help_text
+        )
+        parser.set_defaults(run=run, cmd_parser=parser)
+        return parser
+
+
+def _add_module_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--module", default="_", help="the module (default: _)")
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--memory", type=positive_int, metavar="MIB", help="memory cap, MiB")
+    parser.add_argument("--timeout", type=positive_int, metavar="MS", help="time limit, ms")
+    parser.add_argument(
+        "--allow",
+        nargs="*",
+        action="extend",
+        metavar="HOST",
+        help="hosts the function may reach over HTTP (put FILE before this option)",
+    )
+
+
+def _add_no_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-wait", action="store_true", help="answer before the workers have the code"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fless`` command line.
+
+    Returns:
+        The parser; each command sets ``run`` to the function that carries it out.
+    """
+    build = _Builder()
+    parser = argparse.ArgumentParser(
+        prog="fless",
+        description="Manage a fless cluster: modules, functions and users.",
+        parents=[build.options],
+    )
+    parser.add_argument("--version", action="version", version=f"fless {__version__}")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    mod = top.add_parser("mod", help="modules").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    build.command(mod, "list", _mod_list, "list the modules")
+    build.command(mod, "get", _mod_get, "show a module and its functions").add_argument("name")
+    build.command(mod, "create", _mod_create, "create a module").add_argument("name")
+    update = build.command(mod, "update", _mod_update, "rename a module")
+    update.add_argument("name")
+    update.add_argument("new_name", metavar="NEW")
+    build.command(mod, "delete", _mod_delete, "delete a module and its functions").add_argument(
+        "name"
+    )
+
+    fn = top.add_parser("fn", help="functions").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    _add_module_option(build.command(fn, "list", _fn_list, "list a module's functions"))
+    upload = build.command(fn, "upload", _fn_upload, "upload a new function")
+    upload.add_argument("name")
+    upload.add_argument("file", metavar="FILE.wasm")
+    _add_module_option(upload)
+    _add_limit_options(upload)
+    _add_no_wait_option(upload)
+    get = build.command(fn, "get", _fn_get, "show a function")
+    get.add_argument("name")
+    _add_module_option(get)
+    change = build.command(fn, "update", _fn_update, "change a function's code or settings")
+    change.add_argument("name")
+    change.add_argument("file", metavar="FILE.wasm", nargs="?")
+    _add_module_option(change)
+    _add_limit_options(change)
+    change.add_argument("--rename", metavar="NEW", help="a new name for the function")
+    _add_no_wait_option(change)
+    delete = build.command(fn, "delete", _fn_delete, "delete a function")
+    delete.add_argument("name")
+    _add_module_option(delete)
+    invoke = build.command(fn, "invoke", _fn_invoke, "run a function and print its output")
+    invoke.add_argument("name")
+    _add_module_option(invoke)
+    invoke.add_argument(
+        "-a",
+        "--arg",
+        dest="assignments",
+        metavar="KEY=VALUE",
+        type=parse_assignment,
+        action="append",
+        help="an argument (repeat for more); VALUE is JSON when it parses as JSON, else a string",
+    )
+    invoke.add_argument(
+        "-j",
+        "--json",
+        metavar="JSON",
+        type=parse_json_object,
+        help="the arguments as a JSON object; its keys override -a",
+    )
+
+    admin = top.add_parser("admin", help="administration (admin key only)").add_subparsers(
+        dest="area", required=True, metavar="AREA"
+    )
+    user = admin.add_parser("user", help="users and their keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    build.command(user, "create", _user_create, "create a user and print its key").add_argument(
+        "name"
+    )
+    build.command(user, "list", _user_list, "list the users")
+
+    cfg = top.add_parser("cfg", help="the CLI's settings").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    store = build.command(cfg, "set", _cfg_set, "save a setting (host or key)")
+    store.add_argument("setting", choices=SETTINGS)
+    store.add_argument("value")
+    show = build.command(cfg, "get", _cfg_get, "show the settings in effect")
+    show.add_argument("setting", choices=SETTINGS, nargs="?")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the ``fless`` command.
+
+    Args:
+        argv: the arguments, without the program name; ``sys.argv[1:]`` by default.
+
+    Returns:
+        The exit status: 0 on success, 1 on an error, 2 on a usage error.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+        run: Command = args.run
+        run(args)
+        sys.stdout.flush()
+    except SystemExit as exc:  # argparse: --help, --version, a usage error
+        return exc.code if isinstance(exc.code, int) else 1
+    except FlessError as exc:
+        hint = _HINTS.get(exc.status)
+        print(f"fless: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`fless fn list | head`); keep Python from
+        # complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,617 @@
+"""A client for the fless REST API (docs/API.md), on the standard library alone.
+
+``Client`` keeps one keep-alive HTTP(S) connection open and maps each route to a
+method that returns the ``data`` of the answer. Every failure, from a refused
+connection to a 404, is a ``FlessError`` with a one-line message::
+
+    client = Client.from_config()
+    client.create_function("_", "hello", Path("hello.wasm").read_bytes())
+    client.invoke("_", "hello", {"name": "world"})
+
+The settings the ``fless`` CLI stores (``cfg set``) are read here too, so a
+script and the CLI find the same server with the same key.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import ssl
+import tomllib
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fless import __version__
+
+DEFAULT_URL = "http://127.0.0.1:4000"
+# Long enough for a function run to its largest allowed timeout (300 s).
+DEFAULT_TIMEOUT = 330.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+# Errors that mean a kept-alive connection was closed by the server while idle:
+# the request never reached it, so sending it again on a new connection is safe.
+_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class FlessError(Exception):
+    """Talking to fless failed: the server answered with an error, or no request was made.
+
+    Args:
+        status: the HTTP status, or 0 when there was no HTTP answer (the server
+            is unreachable; the URL, the configuration or the input is wrong).
+        detail: what went wrong, one sentence (the server's ``detail`` when it sent one).
+    """
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = " ".join(detail.split())
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.detail}" if self.status else self.detail
+
+
+# -- settings -------------------------------------------------------------------------
+
+
+def config_path() -> Path:
+    """Where the CLI keeps its settings.
+
+    Returns:
+        ``$XDG_CONFIG_HOME/fless/config.toml``, else ``~/.config/fless/config.toml``.
+    """
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".config"
+    return root / "fless" / "config.toml"
+
+
+def read_config(path: Path | None = None) -> dict[str, str]:
+    """Reads the CLI's settings file.
+
+    Args:
+        path: the file; ``config_path()`` by default.
+
+    Returns:
+        The settings it holds (``host``, ``key``), or ``{}`` when there is no file.
+
+    Raises:
+        FlessError: the file cannot be read or is not a table of strings.
+    """
+    path = path or config_path()
+    try:
+        with path.open("rb") as file:
+            tree = tomllib.load(file)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise FlessError(0, f"cannot read config file {path}: {exc}") from exc
+    for name, value in tree.items():
+        if not isinstance(value, str):
+            raise FlessError(0, f"config file {path}: {name} must be a string")
+    return dict(tree)
+
+
+def resolve_settings(url: str | None = None, key: str | None = None) -> tuple[str, str | None]:
+    """Picks the server and key: argument > FLESS_URL/FLESS_KEY > config file > default.
+
+    Args:
+        url: the URL given explicitly (a CLI flag), if any.
+        key: the key given explicitly, if any.
+
+    Returns:
+        ``(url, key)``; the key is None when none is set anywhere.
+    """
+    stored: dict[str, str] | None = None
+
+    def pick(given: str | None, env: str, name: str) -> str | None:
+        nonlocal stored
+        if given:
+            return given
+        if os.environ.get(env):
+            return os.environ[env]
+        if stored is None:
+            stored = read_config()
+        return stored.get(name) or None
+
+    return pick(url, "FLESS_URL", "host") or DEFAULT_URL, pick(key, "FLESS_KEY", "key")
+
+
+def normalize_url(url: str) -> str:
+    """Checks a server URL and puts it in canonical form.
+
+    Args:
+        url: ``http[s]://HOST[:PORT][/PREFIX]``; a bare ``HOST[:PORT]`` means http.
+
+    Returns:
+        The URL with a scheme and without a trailing slash.
+
+    Raises:
+        FlessError: it is not an http or https URL with a host.
+    """
+    text = url.strip()
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        raise FlessError(0, f"invalid fless URL {url!r}: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FlessError(0, f"invalid fless URL {url!r}: expected http[s]://HOST[:PORT]")
+    if parts.query or parts.fragment:
+        raise FlessError(0, f"invalid fless URL {url!r}: no query or fragment allowed")
+    return text.rstrip("/")
+
+
+# -- wire format ----------------------------------------------------------------------
+
+
+def encode_multipart(
+    fields: dict[str, str], files: dict[str, tuple[str, bytes]]
+) -> tuple[str, bytes]:
+    """Encodes a ``multipart/form-data`` body (RFC 7578).
+
+    Args:
+        fields: text fields, name to value.
+        files: file fields, name to ``(filename, content)``; sent as octet streams.
+
+    Returns:
+        ``(content_type, body)``.
+    """
+    parts: list[tuple[bytes, bytes]] = []
+    for name, value in fields.items():
+        parts.append(
+            (f'Content-Disposition: form-data; name="{name}"\r\n'.encode(), value.encode())
+        )
+    for name, (filename, content) in files.items():
+        head = (
+            f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n"
+        )
+        parts.append((head.encode(), content))
+    boundary = uuid.uuid4().hex
+    # A random 128-bit boundary practically never occurs in the content; make sure.
+    while any(boundary.encode() in content for _, content in parts):
+        boundary = uuid.uuid4().hex
+    delimiter = b"--" + boundary.encode()
+    body = b"".join(
+        delimiter + b"\r\n" + head + b"\r\n" + content + b"\r\n" for head, content in parts
+    )
+    return f"multipart/form-data; boundary={boundary}", body + delimiter + b"--\r\n"
+
+
+def _function_form(
+    *,
+    name: str | None,
+    code: bytes | None,
+    memory: int | None,
+    timeout: int | None,
+    http_allow: list[str] | None,
+) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    fields: dict[str, str] = {}
+    if name is not None:
+        fields["name"] = name
+    metadata: dict[str, Any] = {}
+    if memory is not None:
+        metadata["memory"] = memory
+    if timeout is not None:
+        metadata["timeout"] = timeout
+    if http_allow is not None:
+        metadata["http_allow"] = list(http_allow)
+    if metadata:
+        fields["metadata"] = json.dumps(metadata)
+    files = {"code": ("code.wasm", code)} if code is not None else {}
+    return fields, files
+
+
+def _error_detail(status: int, reason: str, body: bytes) -> str:
+    """The server's ``errors.detail``, else the body's first line, else the reason."""
+    try:
+        detail = json.loads(body)["errors"]["detail"]
+        if isinstance(detail, str) and detail:
+            return detail
+    except (ValueError, TypeError, KeyError):
+        pass
+    text = body.decode("utf-8", "replace").strip()
+    if text:
+        return text.splitlines()[0][:200]
+    return reason or http.client.responses.get(status, "error")
+
+
+def _segment(name: str) -> str:
+    return quote(name, safe="")
+
+
+# -- the client -----------------------------------------------------------------------
+
+
+class Client:
+    """A connection to one fless server, authenticated with one key.
+
+    Not thread-safe: give each thread its own client. Usable as a context
+    manager, which closes the connection on exit.
+
+    Args:
+        url: the server, ``http[s]://HOST[:PORT]`` (a bare ``HOST:PORT`` means http).
+        key: the API key sent as ``Authorization: Bearer``; None sends none.
+        timeout: seconds to wait for an answer (a function may run for minutes).
+        connect_timeout: seconds to wait for the connection to open.
+        ssl_context: for https, the TLS settings; the system's defaults by default.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.url = normalize_url(url)
+        self.key = key
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        parts = urlsplit(self.url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/")
+        self._ssl_context = ssl_context
+        self._conn: http.client.HTTPConnection | None = None
+
+    @classmethod
+    def from_config(
+        cls, *, url: str | None = None, key: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Client:
+        """A client for the server the CLI is configured for.
+
+        Args:
+            url: overrides every other source of the URL.
+            key: overrides every other source of the key.
+            timeout: as for ``Client``.
+
+        Returns:
+            A client using, for each of URL and key, the argument, else
+            ``FLESS_URL``/``FLESS_KEY``, else the config file, else the default.
+        """
+        found_url, found_key = resolve_settings(url, key)
+        return cls(found_url, found_key, timeout)
+
+    def close(self) -> None:
+        """Closes the connection; the next request opens a new one."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    # -- modules
+
+    def list_modules(self) -> list[dict[str, Any]]:
+        """The modules.
+
+        Returns:
+            ``[{"name": "_"}, ...]``.
+        """
+        return _as_list(self._call("GET", "/v1/fn"))
+
+    def get_module(self, module: str) -> dict[str, Any]:
+        """One module and its functions.
+
+        Args:
+            module: the module's name.
+
+        Returns:
+            ``{"name": module, "functions": [{"name": ...}, ...]}``.
+        """
+        return _as_dict(self._call("GET", f"/v1/fn/{_segment(module)}"))
+
+    def create_module(self, name: str) -> dict[str, Any]:
+        """Creates a module.
+
+        Args:
+            name: the new module's name.
+
+        Returns:
+            ``{"name": name}``.
+        """
+        return _as_dict(self._call("POST", "/v1/fn", {"module": {"name": name}}))
+
+    def rename_module(self, module: str, new_name: str) -> dict[str, Any]:
+        """Renames a module (not ``_``).
+
+        Args:
+            module: the module's name.
+            new_name: its new name.
+
+        Returns:
+            ``{"name": new_name}``.
+        """
+        body = {"module": {"name": new_name}}
+        return _as_dict(self._call("PUT", f"/v1/fn/{_segment(module)}", body))
+
+    def delete_module(self, module: str) -> None:
+        """Deletes a module (not ``_``) and its functions.
+
+        Args:
+            module: the module's name.
+        """
+        self._call("DELETE", f"/v1/fn/{_segment(module)}")
+
+    # -- functions
+
+    def list_functions(self, module: str = "_") -> list[dict[str, Any]]:
+        """The functions of a module.
+
+        Args:
+            module: the module's name.
+
+        Returns:
+            ``[{"name": ...}, ...]``.
+        """
+        return _as_list(self.get_module(module).get("functions", []))
+
+    def create_function(
+        self,
+        module: str,
+        name: str,
+        code: bytes,
+        *,
+        memory: int | None = None,
+        timeout: int | None = None,
+        http_allow: list[str] | None = None,
+        wait_for_workers: bool = True,
+    ) -> dict[str, Any]:
+        """Uploads a new function.
+
+        Args:
+            module: the module it goes in.
+            name: its name.
+            code: the WebAssembly module.
+            memory: its memory cap in MiB; the server's default when None.
+            timeout: its time limit in ms; the server's default when None.
+            http_allow: hosts it may reach besides the cluster's list.
+            wait_for_workers: answer only once the workers have the code.
+
+        Returns:
+            The function's description (hash, size, abi, limits, workers, ...).
+        """
+        fields, files = _function_form(
+            name=name, code=code, memory=memory, timeout=timeout, http_allow=http_allow
+        )
+        fields["wait_for_workers"] = "true" if wait_for_workers else "false"
+        ctype, body = encode_multipart(fields, files)
+        path = f"/v1/fn/{_segment(module)}"
+        return _as_dict(self._call("POST", path, body, content_type=ctype))
+
+    def get_function(self, module: str, name: str) -> dict[str, Any]:
+        """One function's description.
+
+        Args:
+            module: its module.
+            name: its name.
+
+        Returns:
+            The description (hash, size, abi, memory, timeout, http_allow, ...).
+        """
+        return _as_dict(self._call("GET", f"/v1/fn/{_segment(module)}/{_segment(name)}"))
+
+    def update_function(
+        self,
+        module: str,
+        name: str,
+        code: bytes | None = None,
+        *,
+        memory: int | None = None,
+        timeout: int | None = None,
+        http_allow: list[str] | None = None,
+        new_name: str | None = None,
+        wait_for_workers: bool = True,
+    ) -> dict[str, Any]:
+        """Changes a function; what is None stays as it is.
+
+        Args:
+            module: its module.
+            name: its name.
+            code: new WebAssembly code.
+            memory: a new memory cap, MiB.
+            timeout: a new time limit, ms.
+            http_allow: a new list of hosts it may reach (``[]`` clears it).
+            new_name: a new name.
+            wait_for_workers: answer only once the workers have new code.
+
+        Returns:
+            The updated description.
+        """
+        fields, files = _function_form(
+            name=new_name, code=code, memory=memory, timeout=timeout, http_allow=http_allow
+        )
+        fields["wait_for_workers"] = "true" if wait_for_workers else "false"
+        ctype, body = encode_multipart(fields, files)
+        path = f"/v1/fn/{_segment(module)}/{_segment(name)}"
+        return _as_dict(self._call("PUT", path, body, content_type=ctype))
+
+    def delete_function(self, module: str, name: str) -> None:
+        """Deletes a function.
+
+        Args:
+            module: its module.
+            name: its name.
+        """
+        self._call("DELETE", f"/v1/fn/{_segment(module)}/{_segment(name)}")
+
+    def invoke(self, module: str, name: str, args: dict[str, Any] | None = None) -> Any:
+        """Runs a function.
+
+        Args:
+            module: its module.
+            name: its name.
+            args: its JSON input; ``{}`` when None.
+
+        Returns:
+            Its output: decoded JSON, or a string when it printed other text.
+
+        Raises:
+            FlessError: 422 when the function failed, 504 when it ran out of
+                time, 503 when no worker can run it, and as for every call.
+        """
+        path = f"/v1/fn/{_segment(module)}/{_segment(name)}"
+        return self._call("POST", path, {"args": args if args is not None else {}})
+
+    # -- subjects (admin)
+
+    def list_subjects(self) -> list[dict[str, Any]]:
+        """The users (admin key only).
+
+        Returns:
+            ``[{"name": ..., "role": ..., "created": ...}, ...]``.
+        """
+        return _as_list(self._call("GET", "/v1/admin/subjects"))
+
+    def create_subject(self, name: str) -> str:
+        """Creates a user (admin key only).
+
+        Args:
+            name: the user's name.
+
+        Returns:
+            The user's new key; the server shows it only this once.
+        """
+        data = _as_dict(self._call("POST", "/v1/admin/subjects", {"subject": {"name": name}}))
+        token = data.get("token")
+        if not isinstance(token, str):
+            raise FlessError(0, f"unexpected answer from {self.url}: no token for {name}")
+        return token
+
+    # -- transport
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+    ) -> Any:
+        """Sends one request; returns the answer's ``data`` (None for an empty body)."""
+        payload: bytes | None
+        if isinstance(body, bytes):
+            payload = body
+        elif body is not None:
+            payload = json.dumps(body).encode()
+        else:
+            payload = None
+        headers = {"Accept": "application/json", "User-Agent": f"fless-client/{__version__}"}
+        if payload is not None:
+            headers["Content-Type"] = content_type
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        status, reason, raw = self._exchange(method, self._prefix + path, payload, headers)
+        if status >= 300:  # a redirect is not followed: the URL is wrong
+            raise FlessError(status, _error_detail(status, reason, raw))
+        if not raw.strip():
+            return None
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise FlessError(status, f"{self.url} did not answer with JSON: {exc}") from exc
+        if not isinstance(document, dict) or "data" not in document:
+            raise FlessError(status, f"{self.url} answered without a 'data' field")
+        return document["data"]
+
+    def _exchange(
+        self, method: str, target: str, payload: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, str, bytes]:
+        """Sends a request and reads the whole answer, reconnecting once if the server
+        had closed the kept-alive connection."""
+        for attempt in range(2):
+            reused = self._conn is not None and self._conn.sock is not None
+            conn = self._connect()
+            try:
+                conn.request(method, target, body=payload, headers=headers)
+                response = conn.getresponse()
+                return response.status, response.reason, response.read()
+            except _STALE as exc:
+                self.close()
+                if reused and attempt == 0:
+                    continue
+                raise self._unreachable(exc) from exc
+            except TimeoutError as exc:
+                self.close()
+                raise FlessError(
+                    0, f"no answer from fless at {self.url} within {self.timeout:g} s"
+                ) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise self._unreachable(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._conn is not None and self._conn.sock is not None:
+            return self._conn
+        conn: http.client.HTTPConnection
+        if self._https:
+            context = self._ssl_context or ssl.create_default_context()
+            conn = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self.connect_timeout, context=context
+            )
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.connect_timeout)
+        try:
+            conn.connect()
+        except OSError as exc:
+            conn.close()
+            raise self._unreachable(exc) from exc
+        # Connecting is quick or hopeless; an answer may take as long as the function runs.
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout)
+        self._conn = conn
+        return conn
+
+    def _unreachable(self, exc: BaseException) -> FlessError:
+        where = f"cannot reach fless at {self.url}"
+        if isinstance(exc, ConnectionRefusedError):
+            return FlessError(0, f"{where}: connection refused (is fless-node running?)")
+        if isinstance(exc, socket.gaierror):
+            return FlessError(0, f"{where}: unknown host {self._host}")
+        if isinstance(exc, TimeoutError):
+            return FlessError(0, f"{where}: timed out after {self.connect_timeout:g} s")
+        if isinstance(exc, ssl.SSLError):
+            return FlessError(0, f"{where}: TLS failed: {exc.reason or exc}")
+        if isinstance(exc, http.client.RemoteDisconnected):
+            return FlessError(0, f"fless at {self.url} closed the connection without answering")
+        if isinstance(exc, http.client.HTTPException):
+            return FlessError(0, f"bad HTTP answer from {self.url}: {exc!r}")
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return FlessError(0, f"{where}: {text or type(exc).__name__}")
+
+
+def _as_dict(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise FlessError(0, f"unexpected answer: expected an object, got {type(data).__name__}")
+    return data
+
+
+def _as_list(data: Any) -> list[dict[str, Any]]:
+    if not isinstance(data, list):
+        raise FlessError(0, f"unexpected answer: expected a list, got {type(data).__name__}")
+    return data

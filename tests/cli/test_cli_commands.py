@@ -1,0 +1,193 @@
+"""The ``fless`` commands against the fake server: requests sent, output, exit status."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fless.cli.main import main
+
+from .fake_fless import FakeFless
+
+WASM = b"\0asm\x01\0\0\0\x00\x61"
+FUNCTION = {"name": "hello", "module": "_", "hash": "ab", "size": len(WASM), "memory": 64}
+
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def fless(fake: FakeFless, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Runs ``fless`` against the fake server; returns (status, stdout, stderr)."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        status = main(["--url", fake.url, "--key", "k", *argv])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+@pytest.fixture
+def wasm_file(tmp_path: Path) -> Path:
+    path = tmp_path / "hello.wasm"
+    path.write_bytes(WASM)
+    return path
+
+
+def test_mod_commands(fake: FakeFless, fless: Run) -> None:
+    fake.data("GET", "/v1/fn", [{"name": "_"}])
+    fake.data("GET", "/v1/fn/m", {"name": "m", "functions": []})
+    fake.data("POST", "/v1/fn", {"name": "m"}, status=201)
+    fake.data("PUT", "/v1/fn/m", {"name": "n"})
+    fake.reply("DELETE", "/v1/fn/n", 204)
+    status, out, _ = fless("mod", "list")
+    assert (status, json.loads(out)) == (0, [{"name": "_"}])
+    assert json.loads(fless("mod", "get", "m")[1]) == {"name": "m", "functions": []}
+    assert json.loads(fless("mod", "create", "m")[1]) == {"name": "m"}
+    assert fake.last.json() == {"module": {"name": "m"}}
+    assert json.loads(fless("mod", "update", "m", "n")[1]) == {"name": "n"}
+    assert fake.last.json() == {"module": {"name": "n"}}
+    assert fless("mod", "delete", "n") == (0, "", "")
+    assert fake.last.method == "DELETE"
+    assert all(r.headers["Authorization"] == "Bearer k" for r in fake.requests)
+
+
+def test_fn_upload(fake: FakeFless, fless: Run, wasm_file: Path) -> None:
+    fake.data("POST", "/v1/fn/mod", FUNCTION, status=201)
+    status, out, err = fless(
+        "fn", "upload", "hello", str(wasm_file), "-m", "mod", "--memory", "128",
+        "--timeout", "500", "--allow", "a.com", "b.com", "--no-wait",
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    assert json.loads(out) == FUNCTION
+    form = fake.last.form()
+    assert form["name"].content == b"hello"
+    assert form["code"].content == WASM
+    assert form["code"].filename == "code.wasm"
+    assert json.loads(form["metadata"].content) == {
+        "memory": 128,
+        "timeout": 500,
+        "http_allow": ["a.com", "b.com"],
+    }
+    assert form["wait_for_workers"].content == b"false"
+
+
+def test_fn_upload_defaults(fake: FakeFless, fless: Run, wasm_file: Path) -> None:
+    fake.data("POST", "/v1/fn/_", FUNCTION, status=201)
+    assert fless("fn", "upload", "hello", str(wasm_file))[0] == 0
+    form = fake.last.form()
+    assert set(form) == {"name", "code", "wait_for_workers"}
+    assert form["wait_for_workers"].content == b"true"
+
+
+def test_fn_upload_checks_the_file_first(fake: FakeFless, fless: Run, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.wasm"
+    assert fless("fn", "upload", "f", str(missing)) == (
+        1,
+        "",
+        f"fless: {missing}: no such file\n",
+    )
+    text = tmp_path / "hello.wat"
+    text.write_text("(module)")
+    status, out, err = fless("fn", "upload", "f", str(text))
+    assert (status, out) == (1, "")
+    assert err == f"fless: {text} is not a WebAssembly module (it does not start with \\0asm)\n"
+    assert fake.requests == []
+
+
+def test_fn_get_list_delete(fake: FakeFless, fless: Run) -> None:
+    fake.data("GET", "/v1/fn/_/hello", FUNCTION)
+    fake.data("GET", "/v1/fn/m", {"name": "m", "functions": [{"name": "a"}, {"name": "b"}]})
+    fake.reply("DELETE", "/v1/fn/m/a", 200)
+    assert json.loads(fless("fn", "get", "hello")[1]) == FUNCTION
+    assert json.loads(fless("fn", "list", "-m", "m")[1]) == [{"name": "a"}, {"name": "b"}]
+    assert fless("fn", "delete", "a", "-m", "m") == (0, "", "")
+    assert (fake.last.method, fake.last.path) == ("DELETE", "/v1/fn/m/a")
+
+
+def test_fn_update(fake: FakeFless, fless: Run, wasm_file: Path) -> None:
+    fake.data("PUT", "/v1/fn/_/hello", FUNCTION)
+    assert fless("fn", "update", "hello", str(wasm_file), "--timeout", "90")[0] == 0
+    form = fake.last.form()
+    assert set(form) == {"code", "metadata", "wait_for_workers"}
+    assert json.loads(form["metadata"].content) == {"timeout": 90}
+    assert fless("fn", "update", "hello", "--memory", "8", "--no-wait")[0] == 0
+    assert fake.last.form()["wait_for_workers"].content == b"false"
+    assert fless("fn", "update", "hello", "--allow")[0] == 0
+    assert json.loads(fake.last.form()["metadata"].content) == {"http_allow": []}
+    assert fless("fn", "update", "hello", "--rename", "hi")[0] == 0
+    assert fake.last.form()["name"].content == b"hi"
+
+
+def test_fn_invoke(fake: FakeFless, fless: Run) -> None:
+    fake.data("POST", "/v1/fn/_/hello", {"greeting": "héllo ada"})
+    status, out, err = fless(
+        "fn", "invoke", "hello", "-a", "name=ada", "-a", "n=3", "-a", "x=1", "-j", '{"x": [1]}'
+    )
+    assert (status, err) == (0, "")
+    assert json.loads(out) == {"greeting": "héllo ada"}
+    assert "héllo" in out
+    assert fake.last.json() == {"args": {"name": "ada", "n": 3, "x": [1]}}
+    fless("fn", "invoke", "hello", "-m", "_")
+    assert fake.last.json() == {"args": {}}
+
+
+def test_fn_invoke_string_output_is_json(fake: FakeFless, fless: Run) -> None:
+    fake.data("POST", "/v1/fn/_/echo", "just text")
+    assert fless("fn", "invoke", "echo") == (0, '"just text"\n', "")
+
+
+def test_admin_users(fake: FakeFless, fless: Run) -> None:
+    fake.data("POST", "/v1/admin/subjects", {"name": "alice", "token": "alice-key"})
+    fake.data("GET", "/v1/admin/subjects", [{"name": "admin", "role": "admin"}])
+    assert fless("admin", "user", "create", "alice") == (0, "alice-key\n", "")
+    assert fake.last.json() == {"subject": {"name": "alice"}}
+    status, out, _ = fless("admin", "user", "list")
+    assert (status, json.loads(out)) == (0, [{"name": "admin", "role": "admin"}])
+
+
+def test_key_file(fake: FakeFless, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake.data("GET", "/v1/fn", [])
+    key_file = tmp_path / "admin.key"
+    key_file.write_text("admin-secret\n")
+    assert main(["--url", fake.url, "--key-file", str(key_file), "mod", "list"]) == 0
+    assert fake.last.headers["Authorization"] == "Bearer admin-secret"
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "line"),
+    [
+        (404, "function _/hello not found", "fless: 404: function _/hello not found\n"),
+        (422, "the function failed: boom", "fless: 422: the function failed: boom\n"),
+        (
+            401,
+            "missing or unknown key",
+            "fless: 401: missing or unknown key (set a key with `fless cfg set key KEY`,"
+            " FLESS_KEY, --key or --key-file)\n",
+        ),
+        (403, "admins only", "fless: 403: admins only (this needs the admin key)\n"),
+    ],
+)
+def test_api_errors_are_one_line_exit_1(
+    fake: FakeFless, fless: Run, status: int, detail: str, line: str
+) -> None:
+    fake.error("POST", "/v1/fn/_/hello", status, detail)
+    assert fless("fn", "invoke", "hello") == (1, "", line)
+
+
+def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert main(["--url", f"http://127.0.0.1:{port}", "mod", "list"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"fless: cannot reach fless at http://127.0.0.1:{port}: connection refused"
+        " (is fless-node running?)\n"
+    )
