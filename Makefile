@@ -1,0 +1,38 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Reinstall when the package metadata changes.
+INSTALLED := $(VENV)/.installed
+TEST_INSTALLED := $(VENV)/.installed-test
+
+.PHONY: run test lint typecheck unit examples clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(INSTALLED): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(TEST_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## run: start a single-node fless (core and worker) with the embedded defaults
+run: $(INSTALLED)
+	$(BIN)/fless-node $(ARGS)
+
+## test: lint, type-check and run the whole test suite
+test: $(TEST_INSTALLED)
+	$(BIN)/ruff check fless tests
+	$(BIN)/mypy
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## examples: build the example functions to .wasm
+examples: $(INSTALLED) $(TEST_INSTALLED)
+	PYTHON=$(abspath $(BIN)/python) sh examples/hello/build.sh
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache *.egg-info

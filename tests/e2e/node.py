@@ -1,0 +1,154 @@
+"""A real ``fless-node`` process on a free loopback port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Node:
+    """One ``fless-node --role all`` with its own data directory and log file."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.extra = extra
+        self.env = env or {}
+        self.log_path = data_dir.parent / f"{data_dir.name}-node.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def key(self) -> str:
+        return (self.data_dir / "admin.key").read_text().strip()
+
+    def start(self, timeout: float = 30.0) -> Node:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLESS_")}
+        env.update(self.env)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen(
+            [str(BIN / "fless-node"), "--host", "127.0.0.1", "--port", str(self.port),
+             "--data-dir", str(self.data_dir), *self.extra],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"fless-node exited early:\n{self.log()}")
+            try:
+                status, _ = self.request("GET", "/v1/", auth=False)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"fless-node did not answer within {timeout} s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def api_pids(self) -> list[int]:
+        """The API processes: the gunicorn master's children."""
+        assert self.proc is not None
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool | str = True,
+        timeout: float = 30.0,
+    ) -> tuple[int, Any]:
+        """One request on a new connection; the status and the decoded body."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            sent = dict(headers or {})
+            if auth:
+                sent["Authorization"] = f"Bearer {self.key if auth is True else auth}"
+            conn.request(method, path, body=body, headers=sent)
+            response = conn.getresponse()
+            raw = response.read()
+        finally:
+            conn.close()
+        ctype = response.getheader("Content-Type") or ""
+        if raw and "json" in ctype:
+            return response.status, json.loads(raw)
+        return response.status, raw.decode("utf-8", "replace")
+
+    def post_json(self, path: str, payload: Any, auth: bool | str = True) -> tuple[int, Any]:
+        return self.request("POST", path, json.dumps(payload).encode(),
+                            {"Content-Type": "application/json"}, auth)
+
+    def upload(
+        self, module: str, name: str | None, code: bytes | None,
+        metadata: Any = None, method: str = "POST", path: str | None = None,
+    ) -> tuple[int, Any]:
+        fields: list[tuple[str, str | None, bytes]] = []
+        if name is not None:
+            fields.append(("name", None, name.encode()))
+        if code is not None:
+            fields.append(("code", "code.wasm", code))
+        if metadata is not None:
+            fields.append(("metadata", None, json.dumps(metadata).encode()))
+        body, ctype = multipart(fields)
+        return self.request(method, path or f"/v1/fn/{module}", body, {"Content-Type": ctype})
+
+    def invoke(self, module: str, name: str, args: Any) -> tuple[int, Any]:
+        return self.post_json(f"/v1/fn/{module}/{name}", {"args": args})
+
+
+def multipart(fields: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]:
+    boundary = "fless-test-boundary-7d1f"
+    out = bytearray()
+    for name, filename, data in fields:
+        out += f"--{boundary}\r\n".encode()
+        disposition = f'form-data; name="{name}"'
+        if filename:
+            disposition += f'; filename="{filename}"'
+        out += f"Content-Disposition: {disposition}\r\n".encode()
+        if filename:
+            out += b"Content-Type: application/octet-stream\r\n"
+        out += b"\r\n" + data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"

@@ -1,0 +1,111 @@
+"""End to end through the ``fless`` CLI, against a real fless-node."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from e2e.node import BIN, Node
+from fixtures.build import wat
+
+
+def fless(node: Node, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLESS_")}
+    env["XDG_CONFIG_HOME"] = str(home)
+    return subprocess.run(
+        [str(BIN / "fless"), *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+@pytest.fixture
+def cli(node: Node, tmp_path: Path) -> Path:
+    """A CLI configured with ``fless cfg set`` to talk to the node as admin."""
+    home = tmp_path / "config"
+    assert fless(node, "cfg", "set", "host", node.url, home=home).returncode == 0
+    assert fless(node, "cfg", "set", "key", node.key, home=home).returncode == 0
+    return home
+
+
+def test_cfg_is_stored_privately(node: Node, cli: Path) -> None:
+    [config] = [p for p in (cli / "fless").iterdir() if p.is_file()]
+    assert config.stat().st_mode & 0o777 == 0o600
+    out = fless(node, "cfg", "get", "host", home=cli)
+    assert out.returncode == 0 and node.url in out.stdout
+
+
+def test_upload_invoke_update_delete(node: Node, cli: Path, tmp_path: Path) -> None:
+    hello, echo = tmp_path / "hello.wasm", tmp_path / "echo.wasm"
+    hello.write_bytes(wat("fl_hello"))
+    echo.write_bytes(wat("wasi_hello"))
+    assert fless(node, "mod", "create", "clitest", home=cli).returncode == 0
+    out = fless(node, "fn", "upload", "greet", str(hello), "-m", "clitest", "--memory", "32",
+                home=cli)
+    assert out.returncode == 0, out.stderr
+
+    out = fless(node, "fn", "invoke", "greet", "-m", "clitest", "-j", '{"name":"x"}', home=cli)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"hello": {"name": "x"}}
+    out = fless(node, "fn", "invoke", "greet", "-m", "clitest", "-a", "n=3", "-a", "s=pi",
+                home=cli)
+    assert json.loads(out.stdout) == {"hello": {"n": 3, "s": "pi"}}
+
+    out = fless(node, "fn", "get", "greet", "-m", "clitest", home=cli)
+    assert json.loads(out.stdout)["memory"] == 32
+
+    out = fless(node, "fn", "update", "greet", str(echo), "-m", "clitest", home=cli)
+    assert out.returncode == 0, out.stderr
+    out = fless(node, "fn", "invoke", "greet", "-m", "clitest", "-a", "k=v", home=cli)
+    assert json.loads(out.stdout) == {"echo": {"k": "v"}}
+
+    out = fless(node, "fn", "list", "-m", "clitest", home=cli)
+    assert "greet" in out.stdout
+    assert fless(node, "fn", "delete", "greet", "-m", "clitest", home=cli).returncode == 0
+    out = fless(node, "fn", "invoke", "greet", "-m", "clitest", home=cli)
+    assert out.returncode == 1
+    assert out.stderr.startswith("fless: ") and "not found" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_modules_and_users(node: Node, cli: Path) -> None:
+    assert fless(node, "mod", "create", "m1", home=cli).returncode == 0
+    assert fless(node, "mod", "update", "m1", "m2", home=cli).returncode == 0
+    out = fless(node, "mod", "list", home=cli)
+    assert "m2" in out.stdout and "m1" not in out.stdout
+    out = fless(node, "mod", "get", "m2", home=cli)
+    assert json.loads(out.stdout)["name"] == "m2"
+    assert fless(node, "mod", "delete", "m2", home=cli).returncode == 0
+
+    out = fless(node, "admin", "user", "create", "carol", home=cli)
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip().strip('"')
+    assert token.startswith("fl_")
+    out = fless(node, "admin", "user", "list", home=cli)
+    assert "carol" in out.stdout
+    out = fless(node, "--key", token, "admin", "user", "list", home=cli)
+    assert out.returncode == 1 and "403" in out.stderr
+
+
+def test_function_error_is_one_line_on_stderr(node: Node, cli: Path, tmp_path: Path) -> None:
+    code = tmp_path / "err.wasm"
+    code.write_bytes(wat("fl_error"))
+    fless(node, "fn", "upload", "errs", str(code), home=cli)
+    out = fless(node, "fn", "invoke", "errs", home=cli)
+    assert out.returncode == 1
+    assert out.stderr.strip() == "fless: 422: something went wrong"
+
+
+def test_not_wasm_is_refused_before_upload(node: Node, cli: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.wasm"
+    bogus.write_text("hello")
+    out = fless(node, "fn", "upload", "bogus", str(bogus), home=cli)
+    assert out.returncode != 0 and "fless:" in out.stderr
+    out = fless(node, "fn", "get", "bogus", home=cli)
+    assert out.returncode == 1 and "not found" in out.stderr
+
+
+def test_unreachable_server_says_so(node: Node, tmp_path: Path) -> None:
+    out = fless(node, "--url", "http://127.0.0.1:1", "--key", "k", "mod", "list", home=tmp_path)
+    assert out.returncode == 1 and "cannot reach fless" in out.stderr
