@@ -76,15 +76,24 @@ class CodeCache:
         with self._env.begin(db=self._meta) as txn:
             return txn.get(self._key(sha)) is not None
 
-    def get(self, sha: str) -> CompiledFunction | None:
-        """The compiled function for ``sha``, or None if this node lacks it."""
-        now = self._clock()
+    def loaded(self, sha: str) -> CompiledFunction | None:
+        """The function if it is loaded in memory; never touches the disk.
+
+        Cheap enough to call on an event loop: the warm path of an invocation.
+        """
         with self._lock:
             function = self._loaded.get(sha)
             if function is not None:
                 self._loaded.move_to_end(sha)
-                self._used[sha] = now
-                return function
+                self._used[sha] = self._clock()
+            return function
+
+    def get(self, sha: str) -> CompiledFunction | None:
+        """The compiled function for ``sha``, or None if this node lacks it."""
+        function = self.loaded(sha)
+        if function is not None:
+            return function
+        now = self._clock()
         key = self._key(sha)
         with self._env.begin() as txn:
             meta = txn.get(key, db=self._meta)

@@ -101,6 +101,21 @@ def test_put_get_drop(tmp_path: Path, counting: CountingRuntime, clock: Clock) -
     cache.close()
 
 
+def test_loaded_answers_from_memory_only(
+    tmp_path: Path, counting: CountingRuntime, clock: Clock
+) -> None:
+    code = wat("fl_hello")
+    cache = open_cache(tmp_path / "cache", counting, clock)
+    cache.put(sha(code), code)
+    assert cache.loaded(sha(code)) is not None
+    cache.close()
+    reopened = open_cache(tmp_path / "cache", counting, clock)
+    assert reopened.loaded(sha(code)) is None  # on disk, not yet in memory
+    assert reopened.get(sha(code)) is not None
+    assert reopened.loaded(sha(code)) is not None
+    reopened.close()
+
+
 def test_put_refuses_invalid_code(tmp_path: Path, counting: CountingRuntime, clock: Clock) -> None:
     cache = open_cache(tmp_path / "cache", counting, clock)
     with pytest.raises(InvalidModule):
