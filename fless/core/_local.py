@@ -73,7 +73,9 @@ class LocalWorker:
 
         # Loading (and compiling, on a miss) is not part of the function's time;
         # a function loaded in memory needs no trip to the pool for it.
-        function = self.cache.loaded(sha) or await loop.run_in_executor(self._pool, load)
+        function = self.cache.loaded(sha)
+        if function is None:
+            function = await loop.run_in_executor(self._pool, load)
         future = loop.run_in_executor(self._pool, self.cache.runtime.run, function, args, limits)
         try:
             return await asyncio.wait_for(future, limits.timeout_s + GRACE_S)
