@@ -1,0 +1,299 @@
+"""The calling end: one DEALER per peer, replies matched to callers by id."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from zmq.utils.monitor import recv_monitor_message
+
+from ._curve import CurveConfig
+from ._errors import MalformedMessage, MessageTooLarge, NetError, PeerGone, RpcTimeout
+from ._schema import Message, decode, encode
+from ._sockets import (
+    CONNECT_TIMEOUT_MS,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    HANDSHAKE_FAILED,
+    RECONNECT_IVL_MAX_MS,
+    RECONNECT_IVL_MS,
+    close_quietly,
+    make_curve_client,
+    tune,
+)
+
+log = logging.getLogger("fless.net")
+
+_WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | HANDSHAKE_FAILED
+
+
+@dataclass
+class ClientStats:
+    """What an ``RpcClient`` has seen; counters only grow.
+
+    Attributes:
+        calls: calls made.
+        replies: replies handed to their caller.
+        late: replies dropped because their caller had given up (or never existed).
+        malformed: replies dropped because they broke the wire schema.
+        timeouts: calls that ended in ``RpcTimeout``.
+        peer_gone: calls that ended in ``PeerGone``.
+        disconnects: established connections that dropped.
+        handshake_failed: connections whose security handshake failed (wrong keys).
+    """
+
+    calls: int = 0
+    replies: int = 0
+    late: int = 0
+    malformed: int = 0
+    timeouts: int = 0
+    peer_gone: int = 0
+    disconnects: int = 0
+    handshake_failed: int = 0
+
+
+@dataclass
+class _Peer:
+    """One remote node: its socket, and the calls waiting for it."""
+
+    endpoint: str
+    socket: zmq.asyncio.Socket
+    monitor: zmq.asyncio.Socket
+    pending: dict[int, asyncio.Future[Message]] = field(default_factory=dict)
+    outbox: asyncio.Queue[tuple[int, list[bytes]]] = field(default_factory=asyncio.Queue)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    connected: bool = False
+    warned: bool = False
+
+
+class RpcClient:
+    """Calls other nodes' ``RpcServer``; generic, it knows no message's meaning.
+
+    One DEALER per peer endpoint, made at the first call to it. Requests go
+    out only on an established connection (ZMQ_IMMEDIATE), so none is queued
+    for a peer that is down and delivered long after its caller gave up. A
+    reply that comes after its caller's deadline is dropped and counted, and
+    never reaches another caller. Create it and use it in the process and
+    event loop that will run it.
+
+    Args:
+        curve: the cluster's keys; None runs in plaintext (see ``plaintext_allowed``).
+        max_message_bytes: the largest request and reply in bytes, all frames together.
+    """
+
+    def __init__(
+        self,
+        *,
+        curve: CurveConfig | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.stats = ClientStats()
+        self._curve = curve
+        self._max_bytes = max_message_bytes
+        self._context: zmq.asyncio.Context | None = None
+        self._peers: dict[str, _Peer] = {}
+        self._retired: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    async def call(
+        self,
+        endpoint: str,
+        msg_type: str,
+        fields: Mapping[str, Any],
+        frames: Sequence[bytes] = (),
+        *,
+        timeout: float,
+    ) -> Message:
+        """Sends one request and waits for its reply (of any type, ``error`` included).
+
+        Args:
+            endpoint: the peer's RPC endpoint (``tcp://host:port``).
+            msg_type: the request's type.
+            fields: the request's fields.
+            frames: its raw payloads.
+            timeout: seconds to wait for the reply, connecting included.
+
+        Raises:
+            RpcTimeout: no reply within ``timeout``.
+            PeerGone: the connection dropped, or ``forget(endpoint)`` was
+                called, while the call waited.
+            MalformedMessage: the request breaks the wire schema
+                (``MessageTooLarge`` if it is over ``max_message_bytes``).
+            NetError: the client is closed, or the endpoint is invalid.
+        """
+        if self._closed:
+            raise NetError("the RPC client is closed")
+        msg_id = next(self._ids)
+        wire = encode(Message(msg_type, msg_id, dict(fields), tuple(frames)))
+        size = sum(len(f) for f in wire)
+        if size > self._max_bytes:
+            raise MessageTooLarge(
+                f"{msg_type} request of {size} bytes, over the limit of {self._max_bytes}"
+            )
+        peer = self._peer(endpoint)
+        reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        peer.pending[msg_id] = reply
+        self.stats.calls += 1
+        try:
+            if not (peer.outbox.empty() and await self._send_now(peer, wire)):
+                peer.outbox.put_nowait((msg_id, wire))
+            async with asyncio.timeout(timeout):
+                return await reply
+        except TimeoutError:
+            self.stats.timeouts += 1
+            raise RpcTimeout(
+                f"{endpoint} did not answer a {msg_type} request within {timeout:g} s"
+            ) from None
+        finally:
+            peer.pending.pop(msg_id, None)
+
+    def forget(self, endpoint: str) -> None:
+        """Drops the connection to ``endpoint``; its pending calls raise ``PeerGone`` now.
+
+        Membership calls this when a peer is declared dead. A later call to
+        the same endpoint connects again.
+        """
+        peer = self._peers.pop(endpoint, None)
+        if peer is not None:
+            self._fail(peer, f"{endpoint} left the cluster")
+            self._retire(peer)
+
+    async def close(self) -> None:
+        """Closes every connection; pending calls raise ``PeerGone``."""
+        self._closed = True
+        for endpoint in list(self._peers):
+            peer = self._peers.pop(endpoint)
+            self._fail(peer, "the RPC client was closed")
+            self._retire(peer)
+        await asyncio.gather(*self._retired, return_exceptions=True)
+        if self._context is not None:
+            self._context.destroy(linger=0)
+            self._context = None
+
+    def _peer(self, endpoint: str) -> _Peer:
+        peer = self._peers.get(endpoint)
+        if peer is not None:
+            return peer
+        if self._context is None:
+            self._context = zmq.asyncio.Context()
+        sock = self._context.socket(zmq.DEALER)
+        tune(sock, endpoint, self._max_bytes)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
+        sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        if self._curve is not None:
+            make_curve_client(sock, self._curve)
+        monitor = sock.get_monitor_socket(_WATCHED)
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as exc:
+            sock.disable_monitor()
+            close_quietly(monitor)
+            close_quietly(sock)
+            raise NetError(f"cannot connect to {endpoint!r}: {exc}") from None
+        peer = _Peer(endpoint, sock, monitor)
+        peer.tasks = [
+            asyncio.create_task(self._send(peer), name=f"rpc-send {endpoint}"),
+            asyncio.create_task(self._receive(peer), name=f"rpc-recv {endpoint}"),
+            asyncio.create_task(self._watch(peer), name=f"rpc-watch {endpoint}"),
+        ]
+        self._peers[endpoint] = peer
+        return peer
+
+    async def _send_now(self, peer: _Peer, wire: list[bytes]) -> bool:
+        """Sends at once if the connection can take it (the common case, one loop turn less)."""
+        try:
+            await peer.socket.send_multipart(wire, flags=zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError:
+            return False  # not connected yet, or worse: the sender task sorts it out
+        return True
+
+    async def _send(self, peer: _Peer) -> None:
+        sock = peer.socket
+        writable = zmq.asyncio.Poller()
+        writable.register(sock, zmq.POLLOUT)
+        while True:
+            msg_id, wire = await peer.outbox.get()
+            # Skip requests whose caller gave up while they waited for a connection.
+            while (reply := peer.pending.get(msg_id)) is not None and not reply.done():
+                try:
+                    await sock.send_multipart(wire, flags=zmq.NOBLOCK, copy=False)
+                    break
+                except zmq.Again:
+                    # No established connection (or a full queue): wait until there is one.
+                    await writable.poll()
+                except zmq.ZMQError as exc:
+                    if sock.closed:
+                        return
+                    reply.set_exception(NetError(f"cannot send to {peer.endpoint}: {exc}"))
+
+    async def _receive(self, peer: _Peer) -> None:
+        while True:
+            try:
+                frames = await peer.socket.recv_multipart()
+            except zmq.ZMQError:
+                return
+            try:
+                msg = decode(frames, self._max_bytes)
+            except MalformedMessage as exc:
+                self.stats.malformed += 1
+                log.debug("RPC client dropped a reply from %s: %s", peer.endpoint, exc)
+                continue
+            reply = peer.pending.get(msg.id)
+            if reply is None or reply.done():
+                self.stats.late += 1
+                continue
+            reply.set_result(msg)
+            self.stats.replies += 1
+
+    async def _watch(self, peer: _Peer) -> None:
+        while True:
+            try:
+                event = await recv_monitor_message(peer.monitor)
+            except zmq.ZMQError:
+                return
+            kind = event["event"]
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                peer.connected = True
+            elif kind == zmq.EVENT_DISCONNECTED:
+                # Only a connection that was up can have carried requests; a
+                # refused handshake leaves them waiting (and timing out).
+                if peer.connected:
+                    peer.connected = False
+                    self.stats.disconnects += 1
+                    self._fail(peer, f"the connection to {peer.endpoint} dropped")
+            elif kind & HANDSHAKE_FAILED:
+                self.stats.handshake_failed += 1
+                if not peer.warned:
+                    peer.warned = True
+                    log.warning(
+                        "RPC handshake with %s failed: the two nodes do not hold the same "
+                        "cluster keys (copy the key directory, or check cluster.insecure)",
+                        peer.endpoint,
+                    )
+            elif kind == zmq.EVENT_MONITOR_STOPPED:
+                return
+
+    def _fail(self, peer: _Peer, reason: str) -> None:
+        for reply in peer.pending.values():
+            if not reply.done():
+                reply.set_exception(PeerGone(reason))
+                self.stats.peer_gone += 1
+
+    def _retire(self, peer: _Peer) -> None:
+        for task in peer.tasks:
+            task.cancel()
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        with contextlib.suppress(zmq.ZMQError):
+            peer.socket.disable_monitor()
+        close_quietly(peer.monitor)
+        close_quietly(peer.socket)
