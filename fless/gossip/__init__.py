@@ -1,1 +1,46 @@
-"""placeholder"""
+"""Membership and node state: who is in the cluster, alive or not, advertising what.
+
+The public face of ``gossip``: a ``Membership`` (SWIM with Lifeguard, run by
+kinship behind this interface), the ``NodeMeta`` each node advertises, the
+``MemoryWatch`` that decides when free memory is worth re-advertising, and a
+multicast ``Beacon`` for zero-configuration discovery on the LAN. Nothing here
+knows of HTTP, ZeroMQ or Wasm.
+"""
+
+from ._beacon import DEFAULT_GROUP, DEFAULT_PORT, Beacon
+from ._beacon_wire import MAX_SKEW, Announcement, BeaconVerifier, beacon_key, encode_beacon
+from ._errors import BeaconRejected, BindError, GossipError, JoinFailed, MetaError
+from ._membership import Membership
+from ._memory import MemoryWatch, parse_meminfo, read_memory, should_advertise
+from ._meta import MAX_ENCODED, ROLES, NodeMeta
+from ._timing import LAN_TIMING, GossipTiming
+from ._view import STATES, Member, MemberView
+
+__all__ = [
+    "DEFAULT_GROUP",
+    "DEFAULT_PORT",
+    "LAN_TIMING",
+    "MAX_ENCODED",
+    "MAX_SKEW",
+    "ROLES",
+    "STATES",
+    "Announcement",
+    "Beacon",
+    "BeaconRejected",
+    "BeaconVerifier",
+    "BindError",
+    "GossipError",
+    "GossipTiming",
+    "JoinFailed",
+    "Member",
+    "MemberView",
+    "Membership",
+    "MemoryWatch",
+    "MetaError",
+    "NodeMeta",
+    "beacon_key",
+    "encode_beacon",
+    "parse_meminfo",
+    "read_memory",
+    "should_advertise",
+]

@@ -1,0 +1,123 @@
+"""When a worker re-advertises its free memory, and where the figure comes from.
+
+Every advertisement is a gossip broadcast to the whole cluster, so a worker
+sends one when its free memory moved by at least a step, or when the last one
+is old enough that it should be repeated, not on every reading.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+MEMINFO = Path("/proc/meminfo")
+
+
+def should_advertise(
+    last_value: int | None,
+    last_time: float,
+    value: int,
+    now: float,
+    step: int,
+    max_interval: float,
+) -> bool:
+    """Whether to gossip ``value`` now, given what was gossiped last and when.
+
+    Args:
+        last_value: the figure advertised last, or None if none was yet.
+        last_time: when it was advertised, on the same clock as ``now``.
+        value: the figure now.
+        now: the time now.
+        step: the smallest change worth a broadcast; 0 or less means any change.
+        max_interval: re-advertise at least this often, even without a change.
+
+    Returns:
+        True if the figure should be advertised now.
+    """
+    if last_value is None:
+        return True
+    if now - last_time >= max_interval:
+        return True
+    change = abs(value - last_value)
+    return change > 0 and change >= step
+
+
+def parse_meminfo(text: str) -> tuple[int, int]:
+    """``(total, available)`` in bytes from the text of ``/proc/meminfo``.
+
+    Kernels before 3.14 have no MemAvailable; free plus page cache stands in.
+
+    Raises:
+        ValueError: the text lacks MemTotal or any figure for free memory.
+    """
+    kib: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        fields = rest.split()
+        if fields and fields[0].isdigit():
+            kib[key.strip()] = int(fields[0])
+    if "MemTotal" not in kib:
+        raise ValueError("meminfo has no MemTotal line")
+    if "MemAvailable" in kib:
+        available = kib["MemAvailable"]
+    elif "MemFree" in kib:
+        available = kib["MemFree"] + kib.get("Buffers", 0) + kib.get("Cached", 0)
+    else:
+        raise ValueError("meminfo has neither MemAvailable nor MemFree")
+    return kib["MemTotal"] * 1024, available * 1024
+
+
+def read_memory(path: Path = MEMINFO) -> tuple[int, int]:
+    """``(total, available)`` memory of this machine in bytes, from ``/proc/meminfo``."""
+    return parse_meminfo(path.read_text())
+
+
+class MemoryWatch:
+    """Reads free memory and says when it is worth advertising again.
+
+    Args:
+        step: the smallest change in free memory, in bytes, worth a broadcast.
+        max_interval: seconds after which the figure is re-advertised regardless.
+        fixed: ``(total, free)`` in bytes to report instead of the machine's: the
+            override for tests, and for boards that should offer less than they have.
+        reader: where real figures come from; ``read_memory`` by default.
+        clock: monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        step: int,
+        max_interval: float,
+        *,
+        fixed: tuple[int, int] | None = None,
+        reader: Callable[[], tuple[int, int]] = read_memory,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_interval <= 0:
+            raise ValueError("max_interval must be positive")
+        self.step = step
+        self.max_interval = max_interval
+        self._fixed = fixed
+        self._reader = reader
+        self._clock = clock
+        self._last_value: int | None = None
+        self._last_time = 0.0
+
+    def read(self) -> tuple[int, int]:
+        """``(total, free)`` in bytes now: the fixed figures if set, else the machine's."""
+        return self._fixed if self._fixed is not None else self._reader()
+
+    def poll(self) -> tuple[int, int] | None:
+        """The figures to advertise if it is time to, else None.
+
+        A returned figure counts as advertised: the caller passes it to ``set_meta``.
+        """
+        total, free = self.read()
+        now = self._clock()
+        if not should_advertise(
+            self._last_value, self._last_time, free, now, self.step, self.max_interval
+        ):
+            return None
+        self._last_value, self._last_time = free, now
+        return total, free

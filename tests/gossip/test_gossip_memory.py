@@ -1,0 +1,102 @@
+"""MemoryWatch: when free memory is worth gossiping again, and reading it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fless.gossip import MemoryWatch, parse_meminfo, read_memory, should_advertise
+
+MIB = 2**20
+
+
+@pytest.mark.parametrize(
+    ("last", "last_time", "value", "now", "expected"),
+    [
+        (None, 0.0, 100 * MIB, 0.0, True),  # never advertised
+        (100 * MIB, 10.0, 100 * MIB, 11.0, False),  # unchanged, recent
+        (100 * MIB, 10.0, 90 * MIB, 11.0, False),  # moved less than a step
+        (100 * MIB, 10.0, 84 * MIB, 11.0, True),  # dropped by more than a step
+        (100 * MIB, 10.0, 116 * MIB, 11.0, True),  # rose by more than a step
+        (100 * MIB, 10.0, 116 * MIB - 1, 11.0, False),  # just under a step
+        (100 * MIB, 10.0, 100 * MIB, 40.0, True),  # unchanged but old: repeat
+        (100 * MIB, 10.0, 100 * MIB, 39.9, False),
+    ],
+)
+def test_should_advertise(
+    last: int | None, last_time: float, value: int, now: float, expected: bool
+) -> None:
+    assert should_advertise(last, last_time, value, now, 16 * MIB, 30.0) is expected
+
+
+def test_zero_step_means_any_change() -> None:
+    assert should_advertise(5, 0.0, 6, 1.0, 0, 30.0)
+    assert not should_advertise(5, 0.0, 5, 1.0, 0, 30.0)
+
+
+MEMINFO = """MemTotal:        8049440 kB
+MemFree:          512000 kB
+MemAvailable:    6000000 kB
+Buffers:          100000 kB
+Cached:          2000000 kB
+HugePages_Total:       0
+"""
+
+
+def test_parse_meminfo() -> None:
+    assert parse_meminfo(MEMINFO) == (8049440 * 1024, 6000000 * 1024)
+
+
+def test_parse_meminfo_old_kernel_without_available() -> None:
+    old = "\n".join(line for line in MEMINFO.splitlines() if "Available" not in line)
+    assert parse_meminfo(old) == (8049440 * 1024, (512000 + 100000 + 2000000) * 1024)
+
+
+@pytest.mark.parametrize("text", ["", "MemFree: 1 kB\n", "MemTotal: 10 kB\n"])
+def test_parse_meminfo_incomplete(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_meminfo(text)
+
+
+def test_read_memory_from_this_machine_and_a_file(tmp_path: Path) -> None:
+    total, free = read_memory()
+    assert 0 < free <= total
+    path = tmp_path / "meminfo"
+    path.write_text(MEMINFO)
+    assert read_memory(path) == (8049440 * 1024, 6000000 * 1024)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_watch_advertises_on_step_and_interval() -> None:
+    clock = FakeClock()
+    readings = iter([(1000 * MIB, 500 * MIB), (1000 * MIB, 495 * MIB), (1000 * MIB, 480 * MIB)])
+    watch = MemoryWatch(16 * MIB, 30.0, reader=lambda: next(readings), clock=clock)
+    assert watch.poll() == (1000 * MIB, 500 * MIB)  # first reading always goes out
+    clock.now += 1
+    assert watch.poll() is None  # 5 MiB less: not worth a broadcast
+    clock.now += 1
+    assert watch.poll() == (1000 * MIB, 480 * MIB)  # 20 MiB less than advertised
+
+
+def test_watch_fixed_figure_overrides_the_machine() -> None:
+    clock = FakeClock()
+    watch = MemoryWatch(MIB, 5.0, fixed=(512 * MIB, 256 * MIB), clock=clock)
+    assert watch.read() == (512 * MIB, 256 * MIB)
+    assert watch.poll() == (512 * MIB, 256 * MIB)
+    clock.now += 4.9
+    assert watch.poll() is None
+    clock.now += 0.1
+    assert watch.poll() == (512 * MIB, 256 * MIB)  # repeated after max_interval
+
+
+def test_watch_rejects_nonsense_interval() -> None:
+    with pytest.raises(ValueError):
+        MemoryWatch(MIB, 0)
