@@ -504,6 +504,22 @@ class Client:
 
     # -- transport
 
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """The cluster's members with state, role, architecture and memory.
+
+        Returns:
+            ``[{"name", "address", "state", "role", "arch", "mem_total", "mem_free", ...}]``.
+        """
+        return _as_list(self._call("GET", "/v1/nodes"))
+
+    def join_node(self, address: str) -> None:
+        """Asks the core to join the node whose gossip port is at ``address`` (admin key only).
+
+        Args:
+            address: ``HOST:PORT`` of the node's gossip port.
+        """
+        self._call("POST", "/v1/admin/nodes", {"address": address})
+
     def _call(
         self,
         method: str,

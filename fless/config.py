@@ -59,6 +59,24 @@ class WorkerSettings:
     threads: int = 2
     cache_max_bytes: int = 1024 * MiB
     cache_ttl_s: int = 2700
+    memory_mib: int = 0
+    reserved_mib: int = 128
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """How nodes find and talk to each other."""
+
+    rpc_host: str = "0.0.0.0"
+    rpc_port: int = 7470
+    gossip_port: int = 7471
+    advertise_host: str = ""
+    seeds: tuple[str, ...] = ()
+    discovery: bool = True
+    beacon_group: str = "239.255.74.70"
+    beacon_port: int = 7472
+    key_dir: str = ""
+    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     functions: FunctionSettings = field(default_factory=FunctionSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def data_path(self) -> Path:
@@ -78,6 +97,13 @@ class Settings:
         if self.data_dir:
             return Path(self.data_dir).expanduser()
         return default_data_dir()
+
+    @property
+    def key_path(self) -> Path:
+        """The directory of the cluster's keys: the setting, else ``keys`` in the data dir."""
+        if self.cluster.key_dir:
+            return Path(self.cluster.key_dir).expanduser()
+        return self.data_path / "keys"
 
 
 def default_data_dir() -> Path:
@@ -93,7 +119,12 @@ def default_data_dir() -> Path:
     return Path(base) / "fless"
 
 
-_SECTION_TYPES = {"api": ApiSettings, "functions": FunctionSettings, "worker": WorkerSettings}
+_SECTION_TYPES: dict[str, type[Any]] = {
+    "api": ApiSettings,
+    "functions": FunctionSettings,
+    "worker": WorkerSettings,
+    "cluster": ClusterSettings,
+}
 
 
 def _field_types(cls: type[Any]) -> dict[str, Any]:
@@ -191,9 +222,7 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     defaults = Settings()
-    tree: dict[str, Any] = {
-        f.name: getattr(defaults, f.name) for f in dataclasses.fields(Settings)
-    }
+    tree: dict[str, Any] = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(Settings)}
     for section in _SECTION_TYPES:
         tree[section] = dataclasses.asdict(getattr(defaults, section))
 
@@ -231,8 +260,6 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {settings.role!r}")
     if settings.log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
-    if not 0 <= settings.api.port <= 65535:
-        raise ConfigError(f"api.port must be between 0 and 65535, not {settings.api.port}")
     positive = {
         "api.workers": settings.api.workers,
         "api.max_upload_bytes": settings.api.max_upload_bytes,
@@ -246,10 +273,28 @@ def _validate(settings: Settings) -> None:
         "worker.threads": settings.worker.threads,
         "worker.cache_max_bytes": settings.worker.cache_max_bytes,
         "worker.cache_ttl_s": settings.worker.cache_ttl_s,
+        "cluster.beacon_port": settings.cluster.beacon_port,
     }
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name} must be positive, not {value}")
+    for name, port in (
+        ("api.port", settings.api.port),
+        ("cluster.rpc_port", settings.cluster.rpc_port),
+        ("cluster.gossip_port", settings.cluster.gossip_port),
+    ):
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{name} must be between 0 and 65535, not {port}")
+    for name, value in (
+        ("worker.memory_mib", settings.worker.memory_mib),
+        ("worker.reserved_mib", settings.worker.reserved_mib),
+    ):
+        if value < 0:
+            raise ConfigError(f"{name} must not be negative, not {value}")
+    for seed in settings.cluster.seeds:
+        host, sep, seed_port = seed.rpartition(":")
+        if not sep or not host or not seed_port.isdigit():
+            raise ConfigError(f"cluster.seeds: {seed!r} is not HOST:PORT")
     fn = settings.functions
     if fn.default_memory_mib > fn.max_memory_mib:
         raise ConfigError("functions.default_memory_mib exceeds functions.max_memory_mib")

@@ -1,8 +1,7 @@
 """The Falcon ASGI app factory.
 
-``create_app(platform)`` builds the app around a platform (tests pass their
-own); ``build_app(settings)`` also opens the store and the worker, and is what
-each gunicorn API process calls after the fork.
+``create_app(platform)`` builds the app around a platform; the node builds
+the platform (store, workers, cluster) in each API process after the fork.
 """
 
 from __future__ import annotations
@@ -15,13 +14,11 @@ import falcon
 import falcon.asgi
 from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 
-from fless.config import Settings
-from fless.core import LocalWorker, Platform, Store
-from fless.exec import CodeCache, WasmRuntime
+from fless.core import Platform
 
 from . import _errors
 from ._auth import AuthMiddleware
-from ._resources import Function, Module, Modules, OpenApi, Root, Subjects
+from ._resources import Function, JoinNode, Module, Modules, Nodes, OpenApi, Root, Subjects
 
 log = logging.getLogger("fless.api")
 
@@ -32,14 +29,18 @@ def openapi_document() -> bytes:
 
 
 class _Lifespan:
-    """Closes the platform when the API process stops."""
+    """Starts the platform with the API process and stops it with it."""
 
     def __init__(self, platform: Platform) -> None:
         self._platform = platform
 
+    async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        """Joins the cluster before the first request."""
+        await self._platform.start()
+
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
-        """Waits for running invocations, then closes the worker and the store."""
-        self._platform.close()
+        """Leaves the cluster, waits for running invocations, closes the store."""
+        await self._platform.stop()
 
 
 def create_app(
@@ -68,25 +69,6 @@ def create_app(
     app.add_route("/v1/fn/{module}", Module(platform, max_request_bytes))
     app.add_route("/v1/fn/{module}/{name}", Function(platform, max_request_bytes))
     app.add_route("/v1/admin/subjects", Subjects(platform, max_request_bytes))
+    app.add_route("/v1/nodes", Nodes(platform))
+    app.add_route("/v1/admin/nodes", JoinNode(platform, max_request_bytes))
     return app
-
-
-def open_platform(settings: Settings) -> Platform:
-    """Opens the store, the code cache and the local worker of this process."""
-    data = settings.data_path
-    runtime = WasmRuntime()
-    cache = CodeCache(
-        data / "cache",
-        runtime,
-        max_bytes=settings.worker.cache_max_bytes,
-        ttl_s=settings.worker.cache_ttl_s,
-    )
-    worker = LocalWorker(cache, settings.worker.threads)
-    return Platform(
-        Store(data / "store"), worker, settings.functions, settings.api.max_upload_bytes
-    )
-
-
-def build_app(settings: Settings) -> falcon.asgi.App[Any, Any]:
-    """The app of one API process, with everything it needs opened (after fork)."""
-    return create_app(open_platform(settings), settings.api.max_request_bytes)

@@ -21,6 +21,7 @@ from fless.core import (
     NoWorker,
     TooLarge,
     Unauthorized,
+    WorkerLost,
 )
 from fless.exec import ExecError, FunctionTimeout, InvalidModule
 
@@ -33,6 +34,7 @@ _CORE_STATUS: dict[type[CoreError], int] = {
     NotFound: 404,
     AlreadyExists: 409,
     TooLarge: 413,
+    WorkerLost: 502,
     NoWorker: 503,
 }
 

@@ -315,3 +315,32 @@ class Subjects:
         name = _named(await read_json_object(req, self._max_request), "subject")
         key = self._platform.store.create_subject(name)
         _json(resp, 200, {"data": {"name": name, "token": key}})
+
+
+class Nodes:
+    """``/v1/nodes``: the cluster's members."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Every member with its state, role, architecture and memory."""
+        nodes = sorted(self._platform.nodes(), key=lambda n: str(n["name"]))
+        _json(resp, 200, {"data": nodes})
+
+
+class JoinNode:
+    """``/v1/admin/nodes``: join one more node to the cluster (admin only)."""
+
+    def __init__(self, platform: Platform, max_request: int) -> None:
+        self._platform = platform
+        self._max_request = max_request
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Joins the node at ``{"address": "HOST:PORT"}`` (its gossip port)."""
+        body = await read_json_object(req, self._max_request)
+        address = body.get("address")
+        if not isinstance(address, str):
+            raise BadRequest('request body must be {"address": "HOST:PORT"}')
+        await self._platform.join(address)
+        _json(resp, 200, {"data": {"address": address}})

@@ -173,6 +173,16 @@ def _user_list(args: argparse.Namespace) -> None:
         _print_json(client.list_subjects())
 
 
+def _node_list(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.list_nodes())
+
+
+def _node_join(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        client.join_node(args.address)
+
+
 def _cfg_set(args: argparse.Namespace) -> None:
     value = normalize_url(args.value) if args.setting == "host" else args.value.strip()
     if not value:
@@ -339,6 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
         "name"
     )
     build.command(user, "list", _user_list, "list the users")
+
+    node = top.add_parser("node", help="the cluster's nodes").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    build.command(node, "list", _node_list, "list the nodes with state, role, arch and memory")
+    build.command(
+        node, "join", _node_join, "join the node at HOST:PORT (its gossip port) to the cluster"
+    ).add_argument("address", metavar="HOST:PORT")
 
     cfg = top.add_parser("cfg", help="the CLI's settings").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -26,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help="port of the REST API (default: 4000)")
     parser.add_argument("--workers", type=int, help="API processes (default: 1)")
     parser.add_argument("--data-dir", metavar="DIR", help="where the node keeps its data")
+    parser.add_argument("--rpc-port", type=int, help="port of the ZeroMQ RPC socket (7470)")
+    parser.add_argument("--gossip-port", type=int, help="UDP port of the gossip (7471)")
+    parser.add_argument(
+        "--seeds", metavar="HOST:PORT,...", help="gossip addresses of nodes to join at start"
+    )
+    parser.add_argument("--key-dir", metavar="DIR", help="the cluster's keys (data dir/keys)")
     parser.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), help="default: info"
     )
@@ -33,9 +39,9 @@ def _parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="run",
-        choices=("run", "show-config", "reset-admin-key"),
+        choices=("run", "show-config", "reset-admin-key", "keygen"),
         help="run the node (default), print the effective settings, "
-        "or replace the admin key",
+        "replace the admin key, or create the cluster's keys in the key directory",
     )
     return parser
 
@@ -49,6 +55,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             "data_dir": args.data_dir,
             "log_level": args.log_level,
             "api": {"host": args.host, "port": args.port, "workers": args.workers},
+            "cluster": {
+                "rpc_port": args.rpc_port,
+                "gossip_port": args.gossip_port,
+                "seeds": args.seeds,
+                "key_dir": args.key_dir,
+            },
         },
     )
 
@@ -66,6 +78,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from fless import node
 
+    if args.command == "keygen":
+        from fless.node._keys import has_keys, keygen
+
+        if has_keys(settings.key_path):
+            print(f"fless-node: {settings.key_path} already holds keys; not replacing them",
+                  file=sys.stderr)
+            return 1
+        keygen(settings.key_path)
+        print(f"fless-node: cluster keys written to {settings.key_path}; "
+              "copy this directory to every node", file=sys.stderr)
+        return 0
     if args.command == "reset-admin-key":
         path = node.reset_admin_key(settings)
         print(f"fless-node: new admin key written to {path}", file=sys.stderr)

@@ -3,6 +3,8 @@
 ``api`` uses only what this module exports.
 """
 
+from ._cluster import ClusterSource
+from ._dispatch import Candidate, Dispatcher, Worker, WorkerSource
 from ._errors import (
     AlreadyExists,
     BadRequest,
@@ -12,10 +14,13 @@ from ._errors import (
     NoWorker,
     TooLarge,
     Unauthorized,
+    WorkerLost,
 )
-from ._local import LocalWorker
-from ._platform import FunctionSpec, Platform, parse_args, parse_metadata
+from ._local import LocalSource, LocalWorker
+from ._platform import FunctionSpec, Platform, Service, parse_args, parse_metadata
 from ._records import DEFAULT_MODULE, ROLE_ADMIN, ROLE_USER, FunctionRecord, Subject, check_name
+from ._remote import RemoteWorker, WorkerService
+from ._scheduler import WorkerState, pick_worker
 from ._store import Store, key_hash, new_key
 
 __all__ = [
@@ -24,21 +29,33 @@ __all__ = [
     "ROLE_USER",
     "AlreadyExists",
     "BadRequest",
+    "Candidate",
+    "ClusterSource",
     "CoreError",
+    "Dispatcher",
     "Forbidden",
     "FunctionRecord",
     "FunctionSpec",
+    "LocalSource",
     "LocalWorker",
     "NoWorker",
     "NotFound",
     "Platform",
+    "RemoteWorker",
+    "Service",
     "Store",
     "Subject",
     "TooLarge",
     "Unauthorized",
+    "Worker",
+    "WorkerLost",
+    "WorkerService",
+    "WorkerSource",
+    "WorkerState",
     "check_name",
     "key_hash",
     "new_key",
     "parse_args",
     "parse_metadata",
+    "pick_worker",
 ]

@@ -33,3 +33,7 @@ class Forbidden(CoreError):
 
 class NoWorker(CoreError):
     """No worker can hold the function now."""
+
+
+class WorkerLost(CoreError):
+    """The chosen worker went away, or did not answer in time."""

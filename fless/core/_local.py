@@ -13,6 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fless.exec import CodeCache, CompiledFunction, FunctionTimeout, Limits, Outcome
 
+from ._dispatch import Candidate
+from ._scheduler import WorkerState
+
 # How long past a function's own timeout the core waits before it gives up
 # on the thread (epoch interruption normally ends the function well before).
 GRACE_S = 0.5
@@ -24,9 +27,11 @@ class LocalWorker:
     Args:
         cache: the compiled-module cache (with its runtime).
         threads: how many invocations run at once.
+        name: how the scheduler calls it.
     """
 
-    def __init__(self, cache: CodeCache, threads: int) -> None:
+    def __init__(self, cache: CodeCache, threads: int, name: str = "local") -> None:
+        self.name = name
         self.cache = cache
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="fless-exec")
 
@@ -35,6 +40,13 @@ class LocalWorker:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.cache.close()
         self.cache.runtime.close()
+
+    async def start(self) -> None:
+        """Nothing to start: the pool and the cache are ready from the constructor."""
+
+    async def stop(self) -> None:
+        """Closes the worker without blocking the event loop."""
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     async def push(self, sha: str, code: bytes) -> None:
         """Compiles ``code`` into the cache, so the first invoke is warm.
@@ -83,3 +95,20 @@ class LocalWorker:
             raise FunctionTimeout(
                 f"function exceeded its timeout of {round(limits.timeout_s * 1000)} ms"
             ) from None
+
+
+class LocalSource:
+    """The in-process worker as the only candidate, with this machine's free memory.
+
+    Args:
+        worker: the local worker.
+        free_memory: bytes available to functions now.
+    """
+
+    def __init__(self, worker: LocalWorker, free_memory: Callable[[], int]) -> None:
+        self.worker = worker
+        self._free_memory = free_memory
+
+    def candidates(self) -> list[Candidate]:
+        """The local worker, always alive."""
+        return [Candidate(WorkerState(self.worker.name, True, self._free_memory()), self.worker)]

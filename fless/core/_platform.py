@@ -15,15 +15,15 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fless.config import FunctionSettings
 from fless.exec import Limits, Outcome, validate_code
 
-from ._errors import BadRequest, TooLarge
-from ._local import LocalWorker
+from ._dispatch import Dispatcher
+from ._errors import BadRequest, TooLarge, WorkerLost
 from ._records import FunctionRecord, check_name
 from ._store import Store
 
@@ -106,32 +106,77 @@ def parse_args(body: bytes) -> bytes:
     return json.dumps(args, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class Service(Protocol):
+    """A part the platform starts and stops with itself (gossip, RPC, a worker)."""
+
+    async def start(self) -> None:
+        """Begins serving."""
+
+    async def stop(self) -> None:
+        """Finishes and releases what it holds."""
+
+
 class Platform:
     """The core's operations on functions and modules.
 
     Args:
         store: the function store.
-        worker: where functions run (in this process, for role ``all``).
+        dispatcher: where functions run.
         settings: the cluster's function limits.
         max_upload_bytes: the largest code accepted.
+        services: started with the platform, stopped in reverse order.
+        nodes: the cluster's members as the API shows them.
+        join: asks gossip to join a node at ``HOST:PORT``.
     """
 
     def __init__(
         self,
         store: Store,
-        worker: LocalWorker,
+        dispatcher: Dispatcher,
         settings: FunctionSettings,
         max_upload_bytes: int,
+        services: Sequence[Service] = (),
+        nodes: Callable[[], list[dict[str, object]]] = list,
+        join: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        self.nodes = nodes
+        self._join = join
         self.store = store
-        self.worker = worker
+        self.dispatcher = dispatcher
         self.settings = settings
         self.max_upload_bytes = max_upload_bytes
+        self._services = list(services)
         self._background: set[asyncio.Task[None]] = set()
 
-    def close(self) -> None:
-        """Stops the worker and closes the store."""
-        self.worker.close()
+    async def join(self, address: str) -> None:
+        """Joins the node at ``HOST:PORT`` (its gossip port) to this cluster.
+
+        Raises:
+            BadRequest: not ``HOST:PORT``, or no cluster to join.
+            WorkerLost: the node did not answer.
+        """
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise BadRequest(f"address must be HOST:PORT (the node's gossip port), not {address!r}")
+        if self._join is None:
+            raise BadRequest("this node is not part of a cluster")
+        try:
+            await self._join(address)
+        except (OSError, TimeoutError, RuntimeError) as exc:
+            raise WorkerLost(f"could not join {address}: {exc}") from None
+
+    async def start(self) -> None:
+        """Starts the services (joins the cluster, say)."""
+        for service in self._services:
+            await service.start()
+
+    async def stop(self) -> None:
+        """Stops the services, then closes the store."""
+        for service in reversed(self._services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(service).__name__)
         self.store.close()
 
     # -- helpers ------------------------------------------------------------
@@ -159,8 +204,7 @@ class Platform:
     async def _push(self, sha: str, code: bytes, wait: bool) -> int:
         """Sends code to the workers; how many took it (0 when not waiting)."""
         if wait:
-            await self.worker.push(sha, code)
-            return 1
+            return await self.dispatcher.push(sha, code)
         task = asyncio.create_task(self._push_quietly(sha, code))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -168,13 +212,13 @@ class Platform:
 
     async def _push_quietly(self, sha: str, code: bytes) -> None:
         try:
-            await self.worker.push(sha, code)
+            await self.dispatcher.push(sha, code)
         except Exception:
-            log.exception("pushing code %s to the local worker failed", sha[:12])
+            log.exception("pushing code %s to the workers failed", sha[:12])
 
     async def _drop_unused(self, sha: str) -> None:
         if sha not in self.store.code_hashes():
-            await self.worker.drop(sha)
+            await self.dispatcher.drop(sha)
 
     # -- flows ---------------------------------------------------------------
 
@@ -265,6 +309,6 @@ class Platform:
             ExecError: how the function failed.
         """
         record = self.store.get_function(module, name)
-        return await self.worker.invoke(
+        return await self.dispatcher.invoke(
             record.hash, args, self.limits(record), lambda: self.store.get_code(record.hash)
         )

@@ -24,12 +24,12 @@ import falcon.testing
 import jsonschema
 import pytest
 from fixtures import build
+from fixtures.platform import local_platform
 
 import fless
 import fless.api
-from fless.api import create_app, open_platform
+from fless.api import create_app
 from fless.api._auth import ADMIN_PREFIX, PUBLIC_PATHS
-from fless.config import load_settings
 from fless.core import ROLE_ADMIN, Platform
 
 DOCUMENT = Path(fless.api.__file__).resolve().parent / "openapi.json"
@@ -62,10 +62,9 @@ def spec() -> dict[str, Any]:
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
     """A real platform on a fresh data directory."""
-    settings = load_settings(overrides={"data_dir": str(tmp_path)}, environ={})
-    opened = open_platform(settings)
+    opened = local_platform(tmp_path)
     yield opened
-    opened.close()
+    asyncio.run(opened.stop())
 
 
 @pytest.fixture

@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 BIN = Path(sys.executable).parent
+LOOPBACK_ENV = {
+    "FLESS_CLUSTER_DISCOVERY": "false",
+    "FLESS_CLUSTER_RPC_HOST": "127.0.0.1",
+    "FLESS_CLUSTER_ADVERTISE_HOST": "127.0.0.1",
+    "FLESS_CLUSTER_GOSSIP_PORT": "0",
+    "FLESS_CLUSTER_RPC_PORT": "0",
+}
 
 
 def free_port() -> int:
@@ -50,6 +57,8 @@ class Node:
 
     def start(self, timeout: float = 30.0) -> Node:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLESS_")}
+        # Everything on loopback: no multicast beacon, free ports for RPC and gossip.
+        env.update(LOOPBACK_ENV)
         env.update(self.env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(

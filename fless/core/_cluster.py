@@ -1,0 +1,58 @@
+"""The workers gossip knows, as dispatch candidates.
+
+Only the gossip view is read: a member is schedulable while it is alive and
+advertises role ``worker`` with an RPC endpoint. When gossip declares a
+member dead or gone, pending calls to it fail at once instead of at their
+deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fless.gossip import Member, Membership
+from fless.net import RpcClient
+
+from ._dispatch import Candidate
+from ._remote import RemoteWorker
+from ._scheduler import WorkerState
+
+log = logging.getLogger("fless.core")
+
+GONE_STATES = frozenset({"dead", "left"})
+
+
+class ClusterSource:
+    """Remote workers from the gossip view.
+
+    Args:
+        membership: this node's gossip member.
+        rpc: the client that reaches the workers.
+    """
+
+    def __init__(self, membership: Membership, rpc: RpcClient) -> None:
+        self.membership = membership
+        self._rpc = rpc
+        self._workers: dict[tuple[str, str], RemoteWorker] = {}
+
+    def candidates(self) -> list[Candidate]:
+        """Every remote worker gossip reports, alive or not."""
+        found = []
+        for member in self.membership.members():
+            meta = member.meta
+            if meta is None or meta.role != "worker" or not meta.rpc:
+                continue
+            key = (member.name, meta.rpc)
+            worker = self._workers.get(key)
+            if worker is None:
+                worker = self._workers[key] = RemoteWorker(member.name, meta.rpc, self._rpc)
+            state = WorkerState(member.name, member.state == "alive", meta.mem_free)
+            found.append(Candidate(state, worker))
+        return found
+
+    def on_change(self, member: Member) -> None:
+        """Fails pending calls to a member that gossip says is gone."""
+        if member.state in GONE_STATES and member.meta is not None and member.meta.rpc:
+            log.info("worker %s is %s; failing its pending calls", member.name, member.state)
+            self._rpc.forget(member.meta.rpc)
+            self._workers.pop((member.name, member.meta.rpc), None)

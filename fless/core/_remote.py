@@ -1,0 +1,155 @@
+"""Both ends of the core-worker RPC: ``RemoteWorker`` on the core, ``WorkerService`` on the worker.
+
+Invoke carries no code; a worker that lacks it answers ``no_code`` and the
+core sends the invocation again with the code. Push and drop fan code out
+ahead of invocations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fless.exec import ExecError, FunctionTimeout, InvalidModule, Limits, Outcome
+from fless.net import Message, PeerGone, RpcClient, RpcTimeout
+
+from ._errors import WorkerLost
+from ._local import LocalWorker
+from ._wire import error_from, error_kind, limits_from_fields, limits_to_fields
+
+log = logging.getLogger("fless.core")
+
+# A worker answers an invocation by its own deadline; the core waits this
+# much longer for the answer to cross the network before it gives up.
+TRANSPORT_GRACE_S = 1.0
+# Compiling pushed code can take seconds for a large module on a small board.
+PUSH_TIMEOUT_S = 120.0
+DROP_TIMEOUT_S = 5.0
+
+
+class RemoteWorker:
+    """A worker reached over ZeroMQ.
+
+    Args:
+        name: the worker's gossip name.
+        endpoint: its RPC endpoint (``tcp://host:port``).
+        rpc: the core's RPC client.
+    """
+
+    def __init__(self, name: str, endpoint: str, rpc: RpcClient) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self._rpc = rpc
+
+    async def _call(
+        self, msg_type: str, fields: dict[str, object], frames: tuple[bytes, ...], timeout: float
+    ) -> Message:
+        try:
+            return await self._rpc.call(self.endpoint, msg_type, fields, frames, timeout=timeout)
+        except RpcTimeout:
+            raise WorkerLost(f"worker {self.name} did not answer within {timeout:g} s") from None
+        except PeerGone:
+            raise WorkerLost(f"worker {self.name} left during the request") from None
+
+    async def push(self, sha: str, code: bytes) -> None:
+        """Sends code for the worker to compile and cache.
+
+        Raises:
+            InvalidModule: the worker could not compile it.
+            WorkerLost: the worker did not answer.
+        """
+        reply = await self._call("push", {"hash": sha}, (code,), PUSH_TIMEOUT_S)
+        _raise_if_error(reply)
+
+    async def drop(self, sha: str) -> None:
+        """Tells the worker to forget the code."""
+        await self._call("drop", {"hash": sha}, (), DROP_TIMEOUT_S)
+
+    async def invoke(
+        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes]
+    ) -> Outcome:
+        """Runs one invocation there, sending the code only if it asks for it."""
+        fields: dict[str, object] = {
+            "hash": sha,
+            "timeout_ms": round(limits.timeout_s * 1000),
+            "memory_mib": limits.memory_bytes >> 20,
+            "limits": limits_to_fields(limits),
+        }
+        deadline = limits.timeout_s + TRANSPORT_GRACE_S
+        reply = await self._call("invoke", fields, (args,), deadline)
+        if reply.type == "no_code":
+            log.debug("worker %s has no code %s; sending it", self.name, sha[:12])
+            frames = (args, load_code())
+            reply = await self._call("invoke", fields, frames, deadline + PUSH_TIMEOUT_S)
+        _raise_if_error(reply)
+        if reply.type != "result" or not reply.frames:
+            raise WorkerLost(f"worker {self.name} answered {reply.type!r} to an invocation")
+        return Outcome(reply.frames[0])
+
+
+def _raise_if_error(reply: Message) -> None:
+    if reply.type == "error":
+        raise error_from(str(reply.fields.get("kind")), str(reply.fields.get("message")))
+
+
+class WorkerService:
+    """Answers a core's RPC with a local worker: invoke, push, drop, ping.
+
+    Args:
+        worker: compiles, caches and runs the functions.
+    """
+
+    def __init__(self, worker: LocalWorker) -> None:
+        self.worker = worker
+
+    async def handle(self, request: Message) -> Message:
+        """The reply to one request (never raises: failures are ``error`` replies)."""
+        try:
+            if request.type == "invoke":
+                return await self._invoke(request)
+            if request.type == "push":
+                await self.worker.push(request.fields["hash"], request.frames[0])
+                return _reply(request, "ack")
+            if request.type == "drop":
+                await self.worker.drop(request.fields["hash"])
+                return _reply(request, "ack")
+            if request.type == "ping":
+                return _reply(request, "pong")
+            return _reply(
+                request, "error", {"kind": "protocol", "message": f"cannot handle {request.type}"}
+            )
+        except ExecError as exc:
+            return _reply(request, "error", {"kind": error_kind(exc), "message": str(exc)})
+        except Exception as exc:
+            log.exception("handling %s failed", request.type)
+            return _reply(request, "error", {"kind": "trap", "message": f"worker failed: {exc}"})
+
+    async def _invoke(self, request: Message) -> Message:
+        sha = request.fields["hash"]
+        try:
+            limits = limits_from_fields(request.fields["limits"])
+        except (ValueError, TypeError) as exc:
+            return _reply(request, "error", {"kind": "protocol", "message": str(exc)})
+        code = request.frames[1] if len(request.frames) > 1 else None
+        if code is None and sha not in self.worker.cache:
+            return _reply(request, "no_code", {"hash": sha})
+
+        def load_code() -> bytes:
+            if code is None:
+                raise InvalidModule(f"code {sha[:12]} was evicted during the invocation")
+            return code
+
+        try:
+            outcome = await self.worker.invoke(sha, request.frames[0], limits, load_code)
+        except FunctionTimeout as exc:
+            return _reply(request, "error", {"kind": "timeout", "message": str(exc)})
+        return _reply(request, "result", {}, (outcome.output,))
+
+
+def _reply(
+    request: Message,
+    msg_type: str,
+    fields: dict[str, object] | None = None,
+    frames: tuple[bytes, ...] = (),
+) -> Message:
+    return Message(type=msg_type, id=request.id, fields=dict(fields or {}), frames=frames)

@@ -1,0 +1,50 @@
+"""Choosing the worker for an invocation: a pure policy, tested with lists of states.
+
+As in FunLess, the worker with the most free memory that can hold the
+function wins. Free memory is what the worker last advertised by gossip,
+minus the memory of the invocations this core has running there now (gossip
+is seconds behind; the core's own load is known exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """What the scheduler knows of one worker."""
+
+    name: str
+    alive: bool
+    mem_free: int
+
+
+def pick_worker(
+    workers: Iterable[WorkerState],
+    need: int,
+    reserved: Mapping[str, int],
+    exclude: frozenset[str] = frozenset(),
+) -> WorkerState | None:
+    """The alive worker with the most free memory that fits ``need`` bytes.
+
+    Args:
+        workers: every known worker.
+        need: the function's memory setting, in bytes.
+        reserved: bytes this core has in flight on each worker.
+        exclude: workers not to choose (already tried, say).
+
+    Returns:
+        The chosen worker, or None when none fits. Ties go to the first by
+        name, so the choice is deterministic.
+    """
+    best: WorkerState | None = None
+    best_free = -1
+    for worker in sorted(workers, key=lambda w: w.name):
+        if not worker.alive or worker.name in exclude:
+            continue
+        free = worker.mem_free - reserved.get(worker.name, 0)
+        if free >= need and free > best_free:
+            best, best_free = worker, free
+    return best

@@ -1,0 +1,81 @@
+"""What crosses the wire between a core and a worker, besides the transport's framing.
+
+One table maps exec's errors to the ``kind`` of an ``error`` message and
+back, so a worker's failure reaches the client as the same status it would
+have on one machine. Limits travel as a plain map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fless.exec import (
+    ExecError,
+    FunctionError,
+    FunctionTimeout,
+    FunctionTrap,
+    InvalidModule,
+    Limits,
+    MemoryLimitExceeded,
+    OutputLimitExceeded,
+)
+
+# Most specific first: the first isinstance match names the kind.
+ERROR_KINDS: tuple[tuple[str, type[ExecError]], ...] = (
+    ("memory", MemoryLimitExceeded),
+    ("output", OutputLimitExceeded),
+    ("trap", FunctionTrap),
+    ("function", FunctionError),
+    ("timeout", FunctionTimeout),
+    ("invalid_module", InvalidModule),
+)
+
+
+def error_kind(error: ExecError) -> str:
+    """The wire name of an exec error."""
+    for kind, cls in ERROR_KINDS:
+        if isinstance(error, cls):
+            return kind
+    return "trap"
+
+
+def error_from(kind: str, message: str) -> ExecError:
+    """The exec error a worker reported (an unknown kind is a trap)."""
+    for name, cls in ERROR_KINDS:
+        if name == kind:
+            return cls(message)
+    return FunctionTrap(message)
+
+
+def limits_to_fields(limits: Limits) -> dict[str, Any]:
+    """Limits as a CBOR-friendly map."""
+    data = dataclasses.asdict(limits)
+    data["http_allow"] = sorted(limits.http_allow)
+    return data
+
+
+def limits_from_fields(data: dict[str, Any]) -> Limits:
+    """The limits a core sent; unknown keys are ignored, missing ones defaulted.
+
+    Raises:
+        ValueError: a value of the wrong type.
+    """
+    known = {f.name: f for f in dataclasses.fields(Limits)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            continue
+        if key == "http_allow":
+            if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
+                raise ValueError("limits.http_allow must be a list of strings")
+            values[key] = frozenset(value)
+        elif key.endswith("_s"):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"limits.{key} must be a positive number")
+            values[key] = float(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"limits.{key} must be a positive integer")
+            values[key] = value
+    return Limits(**values)

@@ -1,0 +1,14 @@
+"""Wires the parts of a node for its role; the only package that knows them all.
+
+Role ``all`` and ``core`` run the REST API under gunicorn: the node's process
+becomes the gunicorn master, which forks the API processes (uvicorn workers
+running the Falcon ASGI app) and restarts any that dies. Everything that
+holds an LMDB environment, a socket or a thread pool is opened in the API
+processes, after the fork. Role ``worker`` runs one asyncio loop with the
+RPC server, the executor and the gossip member, and no HTTP.
+"""
+
+from ._data import prepare_data_dir, reset_admin_key
+from ._serve import serve
+
+__all__ = ["prepare_data_dir", "reset_admin_key", "serve"]

@@ -1,0 +1,49 @@
+"""The REST API under gunicorn: the master supervises, each API process is a full core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from fless.config import Settings
+
+
+class ApiServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn, configured from the settings, serving the Falcon app with uvicorn workers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Sets gunicorn's options from the settings (no gunicorn config file is read)."""
+        api = self.settings.api
+        options: dict[str, Any] = {
+            "bind": [f"[{api.host}]:{api.port}" if ":" in api.host else f"{api.host}:{api.port}"],
+            "workers": api.workers,
+            "worker_class": "uvicorn_worker.UvicornWorker",
+            "proc_name": "fless-node",
+            # An API process whose event loop stalls this long is replaced.
+            "timeout": 60,
+            "graceful_timeout": 30,
+            "keepalive": 30,
+            "loglevel": self.settings.log_level,
+            "accesslog": None,
+            "errorlog": "-",
+            "preload_app": False,
+        }
+        # gunicorn 25+ opens a control socket in $HOME by default; a node needs
+        # none, and two nodes on one machine would fight over it.
+        if "control_socket_disable" in self.cfg.settings:
+            options["control_socket_disable"] = True
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        """Builds the app in the API process, after the fork."""
+        from fless.api import create_app
+
+        from ._parts import open_platform
+
+        return create_app(open_platform(self.settings), self.settings.api.max_request_bytes)

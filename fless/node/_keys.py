@@ -1,0 +1,91 @@
+"""The cluster's keys: CURVE keys for RPC and the gossip key, in one directory.
+
+``fless-node keygen`` writes them; a core (or an ``all`` node) writes them
+at first start if the directory is empty. Every node of a cluster holds the
+same directory. Without keys, a node runs in plaintext only on loopback or
+with ``cluster.insecure``, and then says so in its log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from fless.config import Settings
+from fless.net import CurveConfig, generate_cluster_keys
+
+log = logging.getLogger("fless.node")
+
+GOSSIP_KEY_FILE = "gossip.key"
+
+
+class KeyError_(RuntimeError):
+    """The node cannot run with the keys it has (and says what to do)."""
+
+
+@dataclass(frozen=True)
+class ClusterKeys:
+    """What a node encrypts with; None where it runs in plaintext."""
+
+    curve: CurveConfig | None
+    gossip: bytes | None
+
+
+def keygen(directory: Path) -> None:
+    """Writes a new set of cluster keys (files readable by their owner only)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    generate_cluster_keys(directory)
+    path = directory / GOSSIP_KEY_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+
+
+def has_keys(directory: Path) -> bool:
+    """Whether ``directory`` holds a gossip key (and so a full key set)."""
+    return (directory / GOSSIP_KEY_FILE).exists()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or name."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_keys(settings: Settings, hosts: list[str]) -> ClusterKeys:
+    """The keys this node uses, or plaintext where that is allowed.
+
+    Args:
+        settings: the node's settings (``cluster.key_dir``, ``cluster.insecure``).
+        hosts: every address this node binds or reaches.
+
+    Raises:
+        KeyError_: no keys, and plaintext is not allowed.
+    """
+    directory = settings.key_path
+    if has_keys(directory):
+        gossip = bytes.fromhex((directory / GOSSIP_KEY_FILE).read_text().strip())
+        return ClusterKeys(CurveConfig.load(directory), gossip)
+    if all(is_loopback(h) for h in hosts):
+        log.warning("no cluster keys in %s: RPC and gossip run in plaintext on loopback", directory)
+        return ClusterKeys(None, None)
+    if settings.cluster.insecure:
+        log.warning(
+            "no cluster keys in %s and cluster.insecure is on: RPC and gossip run in "
+            "plaintext; anyone on this network can join the cluster",
+            directory,
+        )
+        return ClusterKeys(None, None)
+    raise KeyError_(
+        f"no cluster keys in {directory}: copy the keys directory of the core there "
+        "(or run 'fless-node keygen' and copy it to every node), "
+        "or set cluster.insecure = true on a trusted network"
+    )
