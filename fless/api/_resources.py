@@ -272,6 +272,7 @@ class Function:
         body = await read_body(req, self._max_request)
         args = parse_args(body)
         outcome = await self._platform.invoke(module, name, args)
+        resp.set_header("X-Fless-Worker", outcome.worker)
         resp.content_type = falcon.MEDIA_JSON
         resp.data = envelope(outcome.output)
 

@@ -116,7 +116,9 @@ class Dispatcher:
             raise NoWorker(f"no worker available with {need // MiB} MiB of free memory")
         self._reserved[chosen.name] += need
         try:
-            return await candidates[chosen.name].worker.invoke(sha, args, limits, load_code)
+            outcome = await candidates[chosen.name].worker.invoke(sha, args, limits, load_code)
+            outcome.worker = chosen.name
+            return outcome
         finally:
             self._reserved[chosen.name] -= need
             if not self._reserved[chosen.name]:

@@ -32,8 +32,9 @@ class Limits:
 
 @dataclass
 class Outcome:
-    """A successful run: the function's output bytes and what it logged."""
+    """A successful run: the function's output bytes, what it logged, and where it ran."""
 
     output: bytes
     logs: list[str] = field(default_factory=list)
     logs_truncated: bool = False
+    worker: str = ""

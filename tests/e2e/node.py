@@ -56,6 +56,11 @@ class Node:
         return (self.data_dir / "admin.key").read_text().strip()
 
     def start(self, timeout: float = 30.0) -> Node:
+        self._spawn()
+        self._wait_http(timeout)
+        return self
+
+    def _spawn(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLESS_")}
         # Everything on loopback: no multicast beacon, free ports for RPC and gossip.
         env.update(LOOPBACK_ENV)
@@ -66,6 +71,9 @@ class Node:
              "--data-dir", str(self.data_dir), *self.extra],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
+
+    def _wait_http(self, timeout: float) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -73,7 +81,7 @@ class Node:
             try:
                 status, _ = self.request("GET", "/v1/", auth=False)
                 if status == 200:
-                    return self
+                    return
             except OSError:
                 pass
             time.sleep(0.05)
@@ -161,3 +169,42 @@ def multipart(fields: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]:
         out += b"\r\n" + data + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+class WorkerNode(Node):
+    """One ``fless-node --role worker``: no HTTP; ready when a core lists it."""
+
+    def __init__(
+        self, data_dir: Path, *, seeds: str, key_dir: Path, memory_mib: int,
+        rpc_port: int | None = None, gossip_port: int | None = None,
+    ) -> None:
+        self.rpc_port = rpc_port or free_port()
+        self.gossip_port = gossip_port or free_port()
+        super().__init__(
+            data_dir, None, "--role", "worker", "--seeds", seeds, "--key-dir", str(key_dir),
+            "--rpc-port", str(self.rpc_port), "--gossip-port", str(self.gossip_port),
+            env={"FLESS_WORKER_MEMORY_MIB": str(memory_mib)},
+        )
+
+    def start(self, timeout: float = 30.0) -> WorkerNode:
+        self._spawn()
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"{socket.gethostname()}-worker-{self.rpc_port}"
+
+    def cached(self) -> set[str]:
+        """The code hashes this worker's cache holds (read from its LMDB files)."""
+        import lmdb
+
+        path = self.data_dir / "cache"
+        if not path.exists():
+            return set()
+        env = lmdb.open(str(path), readonly=True, lock=True, max_dbs=4)
+        try:
+            meta = env.open_db(b"meta", create=False)
+            with env.begin(db=meta) as txn:
+                return {bytes(k).decode().split(":")[0] for k in txn.cursor().iternext(values=False)}
+        finally:
+            env.close()

@@ -1,0 +1,202 @@
+"""A core and three workers on loopback: real processes, real sockets, real gossip."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e.node import Node, WorkerNode, free_port
+from fixtures.build import wat
+
+MEMORY = {"small": 512, "medium": 1024, "big": 2048}
+
+
+@dataclass
+class Cluster:
+    core: Node
+    workers: dict[str, WorkerNode]
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        status, body = self.core.request("GET", "/v1/nodes")
+        assert status == 200, body
+        return {n["name"]: n for n in body["data"]}
+
+    def alive_workers(self) -> set[str]:
+        return {
+            name for name, n in self.nodes().items()
+            if n["role"] == "worker" and n["state"] == "alive"
+        }
+
+    def invoke(self, name: str, args: Any) -> tuple[int, Any, str]:
+        import http.client
+        import json
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.core.port, timeout=30)
+        try:
+            conn.request("POST", f"/v1/fn/_/{name}", json.dumps({"args": args}).encode(),
+                         {"Authorization": f"Bearer {self.core.key}"})
+            response = conn.getresponse()
+            return response.status, json.loads(response.read()), response.getheader(
+                "X-Fless-Worker") or ""
+        finally:
+            conn.close()
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Polls ``check`` until it holds; the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def sha(code: bytes) -> str:
+    return hashlib.sha256(code).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("cluster")
+    gossip_port = free_port()
+    core = Node(
+        root / "core", None, "--role", "core", "--gossip-port", str(gossip_port),
+        env={"FLESS_FUNCTIONS_MAX_MEMORY_MIB": "8192"},
+    ).start()
+    keys = root / "core" / "keys"
+    workers = {
+        label: WorkerNode(root / label, seeds=f"127.0.0.1:{gossip_port}", key_dir=keys,
+                          memory_mib=mib).start()
+        for label, mib in MEMORY.items()
+    }
+    running = Cluster(core, workers)
+    try:
+        wait_for(lambda: running.alive_workers() == {w.name for w in workers.values()}, 30,
+                 "every worker alive in the core's view")
+        yield running
+    finally:
+        for worker in workers.values():
+            worker.stop()
+        core.stop()
+
+
+def test_workers_are_found_through_the_seed(cluster: Cluster) -> None:
+    nodes = cluster.nodes()
+    for label, worker in cluster.workers.items():
+        node = nodes[worker.name]
+        assert node["state"] == "alive" and node["role"] == "worker"
+        assert node["mem_total"] == MEMORY[label] * 2**20
+        assert node["rpc"] == f"tcp://127.0.0.1:{worker.rpc_port}"
+        assert node["arch"]
+
+
+def test_code_is_pushed_to_every_worker_at_create(cluster: Cluster) -> None:
+    code = wat("fl_hello")
+    status, body = cluster.core.upload("_", "pushed", code)
+    assert status == 201 and body["data"]["workers"] == 3
+    for worker in cluster.workers.values():
+        assert sha(code) in worker.cached()
+
+
+def test_scheduling_follows_free_memory(cluster: Cluster) -> None:
+    cluster.core.upload("_", "sched", wat("fl_hello"))
+    for _ in range(5):
+        status, body, worker = cluster.invoke("sched", {"n": 1})
+        assert (status, body) == (200, {"data": {"hello": {"n": 1}}})
+        assert worker == cluster.workers["big"].name
+
+
+def test_a_function_too_big_for_every_worker_is_503(cluster: Cluster) -> None:
+    status, _ = cluster.core.upload("_", "huge", wat("fl_hello"), {"memory": 4096})
+    assert status == 201
+    status, body, _ = cluster.invoke("huge", {})
+    assert status == 503
+    assert "no worker available with 4096 MiB" in body["errors"]["detail"]
+    status, body, _ = cluster.invoke("absent", {})
+    assert status == 404  # the 404 check comes before any worker question
+
+
+def test_mid_size_function_goes_where_it_fits(cluster: Cluster) -> None:
+    cluster.core.upload("_", "mid", wat("fl_hello"), {"memory": 1500})
+    status, _, worker = cluster.invoke("mid", {})
+    assert status == 200 and worker == cluster.workers["big"].name
+
+
+def test_update_reaches_every_worker_and_drops_the_old_code(cluster: Cluster) -> None:
+    old, new = wat("fl_hello"), wat("wasi_hello")
+    cluster.core.upload("_", "upd", wat("fl_counter"))
+    counter = sha(wat("fl_counter"))
+    status, body = cluster.core.upload("_", None, new, method="PUT", path="/v1/fn/_/upd")
+    assert status == 200 and body["data"]["workers"] == 3
+    for worker in cluster.workers.values():
+        assert sha(new) in worker.cached()
+        assert counter not in worker.cached()
+    assert cluster.invoke("upd", {"v": 1})[:2] == (200, {"data": {"echo": {"v": 1}}})
+    assert sha(old) in cluster.workers["small"].cached()  # still used by other functions
+
+
+def test_delete_removes_the_code_from_every_worker(cluster: Cluster) -> None:
+    code = wat("fl_error")
+    cluster.core.upload("_", "gone", code)
+    assert all(sha(code) in w.cached() for w in cluster.workers.values())
+    assert cluster.core.request("DELETE", "/v1/fn/_/gone")[0] == 200
+    assert all(sha(code) not in w.cached() for w in cluster.workers.values())
+
+
+def test_function_errors_cross_the_wire_with_their_status(cluster: Cluster) -> None:
+    cluster.core.upload("_", "fails", wat("fl_error"))
+    status, body, _ = cluster.invoke("fails", {})
+    assert status == 422 and body["errors"]["detail"] == "something went wrong"
+    cluster.core.upload("_", "loops", wat("fl_loop"), {"timeout": 300})
+    started = time.monotonic()
+    status, body, _ = cluster.invoke("loops", {})
+    assert status == 504 and time.monotonic() - started < 0.3 + 0.5
+
+
+def test_a_worker_without_the_code_gets_it_on_first_use(cluster: Cluster) -> None:
+    big = cluster.workers["big"]
+    big.stop()
+    wait_for(lambda: big.name not in cluster.alive_workers(), 10, "big worker gone")
+    code = wat("wasi_hello")
+    shutil.rmtree(big.data_dir / "cache")
+    big.start()
+    wait_for(lambda: big.name in cluster.alive_workers(), 15, "big worker back")
+    assert sha(code) not in big.cached()
+    status, body, worker = cluster.invoke("upd", {"again": True})
+    assert (status, worker) == (200, big.name)
+    assert body == {"data": {"echo": {"again": True}}}
+    assert sha(code) in big.cached()
+
+
+def test_a_killed_worker_stops_being_scheduled_and_a_restarted_one_serves(
+    cluster: Cluster,
+) -> None:
+    big = cluster.workers["big"]
+    big.stop(signal.SIGKILL)
+    took = wait_for(lambda: big.name not in cluster.alive_workers(), 10, "killed worker not alive")
+    assert took < 5
+    status, _, worker = cluster.invoke("sched", {})
+    assert status == 200 and worker == cluster.workers["medium"].name
+    big.start()
+    wait_for(lambda: big.name in cluster.alive_workers(), 15, "restarted worker alive")
+    status, _, worker = cluster.invoke("sched", {})
+    assert status == 200 and worker == big.name
+
+
+def test_a_core_with_no_workers_answers_503(tmp_path: Path) -> None:
+    core = Node(tmp_path / "lonely", None, "--role", "core").start()
+    try:
+        core.upload("_", "f", wat("fl_hello"))
+        status, body = core.invoke("_", "f", {})
+        assert status == 503 and body["errors"]["detail"] == "no worker available"
+        assert core.invoke("_", "nope", {})[0] == 404
+    finally:
+        core.stop()
