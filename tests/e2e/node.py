@@ -205,6 +205,7 @@ class WorkerNode(Node):
         try:
             meta = env.open_db(b"meta", create=False)
             with env.begin(db=meta) as txn:
-                return {bytes(k).decode().split(":")[0] for k in txn.cursor().iternext(values=False)}
+                keys = txn.cursor().iternext(values=False)
+                return {bytes(k).decode().split(":")[0] for k in keys}
         finally:
             env.close()
