@@ -8,6 +8,8 @@ does not stall the API's event loop and two functions run on two cores.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +18,10 @@ from fless.exec import CodeCache, CompiledFunction, FunctionTimeout, Limits, Out
 from ._dispatch import Candidate
 from ._scheduler import WorkerState
 
+log = logging.getLogger("fless.exec")
+
+# How often idle modules are looked for in the cache.
+SWEEP_S = 60.0
 # How long past a function's own timeout the core waits before it gives up
 # on the thread (epoch interruption normally ends the function well before).
 GRACE_S = 0.5
@@ -33,6 +39,7 @@ class LocalWorker:
     def __init__(self, cache: CodeCache, threads: int, name: str = "local") -> None:
         self.name = name
         self.cache = cache
+        self._sweeper: asyncio.Task[None] | None = None
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="fless-exec")
 
     def close(self) -> None:
@@ -42,11 +49,30 @@ class LocalWorker:
         self.cache.runtime.close()
 
     async def start(self) -> None:
-        """Nothing to start: the pool and the cache are ready from the constructor."""
+        """Starts the periodic eviction of idle cache entries."""
+        self._sweeper = asyncio.create_task(self._sweep(), name="fless-cache-sweep")
 
     async def stop(self) -> None:
-        """Closes the worker without blocking the event loop."""
+        """Stops sweeping and closes the worker without blocking the event loop."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    async def _sweep(self) -> None:
+        # Eviction also runs on every put; this catches entries that go idle
+        # while nothing new arrives (the TTL).
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            try:
+                gone = await loop.run_in_executor(self._pool, self.cache.evict)
+            except Exception:
+                log.exception("evicting from the code cache failed")
+                continue
+            if gone:
+                log.info("evicted %d idle or excess modules from the code cache", len(gone))
 
     async def push(self, sha: str, code: bytes) -> None:
         """Compiles ``code`` into the cache, so the first invoke is warm.

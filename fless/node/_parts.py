@@ -26,7 +26,15 @@ from fless.core import (
     WorkerSource,
 )
 from fless.exec import CodeCache, WasmRuntime
-from fless.gossip import Beacon, Member, Membership, NodeMeta, read_memory, should_advertise
+from fless.gossip import (
+    Beacon,
+    GossipError,
+    Member,
+    Membership,
+    NodeMeta,
+    read_memory,
+    should_advertise,
+)
 from fless.net import RpcClient, RpcServer
 
 from ._keys import ClusterKeys, load_keys
@@ -183,14 +191,23 @@ class Gossip:
             await self.membership.start()
         cluster = self._settings.cluster
         if cluster.discovery and self._keys.gossip is not None:
-            self._beacon = Beacon(
+            beacon = Beacon(
                 cluster.beacon_group,
                 cluster.beacon_port,
                 self._keys.gossip,
                 f"{self.host}:{self.membership.port}",
                 self._on_peer,
             )
-            await self._beacon.start()
+            try:
+                await beacon.start()
+                self._beacon = beacon
+            except (GossipError, OSError) as exc:
+                # A board without a multicast route still joins by seeds.
+                log.warning(
+                    "LAN discovery is off: the beacon could not start (%s); "
+                    "join with cluster.seeds or 'fless node join'",
+                    exc,
+                )
         await self._publisher.start()
 
     async def _on_peer(self, address: str) -> None:
@@ -283,6 +300,7 @@ async def run_worker(settings: Settings) -> None:
     host = advertise_host(settings)
     keys = load_keys(settings, [host, cluster.rpc_host])
     local = open_local_worker(settings, node_name("worker", settings))
+    await local.start()
     bind = f"tcp://{cluster.rpc_host}:{cluster.rpc_port}"
     server = RpcServer(bind, WorkerService(local).handle, curve=keys.curve)
     await server.start()
