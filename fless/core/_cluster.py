@@ -9,8 +9,10 @@ deadline.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Protocol
 
-from fless.gossip import Member, Membership
+from fless.gossip import Member
 from fless.net import RpcClient
 
 from ._dispatch import Candidate
@@ -22,15 +24,22 @@ log = logging.getLogger("fless.core")
 GONE_STATES = frozenset({"dead", "left"})
 
 
+class MemberView(Protocol):
+    """Anything that lists the cluster's members as gossip sees them."""
+
+    def members(self) -> Sequence[Member]:
+        """Every known member, this node included."""
+
+
 class ClusterSource:
     """Remote workers from the gossip view.
 
     Args:
-        membership: this node's gossip member.
+        membership: this node's view of the members.
         rpc: the client that reaches the workers.
     """
 
-    def __init__(self, membership: Membership, rpc: RpcClient) -> None:
+    def __init__(self, membership: MemberView, rpc: RpcClient) -> None:
         self.membership = membership
         self._rpc = rpc
         self._workers: dict[tuple[str, str], RemoteWorker] = {}

@@ -167,13 +167,13 @@ class Gossip:
         self._publisher = MetaPublisher(self.membership, self.meta, memory)
         self._beacon: Beacon | None = None
 
-    def _member(self, port: int) -> Membership:
+    def _member(self, port: int, seeds: tuple[str, ...] = ()) -> Membership:
         return Membership(
             self._name,
             self.host,
             port,
             self.meta,
-            seeds=list(self._settings.cluster.seeds),
+            seeds=[*self._settings.cluster.seeds, *seeds],
             key=self._keys.gossip,
             on_change=self._on_change,
         )
@@ -184,9 +184,10 @@ class Gossip:
             await self.membership.start()
         except OSError as exc:
             # Several API processes share a gossip port setting: the first
-            # takes it, the others take any free port (gossip spreads it).
-            log.info("gossip port %s is taken (%s); using a free port", self.membership.port, exc)
-            self.membership = self._member(0)
+            # takes it, the others take any free port and join the first.
+            taken = self.membership.port
+            log.info("gossip port %s is taken (%s); using a free port", taken, exc)
+            self.membership = self._member(0, (f"{self.host}:{taken}",))
             self._publisher = MetaPublisher(self.membership, self.meta, self._memory)
             await self.membership.start()
         cluster = self._settings.cluster
@@ -210,11 +211,19 @@ class Gossip:
                 )
         await self._publisher.start()
 
+    def members(self) -> list[Member]:
+        """The members as this node's gossip sees them."""
+        return list(self.membership.members())
+
+    async def join(self, address: str) -> None:
+        """Joins the node whose gossip port is at ``address``."""
+        await self.membership.join(address)
+
     async def _on_peer(self, address: str) -> None:
-        if address in {m.address for m in self.membership.members()}:
+        if address in {m.address for m in self.members()}:
             return
         try:
-            await self.membership.join(address)
+            await self.join(address)
         except Exception as exc:
             log.info("could not join %s found by the beacon: %s", address, exc)
 
@@ -265,7 +274,9 @@ def open_platform(settings: Settings) -> Platform:
         memory,
         on_change=lambda member: source[0].on_change(member) if source else None,
     )
-    source.append(ClusterSource(gossip.membership, rpc))
+    # The gossip member may be replaced at start (port taken), so everything
+    # reads it through ``gossip``, never holds it.
+    source.append(ClusterSource(gossip, rpc))
     sources.append(source[0])
     services += [_Closing(rpc), gossip]
     return Platform(
@@ -274,8 +285,8 @@ def open_platform(settings: Settings) -> Platform:
         settings.functions,
         settings.api.max_upload_bytes,
         services,
-        nodes=lambda: [_member_view(m) for m in gossip.membership.members()],
-        join=gossip.membership.join,
+        nodes=lambda: [_member_view(m) for m in gossip.members()],
+        join=gossip.join,
     )
 
 

@@ -200,3 +200,61 @@ def test_a_core_with_no_workers_answers_503(tmp_path: Path) -> None:
         assert core.invoke("_", "nope", {})[0] == 404
     finally:
         core.stop()
+
+
+def test_wait_for_workers_false_answers_first_and_pushes_after(cluster: Cluster) -> None:
+    from fless.client import Client
+
+    code = wat("fl_trap")
+    with Client(cluster.core.url, cluster.core.key) as client:
+        data = client.create_function("_", "later", code, wait_for_workers=False)
+    assert data["workers"] == 0
+    wait_for(lambda: all(sha(code) in w.cached() for w in cluster.workers.values()), 10,
+             "code pushed in the background")
+
+
+def test_fless_node_join_adds_a_worker_at_run_time(cluster: Cluster, tmp_path: Path) -> None:
+    import subprocess
+
+    from e2e.node import BIN
+
+    keys = cluster.core.data_dir / "keys"
+    loner = WorkerNode(tmp_path / "loner", seeds="", key_dir=keys, memory_mib=256).start()
+    try:
+        time.sleep(1.0)
+        assert loner.name not in cluster.nodes()
+        out = subprocess.run(
+            [str(BIN / "fless"), "--url", cluster.core.url, "--key", cluster.core.key,
+             "node", "join", f"127.0.0.1:{loner.gossip_port}"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        wait_for(lambda: loner.name in cluster.alive_workers(), 10, "joined worker alive")
+        listed = subprocess.run(
+            [str(BIN / "fless"), "--url", cluster.core.url, "--key", cluster.core.key,
+             "node", "list"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert loner.name in listed.stdout
+    finally:
+        loner.stop()
+
+
+def test_several_api_processes_each_serve_as_a_core(tmp_path: Path) -> None:
+    gossip_port = free_port()
+    core = Node(tmp_path / "core", None, "--role", "core", "--workers", "2",
+                "--gossip-port", str(gossip_port)).start()
+    worker = WorkerNode(tmp_path / "w", seeds=f"127.0.0.1:{gossip_port}",
+                        key_dir=tmp_path / "core" / "keys", memory_mib=512).start()
+    try:
+        assert len(core.api_pids()) == 2
+        core.upload("_", "f", wat("fl_hello"))
+        wait_for(lambda: core.invoke("_", "f", {})[0] == 200, 20, "a first invocation")
+        time.sleep(2.0)  # every API process's gossip member has met the worker by now
+        # Each request is a new connection, spread over both API processes by
+        # the kernel; every one must reach the worker.
+        results = [core.invoke("_", "f", {"i": i}) for i in range(20)]
+        assert results == [(200, {"data": {"hello": {"i": i}}}) for i in range(20)]
+    finally:
+        worker.stop()
+        core.stop()
