@@ -22,6 +22,7 @@ from fless.core import (
     TooLarge,
     check_name,
     parse_args,
+    parse_object,
 )
 from fless.exec import ExecError
 
@@ -51,14 +52,7 @@ async def read_body(req: falcon.asgi.Request, limit: int) -> bytes:
 
 async def read_json_object(req: falcon.asgi.Request, limit: int) -> dict[str, Any]:
     """A JSON object body, or a 400 saying why it is not one."""
-    raw = await read_body(req, limit)
-    try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise BadRequest("request body must be a JSON object")
-    return value
+    return parse_object(await read_body(req, limit))
 
 
 def _named(body: dict[str, Any], outer: str) -> str:

@@ -17,7 +17,7 @@ from ._errors import (
     WorkerLost,
 )
 from ._local import LocalSource, LocalWorker
-from ._platform import FunctionSpec, Platform, Service, parse_args, parse_metadata
+from ._platform import FunctionSpec, Platform, Service, parse_args, parse_metadata, parse_object
 from ._records import DEFAULT_MODULE, ROLE_ADMIN, ROLE_USER, FunctionRecord, Subject, check_name
 from ._remote import RemoteWorker, WorkerService
 from ._scheduler import WorkerState, pick_worker
@@ -57,5 +57,6 @@ __all__ = [
     "new_key",
     "parse_args",
     "parse_metadata",
+    "parse_object",
     "pick_worker",
 ]

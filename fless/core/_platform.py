@@ -86,6 +86,21 @@ def _positive_int(key: str, value: object, most: int | None) -> int | None:
     return value
 
 
+def parse_object(body: bytes, example: str = "{...}") -> dict[str, Any]:
+    """A request body that must be a JSON object.
+
+    Raises:
+        BadRequest: not JSON, or not an object (``example`` shows what is expected).
+    """
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"request body must be a JSON object like {example}")
+    return value
+
+
 def parse_args(body: bytes) -> bytes:
     """The JSON-encoded ``args`` of an invoke body (``{}`` when absent).
 
@@ -94,12 +109,7 @@ def parse_args(body: bytes) -> bytes:
     """
     if not body.strip():
         return b"{}"
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise BadRequest('request body must be a JSON object like {"args": {...}}')
+    payload = parse_object(body, '{"args": {...}}')
     args = payload.get("args", {})
     if not isinstance(args, dict):
         raise BadRequest('"args" must be a JSON object')

@@ -68,12 +68,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _kill_inside(ns: str) -> None:
+    """SIGKILLs the processes still running in namespace ``ns`` (they keep it alive)."""
+    pids = subprocess.run(
+        ["ip", "netns", "pids", ns], capture_output=True, text=True, check=False
+    ).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
 def sweep_stale() -> None:
     """Removes namespaces and bridges left by lab runs whose process is gone (SIGKILL)."""
     for line in ip("netns", "list", check=False).splitlines():
         name = line.split()[0] if line.split() else ""
         found = _STALE.match(name)
         if found and not _alive(int(found.group(1))):
+            _kill_inside(name)
             ip("netns", "del", name, check=False)
     for line in ip("-o", "link", "show", "type", "bridge", check=False).splitlines():
         found = re.match(r"^\d+: fl-br(\d+)[:@]", line)
@@ -193,13 +204,7 @@ class Lab:
                 self.stop(proc)
         self._procs.clear()
         for ns in reversed(self._made_ns):
-            # Any process still in the namespace keeps it alive: kill them first.
-            pids = subprocess.run(
-                ["ip", "netns", "pids", ns], capture_output=True, text=True, check=False
-            ).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
+            _kill_inside(ns)
             ip("netns", "del", ns, check=False)  # also removes its veth pair
         self._made_ns.clear()
         if self._made_bridge:
