@@ -96,9 +96,13 @@ def advertise_host(settings: Settings) -> str:
 
 
 def node_name(role: str, settings: Settings) -> str:
-    """A member name unique on this machine: host, role, and a port or the pid."""
+    """A member name unique in the cluster: host name, role, address, and a port or the pid.
+
+    The address is there because boards cloned from one image share a host
+    name; the port or pid tells apart nodes on one machine.
+    """
     suffix = settings.cluster.rpc_port if role == "worker" else os.getpid()
-    return f"{socket.gethostname()}-{role}-{suffix}"
+    return f"{socket.gethostname()}-{role}-{advertise_host(settings)}-{suffix}"
 
 
 class MetaPublisher:

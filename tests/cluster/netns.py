@@ -29,6 +29,7 @@ PREFIX = 24
 BEACON_GROUP = f"239.255.77.{os.getpid() % 250 + 1}"
 BEACON_PORT = 7472
 _STALE = re.compile(r"^fl(\d+)-ns\d+$")
+_STALE_LINK = re.compile(r"^\d+: (fl-br(?P<bridge>\d+)|fl(?P<veth>\d+)v\d+)[:@]")
 
 
 def ip(*args: str, netns: str | None = None, check: bool = True) -> str:
@@ -46,9 +47,8 @@ def available() -> str | None:
         return "network namespaces need Linux"
     if os.geteuid() != 0:
         return "network-namespace tests need root (CAP_NET_ADMIN, CAP_SYS_ADMIN); CI runs them"
-    for tool in ("ip",):
-        if shutil.which(tool) is None:
-            return f"'{tool}' not found: install the Debian package iproute2"
+    if shutil.which("ip") is None:
+        return "'ip' not found: install the Debian package iproute2"
     probe = f"fl{os.getpid()}-probe"
     try:
         ip("netns", "add", probe)
@@ -86,10 +86,10 @@ def sweep_stale() -> None:
         if found and not _alive(int(found.group(1))):
             _kill_inside(name)
             ip("netns", "del", name, check=False)
-    for line in ip("-o", "link", "show", "type", "bridge", check=False).splitlines():
-        found = re.match(r"^\d+: fl-br(\d+)[:@]", line)
-        if found and not _alive(int(found.group(1))):
-            ip("link", "del", f"fl-br{found.group(1)}", check=False)
+    for line in ip("-o", "link", "show", check=False).splitlines():
+        found = _STALE_LINK.match(line)
+        if found and not _alive(int(found["bridge"] or found["veth"])):
+            ip("link", "del", found.group(1), check=False)
 
 
 def subnet_users() -> list[str]:
@@ -187,10 +187,8 @@ class Lab:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # The leader may be gone while its children (API processes) linger.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -205,7 +203,11 @@ class Lab:
         self._procs.clear()
         for ns in reversed(self._made_ns):
             _kill_inside(ns)
-            ip("netns", "del", ns, check=False)  # also removes its veth pair
+            ip("netns", "del", ns, check=False)
+        for i in range(1, len(self._made_ns) + 1):
+            # Gone with its namespace, unless the kernel is still tearing that down
+            # (sockets of killed processes can keep it for minutes).
+            ip("link", "del", f"fl{self._tag}v{i}", check=False)
         self._made_ns.clear()
         if self._made_bridge:
             ip("link", "del", self.bridge, check=False)

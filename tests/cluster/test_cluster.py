@@ -247,7 +247,7 @@ def test_several_api_processes_each_serve_as_a_core(tmp_path: Path) -> None:
     worker = WorkerNode(tmp_path / "w", seeds=f"127.0.0.1:{gossip_port}",
                         key_dir=tmp_path / "core" / "keys", memory_mib=512).start()
     try:
-        assert len(core.api_pids()) == 2
+        wait_for(lambda: len(core.api_pids()) == 2, 20, "two API processes")
         core.upload("_", "f", wat("fl_hello"))
         wait_for(lambda: core.invoke("_", "f", {})[0] == 200, 20, "a first invocation")
         time.sleep(2.0)  # every API process's gossip member has met the worker by now

@@ -192,7 +192,7 @@ class WorkerNode(Node):
 
     @property
     def name(self) -> str:
-        return f"{socket.gethostname()}-worker-{self.rpc_port}"
+        return f"{socket.gethostname()}-worker-127.0.0.1-{self.rpc_port}"
 
     def cached(self) -> set[str]:
         """The code hashes this worker's cache holds (read from its LMDB files)."""
