@@ -1,18 +1,12 @@
-"""Building a node's parts from its settings: executor, gossip member, RPC, beacon."""
+"""Building a node's parts from its settings: the API process's platform, the worker loop."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import platform
 import signal
-import socket
-import time
 from collections.abc import Callable
 
-from fless import __version__
 from fless.config import Settings
 from fless.core import (
     ClusterSource,
@@ -27,27 +21,18 @@ from fless.core import (
 )
 from fless.exec import CodeCache, WasmRuntime
 from fless.gossip import (
-    Beacon,
-    GossipError,
     Member,
-    Membership,
-    NodeMeta,
     read_memory,
-    should_advertise,
 )
 from fless.net import RpcClient, RpcServer
 
-from ._keys import ClusterKeys, load_keys
+from ._gossip import Gossip, advertise_host, node_name
+from ._keys import load_keys
 
 log = logging.getLogger("fless.node")
 
 MiB = 1 << 20
 # Free memory is re-advertised when it moved by this much, and at least this often.
-MEMORY_STEP = 16 * MiB
-MEMORY_INTERVAL_S = 5.0
-MEMORY_POLL_S = 1.0
-
-
 def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
     """The executor of this node: runtime, compiled-code cache, thread pool."""
     cache = CodeCache(
@@ -76,167 +61,6 @@ def memory_offer(settings: Settings) -> Callable[[], tuple[int, int]]:
         return max(total - reserved, 0), max(available - reserved, 0)
 
     return measure
-
-
-def advertise_host(settings: Settings) -> str:
-    """The address other nodes use for this one."""
-    cluster = settings.cluster
-    if cluster.advertise_host:
-        return cluster.advertise_host
-    if cluster.rpc_host not in ("0.0.0.0", "::", ""):
-        return cluster.rpc_host
-    # The interface that routes towards a seed, or the LAN's multicast group
-    # (connecting a UDP socket sends nothing).
-    target = cluster.seeds[0].rpartition(":")[0] if cluster.seeds else cluster.beacon_group
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect((target, 9))
-        host: str = sock.getsockname()[0]
-        return host
-    return "127.0.0.1"
-
-
-def node_name(role: str, settings: Settings) -> str:
-    """A member name unique in the cluster: host name, role, address, and a port or the pid.
-
-    The address is there because boards cloned from one image share a host
-    name; the port or pid tells apart nodes on one machine.
-    """
-    suffix = settings.cluster.rpc_port if role == "worker" else os.getpid()
-    return f"{socket.gethostname()}-{role}-{advertise_host(settings)}-{suffix}"
-
-
-class MetaPublisher:
-    """Keeps this node's gossip metadata current as its free memory changes."""
-
-    def __init__(
-        self, membership: Membership, base: NodeMeta, memory: Callable[[], tuple[int, int]]
-    ) -> None:
-        self._membership = membership
-        self._base = base
-        self._memory = memory
-        self._task: asyncio.Task[None] | None = None
-        self._last_free = base.mem_free
-        self._last_time = time.monotonic()
-
-    async def start(self) -> None:
-        """Begins polling memory."""
-        self._task = asyncio.create_task(self._run(), name="fless-meta")
-
-    async def stop(self) -> None:
-        """Stops polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(MEMORY_POLL_S)
-            total, free = self._memory()
-            now = time.monotonic()
-            if should_advertise(
-                self._last_free, self._last_time, free, now, MEMORY_STEP, MEMORY_INTERVAL_S
-            ):
-                self._base = NodeMeta(
-                    self._base.role, self._base.rpc, self._base.arch, total, free, __version__
-                )
-                self._membership.set_meta(self._base)
-                self._last_free, self._last_time = free, now
-
-
-class Gossip:
-    """This node's gossip member, its LAN beacon and its metadata publisher, as one service."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        role: str,
-        rpc_endpoint: str,
-        keys: ClusterKeys,
-        memory: Callable[[], tuple[int, int]],
-        on_change: Callable[[Member], None] | None = None,
-        gossip_port: int | None = None,
-    ) -> None:
-        total, free = memory()
-        self.meta = NodeMeta(role, rpc_endpoint, platform.machine(), total, free, __version__)
-        self.host = advertise_host(settings)
-        self._name = node_name(role, settings)
-        self._on_change = on_change
-        self._settings = settings
-        self._keys = keys
-        self._memory = memory
-        self.membership = self._member(
-            settings.cluster.gossip_port if gossip_port is None else gossip_port
-        )
-        self._publisher = MetaPublisher(self.membership, self.meta, memory)
-        self._beacon: Beacon | None = None
-
-    def _member(self, port: int, seeds: tuple[str, ...] = ()) -> Membership:
-        return Membership(
-            self._name,
-            self.host,
-            port,
-            self.meta,
-            seeds=[*self._settings.cluster.seeds, *seeds],
-            key=self._keys.gossip,
-            on_change=self._on_change,
-        )
-
-    async def start(self) -> None:
-        """Joins the cluster: seeds, then the beacon keeps finding peers on the LAN."""
-        try:
-            await self.membership.start()
-        except OSError as exc:
-            # Several API processes share a gossip port setting: the first
-            # takes it, the others take any free port and join the first.
-            taken = self.membership.port
-            log.info("gossip port %s is taken (%s); using a free port", taken, exc)
-            self.membership = self._member(0, (f"{self.host}:{taken}",))
-            self._publisher = MetaPublisher(self.membership, self.meta, self._memory)
-            await self.membership.start()
-        cluster = self._settings.cluster
-        if cluster.discovery and self._keys.gossip is not None:
-            beacon = Beacon(
-                cluster.beacon_group,
-                cluster.beacon_port,
-                self._keys.gossip,
-                f"{self.host}:{self.membership.port}",
-                self._on_peer,
-            )
-            try:
-                await beacon.start()
-                self._beacon = beacon
-            except (GossipError, OSError) as exc:
-                # A board without a multicast route still joins by seeds.
-                log.warning(
-                    "LAN discovery is off: the beacon could not start (%s); "
-                    "join with cluster.seeds or 'fless node join'",
-                    exc,
-                )
-        await self._publisher.start()
-
-    def members(self) -> list[Member]:
-        """The members as this node's gossip sees them."""
-        return list(self.membership.members())
-
-    async def join(self, address: str) -> None:
-        """Joins the node whose gossip port is at ``address``."""
-        await self.membership.join(address)
-
-    async def _on_peer(self, address: str) -> None:
-        if address in {m.address for m in self.members()}:
-            return
-        try:
-            await self.join(address)
-        except Exception as exc:
-            log.info("could not join %s found by the beacon: %s", address, exc)
-
-    async def stop(self) -> None:
-        """Leaves the cluster gracefully."""
-        await self._publisher.stop()
-        if self._beacon is not None:
-            await self._beacon.stop()
-        await self.membership.stop()
 
 
 class _Closing:

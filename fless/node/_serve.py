@@ -12,8 +12,9 @@ from fless.config import Settings
 
 from ._api import ApiServer
 from ._data import prepare_data_dir
+from ._gossip import advertise_host
 from ._keys import KeyError_, has_keys, keygen, load_keys
-from ._parts import advertise_host, run_worker
+from ._parts import run_worker
 
 log = logging.getLogger("fless.node")
 
