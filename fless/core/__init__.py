@@ -3,8 +3,9 @@
 ``api`` uses only what this module exports.
 """
 
-from ._cluster import ClusterSource
-from ._dispatch import Candidate, Dispatcher, Worker, WorkerSource
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     AlreadyExists,
     BadRequest,
@@ -16,12 +17,54 @@ from ._errors import (
     Unauthorized,
     WorkerLost,
 )
-from ._local import LocalSource, LocalWorker
-from ._platform import FunctionSpec, Platform, Service, parse_args, parse_metadata, parse_object
 from ._records import DEFAULT_MODULE, ROLE_ADMIN, ROLE_USER, FunctionRecord, Subject, check_name
-from ._remote import RemoteWorker, WorkerService
 from ._scheduler import WorkerState, pick_worker
 from ._store import Store, key_hash, new_key
+
+# The flows and the worker ends pull in Wasmtime, ZeroMQ and kinship; they are
+# loaded on first use so that a process needing only the store (the gunicorn
+# master) does not carry them.
+_LAZY = {
+    "ClusterSource": "_cluster",
+    "Candidate": "_dispatch",
+    "Dispatcher": "_dispatch",
+    "Worker": "_dispatch",
+    "WorkerSource": "_dispatch",
+    "LocalSource": "_local",
+    "LocalWorker": "_local",
+    "FunctionSpec": "_platform",
+    "Platform": "_platform",
+    "Service": "_platform",
+    "parse_args": "_platform",
+    "parse_metadata": "_platform",
+    "parse_object": "_platform",
+    "RemoteWorker": "_remote",
+    "WorkerService": "_remote",
+}
+
+if TYPE_CHECKING:
+    from ._cluster import ClusterSource
+    from ._dispatch import Candidate, Dispatcher, Worker, WorkerSource
+    from ._local import LocalSource, LocalWorker
+    from ._platform import (
+        FunctionSpec,
+        Platform,
+        Service,
+        parse_args,
+        parse_metadata,
+        parse_object,
+    )
+    from ._remote import RemoteWorker, WorkerService
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_MODULE",

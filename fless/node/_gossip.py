@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import platform
-import socket
 import time
 from collections.abc import Callable
 
@@ -22,6 +20,7 @@ from fless.gossip import (
     should_advertise,
 )
 
+from ._identity import advertise_host, node_name
 from ._keys import ClusterKeys
 
 log = logging.getLogger("fless.node")
@@ -31,33 +30,6 @@ MiB = 1 << 20
 MEMORY_STEP = 16 * MiB
 MEMORY_INTERVAL_S = 5.0
 MEMORY_POLL_S = 1.0
-
-
-def advertise_host(settings: Settings) -> str:
-    """The address other nodes use for this one."""
-    cluster = settings.cluster
-    if cluster.advertise_host:
-        return cluster.advertise_host
-    if cluster.rpc_host not in ("0.0.0.0", "::", ""):
-        return cluster.rpc_host
-    # The interface that routes towards a seed, or the LAN's multicast group
-    # (connecting a UDP socket sends nothing).
-    target = cluster.seeds[0].rpartition(":")[0] if cluster.seeds else cluster.beacon_group
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect((target, 9))
-        host: str = sock.getsockname()[0]
-        return host
-    return "127.0.0.1"
-
-
-def node_name(role: str, settings: Settings) -> str:
-    """A member name unique in the cluster: host name, role, address, and a port or the pid.
-
-    The address is there because boards cloned from one image share a host
-    name; the port or pid tells apart nodes on one machine.
-    """
-    suffix = settings.cluster.rpc_port if role == "worker" else os.getpid()
-    return f"{socket.gethostname()}-{role}-{advertise_host(settings)}-{suffix}"
 
 
 class MetaPublisher:

@@ -14,9 +14,12 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fless.config import Settings
-from fless.net import CurveConfig, generate_cluster_keys
+
+if TYPE_CHECKING:
+    from fless.net import CurveConfig
 
 log = logging.getLogger("fless.node")
 
@@ -37,6 +40,8 @@ class ClusterKeys:
 
 def keygen(directory: Path) -> None:
     """Writes a new set of cluster keys (files readable by their owner only)."""
+    from fless.net import generate_cluster_keys
+
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     generate_cluster_keys(directory)
     path = directory / GOSSIP_KEY_FILE
@@ -72,18 +77,33 @@ def load_keys(settings: Settings, hosts: list[str]) -> ClusterKeys:
     """
     directory = settings.key_path
     if has_keys(directory):
+        from fless.net import CurveConfig
+
         gossip = bytes.fromhex((directory / GOSSIP_KEY_FILE).read_text().strip())
         return ClusterKeys(CurveConfig.load(directory), gossip)
+    check_keys(settings, hosts)
+    return ClusterKeys(None, None)
+
+
+def check_keys(settings: Settings, hosts: list[str]) -> None:
+    """Whether the node may run: it has keys, or plaintext is allowed (logged).
+
+    Raises:
+        KeyError_: no keys, and plaintext is not allowed.
+    """
+    directory = settings.key_path
+    if has_keys(directory):
+        return
     if all(is_loopback(h) for h in hosts):
         log.warning("no cluster keys in %s: RPC and gossip run in plaintext on loopback", directory)
-        return ClusterKeys(None, None)
+        return
     if settings.cluster.insecure:
         log.warning(
             "no cluster keys in %s and cluster.insecure is on: RPC and gossip run in "
             "plaintext; anyone on this network can join the cluster",
             directory,
         )
-        return ClusterKeys(None, None)
+        return
     raise KeyError_(
         f"no cluster keys in {directory}: copy the keys directory of the core there "
         "(or run 'fless-node keygen' and copy it to every node), "

@@ -26,7 +26,8 @@ from fless.gossip import (
 )
 from fless.net import RpcClient, RpcServer
 
-from ._gossip import Gossip, advertise_host, node_name
+from ._gossip import Gossip
+from ._identity import advertise_host, node_name
 from ._keys import load_keys
 
 log = logging.getLogger("fless.node")

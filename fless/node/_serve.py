@@ -5,16 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 
-import uvloop
-
 from fless import __version__
 from fless.config import Settings
 
-from ._api import ApiServer
 from ._data import prepare_data_dir
-from ._gossip import advertise_host
-from ._keys import KeyError_, has_keys, keygen, load_keys
-from ._parts import run_worker
+from ._identity import advertise_host
+from ._keys import KeyError_, check_keys, has_keys, keygen
 
 log = logging.getLogger("fless.node")
 
@@ -34,7 +30,7 @@ def serve(settings: Settings) -> int:
         keygen(settings.key_path)
         log.info("created the cluster keys in %s; copy them to every worker", settings.key_path)
     try:
-        load_keys(settings, [advertise_host(settings)])
+        check_keys(settings, [advertise_host(settings)])
     except KeyError_ as exc:
         print(f"fless-node: {exc}", file=sys.stderr)
         return 2
@@ -47,12 +43,18 @@ def serve(settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
+    from ._api import ApiServer  # gunicorn: only the roles that serve HTTP
+
     ApiServer(settings).run()
     return 0
 
 
 def _serve_worker(settings: Settings) -> int:
     settings.data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    import uvloop
+
+    from ._parts import run_worker  # a worker never loads gunicorn or falcon
+
     try:
         uvloop.run(run_worker(settings))
     except KeyError_ as exc:
