@@ -55,7 +55,10 @@ class ClusterSource:
             worker = self._workers.get(key)
             if worker is None:
                 worker = self._workers[key] = RemoteWorker(member.name, meta.rpc, self._rpc)
-            state = WorkerState(member.name, member.state == "alive", meta.mem_free)
+            # Alive for gossip, and its socket has not just dropped: a killed
+            # worker leaves the schedule at the TCP reset, not at gossip's verdict.
+            alive = member.state == "alive" and self._rpc.reachable(meta.rpc)
+            state = WorkerState(member.name, alive, meta.mem_free)
             found.append(Candidate(state, worker))
         return found
 

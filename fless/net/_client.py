@@ -69,6 +69,8 @@ class _Peer:
     outbox: asyncio.Queue[tuple[int, list[bytes]]] = field(default_factory=asyncio.Queue)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     connected: bool = False
+    # The connection was up and dropped, and has not come back yet.
+    down: bool = False
     warned: bool = False
 
 
@@ -153,6 +155,18 @@ class RpcClient:
             ) from None
         finally:
             peer.pending.pop(msg_id, None)
+
+    def reachable(self, endpoint: str) -> bool:
+        """False while the connection to ``endpoint`` is known to be down.
+
+        A peer never called, or whose connection is up or still being made,
+        counts as reachable; one whose established connection dropped (a
+        killed process, a closed socket) does not, until it reconnects. The
+        scheduler reads this to stop choosing a worker the moment its socket
+        says it is gone, ahead of gossip.
+        """
+        peer = self._peers.get(endpoint)
+        return peer is None or not peer.down
 
     def forget(self, endpoint: str) -> None:
         """Drops the connection to ``endpoint``; its pending calls raise ``PeerGone`` now.
@@ -263,11 +277,13 @@ class RpcClient:
             kind = event["event"]
             if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 peer.connected = True
+                peer.down = False
             elif kind == zmq.EVENT_DISCONNECTED:
                 # Only a connection that was up can have carried requests; a
                 # refused handshake leaves them waiting (and timing out).
                 if peer.connected:
                     peer.connected = False
+                    peer.down = True
                     self.stats.disconnects += 1
                     self._fail(peer, f"the connection to {peer.endpoint} dropped")
             elif kind & HANDSHAKE_FAILED:

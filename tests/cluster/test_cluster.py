@@ -162,15 +162,16 @@ def test_function_errors_cross_the_wire_with_their_status(cluster: Cluster) -> N
 
 
 def test_a_worker_without_the_code_gets_it_on_first_use(cluster: Cluster) -> None:
+    code = wat("wasi_hello")
+    cluster.core.upload("_", "firstuse", code)
     big = cluster.workers["big"]
     big.stop()
     wait_for(lambda: big.name not in cluster.alive_workers(), 10, "big worker gone")
-    code = wat("wasi_hello")
     shutil.rmtree(big.data_dir / "cache")
     big.start()
     wait_for(lambda: big.name in cluster.alive_workers(), 15, "big worker back")
     assert sha(code) not in big.cached()
-    status, body, worker = cluster.invoke("upd", {"again": True})
+    status, body, worker = cluster.invoke("firstuse", {"again": True})
     assert (status, worker) == (200, big.name)
     assert body == {"data": {"echo": {"again": True}}}
     assert sha(code) in big.cached()
@@ -179,15 +180,20 @@ def test_a_worker_without_the_code_gets_it_on_first_use(cluster: Cluster) -> Non
 def test_a_killed_worker_stops_being_scheduled_and_a_restarted_one_serves(
     cluster: Cluster,
 ) -> None:
+    cluster.core.upload("_", "target", wat("fl_hello"))
     big = cluster.workers["big"]
+    wait_for(lambda: big.name in cluster.alive_workers(), 15, "big worker alive")
+    assert cluster.invoke("target", {})[2] == big.name  # the core holds a connection to it
     big.stop(signal.SIGKILL)
+    medium = cluster.workers["medium"].name
+    # The dropped connection takes it off the schedule before gossip's verdict.
+    unscheduled = wait_for(lambda: cluster.invoke("target", {})[2] == medium, 5, "calls elsewhere")
+    assert unscheduled < 1.5
     took = wait_for(lambda: big.name not in cluster.alive_workers(), 10, "killed worker not alive")
     assert took < 5
-    status, _, worker = cluster.invoke("sched", {})
-    assert status == 200 and worker == cluster.workers["medium"].name
     big.start()
     wait_for(lambda: big.name in cluster.alive_workers(), 15, "restarted worker alive")
-    status, _, worker = cluster.invoke("sched", {})
+    status, _, worker = cluster.invoke("target", {})
     assert status == 200 and worker == big.name
 
 

@@ -29,9 +29,11 @@ async def peer_stopped_mid_call(sig: signal.Signals) -> float:
         assert await asyncio.wait_for(proc.stdout.readline(), 5) == b"received ping\n"
         started = time.monotonic()
         proc.send_signal(sig)
+        assert client.reachable(endpoint)
         with pytest.raises(PeerGone):
             await call
         assert client.stats.disconnects == 1
+        assert not client.reachable(endpoint)  # until it reconnects
         return time.monotonic() - started
     finally:
         await client.close()
@@ -57,3 +59,37 @@ def test_silent_server_fails_the_pending_call_by_heartbeat() -> None:
     # A frozen peer keeps its TCP connection open (like a board that lost
     # power behind a switch); ZMTP heartbeats notice within about 3 s.
     assert 2.0 < run(signal.SIGSTOP) < 6.0
+
+
+def test_reachable_comes_back_when_the_peer_does() -> None:
+    async def scenario() -> tuple[bool, bool, bool]:
+        from fless.net import Message, RpcServer
+
+        async def pong(request: Message) -> Message:
+            return Message("pong", request.id, {})
+
+        server = RpcServer("tcp://127.0.0.1:0", pong)
+        await server.start()
+        endpoint = server.endpoint
+        client = RpcClient()
+        try:
+            unknown = client.reachable(endpoint)
+            await client.call(endpoint, "ping", {}, timeout=5)
+            await server.close()
+            for _ in range(200):
+                if not client.reachable(endpoint):
+                    break
+                await asyncio.sleep(0.01)
+            dropped = client.reachable(endpoint)
+            again = RpcServer(endpoint, pong)
+            await again.start()
+            try:
+                reply = await client.call(endpoint, "ping", {}, timeout=10)
+                assert reply.type == "pong"
+                return unknown, dropped, client.reachable(endpoint)
+            finally:
+                await again.close()
+        finally:
+            await client.close()
+
+    assert asyncio.run(scenario()) == (True, False, True)
