@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: run test lint typecheck unit examples clean
+.PHONY: run test lint typecheck unit examples bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(TEST_INSTALLED)
 ## examples: build the example functions to .wasm
 examples: $(INSTALLED) $(TEST_INSTALLED)
 	PYTHON=$(abspath $(BIN)/python) sh examples/hello/build.sh
+
+## bench: run the benchmarks (docs/BENCHMARKS.md); ARGS="--smoke" for a quick check
+bench: $(TEST_INSTALLED)
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache *.egg-info
