@@ -227,7 +227,7 @@ class Platform:
             log.exception("pushing code %s to the workers failed", sha[:12])
 
     async def _drop_unused(self, sha: str) -> None:
-        if sha not in self.store.code_hashes():
+        if not self.store.has_code(sha):
             await self.dispatcher.drop(sha)
 
     # -- flows ---------------------------------------------------------------

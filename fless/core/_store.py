@@ -240,6 +240,11 @@ class Store:
         else:
             txn.put(sha.encode(), str(count).encode(), db=self._refs)
 
+    def has_code(self, sha: str) -> bool:
+        """Whether a blob with this hash is stored (some function still uses it)."""
+        with self._env.begin(db=self._code) as txn:
+            return txn.get(sha.encode()) is not None
+
     def code_hashes(self) -> set[str]:
         """The hashes of every stored blob (for consistency checks)."""
         with self._env.begin(db=self._code) as txn:

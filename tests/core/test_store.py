@@ -72,8 +72,10 @@ def test_functions_share_code_and_the_last_one_frees_it(store: Store) -> None:
     assert store.code_hashes() == {one.hash}
     store.delete_function("_", "one")
     assert store.get_code(one.hash) == b"same"
+    assert store.has_code(one.hash)
     store.delete_function("_", "two")
     assert store.code_hashes() == set()
+    assert not store.has_code(one.hash)
 
 
 def test_duplicate_function_is_refused_and_changes_nothing(store: Store) -> None:
