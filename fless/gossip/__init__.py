@@ -11,7 +11,13 @@ from ._beacon import DEFAULT_GROUP, DEFAULT_PORT, Beacon
 from ._beacon_wire import MAX_SKEW, Announcement, BeaconVerifier, beacon_key, encode_beacon
 from ._errors import BeaconRejected, BindError, GossipError, JoinFailed, MetaError
 from ._membership import Membership
-from ._memory import MemoryWatch, parse_meminfo, read_memory, should_advertise
+from ._memory import (
+    MemoryWatch,
+    parse_meminfo,
+    read_memory,
+    reading_at_most_every,
+    should_advertise,
+)
 from ._meta import MAX_ENCODED, ROLES, NodeMeta
 from ._timing import LAN_TIMING, GossipTiming
 from ._view import STATES, Member, MemberView
@@ -42,5 +48,6 @@ __all__ = [
     "encode_beacon",
     "parse_meminfo",
     "read_memory",
+    "reading_at_most_every",
     "should_advertise",
 ]

@@ -23,6 +23,7 @@ from fless.exec import CodeCache, WasmRuntime
 from fless.gossip import (
     Member,
     read_memory,
+    reading_at_most_every,
 )
 from fless.net import RpcClient, RpcServer
 
@@ -33,6 +34,8 @@ from ._keys import load_keys
 log = logging.getLogger("fless.node")
 
 MiB = 1 << 20
+# How old a reading of this machine's free memory may be when used.
+MEMORY_MAX_AGE_S = 0.25
 # Free memory is re-advertised when it moved by this much, and at least this often.
 def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
     """The executor of this node: runtime, compiled-code cache, thread pool."""
@@ -50,7 +53,8 @@ def memory_offer(settings: Settings) -> Callable[[], tuple[int, int]]:
 
     ``worker.memory_mib`` fixes the figure (free then falls only by what the
     node's own invocations hold, which the cores count); otherwise it is the
-    machine's available memory less ``worker.reserved_mib``.
+    machine's available memory less ``worker.reserved_mib``, read at most
+    every ``MEMORY_MAX_AGE_S`` (the scheduler asks on every invocation).
     """
     fixed = settings.worker.memory_mib * MiB
     reserved = settings.worker.reserved_mib * MiB
@@ -61,7 +65,7 @@ def memory_offer(settings: Settings) -> Callable[[], tuple[int, int]]:
         total, available = read_memory()
         return max(total - reserved, 0), max(available - reserved, 0)
 
-    return measure
+    return reading_at_most_every(measure, MEMORY_MAX_AGE_S)
 
 
 class _Closing:
