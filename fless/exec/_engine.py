@@ -32,6 +32,7 @@ from ._errors import (
     InvalidModule,
     MemoryLimitExceeded,
 )
+from ._gil import hold_gil_for_short_calls
 from ._hostcalls import HostCalls, Invocation
 from ._limits import Limits, MiB, Outcome
 
@@ -83,6 +84,7 @@ class WasmRuntime:
     """
 
     def __init__(self, tick_s: float = TICK_S) -> None:
+        hold_gil_for_short_calls()
         config = wasmtime.Config()
         config.epoch_interruption = True
         config.cranelift_opt_level = "speed"
