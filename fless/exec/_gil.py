@@ -5,10 +5,9 @@ releases the GIL on every foreign call and takes it back on return. An
 invocation makes about forty such calls (new store, WASI config, limits,
 exports, memory pointers, type queries) that each take well under a
 microsecond. In an API process, where the event loop's thread wants the GIL
-too, every one of those returns can wait for the loop to give it up (up to
-``sys.getswitchinterval()``, 5 ms): under load most of a run was spent
-queueing for the GIL, and one process served fewer calls at 32 connections
-than at one.
+too, each of those returns is a chance to queue behind the loop (a waiter
+can wait up to ``sys.getswitchinterval()``, 5 ms) and a context switch when
+it does not.
 
 ``hold_gil_for_short_calls`` rebinds the listed entry points to the same
 symbols loaded through ``ctypes.PyDLL``, which calls them with the GIL held.
