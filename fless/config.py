@@ -32,7 +32,8 @@ class ApiSettings:
 
     host: str = "0.0.0.0"
     port: int = 4000
-    workers: int = 1
+    # 0: one per CPU with role "all", one with role "core" (see fless.node).
+    workers: int = 0
     max_upload_bytes: int = 50 * MiB
     max_request_bytes: int = 8 * MiB
 
@@ -261,7 +262,6 @@ def _validate(settings: Settings) -> None:
     if settings.log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     positive = {
-        "api.workers": settings.api.workers,
         "api.max_upload_bytes": settings.api.max_upload_bytes,
         "api.max_request_bytes": settings.api.max_request_bytes,
         "functions.default_memory_mib": settings.functions.default_memory_mib,
@@ -286,6 +286,7 @@ def _validate(settings: Settings) -> None:
         if not 0 <= port <= 65535:
             raise ConfigError(f"{name} must be between 0 and 65535, not {port}")
     for name, value in (
+        ("api.workers", settings.api.workers),
         ("worker.memory_mib", settings.worker.memory_mib),
         ("worker.reserved_mib", settings.worker.reserved_mib),
     ):

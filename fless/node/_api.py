@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from fless.config import Settings
+
+
+def api_processes(role: str, workers: int, cpus: int) -> int:
+    """How many API processes the gunicorn master keeps.
+
+    Args:
+        role: the node's role, ``all`` or ``core``.
+        workers: ``api.workers``; 0 asks for the default.
+        cpus: CPUs this process may run on.
+
+    Returns:
+        ``workers`` when set. Otherwise one per CPU for ``all``, whose API
+        processes run functions as well, since one Python process runs Python
+        on one core at a time; one for ``core``, whose API processes only
+        parse HTTP and forward calls, which keeps a core small on a board.
+    """
+    if workers > 0:
+        return workers
+    return max(cpus, 1) if role == "all" else 1
 
 
 class ApiServer(BaseApplication):  # type: ignore[misc]
@@ -21,7 +41,9 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         api = self.settings.api
         options: dict[str, Any] = {
             "bind": [f"[{api.host}]:{api.port}" if ":" in api.host else f"{api.host}:{api.port}"],
-            "workers": api.workers,
+            "workers": api_processes(
+                self.settings.role, api.workers, len(os.sched_getaffinity(0))
+            ),
             "worker_class": "uvicorn_worker.UvicornWorker",
             "proc_name": "fless-node",
             # An API process whose event loop stalls this long is replaced.
