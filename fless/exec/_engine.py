@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import importlib.metadata
 import math
 import platform
 import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import wasmtime
@@ -36,9 +36,26 @@ from ._gil import hold_gil_for_short_calls
 from ._hostcalls import HostCalls, Invocation
 from ._limits import Limits, MiB, Outcome
 
-# wasmtime-py has no __version__; the engine refuses code of another version,
-# and the fingerprint keeps the cache from even offering it.
-_WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+
+def _wasmtime_version() -> str:
+    """The installed wasmtime-py's version, which has no ``__version__``.
+
+    The engine refuses code compiled by another version, and the fingerprint
+    keeps the cache from even offering it. Read from the package's
+    ``.dist-info`` next to it: importing ``importlib.metadata`` would cost
+    every worker two megabytes resident.
+    """
+    site = Path(wasmtime.__file__).resolve().parent.parent
+    for info in sorted(site.glob("wasmtime-*.dist-info")):
+        for line in (info / "METADATA").read_text().splitlines():
+            if line.startswith("Version:"):
+                return line.partition(":")[2].strip()
+    import importlib.metadata
+
+    return importlib.metadata.version("wasmtime")
+
+
+_WASMTIME_VERSION = _wasmtime_version()
 
 # The engine's epoch advances every TICK_S; a function's deadline is counted in
 # ticks, so it is interrupted at most one tick after its timeout.
