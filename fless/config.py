@@ -51,6 +51,7 @@ class FunctionSettings:
     http_allow: tuple[str, ...] = ()
     http_timeout_ms: int = 5_000
     http_max_response_bytes: int = 4 * MiB
+    max_retries: int = 5
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,7 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{name} must be between 0 and 65535, not {port}")
     for name, value in (
         ("api.workers", settings.api.workers),
+        ("functions.max_retries", settings.functions.max_retries),
         ("worker.memory_mib", settings.worker.memory_mib),
         ("worker.reserved_mib", settings.worker.reserved_mib),
     ):

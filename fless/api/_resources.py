@@ -262,11 +262,12 @@ class Function:
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
     ) -> None:
-        """Invokes the function with ``{"args": {...}}``."""
+        """Invokes the function with ``{"args": {...}}`` (``?retries=N`` to allow retries)."""
         body = await read_body(req, self._max_request)
         args = parse_args(body)
-        outcome = await self._platform.invoke(module, name, args)
+        outcome = await self._platform.invoke(module, name, args, req.get_param("retries"))
         resp.set_header("X-Fless-Worker", outcome.worker)
+        resp.set_header("X-Fless-Attempts", str(outcome.attempts))
         resp.content_type = falcon.MEDIA_JSON
         resp.data = envelope(outcome.output)
 

@@ -31,7 +31,9 @@ log = logging.getLogger("fless.core")
 
 # FunLess metadata keys fless accepts and ignores.
 _FUNLESS_IGNORED = frozenset({"tag", "params", "main_func", "miniSL_services", "miniSL_equation"})
-_METADATA_KEYS = frozenset({"memory", "timeout", "http_allow", "capacity"}) | _FUNLESS_IGNORED
+_METADATA_KEYS = (
+    frozenset({"memory", "timeout", "http_allow", "capacity", "retries"}) | _FUNLESS_IGNORED
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class FunctionSpec:
     memory_mib: int | None = None
     timeout_ms: int | None = None
     http_allow: tuple[str, ...] | None = None
+    retries: int | None = None
 
 
 def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
@@ -60,7 +63,8 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
     unknown = sorted(set(raw) - _METADATA_KEYS)
     if unknown:
         raise BadRequest(
-            f"unknown metadata key {unknown[0]!r}; known: memory, timeout, http_allow, capacity"
+            f"unknown metadata key {unknown[0]!r}; "
+            "known: memory, timeout, http_allow, capacity, retries"
         )
     memory = raw.get("memory")
     if memory is None and raw.get("capacity") is not None:
@@ -73,7 +77,23 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
         not isinstance(allow, list) or not all(isinstance(h, str) and h for h in allow)
     ):
         raise BadRequest("metadata http_allow must be a list of host names")
-    return FunctionSpec(memory, timeout, tuple(allow) if allow is not None else None)
+    retries = raw.get("retries")
+    if retries is not None:
+        retries = parse_retries(retries, settings.max_retries, "metadata retries")
+    return FunctionSpec(memory, timeout, tuple(allow) if allow is not None else None, retries)
+
+
+def parse_retries(value: object, most: int, what: str = "retries") -> int:
+    """A retry count: an integer from 0 to ``most`` (a numeric string is taken too).
+
+    Raises:
+        BadRequest: naming ``what`` and the allowed range.
+    """
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise BadRequest(f"{what} must be an integer from 0 to {most}, not {value!r}")
+    return value
 
 
 def _positive_int(key: str, value: object, most: int | None) -> int | None:
@@ -253,6 +273,7 @@ class Platform:
             memory_mib=spec.memory_mib or self.settings.default_memory_mib,
             timeout_ms=spec.timeout_ms or self.settings.default_timeout_ms,
             http_allow=spec.http_allow or (),
+            retries=spec.retries or 0,
             created=now,
             updated=now,
         )
@@ -286,6 +307,8 @@ class Platform:
             changes["timeout_ms"] = spec.timeout_ms
         if spec.http_allow is not None:
             changes["http_allow"] = spec.http_allow
+        if spec.retries is not None:
+            changes["retries"] = spec.retries
         record = dataclasses.replace(old, **changes)
         self.store.put_function(record, code, replace=name)
         workers = 0
@@ -311,14 +334,33 @@ class Platform:
         log.info("deleted module %s with %d functions", module, len(gone))
         return gone
 
-    async def invoke(self, module: str, name: str, args: bytes) -> Outcome:
+    async def invoke(
+        self, module: str, name: str, args: bytes, retries: int | str | None = None
+    ) -> Outcome:
         """Runs a function once.
+
+        Args:
+            module: the function's module.
+            name: the function's name.
+            args: the JSON-encoded arguments.
+            retries: how often to retry on another worker if the chosen one is
+                lost (a string as given in a query); None takes the
+                function's own setting.
 
         Raises:
             NotFound: before any worker is asked.
+            BadRequest: ``retries`` is out of range.
             ExecError: how the function failed.
         """
         record = self.store.get_function(module, name)
+        if retries is None:
+            retries = record.retries
+        else:
+            retries = parse_retries(retries, self.settings.max_retries)
         return await self.dispatcher.invoke(
-            record.hash, args, self.limits(record), lambda: self.store.get_code(record.hash)
+            record.hash,
+            args,
+            self.limits(record),
+            lambda: self.store.get_code(record.hash),
+            retries,
         )
