@@ -10,7 +10,7 @@ knows of HTTP, ZeroMQ or Wasm.
 from ._beacon import DEFAULT_GROUP, DEFAULT_PORT, Beacon
 from ._beacon_wire import MAX_SKEW, Announcement, BeaconVerifier, beacon_key, encode_beacon
 from ._errors import BeaconRejected, BindError, GossipError, JoinFailed, MetaError
-from ._membership import Membership
+from ._membership import Membership, host_port
 from ._memory import (
     MemoryWatch,
     parse_meminfo,
@@ -46,6 +46,7 @@ __all__ = [
     "NodeMeta",
     "beacon_key",
     "encode_beacon",
+    "host_port",
     "parse_meminfo",
     "read_memory",
     "reading_at_most_every",
