@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-SUBNET = "10.77.0"
+# Another /24 for a second lab on the same machine (two checkouts testing at once).
+SUBNET = os.environ.get("FLESS_TEST_LAB_SUBNET", "10.77.0")
 BRIDGE_ADDRESS = f"{SUBNET}.254"
 PREFIX = 24
 # Beacons stay on the lab's bridge (TTL 1); one group per run all the same.
