@@ -27,6 +27,7 @@ import wasmtime
 from ._abi import HTTP_METHODS, host_allowed, parse_headers, u16_le, u32_le
 from ._errors import ExecError, FunctionTrap, OutputLimitExceeded
 from ._limits import Limits
+from ._tls import allow_ssl
 
 WASI_ERRNO_BADF = 8
 WASI_ERRNO_INVAL = 28
@@ -310,8 +311,10 @@ def _opener() -> Any:
     """urllib's opener without redirects or proxies, built at the first request.
 
     urllib.request costs a worker about a megabyte resident, and most
-    functions never make a request.
+    functions never make a request. A worker defers ``ssl`` (see ``_tls``);
+    it is allowed again before http.client is first imported, so HTTPS works.
     """
+    allow_ssl()
     import urllib.request
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -51,12 +51,18 @@ def serve(settings: Settings) -> int:
 
 def _serve_worker(settings: Settings) -> int:
     settings.data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    import uvloop
+    # Before asyncio is imported: a worker loads OpenSSL only if a function
+    # makes an HTTPS call. For the same reason it runs asyncio's own loop:
+    # uvloop imports ssl, and a worker's loop carries only ZeroMQ and gossip.
+    from fless.exec._tls import defer_ssl
+
+    defer_ssl()
+    import asyncio
 
     from ._parts import run_worker  # a worker never loads gunicorn or falcon
 
     try:
-        uvloop.run(run_worker(settings))
+        asyncio.run(run_worker(settings))
     except KeyError_ as exc:
         print(f"fless-node: {exc}", file=sys.stderr)
         return 2
