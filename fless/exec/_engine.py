@@ -32,6 +32,7 @@ from ._errors import (
     InvalidModule,
     MemoryLimitExceeded,
 )
+from ._fastcall import call_i32, export_func, signature
 from ._gil import hold_gil_for_short_calls
 from ._hostcalls import HostCalls, Invocation
 from ._limits import Limits, MiB, Outcome
@@ -85,12 +86,15 @@ class CompiledFunction:
         pre: the module linked with the host functions, ready to instantiate.
         reactor: the module exports ``_initialize`` (a WASI reactor, as C
             built with ``-mexec-model=reactor``), to be called before ``__invoke``.
+        fast: its entry points have the types fless calls them with, checked
+            at link time, so they are called unchecked (see ``_fastcall``).
     """
 
     abi: Abi
     module: wasmtime.Module
     pre: wasmtime.InstancePre
     reactor: bool = False
+    fast: bool = False
 
 
 class WasmRuntime:
@@ -190,7 +194,13 @@ class WasmRuntime:
             e.name == "_initialize" and isinstance(e.type, wasmtime.FuncType)
             for e in module.exports
         )
-        return CompiledFunction(abi, module, pre, reactor)
+        if abi is Abi.WASI:
+            fast = signature(module, "_start") == (0, 0)
+        else:
+            fast = signature(module, "__invoke") == (1, 1) and (
+                not reactor or signature(module, "_initialize") == (0, 0)
+            )
+        return CompiledFunction(abi, module, pre, reactor, fast)
 
     # -- running --------------------------------------------------------------
 
@@ -227,14 +237,13 @@ class WasmRuntime:
         self._hostcalls.current.inv = inv
         try:
             instance = function.pre.instantiate(store)
-            exports = instance.exports(store)
             try:
                 if function.abi is Abi.WASI:
-                    exports["_start"](store)
+                    _call(store, instance, function.fast, "_start", ())
                     return _wasi_outcome(inv, 0)
                 if function.reactor:
-                    exports["_initialize"](store)
-                status = exports["__invoke"](store, len(args))
+                    _call(store, instance, function.fast, "_initialize", ())
+                status = _call(store, instance, function.fast, "__invoke", (len(args),))
             except wasmtime.ExitTrap as exit_trap:
                 if function.abi is Abi.WASI:
                     return _wasi_outcome(inv, exit_trap.code)
@@ -250,6 +259,22 @@ class WasmRuntime:
             raise _wasmtime_error(exc, inv, store, instance, limits) from None
         finally:
             self._hostcalls.current.inv = None
+
+
+def _call(
+    store: wasmtime.Store,
+    instance: wasmtime.Instance,
+    fast: bool,
+    name: str,
+    params: tuple[int, ...],
+) -> Any:
+    """Calls an entry point: unchecked when its type was checked at link, else through
+    wasmtime-py's typed call (which refuses a mismatch with an error)."""
+    if fast:
+        func = export_func(store, instance, name.encode())
+        if func is not None:
+            return call_i32(store, func, params, 1 if name == "__invoke" else 0)
+    return instance.exports(store)[name](store, *params)
 
 
 def _describe(exc: BaseException) -> str:
