@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -262,6 +263,16 @@ class Membership:
                 else:
                     found[name] = tombstone
         return [_member(m) for m in found.values()]
+
+    def counters(self) -> dict[str, int]:
+        """The gossip layer's counters: packets received, and dropped by cause
+        (``decode_errors``, ``decrypt_failures``, ``replays_dropped``, ...).
+
+        Raises:
+            GossipError: membership is not running.
+        """
+        stats = self._running().stats()
+        return {name: int(value) for name, value in dataclasses.asdict(stats).items()}
 
     def set_meta(self, meta: NodeMeta) -> None:
         """Advertises ``meta`` from now on, e.g. when free memory changed.
