@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import http.client
 import json
@@ -23,6 +24,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +33,19 @@ from typing import Any
 import lmdb
 import pytest
 from cluster.netns import BIN, Lab, available, node_env, wait_for
-from e2e.node import multipart
+from e2e.node import Node, WorkerNode, free_port, multipart
 from fixtures.build import wat
 
-from fless.gossip import Membership, NodeMeta
+from fless.gossip import (
+    Announcement,
+    BeaconRejected,
+    BeaconVerifier,
+    Membership,
+    NodeMeta,
+    beacon_key,
+    encode_beacon,
+)
+from fless.net import CurveConfig, Message, RpcClient, RpcServer, RpcTimeout, generate_cluster_keys
 
 SUBNET = "10.78.0"
 CORE, GOOD, STRANGER, ATTACKER = 1, 2, 3, 4
@@ -435,3 +446,114 @@ def test_recorded_gossip_datagrams_are_dropped_when_sent_again_or_altered() -> N
             await a.stop()
 
     asyncio.run(main())
+
+
+# -- key rotation: old and new keys side by side -------------------------------------------
+
+
+def _rotation_sets(root: Path) -> tuple[Path, Path]:
+    """The old set, and a new one with a fresh gossip key and client pair (same server pair)."""
+    old, new = root / "old", root / "new"
+    _keygen(old)
+    _keygen(new)
+    for name in ("server.key", "server.key_secret"):
+        shutil.copy(old / name, new / name)
+    return old, new
+
+
+def test_nodes_mid_rotation_accept_each_others_keys(tmp_path: Path) -> None:
+    old, new = _rotation_sets(tmp_path)
+    # The core still sends with the old keys and has the new ones in next/;
+    # the worker already sends with the new ones and keeps the old in previous/.
+    core_keys, worker_keys = tmp_path / "core-keys", tmp_path / "worker-keys"
+    shutil.copytree(old, core_keys)
+    shutil.copytree(new, core_keys / "next")
+    shutil.copytree(new, worker_keys)
+    shutil.copytree(old, worker_keys / "previous")
+    gossip_port = free_port()
+    core = Node(tmp_path / "core", None, "--role", "core", "--gossip-port", str(gossip_port),
+                "--key-dir", str(core_keys)).start()
+    worker = WorkerNode(tmp_path / "w", seeds=f"127.0.0.1:{gossip_port}", key_dir=worker_keys,
+                        memory_mib=256)
+    try:
+        worker.start()
+
+        def alive() -> set[str]:
+            _, body = core.request("GET", "/v1/nodes")
+            return {n["name"] for n in body["data"]
+                    if n["role"] == "worker" and n["state"] == "alive"}
+
+        wait_for(lambda: worker.name in alive(), 30, "the rotating worker joins")
+        code = wat("fl_hello")
+        status, body = core.upload("_", "hello", code)
+        assert status == 201 and body["data"]["workers"] == 1, body
+        for i in range(5):
+            status, body = core.request(
+                "POST", "/v1/fn/_/hello", json.dumps({"args": {"i": i}}).encode(),
+                {"Content-Type": "application/json"})
+            assert (status, body) == (200, {"data": {"hello": {"i": i}}})
+        assert hashlib.sha256(code).hexdigest() in cached_hashes(worker.data_dir)
+        assert "key rotation: also accepting the keys in" in core.log()
+        assert "key rotation: also accepting the keys in" in worker.log()
+    finally:
+        worker.stop()
+        core.stop()
+
+
+def test_a_rotation_set_with_another_server_pair_is_warned_about(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    _keygen(old)
+    _keygen(new)  # a whole new set: its server pair differs
+    shutil.copytree(new, old / "next")
+    core = Node(tmp_path / "core", None, "--key-dir", str(old)).start()
+    try:
+        assert "holds another CURVE server key pair" in core.log()
+    finally:
+        core.stop()
+
+
+def test_a_server_mid_rotation_lets_in_both_client_keys_and_no_other(tmp_path: Path) -> None:
+    cluster = generate_cluster_keys(tmp_path / "cluster")
+    other = generate_cluster_keys(tmp_path / "other")
+
+    def client_pair(keys: CurveConfig) -> CurveConfig:
+        return CurveConfig(cluster.server_public, cluster.server_secret,
+                           keys.client_public, keys.client_secret)
+
+    nextkeys = generate_cluster_keys(tmp_path / "next")
+    rotating = dataclasses.replace(cluster, also_accept=(nextkeys.client_public,))
+
+    async def pong(request: Message) -> Message:
+        return Message("pong", request.id, {})
+
+    async def main() -> None:
+        server = RpcServer("tcp://127.0.0.1:0", pong, curve=rotating)
+        await server.start()
+        clients = [RpcClient(curve=cluster), RpcClient(curve=client_pair(nextkeys)),
+                   RpcClient(curve=client_pair(other))]
+        try:
+            for client in clients[:2]:
+                reply = await client.call(server.endpoint, "ping", {}, timeout=5)
+                assert reply.type == "pong"
+            with pytest.raises(RpcTimeout):
+                await clients[2].call(server.endpoint, "ping", {}, timeout=1)
+            assert server.stats.auth_denied >= 1
+        finally:
+            for client in clients:
+                await client.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
+def test_beacons_under_either_key_of_a_rotation_are_heard() -> None:
+    old, new, foreign = os.urandom(32), os.urandom(32), os.urandom(32)
+    verifier = BeaconVerifier(beacon_key(old), "me", also_accept=(beacon_key(new),))
+    now = time.time()
+    for key, name in ((old, "a"), (new, "b")):
+        sealed = encode_beacon(beacon_key(key), Announcement(name, f"{name}:1"), now,
+                               os.urandom(16))
+        assert verifier.verify(sealed, now).name == name
+    forged = encode_beacon(beacon_key(foreign), Announcement("c", "c:1"), now, os.urandom(16))
+    with pytest.raises(BeaconRejected, match="bad-mac"):
+        verifier.verify(forged, now)
