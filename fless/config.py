@@ -37,6 +37,13 @@ class ApiSettings:
     max_upload_bytes: int = 50 * MiB
     max_request_bytes: int = 8 * MiB
     recent_invocations: int = 1000
+    # Off by default: a private cluster's own clients are trusted to pace
+    # themselves, and a limit that trips a legitimate burst loses invocations.
+    rate_limit_per_s: int = 0
+    rate_burst: int = 100
+    # PEM files; both set serves HTTPS, both empty plain HTTP.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
 
 
 @dataclass(frozen=True)
@@ -292,7 +299,12 @@ def _validate(settings: Settings) -> None:
     ):
         if not 0 <= port <= 65535:
             raise ConfigError(f"{name} must be between 0 and 65535, not {port}")
+    if bool(settings.api.tls_certfile) != bool(settings.api.tls_keyfile):
+        raise ConfigError("api.tls_certfile and api.tls_keyfile go together: set both or neither")
+    if settings.api.rate_burst < 1:
+        raise ConfigError(f"api.rate_burst must be at least 1, not {settings.api.rate_burst}")
     for name, value in (
+        ("api.rate_limit_per_s", settings.api.rate_limit_per_s),
         ("api.workers", settings.api.workers),
         ("functions.max_retries", settings.functions.max_retries),
         ("worker.memory_mib", settings.worker.memory_mib),

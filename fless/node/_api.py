@@ -55,6 +55,10 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "preload_app": False,
         }
+        if api.tls_certfile:
+            # uvicorn's worker takes these from gunicorn and serves TLS itself.
+            options["certfile"] = api.tls_certfile
+            options["keyfile"] = api.tls_keyfile
         # gunicorn 25+ opens a control socket in $HOME by default; a node needs
         # none, and two nodes on one machine would fight over it.
         if "control_socket_disable" in self.cfg.settings:
@@ -66,6 +70,18 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         """Builds the app in the API process, after the fork."""
         from fless.api import create_app
 
+        from ._data import write_admin_key
         from ._parts import open_platform
 
-        return create_app(open_platform(self.settings), self.settings.api.max_request_bytes)
+        settings = self.settings
+
+        def save_admin_key(key: str) -> None:
+            write_admin_key(settings, key)
+
+        return create_app(
+            open_platform(settings),
+            settings.api.max_request_bytes,
+            rate_limit_per_s=settings.api.rate_limit_per_s,
+            rate_burst=settings.api.rate_burst,
+            save_admin_key=save_admin_key,
+        )

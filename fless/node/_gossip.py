@@ -138,6 +138,7 @@ class Gossip:
             self.meta,
             seeds=self._seeds,
             key=self._keys.gossip,
+            also_accept=self._keys.gossip_also,
             on_change=self._on_change,
         )
 
@@ -161,6 +162,7 @@ class Gossip:
                 self._keys.gossip,
                 f"{self.host}:{self.membership.port}",
                 self._on_peer,
+                also_accept=self._keys.gossip_also,
             )
             try:
                 await beacon.start()

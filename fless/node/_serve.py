@@ -36,9 +36,10 @@ def serve(settings: Settings) -> int:
         return 2
     host = settings.api.host
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    scheme = "https" if settings.api.tls_certfile else "http"
     print(
         f"fless-node {__version__}: role {settings.role}, "
-        f"API on http://{shown}:{settings.api.port}/v1/, "
+        f"API on {scheme}://{shown}:{settings.api.port}/v1/, "
         f"data in {settings.data_path}, admin key in {key_file}",
         file=sys.stderr,
         flush=True,
