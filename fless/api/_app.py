@@ -19,6 +19,7 @@ from fless.core import Platform
 from . import _errors
 from ._auth import AuthMiddleware
 from ._resources import Function, JoinNode, Module, Modules, Nodes, OpenApi, Root, Subjects
+from ._ui import Dashboard
 
 log = logging.getLogger("fless.api")
 
@@ -46,7 +47,7 @@ class _Lifespan:
 def create_app(
     platform: Platform, max_request_bytes: int = 8 * 1024 * 1024
 ) -> falcon.asgi.App[Any, Any]:
-    """Builds the v1 API around ``platform``.
+    """Builds the v1 API around ``platform``, and the dashboard at ``/ui``.
 
     Args:
         platform: the core's flows, with its store and worker.
@@ -55,7 +56,8 @@ def create_app(
     Returns:
         The ASGI application.
     """
-    middleware: list[Any] = [AuthMiddleware(platform.store), _Lifespan(platform)]
+    # The dashboard's pages come first: they need no key (the page asks for one).
+    middleware: list[Any] = [Dashboard(), AuthMiddleware(platform.store), _Lifespan(platform)]
     app: falcon.asgi.App[Any, Any] = falcon.asgi.App(middleware=middleware)
     multipart = MultipartFormHandler(MultipartParseOptions())
     multipart.parse_options.max_body_part_count = 16
