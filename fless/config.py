@@ -36,6 +36,7 @@ class ApiSettings:
     workers: int = 0
     max_upload_bytes: int = 50 * MiB
     max_request_bytes: int = 8 * MiB
+    recent_invocations: int = 1000
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class WorkerSettings:
     cache_ttl_s: int = 2700
     memory_mib: int = 0
     reserved_mib: int = 128
+    log_entries: int = 1000
+    log_max_bytes: int = 8 * MiB
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,9 @@ def _validate(settings: Settings) -> None:
         "worker.threads": settings.worker.threads,
         "worker.cache_max_bytes": settings.worker.cache_max_bytes,
         "worker.cache_ttl_s": settings.worker.cache_ttl_s,
+        "worker.log_entries": settings.worker.log_entries,
+        "worker.log_max_bytes": settings.worker.log_max_bytes,
+        "api.recent_invocations": settings.api.recent_invocations,
         "cluster.beacon_port": settings.cluster.beacon_port,
     }
     for name, value in positive.items():

@@ -18,7 +18,18 @@ from fless.core import Platform
 
 from . import _errors
 from ._auth import AuthMiddleware
-from ._resources import Function, JoinNode, Module, Modules, Nodes, OpenApi, Root, Subjects
+from ._resources import (
+    Function,
+    FunctionLogs,
+    Invocations,
+    JoinNode,
+    Module,
+    Modules,
+    Nodes,
+    OpenApi,
+    Root,
+    Subjects,
+)
 from ._ui import Dashboard
 
 log = logging.getLogger("fless.api")
@@ -70,6 +81,8 @@ def create_app(
     app.add_route("/v1/fn", Modules(platform, max_request_bytes))
     app.add_route("/v1/fn/{module}", Module(platform, max_request_bytes))
     app.add_route("/v1/fn/{module}/{name}", Function(platform, max_request_bytes))
+    app.add_route("/v1/fn/{module}/{name}/logs", FunctionLogs(platform))
+    app.add_route("/v1/invocations", Invocations(platform))
     app.add_route("/v1/admin/subjects", Subjects(platform, max_request_bytes))
     app.add_route("/v1/nodes", Nodes(platform))
     app.add_route("/v1/admin/nodes", JoinNode(platform, max_request_bytes))

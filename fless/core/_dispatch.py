@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from fless.exec import Limits, Outcome
 
@@ -40,6 +40,19 @@ def backoff(attempt: int) -> float:
     return min(BACKOFF_S * (1 << (attempt - 1)), BACKOFF_MAX_S)
 
 
+@dataclass(frozen=True)
+class Call:
+    """Which invocation a run belongs to, for the worker's log of it.
+
+    Attributes:
+        id: the invocation's id (``X-Fless-Invocation``).
+        fn: the function, ``"module/name"``.
+    """
+
+    id: str
+    fn: str
+
+
 class Worker(Protocol):
     """What a core needs of a worker, wherever it runs."""
 
@@ -52,9 +65,17 @@ class Worker(Protocol):
         """Forgets the code."""
 
     async def invoke(
-        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes]
+        self,
+        sha: str,
+        args: bytes,
+        limits: Limits,
+        load_code: Callable[[], bytes],
+        call: Call | None = None,
     ) -> Outcome:
         """Runs one invocation; fetches the code with ``load_code`` if it lacks it."""
+
+    async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
+        """The latest log entries of function ``fn`` (``"module/name"``), newest first."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +126,11 @@ class Dispatcher:
                 took += 1
         return took
 
+    async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
+        """The latest log entries of ``fn`` from every alive worker, newest first."""
+        alive = [c.worker for c in self.candidates() if c.state.alive]
+        return await gather_logs(alive, fn, limit)
+
     async def drop(self, sha: str) -> None:
         """Tells every alive worker to forget the code (best effort)."""
         alive = [c.worker for c in self.candidates() if c.state.alive]
@@ -120,6 +146,7 @@ class Dispatcher:
         limits: Limits,
         load_code: Callable[[], bytes],
         retries: int = 0,
+        call: Call | None = None,
     ) -> Outcome:
         """Runs one invocation on the best worker, and on others if it is lost.
 
@@ -142,7 +169,7 @@ class Dispatcher:
         while True:
             attempt += 1
             try:
-                outcome = await self._invoke_once(sha, args, limits, load_code, tried)
+                outcome = await self._invoke_once(sha, args, limits, load_code, tried, call)
             except (WorkerLost, NoWorker) as exc:
                 if isinstance(exc, NoWorker) and not tried:
                     raise  # nothing was tried: nothing to retry
@@ -167,6 +194,7 @@ class Dispatcher:
         limits: Limits,
         load_code: Callable[[], bytes],
         tried: set[str],
+        call: Call | None,
     ) -> Outcome:
         """One attempt on the best worker not in ``tried``, which it joins."""
         candidates = {c.state.name: c for c in self.candidates()}
@@ -182,13 +210,31 @@ class Dispatcher:
         tried.add(chosen.name)
         self._reserved[chosen.name] += need
         try:
-            outcome = await candidates[chosen.name].worker.invoke(sha, args, limits, load_code)
+            worker = candidates[chosen.name].worker
+            outcome = await worker.invoke(sha, args, limits, load_code, call)
             outcome.worker = chosen.name
             return outcome
         finally:
             self._reserved[chosen.name] -= need
             if not self._reserved[chosen.name]:
                 del self._reserved[chosen.name]
+
+
+async def gather_logs(workers: Sequence[Worker], fn: str, limit: int) -> list[dict[str, Any]]:
+    """The latest ``limit`` log entries of ``fn`` across ``workers``, newest first.
+
+    A worker that cannot answer is left out (and logged): logs are a view,
+    not a record that must be complete.
+    """
+    results = await asyncio.gather(*(w.logs(fn, limit) for w in workers), return_exceptions=True)
+    entries: list[dict[str, Any]] = []
+    for worker, result in zip(workers, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("worker %s did not send the logs of %s: %s", worker.name, fn, result)
+            continue
+        entries.extend(result)
+    entries.sort(key=lambda e: e.get("started", 0.0), reverse=True)
+    return entries[:limit]
 
 
 def _gave_up(exc: WorkerLost | NoWorker, tried: set[str]) -> CoreError:

@@ -251,14 +251,22 @@ class WasmRuntime:
                     raise FunctionError(f"function exited with code {exit_trap.code}") from None
                 status = 0 if exit_trap.code == 0 else 1
             return _funless_outcome(inv, status)
-        except ExecError:
+        except ExecError as exc:
+            _with_logs(exc, inv)
             raise
         except wasmtime.Trap as trap:
-            raise _trap_error(trap, inv, store, instance, limits) from None
+            raise _with_logs(_trap_error(trap, inv, store, instance, limits), inv) from None
         except wasmtime.WasmtimeError as exc:
-            raise _wasmtime_error(exc, inv, store, instance, limits) from None
+            raise _with_logs(_wasmtime_error(exc, inv, store, instance, limits), inv) from None
         finally:
             self._hostcalls.current.inv = None
+
+
+def _with_logs(error: ExecError, inv: Invocation) -> ExecError:
+    """``error`` carrying what the function logged before it failed."""
+    error.logs = list(inv.logs)
+    error.logs_truncated = inv.logs_truncated
+    return error
 
 
 def _call(

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 
 class ExecError(Exception):
-    """Base of everything that can go wrong running a function."""
+    """Base of everything that can go wrong running a function.
+
+    Attributes:
+        logs: what the function logged before it failed (set by the runtime).
+        logs_truncated: whether some of it was dropped at the log cap.
+    """
+
+    logs: list[str]
+    logs_truncated: bool = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.logs = []
 
 
 class InvalidModule(ExecError):

@@ -14,6 +14,7 @@ from fless.core import (
     LocalSource,
     LocalWorker,
     Platform,
+    Recent,
     Service,
     Store,
     WorkerService,
@@ -45,7 +46,12 @@ def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
         max_bytes=settings.worker.cache_max_bytes,
         ttl_s=settings.worker.cache_ttl_s,
     )
-    return LocalWorker(cache, settings.worker.threads, name)
+    logs = Recent(
+        settings.data_path / "logs",
+        max_entries=settings.worker.log_entries,
+        max_bytes=settings.worker.log_max_bytes,
+    )
+    return LocalWorker(cache, settings.worker.threads, name, logs)
 
 
 def memory_offer(settings: Settings) -> Callable[[], tuple[int, int]]:
@@ -120,6 +126,12 @@ def open_platform(settings: Settings) -> Platform:
         services,
         nodes=lambda: [_member_view(m) for m in gossip.members()],
         join=gossip.join,
+        recent=Recent(
+            settings.data_path / "invocations",
+            max_entries=settings.api.recent_invocations,
+            # An entry is about 200 bytes; the bound is a backstop.
+            max_bytes=settings.api.recent_invocations * 1024,
+        ),
     )
 
 

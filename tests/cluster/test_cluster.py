@@ -204,3 +204,17 @@ def test_several_api_processes_each_serve_as_a_core(tmp_path: Path) -> None:
     finally:
         worker.stop()
         core.stop()
+
+
+def test_logs_come_from_the_workers_that_ran_the_calls(cluster: Cluster) -> None:
+    assert cluster.core.upload("_", "logged", wat("fl_hello"))[0] == 201
+    ran_on = [cluster.invoke("logged", {"n": n})[2] for n in range(3)]
+    status, body = cluster.core.request("GET", "/v1/fn/_/logged/logs")
+    assert status == 200, body
+    entries = body["data"]
+    assert len(entries) == 3
+    assert [e["worker"] for e in entries] == ran_on[::-1]
+    assert all(e["logs"] == ["fl_hello: invoked"] for e in entries)
+    # and the core lists the same invocations
+    recent = cluster.core.request("GET", "/v1/invocations?limit=3")[1]["data"]
+    assert [e["id"] for e in recent] == [e["id"] for e in entries]
