@@ -119,12 +119,6 @@ def worker_of(node: Node, module: str, name: str) -> str:
         conn.close()
 
 
-def api_has(node: Node, path: str) -> bool:
-    """Whether this core serves ``path`` (routes newer than the page degrade when absent)."""
-    status, _ = node.request("GET", path)
-    return status == 200
-
-
 def test_a_wrong_key_shows_the_401(node: Node, browser: WebDriver, artifacts: Path) -> None:
     log_in(browser, node, "fl_not_a_key")
     message = wait_for(
@@ -208,18 +202,23 @@ def test_log_in_see_the_node_upload_and_invoke(
     assert facts["Worker"] == worker_of(node, "ui", "hello")
     assert facts["Latency"].endswith(" ms (in this browser)")
 
-    # The invocation in the recent ones, where the core records them.
-    if api_has(node, "/v1/invocations?limit=1"):
-        recent = wait_for(
-            browser, lambda d: [
-                r for r in d.find_elements(By.CSS_SELECTOR, "tr[data-invocation]")
-                if "ui/hello" in r.text
-            ],
-            "the invocation in the recent ones",
-        )[0]
-        assert "ok" in recent.text
-    else:
-        assert "does not record invocations" in text_of(browser, "invocations-message")
+    # The invocation in the recent ones, under the id the API answered with,
+    # and what the function logged in the function's details.
+    recent = wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"]'),
+        "the invocation in the recent ones",
+    )[0]
+    cells = [c.text for c in recent.find_elements(By.CSS_SELECTOR, "th, td")]
+    assert cells[1:5] == ["ui/hello", facts["Worker"], "ok", "1"]
+    assert cells[5].endswith(" ms")
+    logged = wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-log="{facts["Invocation"]}"]'),
+        "the invocation's logs",
+    )[0]
+    assert "ok" in logged.text
+    assert "fl_hello: invoked" in text_of(browser, "detail-logs")
 
     save_screenshot(browser, artifacts / "dashboard.png")
     if os.environ.get("FLESS_UPDATE_SCREENSHOT") == "1":
@@ -272,6 +271,14 @@ def test_an_api_error_shows_its_detail(node: Node, browser: WebDriver) -> None:
     _, body = node.invoke("_", "fails", {})
     assert body["errors"]["detail"] in message
     assert not visible(browser, "invoke-output")
+    facts = dict(zip(*[iter(text_of(browser, "invoke-facts").splitlines())] * 2, strict=True))
+    assert facts["Status"] == "422"
+    recent = wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"]'),
+        "the failed invocation in the recent ones",
+    )[0]
+    assert "function" in recent.text  # the outcome of a function that reported an error
 
     # A bad name never leaves the page.
     browser.find_element(By.ID, "upload-name").send_keys("no-dashes")

@@ -122,10 +122,17 @@ function when(value) {
   return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
 }
 
-function badge(word, family) {
-  const safe = String(word ?? "unknown");
-  return el("span", { className: `badge ${family}-${safe.replace(/[^a-z]/g, "")}`, text: safe });
+// A word in a coloured pill; the colour repeats the word, never replaces it.
+const GOOD = new Set(["alive", "ok"]);
+const WARNING = new Set(["suspect"]);
+
+function badge(word) {
+  const text = String(word || "unknown");
+  const tone = GOOD.has(text) ? "good" : WARNING.has(text) ? "warning" : "bad";
+  return el("span", { className: `badge ${tone}`, text });
 }
+
+const duration = (ms) => (typeof ms === "number" ? `${ms.toFixed(1)} ms` : "—");
 
 // -- login -------------------------------------------------------------------
 
@@ -233,7 +240,7 @@ function refreshNodes() {
           { "data-node": node.name },
           el("th", { scope: "row", text: node.name }),
           el("td", { text: node.role ?? "?" }),
-          el("td", {}, badge(node.state, "state")),
+          el("td", {}, badge(node.state)),
           el("td", { text: node.arch ?? "?" }),
           el("td", {}, memory(node)),
         ),
@@ -408,13 +415,23 @@ async function refreshLogs({ module, name }) {
       el(
         "div",
         { className: "log" },
-        el("p", { className: "log-head" }, `${when(run.started)} · ${run.worker ?? "?"} · `, badge(run.outcome, "outcome")),
-        el("pre", {
-          text: (run.logs ?? []).join("\n") + (run.truncated ? "\n… (truncated)" : "") || "(nothing logged)",
-        }),
+        el(
+          "p",
+          { className: "log-head", "data-log": run.id },
+          `${when(run.started)} · ${run.worker || "?"} · ${duration(run.duration_ms)} · `,
+          badge(run.outcome),
+        ),
+        run.error ? el("p", { className: "message error", text: run.error }) : null,
+        el("pre", { text: logText(run) }),
       ),
     ),
   );
+}
+
+function logText(run) {
+  const lines = run.logs ?? [];
+  if (lines.length === 0) return "(nothing logged)";
+  return lines.join("\n") + (run.truncated ? "\n… (truncated)" : "");
 }
 
 function refreshInvocations() {
@@ -437,9 +454,9 @@ function refreshInvocations() {
           el("td", { text: when(c.started) }),
           el("th", { scope: "row", text: `${c.module}/${c.name}` }),
           el("td", { text: c.worker ?? "—" }),
-          el("td", {}, badge(c.outcome, "outcome")),
-          el("td", { text: c.status ?? "—" }),
-          el("td", { text: typeof c.duration_ms === "number" ? `${c.duration_ms.toFixed(1)} ms` : "—" }),
+          el("td", {}, badge(c.outcome)),
+          el("td", { text: String(c.attempts ?? "—") }),
+          el("td", { text: duration(c.duration_ms) }),
         ),
       ),
     );
@@ -532,7 +549,7 @@ async function invoke(event) {
       facts.hidden = false;
     }
   }
-  refreshInvocations().catch((err) => logout(`The core no longer accepts this key (401): ${err.message}.`));
+  refresh(); // the call is in the recent ones now, and maybe in the logs
 }
 
 function invocationFacts(status, headers, ms) {
