@@ -96,6 +96,15 @@ function show(id, text, kind = "") {
   node.className = `message ${kind}`.trim();
 }
 
+// Each cell learns its column's heading, which a phone shows beside it when
+// the table's rows are stacked (style.css); a screen reader uses the headers.
+function labelCells(table) {
+  const headings = Array.from(table.querySelectorAll("thead th"), (th) => th.textContent);
+  for (const row of table.querySelectorAll("tbody tr")) {
+    Array.from(row.children).forEach((cell, i) => cell.setAttribute("data-label", headings[i] ?? ""));
+  }
+}
+
 function fields(dl, pairs) {
   dl.replaceChildren();
   for (const [term, value] of pairs) {
@@ -224,7 +233,8 @@ function summarize(nodes, functions) {
   }
   if (functions) {
     const modules = new Set(functions.map((f) => f.module)).size;
-    parts.push(`${functions.length} function${functions.length === 1 ? "" : "s"} in ${modules} module${modules === 1 ? "" : "s"}`);
+    const where = modules > 1 ? ` in ${modules} modules` : "";
+    parts.push(`${functions.length} function${functions.length === 1 ? "" : "s"}${where}`);
   }
   $("summary").textContent = parts.join(" · ");
 }
@@ -246,6 +256,7 @@ function refreshNodes() {
         ),
       ),
     );
+    labelCells($("nodes-body").closest("table"));
     show("nodes-message", nodes.length ? "" : "No nodes: the core sees no member yet.");
     return nodes;
   });
@@ -282,7 +293,7 @@ function refreshFunctions() {
       functions.push(...fns);
       return moduleBlock(names[i], fns);
     });
-    $("functions-list").replaceChildren(...blocks);
+    $("functions-list").replaceChildren(...(functions.length ? blocks : []));
     show("functions-message", functions.length ? "" : "No functions yet: upload one below.");
     fillInvokeChoices(functions);
     await refreshDetail(functions);
@@ -333,6 +344,7 @@ function moduleBlock(module, functions) {
     ),
     el("tbody", {}, ...rows),
   );
+  labelCells(table);
   return el("div", { className: "module", "data-module": module }, title, el("div", { className: "scroll" }, table));
 }
 
@@ -453,13 +465,14 @@ function refreshInvocations() {
           { "data-invocation": c.id },
           el("td", { text: when(c.started) }),
           el("th", { scope: "row", text: `${c.module}/${c.name}` }),
-          el("td", { text: c.worker ?? "—" }),
+          el("td", { text: c.worker || "—" }),
           el("td", {}, badge(c.outcome)),
           el("td", { text: String(c.attempts ?? "—") }),
           el("td", { text: duration(c.duration_ms) }),
         ),
       ),
     );
+    labelCells($("invocations-body").closest("table"));
     show("invocations-message", calls.length ? "" : "No invocations yet.");
     return calls;
   });
