@@ -120,6 +120,8 @@ def worker_of(node: Node, module: str, name: str) -> str:
 
 
 def test_a_wrong_key_shows_the_401(node: Node, browser: WebDriver, artifacts: Path) -> None:
+    from selenium.webdriver.common.by import By
+
     log_in(browser, node, "fl_not_a_key")
     message = wait_for(
         browser, says("login-message", "401"),
@@ -130,6 +132,13 @@ def test_a_wrong_key_shows_the_401(node: Node, browser: WebDriver, artifacts: Pa
     assert browser.execute_script("return sessionStorage.getItem('fless.key')") is None
     save_screenshot(browser, artifacts / "dashboard-wrong-key.png")
     assert console_problems(browser) == []
+
+    # A user's key (not the admin's) opens the page too: it uses no admin route.
+    status, created = node.post_json("/v1/admin/subjects", {"subject": {"name": "viewer"}})
+    assert status == 200
+    log_in(browser, node, created["data"]["token"])
+    wait_for(browser, lambda d: visible(d, "dashboard"), "the dashboard for a user's key")
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-node]"), "the nodes")
 
 
 def test_log_in_see_the_node_upload_and_invoke(
