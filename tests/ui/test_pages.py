@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import configparser
 import fnmatch
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import falcon.testing
 import pytest
 from fixtures.build import PROJECT
 from fixtures.platform import local_platform
+from ui import browser
 
 from fless.api import create_app
 from fless.api._ui import CONTENT_SECURITY_POLICY, shipped_pages
@@ -102,3 +104,14 @@ def test_the_wheel_ships_every_file() -> None:
         relative = f"ui/{path.name}"
         assert any(fnmatch.fnmatch(relative, p) for p in patterns), f"{relative} is not packaged"
     assert set(shipped_pages()) == {p.name for p in UI_DIR.iterdir()}
+
+
+def test_a_missing_browser_fails_as_root_with_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(browser, "CHROMIUM", tmp_path / "chromium")
+    outcome = pytest.fail.Exception if os.geteuid() == 0 else pytest.skip.Exception
+    with pytest.raises(outcome) as raised:
+        browser.require_browser()
+    assert "sh scripts/ui-deps.sh" in str(raised.value)
+    assert "apt-get install chromium chromium-driver" in str(raised.value)
