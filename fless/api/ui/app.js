@@ -291,9 +291,10 @@ function refreshFunctions() {
     const blocks = listed.map(({ data }, i) => {
       const fns = (data?.functions ?? []).map((f) => ({ ...f, module: names[i] }));
       functions.push(...fns);
-      return moduleBlock(names[i], fns);
+      // The default module always exists; it is worth a heading only when it holds something.
+      return names[i] === "_" && fns.length === 0 ? null : moduleBlock(names[i], fns);
     });
-    $("functions-list").replaceChildren(...(functions.length ? blocks : []));
+    $("functions-list").replaceChildren(...blocks.filter((b) => b !== null));
     show("functions-message", functions.length ? "" : "No functions yet: upload one below.");
     fillInvokeChoices(functions);
     await refreshDetail(functions);
