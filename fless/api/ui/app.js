@@ -13,11 +13,14 @@ const LOGS_SHOWN = 10;
 
 const state = {
   key: null,
+  session: 0, // counts logins and logouts: an answer for an ended session is dropped
   timer: null,
   refreshing: false,
   selected: null, // {module, name} of the function whose details are shown
   wantedInvoke: null, // "module/name" to select in the invoke form after a refresh
 };
+
+const STALE = -1; // the status of an answer that came after its session ended
 
 const $ = (id) => document.getElementById(id);
 
@@ -44,6 +47,7 @@ async function call(method, path, { json, form } = {}) {
   } else if (form !== undefined) {
     body = form; // the browser writes the multipart boundary itself
   }
+  const session = state.session;
   const started = performance.now();
   let response;
   let text;
@@ -54,6 +58,7 @@ async function call(method, path, { json, form } = {}) {
     throw new ApiError(0, `the core did not answer (${err.message})`);
   }
   const ms = performance.now() - started;
+  if (session !== state.session) throw new ApiError(STALE, "the session ended");
   let parsed = null;
   if (text && (response.headers.get("Content-Type") || "").includes("json")) {
     try {
@@ -146,11 +151,13 @@ const duration = (ms) => (typeof ms === "number" ? `${ms.toFixed(1)} ms` : "—"
 // -- login -------------------------------------------------------------------
 
 async function login(key) {
+  state.session += 1;
   state.key = key;
   show("login-message", "Checking the key…");
   try {
     await call("GET", "/v1/fn"); // the cheapest call that needs a key
   } catch (err) {
+    if (err.status === STALE) return;
     state.key = null;
     const text =
       err.status === 401
@@ -172,6 +179,7 @@ async function login(key) {
 }
 
 function logout(reason = "") {
+  state.session += 1;
   clearInterval(state.timer);
   state.timer = null;
   state.key = null;
@@ -220,6 +228,7 @@ async function panel(messageId, work) {
     return result;
   } catch (err) {
     if (err.status === 401) throw err;
+    if (err.status === STALE) return null;
     show(messageId, `Could not refresh (${err.status || "no answer"}): ${err.message}`, "error");
     return null;
   }
@@ -413,7 +422,7 @@ async function refreshLogs({ module, name }) {
   try {
     ({ data } = await call("GET", `${fnPath(module, name)}/logs?limit=${LOGS_SHOWN}`));
   } catch (err) {
-    if (err.status === 401) throw err;
+    if (err.status === 401 || err.status === STALE) throw err;
     const text = err.status === 404 ? "This core keeps no function logs." : `Logs unavailable: ${err.message}`;
     box.replaceChildren(el("p", { text }));
     return;
@@ -529,6 +538,7 @@ async function upload(event) {
     state.wantedInvoke = `${module}/${name}`;
     await refresh();
   } catch (err) {
+    if (err.status === STALE) return;
     if (err.status === 401) return logout(`The core no longer accepts this key (401): ${err.message}.`);
     show("upload-message", failure(err), "error");
   }
@@ -556,6 +566,7 @@ async function invoke(event) {
     output.textContent = JSON.stringify(result.data, null, 2);
     output.hidden = false;
   } catch (err) {
+    if (err.status === STALE) return;
     if (err.status === 401) return logout(`The core no longer accepts this key (401): ${err.message}.`);
     show("invoke-message", failure(err), "error");
     if (err.status) {
