@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
-from fless.core import Candidate, Dispatcher, NoWorker, WorkerLost, WorkerState
+from fless.core import Call, Candidate, Dispatcher, NoWorker, WorkerLost, WorkerState
 from fless.exec import FunctionError, Limits, Outcome
 
 MiB = 1 << 20
@@ -28,8 +29,17 @@ class Worker:
     async def drop(self, sha: str) -> None:
         """Forgets nothing."""
 
+    async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
+        """Kept none."""
+        return []
+
     async def invoke(
-        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes]
+        self,
+        sha: str,
+        args: bytes,
+        limits: Limits,
+        load_code: Callable[[], bytes],
+        call: Call | None = None,
     ) -> Outcome:
         self.calls.append(limits.timeout_s)
         if self.error is not None and len(self.calls) <= self.fail_times:
