@@ -33,6 +33,7 @@ from ._resources import (
     Root,
     Subjects,
 )
+from ._ui import Dashboard
 
 log = logging.getLogger("fless.api")
 
@@ -65,7 +66,7 @@ def create_app(
     rate_burst: int = 1,
     save_admin_key: Callable[[str], None] | None = None,
 ) -> falcon.asgi.App[Any, Any]:
-    """Builds the v1 API around ``platform``.
+    """Builds the v1 API around ``platform``, and the dashboard at ``/ui``.
 
     Args:
         platform: the core's flows, with its store and worker.
@@ -79,7 +80,12 @@ def create_app(
         The ASGI application.
     """
     limiter = RateLimiter(rate_limit_per_s, rate_burst)
-    middleware: list[Any] = [AuthMiddleware(platform.store, limiter), _Lifespan(platform)]
+    # The dashboard's pages come first: they need no key (the page asks for one).
+    middleware: list[Any] = [
+        Dashboard(),
+        AuthMiddleware(platform.store, limiter),
+        _Lifespan(platform),
+    ]
     app: falcon.asgi.App[Any, Any] = falcon.asgi.App(middleware=middleware)
     multipart = MultipartFormHandler(MultipartParseOptions())
     multipart.parse_options.max_body_part_count = 16
