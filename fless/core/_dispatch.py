@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fless.exec import Limits, Outcome
+from fless.exec import ExecError, Limits, Outcome
 
 from ._errors import CoreError, NoWorker, WorkerLost
 from ._scheduler import WorkerState, pick_worker
@@ -211,7 +211,11 @@ class Dispatcher:
         self._reserved[chosen.name] += need
         try:
             worker = candidates[chosen.name].worker
-            outcome = await worker.invoke(sha, args, limits, load_code, call)
+            try:
+                outcome = await worker.invoke(sha, args, limits, load_code, call)
+            except ExecError as exc:
+                exc.worker = chosen.name
+                raise
             outcome.worker = chosen.name
             return outcome
         finally:

@@ -388,7 +388,7 @@ class Platform:
             worker, attempts = outcome.worker, outcome.attempts
             return outcome
         except ExecError as exc:
-            outcome_kind = error_kind(exc)
+            outcome_kind, worker = error_kind(exc), exc.worker
             raise
         except NoWorker:
             outcome_kind = "no_worker"

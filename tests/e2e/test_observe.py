@@ -60,6 +60,10 @@ def test_a_failed_invocation_keeps_its_error_and_its_id(node: Node) -> None:
     assert entry["id"] == invocation
     assert entry["outcome"] == "function"
     assert entry["error"] == body["errors"]["detail"]
+    [recorded] = [e for e in node.request("GET", "/v1/invocations")[1]["data"]
+                  if e["id"] == invocation]
+    assert recorded["outcome"] == "function"
+    assert recorded["worker"] == entry["worker"] != ""
 
 
 def test_recent_invocations_list_every_api_processes_calls(node: Node) -> None:
