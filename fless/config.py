@@ -37,6 +37,8 @@ class ApiSettings:
     max_upload_bytes: int = 50 * MiB
     max_request_bytes: int = 8 * MiB
     recent_invocations: int = 1000
+    # Serve Prometheus metrics at /metrics (with an API key, as every route).
+    metrics: bool = True
     # Off by default: a private cluster's own clients are trusted to pace
     # themselves, and a limit that trips a legitimate burst loses invocations.
     rate_limit_per_s: int = 0
@@ -73,6 +75,8 @@ class WorkerSettings:
     reserved_mib: int = 128
     log_entries: int = 1000
     log_max_bytes: int = 8 * MiB
+    # A worker serves Prometheus metrics on this port of cluster.rpc_host; 0: off.
+    metrics_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,7 @@ def _validate(settings: Settings) -> None:
         ("api.port", settings.api.port),
         ("cluster.rpc_port", settings.cluster.rpc_port),
         ("cluster.gossip_port", settings.cluster.gossip_port),
+        ("worker.metrics_port", settings.worker.metrics_port),
     ):
         if not 0 <= port <= 65535:
             raise ConfigError(f"{name} must be between 0 and 65535, not {port}")

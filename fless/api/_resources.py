@@ -20,6 +20,7 @@ from fless.core import (
     NotFound,
     Platform,
     TooLarge,
+    _metrics,
     check_name,
     new_invocation_id,
     parse_args,
@@ -290,6 +291,20 @@ class FunctionLogs:
         """The latest ``limit`` (default 20, at most 200) invocations' logs, from every worker."""
         limit = _limit(req, default=20, most=200)
         resp.media = {"data": await self._platform.function_logs(module, name, limit)}
+
+
+class Metrics:
+    """``/metrics``: the node's Prometheus metrics, in the text exposition format."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Every metric of the node (all its API processes)."""
+        self._platform.refresh_metrics()
+        data, content_type = _metrics.render()
+        resp.data = data
+        resp.content_type = content_type
 
 
 class Invocations:

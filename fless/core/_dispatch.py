@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from fless.exec import ExecError, Limits, Outcome
 
+from . import _metrics
 from ._errors import CoreError, NoWorker, WorkerLost
 from ._scheduler import WorkerState, pick_worker
 
@@ -124,6 +125,9 @@ class Dispatcher:
                 raise result
             else:
                 took += 1
+        metrics = _metrics.active()
+        if metrics is not None:
+            metrics.pushed_bytes.inc(len(code) * took)
         return took
 
     async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:

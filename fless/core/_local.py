@@ -24,6 +24,7 @@ from fless.exec import (
     Outcome,
 )
 
+from . import _metrics
 from ._dispatch import Call, Candidate
 from ._recent import Recent
 from ._scheduler import WorkerState
@@ -90,6 +91,9 @@ class LocalWorker:
                 continue
             if gone:
                 log.info("evicted %d idle or excess modules from the code cache", len(gone))
+                metrics = _metrics.active()
+                if metrics is not None:
+                    metrics.cache_evictions.inc(len(gone))
 
     async def push(self, sha: str, code: bytes) -> None:
         """Compiles ``code`` into the cache, so the first invoke is warm.
@@ -127,13 +131,18 @@ class LocalWorker:
         """
         started = time.time()
         clock = time.monotonic()
+        metrics = _metrics.active()
         try:
             outcome = await self._run(sha, args, limits, load_code)
         except ExecError as exc:
+            if metrics is not None:
+                metrics.execution_seconds.observe(time.monotonic() - clock)
             if call is not None:
                 self._keep(call, started, clock, error_kind(exc), exc.logs,
                            exc.logs_truncated, str(exc))
             raise
+        if metrics is not None:
+            metrics.execution_seconds.observe(time.monotonic() - clock)
         if call is not None and outcome.logs:
             self._keep(call, started, clock, "ok", outcome.logs, outcome.logs_truncated)
         return outcome
@@ -176,15 +185,27 @@ class LocalWorker:
     ) -> Outcome:
         loop = asyncio.get_running_loop()
 
+        metrics = _metrics.active()
+        found = "memory"
+
         def load() -> CompiledFunction:
+            nonlocal found
             function = self.cache.get(sha)
-            return function if function is not None else self.cache.put(sha, load_code())
+            if function is not None:
+                found = "disk"
+                return function
+            found = "miss"
+            return self.cache.put(sha, load_code())
 
         # Loading (and compiling, on a miss) is not part of the function's time;
         # a function loaded in memory needs no trip to the pool for it.
         function = self.cache.loaded(sha)
         if function is None:
             function = await loop.run_in_executor(self._pool, load)
+        if metrics is not None:
+            metrics.cache_lookups.labels(found).inc()
+            if found != "memory":
+                metrics.cold_starts.labels("disk" if found == "disk" else "compile").inc()
         future = loop.run_in_executor(self._pool, self.cache.runtime.run, function, args, limits)
         try:
             # asyncio.timeout, not wait_for: no extra task per call on the hot path.

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from fless.config import FunctionSettings
 from fless.exec import ExecError, Limits, Outcome, validate_code
 
+from . import _metrics
 from ._dispatch import Call, Dispatcher
 from ._errors import BadRequest, NoWorker, TooLarge, WorkerLost
 from ._recent import Recent
@@ -162,6 +163,7 @@ class Platform:
         nodes: the cluster's members as the API shows them.
         join: asks gossip to join a node at ``HOST:PORT``.
         recent: where the latest invocations are recorded (None: nowhere).
+        refresh_metrics: sets the gauges a scrape reads (members, memory).
     """
 
     def __init__(
@@ -174,9 +176,11 @@ class Platform:
         nodes: Callable[[], list[dict[str, object]]] = list,
         join: Callable[[str], Awaitable[None]] | None = None,
         recent: Recent | None = None,
+        refresh_metrics: Callable[[], None] = lambda: None,
     ) -> None:
         self.nodes = nodes
         self.recent = recent
+        self.refresh_metrics = refresh_metrics
         self._join = join
         self.store = store
         self.dispatcher = dispatcher
@@ -398,6 +402,10 @@ class Platform:
             raise
         finally:
             self._remember(call, module, name, started, clock, outcome_kind, worker, attempts)
+            metrics = _metrics.active()
+            if metrics is not None:
+                metrics.invocations.labels(module, name, outcome_kind).inc()
+                metrics.invoke_seconds.observe(time.monotonic() - clock)
 
     def _remember(
         self,

@@ -29,6 +29,13 @@ def api_processes(role: str, workers: int, cpus: int) -> int:
     return max(cpus, 1) if role == "all" else 1
 
 
+def _forget_metrics(server: Any, worker: Any) -> None:
+    """gunicorn's child_exit hook: drops a dead API process's live gauges."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
 class ApiServer(BaseApplication):  # type: ignore[misc]
     """gunicorn, configured from the settings, serving the Falcon app with uvicorn workers."""
 
@@ -55,6 +62,8 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "preload_app": False,
         }
+        if self.settings.api.metrics:
+            options["child_exit"] = _forget_metrics
         if api.tls_certfile:
             # uvicorn's worker takes these from gunicorn and serves TLS itself.
             options["certfile"] = api.tls_certfile

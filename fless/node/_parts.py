@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fless.config import Settings
 from fless.core import (
@@ -19,15 +19,18 @@ from fless.core import (
     Store,
     WorkerService,
     WorkerSource,
+    _metrics,
 )
-from fless.exec import CodeCache, WasmRuntime
+from fless.exec import CodeCache, WasmRuntime, allow_ssl
 from fless.gossip import (
+    STATES,
     Member,
     read_memory,
     reading_at_most_every,
 )
 from fless.net import RpcClient, RpcServer
 
+from ._exporter import serve_metrics
 from ._gossip import Gossip
 from ._identity import advertise_host, node_name
 from ._keys import load_keys
@@ -100,10 +103,13 @@ def open_platform(settings: Settings) -> Platform:
     rpc = RpcClient(curve=keys.curve)
     sources: list[WorkerSource] = []
     services: list[Service] = []
+    local: LocalWorker | None = None
     if settings.role == "all":
         local = open_local_worker(settings)
         sources.append(LocalSource(local, lambda: memory()[1]))
         services.append(local)
+    if settings.api.metrics:
+        _metrics.enable()
     source: list[ClusterSource] = []
     gossip = Gossip(
         settings,
@@ -126,6 +132,7 @@ def open_platform(settings: Settings) -> Platform:
         services,
         nodes=lambda: [_member_view(m) for m in gossip.members()],
         join=gossip.join,
+        refresh_metrics=lambda: refresh_gauges(gossip.members(), memory(), local),
         recent=Recent(
             settings.data_path / "invocations",
             max_entries=settings.api.recent_invocations,
@@ -133,6 +140,21 @@ def open_platform(settings: Settings) -> Platform:
             max_bytes=settings.api.recent_invocations * 1024,
         ),
     )
+
+
+def refresh_gauges(
+    members: Sequence[Member], memory: tuple[int, int], local: LocalWorker | None
+) -> None:
+    """Sets the gauges read at a scrape: members by state, memory, the cache's size."""
+    metrics = _metrics.active()
+    if metrics is None:
+        return
+    for state in STATES:
+        metrics.members.labels(state).set(sum(m.state == state for m in members))
+    metrics.memory.labels("total").set(memory[0])
+    metrics.memory.labels("free").set(memory[1])
+    if local is not None:
+        metrics.cache_bytes.set(local.cache.size_bytes())
 
 
 def _member_view(member: Member) -> dict[str, object]:
@@ -161,8 +183,20 @@ async def run_worker(settings: Settings) -> None:
     server = RpcServer(bind, WorkerService(local).handle, curve=keys.curve)
     await server.start()
     port = server.endpoint.rpartition(":")[2]
-    gossip = Gossip(settings, "worker", f"tcp://{host}:{port}", keys, memory_offer(settings))
+    memory = memory_offer(settings)
+    gossip = Gossip(settings, "worker", f"tcp://{host}:{port}", keys, memory)
     await gossip.start()
+    exporter = None
+    if settings.worker.metrics_port:
+        allow_ssl()  # prometheus-client imports http.client, which must keep HTTPS
+        _metrics.enable()
+        exporter = await serve_metrics(
+            cluster.rpc_host,
+            settings.worker.metrics_port,
+            lambda: refresh_gauges(gossip.members(), memory(), local),
+        )
+        log.info("worker metrics on http://%s:%d/metrics", cluster.rpc_host,
+                 settings.worker.metrics_port)
     log.info(
         "worker %s ready: RPC on %s, gossip on %s:%s",
         local.name, gossip.meta.rpc, host, gossip.membership.port,
@@ -173,6 +207,8 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("worker %s stopping: leaving the cluster, finishing invocations", local.name)
+    if exporter is not None:
+        exporter.close()
     await gossip.stop()
     await server.close()
     await local.stop()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
+from pathlib import Path
 
 from fless import __version__
 from fless.config import Settings
@@ -44,10 +47,24 @@ def serve(settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if settings.api.metrics:
+        share_metrics(settings.data_path / "metrics")
     from ._api import ApiServer  # gunicorn: only the roles that serve HTTP
 
     ApiServer(settings).run()
     return 0
+
+
+def share_metrics(directory: Path) -> None:
+    """Sets up prometheus-client's multiprocess mode for the API processes to come.
+
+    Files of a previous run are removed: their processes are gone, and their
+    gauges would linger.
+    """
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def _serve_worker(settings: Settings) -> int:
@@ -55,7 +72,7 @@ def _serve_worker(settings: Settings) -> int:
     # Before asyncio is imported: a worker loads OpenSSL only if a function
     # makes an HTTPS call. For the same reason it runs asyncio's own loop:
     # uvloop imports ssl, and a worker's loop carries only ZeroMQ and gossip.
-    from fless.exec._tls import defer_ssl
+    from fless.exec import defer_ssl
 
     defer_ssl()
     import asyncio

@@ -54,7 +54,10 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
 
 @contextlib.contextmanager
 def start_cluster(
-    root: Path, workers: Mapping[str, int], core_env: Mapping[str, str] | None = None
+    root: Path,
+    workers: Mapping[str, int],
+    core_env: Mapping[str, str] | None = None,
+    worker_env: Mapping[str, str] | None = None,
 ) -> Iterator[Cluster]:
     """A ``--role core`` node and one worker per label (its memory in MiB), all alive.
 
@@ -71,7 +74,8 @@ def start_cluster(
     try:
         for label, mib in workers.items():
             started[label] = WorkerNode(
-                root / label, seeds=f"127.0.0.1:{gossip_port}", key_dir=keys, memory_mib=mib
+                root / label, seeds=f"127.0.0.1:{gossip_port}", key_dir=keys, memory_mib=mib,
+                env=dict(worker_env or {}),
             ).start()
         running = Cluster(core, started)
         wait_for(lambda: running.alive_workers() == {w.name for w in started.values()}, 30,

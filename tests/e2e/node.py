@@ -177,13 +177,14 @@ class WorkerNode(Node):
     def __init__(
         self, data_dir: Path, *, seeds: str, key_dir: Path, memory_mib: int,
         rpc_port: int | None = None, gossip_port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.rpc_port = rpc_port or free_port()
         self.gossip_port = gossip_port or free_port()
         super().__init__(
             data_dir, None, "--role", "worker", "--seeds", seeds, "--key-dir", str(key_dir),
             "--rpc-port", str(self.rpc_port), "--gossip-port", str(self.gossip_port),
-            env={"FLESS_WORKER_MEMORY_MIB": str(memory_mib)},
+            env={"FLESS_WORKER_MEMORY_MIB": str(memory_mib), **(env or {})},
         )
 
     def start(self, timeout: float = 30.0) -> WorkerNode:

@@ -1,0 +1,61 @@
+"""A worker's Prometheus endpoint: ``GET /metrics`` on a port of its own, and nothing else.
+
+A worker runs no web framework, so this is a few lines of asyncio: one
+request per connection, read with a size and time limit, answered and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from fless.core import _metrics
+
+log = logging.getLogger("fless.node")
+
+# A scrape request is a request line and a few headers.
+MAX_REQUEST_BYTES = 16 * 1024
+READ_TIMEOUT_S = 5.0
+
+
+async def serve_metrics(host: str, port: int, refresh: Callable[[], None]) -> asyncio.Server:
+    """Starts answering scrapes at ``http://host:port/metrics``.
+
+    Args:
+        host: the address to listen on.
+        port: the port.
+        refresh: sets the gauges before each scrape.
+
+    Returns:
+        The listening server (close it to stop).
+    """
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
+            parts = head.split(b"\r\n", 1)[0].split()
+            if len(parts) < 2 or parts[0] not in (b"GET", b"HEAD"):
+                status, body, ctype = "405 Method Not Allowed", b"only GET\n", "text/plain"
+            elif parts[1].split(b"?", 1)[0] != b"/metrics":
+                status, body, ctype = "404 Not Found", b"see /metrics\n", "text/plain"
+            else:
+                refresh()
+                body, ctype = _metrics.render()
+                status = "200 OK"
+            if parts and parts[0] == b"HEAD":
+                body = b""
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
+                ConnectionError):
+            pass
+        except Exception:
+            log.exception("answering a metrics scrape failed")
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port, limit=MAX_REQUEST_BYTES)
