@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs what sdk/assemblyscript/build.sh needs: Node.js (Debian) and the
+# assemblyscript compiler (npm, into .cache/sdk/assemblyscript). Idempotent;
+# a no-op when both are there.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$here/toolchain.sh"
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ "$("$asc" --version 2>/dev/null)" != "Version $ASSEMBLYSCRIPT_VERSION" ]; then
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --silent \
+        "assemblyscript@$ASSEMBLYSCRIPT_VERSION"
+fi
