@@ -1,8 +1,9 @@
 # Shared by build.sh and install.sh (sourced, with $here and $root set).
 
 ASSEMBLYSCRIPT_VERSION=0.28.20
-# npm packages live in the project's cache, not globally.
-prefix="$root/.cache/sdk/assemblyscript"
+# npm packages live in the project's cache, not globally; FLESS_SDK_CACHE
+# moves that cache (default .cache/sdk in the repository).
+prefix="${FLESS_SDK_CACHE:-$root/.cache/sdk}/assemblyscript"
 asc="$prefix/node_modules/.bin/asc"
 
 if [ -z "${PYTHON:-}" ]; then

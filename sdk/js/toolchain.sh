@@ -3,7 +3,8 @@
 
 QUICKJS_VERSION=0.17.0.2
 QUICKJS_SDIST="quickjs_ng-$QUICKJS_VERSION.tar.gz"
-cache="$root/.cache/sdk/js"
+# FLESS_SDK_CACHE moves the cache (default .cache/sdk in the repository).
+cache="${FLESS_SDK_CACHE:-$root/.cache/sdk}/js"
 
 if [ -z "${PYTHON:-}" ]; then
     if [ -x "$root/.venv/bin/python" ]; then
