@@ -7,6 +7,7 @@ one in this folder takes its place: ``build`` runs ``sdk/<lang>/build.sh``,
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.node import Node
+from e2e.node import Node, multipart
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "sdk"
@@ -24,6 +25,9 @@ EXAMPLES = ROOT / "examples"
 INSTALL_HINT = "make toolchains"
 # The first build of an SDK may compile its engine (QuickJS: minutes on 2 cores).
 BUILD_TIMEOUT_S = 900
+# An upload returns once the node's worker has compiled the code: seconds for
+# a Python component (19 MB), more on a loaded machine.
+UPLOAD_TIMEOUT_S = 300
 
 
 @dataclass
@@ -74,7 +78,13 @@ def copy_project(src: Path, dest: Path, replacements: dict[str, str] | None = No
 
 def deploy(node: Node, name: str, code: bytes, metadata: Any = None) -> None:
     """Uploads a function to the default module; fails the test unless it is created."""
-    status, body = node.upload("_", name, code, metadata)
+    fields: list[tuple[str, str | None, bytes]] = [("name", None, name.encode()),
+                                                   ("code", "code.wasm", code)]
+    if metadata is not None:
+        fields.append(("metadata", None, json.dumps(metadata).encode()))
+    body_bytes, ctype = multipart(fields)
+    status, body = node.request("POST", "/v1/fn/_", body_bytes, {"Content-Type": ctype},
+                                timeout=UPLOAD_TIMEOUT_S)
     assert status == 201, f"upload of {name} answered {status}: {body}"
 
 

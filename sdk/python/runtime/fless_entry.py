@@ -5,6 +5,7 @@ interpreter, so the imports below (the user's app included) cost nothing
 per invocation.
 """
 
+import importlib
 import json
 import sys
 import traceback
@@ -12,6 +13,23 @@ import traceback
 import app
 import wit_world
 from wit_world import Err
+
+# Only the modules imported now, at build time, exist when the function runs:
+# componentize-py snapshots the interpreter and the component has no files.
+# The standard library imports these lazily (Counter.most_common imports
+# heapq, datetime.strptime imports _strptime, ...), so they are loaded here.
+PRELOAD = (
+    "base64", "bisect", "calendar", "copy", "csv", "dataclasses", "datetime",
+    "decimal", "difflib", "enum", "fractions", "functools", "hashlib", "heapq",
+    "hmac", "html", "io", "itertools", "locale", "math", "operator", "random",
+    "re", "statistics", "string", "struct", "textwrap", "time", "typing",
+    "unicodedata", "urllib.parse", "uuid", "zlib", "_strptime",
+)
+for _name in PRELOAD:
+    try:
+        importlib.import_module(_name)
+    except ImportError:  # not in this build of CPython (an extension left out)
+        pass
 
 
 class _LogStream:
