@@ -11,7 +11,9 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
-if [ "$("$asc" --version 2>/dev/null)" != "Version $ASSEMBLYSCRIPT_VERSION" ]; then
+installed=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' \
+    "$prefix/node_modules/assemblyscript/package.json" 2>/dev/null || true)
+if [ "$installed" != "$ASSEMBLYSCRIPT_VERSION" ] || [ ! -x "$asc" ]; then
     mkdir -p "$prefix"
     npm install --prefix "$prefix" --no-audit --no-fund --silent \
         "assemblyscript@$ASSEMBLYSCRIPT_VERSION"

@@ -7,7 +7,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$here/toolchain.sh"
 
-if [ "$("$PYTHON" -m pip show componentize-py 2>/dev/null | sed -n 's/^Version: //p')" \
-     != "$COMPONENTIZE_PY_VERSION" ]; then
+installed=$("$PYTHON" -c "import importlib.metadata as m; print(m.version('componentize-py'))" \
+    2>/dev/null || true)
+if [ "$installed" != "$COMPONENTIZE_PY_VERSION" ]; then
     "$PYTHON" -m pip install --quiet "componentize-py==$COMPONENTIZE_PY_VERSION"
 fi
