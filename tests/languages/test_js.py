@@ -20,6 +20,9 @@ from languages._b_helpers import (
 from languages._b_http import echo_server
 
 LANG = "js"
+# A first build may compile an engine and an upload waits for the node's
+# compile: minutes on a loaded 2-core machine, past the suite's default.
+pytestmark = pytest.mark.timeout(1200)
 
 
 @pytest.fixture(scope="module")
