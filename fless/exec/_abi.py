@@ -11,7 +11,7 @@ import enum
 import struct
 from urllib.parse import urlsplit
 
-from ._binary import BinaryFormatError, ModuleShape, read_shape
+from ._binary import BinaryFormatError, ModuleShape, check_component, is_component, read_shape
 from ._errors import InvalidModule
 
 
@@ -20,6 +20,8 @@ class Abi(enum.StrEnum):
 
     FUNLESS = "funless"
     WASI = "wasi"
+    # A component of the fless world (see _component.py): handle(json) -> result.
+    COMPONENT = "component"
 
 
 FUNLESS_MODULE = "fl_imps"
@@ -86,6 +88,13 @@ def inspect_code(code: bytes) -> Abi:
     Raises:
         InvalidModule: "not a WebAssembly module: ..." or an ABI problem.
     """
+    if is_component(code):
+        # Its imports and exports are checked when a worker links it (_component.py).
+        try:
+            check_component(code)
+        except BinaryFormatError as exc:
+            raise InvalidModule(f"not a WebAssembly component: {exc}") from exc
+        return Abi.COMPONENT
     try:
         shape = read_shape(code)
     except BinaryFormatError as exc:

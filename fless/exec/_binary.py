@@ -117,6 +117,35 @@ class _Reader:
         return _KIND_NAMES[kind]
 
 
+_COMPONENT_SECTION_EXPORT = 11
+_COMPONENT_SECTION_LAST = 12  # value section; 0 is custom
+
+
+def is_component(data: bytes) -> bool:
+    """Whether ``data`` starts like a Wasm component rather than a core module."""
+    return data[:4] == MAGIC and data[4:8] == VERSION_COMPONENT
+
+
+def check_component(data: bytes) -> None:
+    """Checks a component's section framing and that it exports something.
+
+    Only the outline: Wasmtime checks the rest when a worker compiles it.
+
+    Raises:
+        BinaryFormatError: truncated or unknown sections, or no exports.
+    """
+    reader = _Reader(data, 8)
+    exports = False
+    while reader.pos < reader.end:
+        section = reader.byte()
+        if section > _COMPONENT_SECTION_LAST:
+            raise BinaryFormatError(f"unknown component section {section}")
+        reader.skip(reader.u32())
+        exports = exports or section == _COMPONENT_SECTION_EXPORT
+    if not exports:
+        raise BinaryFormatError("the component exports nothing")
+
+
 def read_shape(data: bytes) -> ModuleShape:
     """Reads the imports and exports of a core Wasm module.
 

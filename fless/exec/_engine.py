@@ -24,6 +24,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from ._abi import FUNLESS_IMPORTS, FUNLESS_MODULE, WASI_MODULE, Abi, inspect_code
+from ._component import CompiledComponent, ComponentHost
 from ._errors import (
     ExecError,
     FunctionError,
@@ -77,7 +78,7 @@ _TRAP_WORDS = {
 
 
 @dataclass(frozen=True)
-class CompiledFunction:
+class CompiledModule:
     """A module compiled by this runtime's engine and linked with its host functions.
 
     Attributes:
@@ -95,6 +96,10 @@ class CompiledFunction:
     pre: wasmtime.InstancePre
     reactor: bool = False
     fast: bool = False
+
+
+# What the runtime compiles: a core module (FunLess or WASI ABI) or a component.
+CompiledFunction = CompiledModule | CompiledComponent
 
 
 class WasmRuntime:
@@ -134,6 +139,7 @@ class WasmRuntime:
             access_caller=True,
         )
         self._linker.allow_shadowing = False
+        self._components = ComponentHost(self.engine, self._hostcalls, _trap_error)
         self._tick_s = tick_s
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="fless-epoch", daemon=True)
@@ -163,6 +169,8 @@ class WasmRuntime:
             InvalidModule: the bytes are not a module fless can run.
         """
         abi = inspect_code(code)
+        if abi is Abi.COMPONENT:
+            return self._components.compile(code)
         try:
             module = wasmtime.Module(self.engine, code)
         except wasmtime.WasmtimeError as exc:
@@ -179,13 +187,15 @@ class WasmRuntime:
         Raises:
             InvalidModule: the data is not code this engine can load.
         """
+        if abi is Abi.COMPONENT:
+            return self._components.deserialize(data)
         try:
             module = wasmtime.Module.deserialize(self.engine, data)
         except wasmtime.WasmtimeError as exc:
             raise InvalidModule(f"cannot load compiled code: {_describe(exc)}") from exc
         return self._link(abi, module)
 
-    def _link(self, abi: Abi, module: wasmtime.Module) -> CompiledFunction:
+    def _link(self, abi: Abi, module: wasmtime.Module) -> CompiledModule:
         try:
             pre = self._linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
@@ -200,7 +210,7 @@ class WasmRuntime:
             fast = signature(module, "__invoke") == (1, 1) and (
                 not reactor or signature(module, "_initialize") == (0, 0)
             )
-        return CompiledFunction(abi, module, pre, reactor, fast)
+        return CompiledModule(abi, module, pre, reactor, fast)
 
     # -- running --------------------------------------------------------------
 
@@ -236,6 +246,8 @@ class WasmRuntime:
         instance: wasmtime.Instance | None = None
         self._hostcalls.current.inv = inv
         try:
+            if isinstance(function, CompiledComponent):
+                return self._components.run(function, args, limits, inv, store)
             instance = function.pre.instantiate(store)
             try:
                 if function.abi is Abi.WASI:

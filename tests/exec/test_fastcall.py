@@ -8,6 +8,7 @@ import pytest
 import wasmtime
 
 from fless.exec import CompiledFunction, FunctionError, Limits, WasmRuntime
+from fless.exec._engine import CompiledModule
 
 Compiled = Callable[[str], CompiledFunction]
 
@@ -43,6 +44,7 @@ def test_fast_and_typed_calls_give_the_same_outcomes(
 ) -> None:
     for name in ("fl_hello", "wasi_hello", "fl_reactor"):
         fast = compiled(name)
-        typed = CompiledFunction(fast.abi, fast.module, fast.pre, fast.reactor, fast=False)
+        assert isinstance(fast, CompiledModule)
+        typed = CompiledModule(fast.abi, fast.module, fast.pre, fast.reactor, fast=False)
         args = b'{"k": [1, 2]}'
         assert runtime.run(fast, args, Limits()) == runtime.run(typed, args, Limits())

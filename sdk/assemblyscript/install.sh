@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs what sdk/assemblyscript/build.sh needs: Node.js (Debian) and the
+# assemblyscript compiler (npm, into .cache/sdk/assemblyscript). Idempotent;
+# a no-op when both are there.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$here/toolchain.sh"
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+installed=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' \
+    "$prefix/node_modules/assemblyscript/package.json" 2>/dev/null || true)
+if [ "$installed" != "$ASSEMBLYSCRIPT_VERSION" ] || [ ! -x "$asc" ]; then
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --silent \
+        "assemblyscript@$ASSEMBLYSCRIPT_VERSION"
+fi

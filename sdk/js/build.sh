@@ -1,0 +1,47 @@
+#!/bin/sh
+# Builds a JavaScript function to a FunLess-ABI .wasm: QuickJS (quickjs-ng)
+# compiled to wasm32-wasi with zig, and the function's module precompiled to
+# QuickJS bytecode.
+#
+#   sdk/js/build.sh PROJECT_DIR OUT_WASM
+#
+# PROJECT_DIR holds package.json; its "main" (default index.js) is an ES
+# module exporting main(args). QuickJS (its wasm objects and the native
+# bytecode compiler) is built once per version into .cache/sdk/js/quickjs-*,
+# the runtime once per change into .cache/sdk/js/runtime-*; a function build
+# then only compiles its bytecode and links, in about a second.
+set -eu
+
+usage="usage: sdk/js/build.sh PROJECT_DIR OUT_WASM"
+[ $# -eq 2 ] || { echo "$usage" >&2; exit 2; }
+project=$(cd "$1" && pwd)
+out=$2
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$here/toolchain.sh"
+
+need_toolchain
+qjs=$(quickjs_dir)
+once build_quickjs "$qjs"
+runtime=$(runtime_dir "$qjs")
+once build_runtime "$runtime" "$qjs"
+
+entry=$("$PYTHON" - "$project" <<'PY'
+import json, pathlib, sys
+project = pathlib.Path(sys.argv[1])
+try:
+    package = json.loads((project / "package.json").read_text())
+except (OSError, ValueError) as exc:
+    sys.exit(f"build.sh: cannot read {project / 'package.json'}: {exc}")
+print(project / package.get("main", "index.js"))
+PY
+)
+[ -f "$entry" ] || { echo "build.sh: $entry not found (package.json \"main\")" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$qjs/fless_jsc" --module "$entry" fless_main_bc "$work/main_bc.c"
+mkdir -p "$(dirname "$out")"
+zig_cc -target wasm32-wasi -O2 -s -mexec-model=reactor \
+    -Wl,-z,stack-size=1048576 -Wl,--gc-sections \
+    -o "$out" "$work/main_bc.c" "$runtime"/*.o "$qjs"/wasm/*.o
