@@ -15,7 +15,7 @@ import falcon
 import falcon.asgi
 from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 
-from fless.core import Platform, _metrics
+from fless.core import Platform
 
 from . import _errors
 from ._admin import AdminKey, SubjectItem
@@ -101,8 +101,7 @@ def create_app(
     app.add_route("/v1/fn/{module}/{name}", Function(platform, max_request_bytes))
     app.add_route("/v1/fn/{module}/{name}/logs", FunctionLogs(platform))
     app.add_route("/v1/invocations", Invocations(platform))
-    if _metrics.active() is not None:
-        app.add_route("/metrics", Metrics(platform))
+    app.add_route("/metrics", Metrics(platform))
     app.add_route("/v1/admin/subjects", Subjects(platform, max_request_bytes))
     app.add_route("/v1/admin/subjects/{name}", SubjectItem(platform))
     app.add_route("/v1/admin/key", AdminKey(platform, save_admin_key))

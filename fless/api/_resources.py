@@ -238,9 +238,11 @@ class Function:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
     ) -> None:
-        """The function's record."""
+        """The function's record, and the workers whose cache holds its code now."""
         record = self._platform.store.get_function(module, name)
-        _json(resp, 200, {"data": _function_data(record)})
+        data = _function_data(record)
+        data["cached_on"] = await self._platform.dispatcher.holders(record.hash)
+        _json(resp, 200, {"data": data})
 
     async def on_put(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
@@ -300,7 +302,9 @@ class Metrics:
         self._platform = platform
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """Every metric of the node (all its API processes)."""
+        """Every metric of the node (all its API processes); 404 when they are off."""
+        if _metrics.active() is None:
+            raise NotFound("metrics are off on this node (set api.metrics = true)")
         self._platform.refresh_metrics()
         data, content_type = _metrics.render()
         resp.data = data

@@ -78,6 +78,9 @@ class Worker(Protocol):
     async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
         """The latest log entries of function ``fn`` (``"module/name"``), newest first."""
 
+    async def holds(self, sha: str) -> bool:
+        """Whether its cache holds the compiled code ``sha`` now."""
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -134,6 +137,12 @@ class Dispatcher:
         """The latest log entries of ``fn`` from every alive worker, newest first."""
         alive = [c.worker for c in self.candidates() if c.state.alive]
         return await gather_logs(alive, fn, limit)
+
+    async def holders(self, sha: str) -> list[str]:
+        """The alive workers whose cache holds the code now, by name (those that answer)."""
+        alive = [c.worker for c in self.candidates() if c.state.alive]
+        results = await asyncio.gather(*(w.holds(sha) for w in alive), return_exceptions=True)
+        return sorted(w.name for w, held in zip(alive, results, strict=True) if held is True)
 
     async def drop(self, sha: str) -> None:
         """Tells every alive worker to forget the code (best effort)."""

@@ -147,6 +147,10 @@ class LocalWorker:
             self._keep(call, started, clock, "ok", outcome.logs, outcome.logs_truncated)
         return outcome
 
+    async def holds(self, sha: str) -> bool:
+        """Whether the cache holds the compiled code ``sha``."""
+        return sha in self.cache
+
     async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
         """The latest log entries of ``fn`` this worker kept, newest first."""
         return [] if self.log_book is None else self.log_book.latest(fn, limit)

@@ -69,6 +69,12 @@ class NodeMetrics:
             "fless_node_memory_bytes", "Memory this node offers to functions: total and free.",
             ["kind"], multiprocess_mode="max",
         )
+        # Series with known labels exist from the start, at 0: a rate over a
+        # series that appears only at its first event misses that event.
+        for kind in ("disk", "compile"):
+            self.cold_starts.labels(kind)
+        for result in ("memory", "disk", "miss"):
+            self.cache_lookups.labels(result)
 
 
 _active: NodeMetrics | None = None

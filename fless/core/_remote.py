@@ -72,6 +72,16 @@ class RemoteWorker:
         """Tells the worker to forget the code."""
         await self._call("drop", {"hash": sha}, (), DROP_TIMEOUT_S)
 
+    async def holds(self, sha: str) -> bool:
+        """Whether the worker's cache holds the code.
+
+        Raises:
+            WorkerLost: the worker did not answer.
+        """
+        reply = await self._call("holds", {"hash": sha}, (), LOGS_TIMEOUT_S)
+        _raise_if_error(reply)
+        return reply.type == "ack" and reply.fields.get("holds") is True
+
     async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
         """The log entries the worker kept for ``fn``, newest first.
 
@@ -146,6 +156,9 @@ class WorkerService:
                 return _reply(request, "ack")
             if request.type == "ping":
                 return _reply(request, "pong")
+            if request.type == "holds":
+                held = await self.worker.holds(str(request.fields["hash"]))
+                return _reply(request, "ack", {"holds": held})
             if request.type == "logs":
                 limit = max(0, min(int(request.fields["limit"]), MAX_LOG_ENTRIES))
                 entries = await self.worker.logs(str(request.fields["fn"]), limit)

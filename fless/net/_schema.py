@@ -74,6 +74,7 @@ MESSAGE_SPECS: Final[Mapping[str, MessageSpec]] = MappingProxyType(
         "ping": MessageSpec(),
         "pong": MessageSpec(),
         "logs": MessageSpec({"fn": str, "limit": int}),
+        "holds": MessageSpec({"hash": str}),
         "log_entries": MessageSpec(frames=("entries",)),
     }
 )

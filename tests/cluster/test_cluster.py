@@ -218,3 +218,11 @@ def test_logs_come_from_the_workers_that_ran_the_calls(cluster: Cluster) -> None
     # and the core lists the same invocations
     recent = cluster.core.request("GET", "/v1/invocations?limit=3")[1]["data"]
     assert [e["id"] for e in recent] == [e["id"] for e in entries]
+
+
+def test_a_function_says_which_workers_hold_its_code(cluster: Cluster) -> None:
+    code = wat("fl_hello")
+    assert cluster.core.upload("_", "held", code)[0] == 201
+    status, body = cluster.core.request("GET", "/v1/fn/_/held")
+    assert status == 200
+    assert body["data"]["cached_on"] == sorted(w.name for w in cluster.workers.values())

@@ -33,6 +33,10 @@ class Worker:
         """Kept none."""
         return []
 
+    async def holds(self, sha: str) -> bool:
+        """Holds nothing."""
+        return False
+
     async def invoke(
         self,
         sha: str,

@@ -37,6 +37,7 @@ SAMPLES = {
     "ping": Message("ping", 14, {}),
     "pong": Message("pong", 2**63 - 1, {}),
     "logs": Message("logs", 15, {"fn": "m/f", "limit": 20}),
+    "holds": Message("holds", 17, {"hash": "ab" * 32}),
     "log_entries": Message("log_entries", 16, {}, (b"\x80",)),
 }
 
