@@ -41,7 +41,8 @@ fless = { path = "$sdk/fless" }
 [net]
 offline = true
 TOML
-# One target dir per project name keeps rebuilds incremental across runs.
-export CARGO_TARGET_DIR="$cache/target/$name"
+# One target dir for every project: serde and serde_json compile once, and
+# each crate's own changes rebuild incrementally.
+export CARGO_TARGET_DIR="$cache/target"
 cargo build --release --target wasm32-wasi --manifest-path "$project/Cargo.toml" ${CARGO_FLAGS:-}
 cp "$CARGO_TARGET_DIR/wasm32-wasi/release/$(echo "$name" | tr - _).wasm" "$out"

@@ -14,9 +14,12 @@ API (``tests`` is on ``sys.path``, so ``from languages.langkit import ...``):
   ``.returncode``, ``.output`` (stdout and stderr) and ``.wasm`` (None on failure).
 - ``new_project(parent, name, lang) -> Path``: ``fless fn new`` into ``parent/name``.
 - ``copy_project(src, parent) -> Path``: a copy of an example to edit in a test.
-- ``deploy(node, name, wasm)``: uploads to module ``_``, asserting 200.
+- ``deploy(node, name, wasm)``: uploads to module ``_`` (PUT when it exists), asserting success.
 - ``invoke(node, name, args) -> (status, body)``.
-- ``EXAMPLES``: the ``examples/`` directory. ``fless_cli(*args)``: runs ``fless``.
+- ``break_source(project, filename, text)``: appends ``text`` to a source file
+  (to make a build fail with a known compiler message).
+- ``EXAMPLES``: the ``examples/`` directory. ``fless_cli(*args)``: runs ``fless``
+  with ``FLESS_CACHE_DIR`` in the project's ``.cache/toolchains``.
 
 The ``lang_node`` fixture (``conftest.py``) is one ``fless-node`` for the session.
 """
@@ -39,6 +42,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 EXAMPLES = PROJECT / "examples"
 SDK = PROJECT / "sdk"
 CACHE = PROJECT / ".cache" / "languages"
+TOOLCHAIN_CACHE = PROJECT / ".cache" / "toolchains"
 FLESS = Path(sys.executable).parent / "fless"
 # What a build leaves in a project: never part of the cache key.
 _BUILD_OUTPUTS = {"target", "zig-out", ".zig-cache", "zig-cache", "node_modules", "build"}
@@ -63,6 +67,9 @@ def fless_cli(*args: str, cwd: Path | None = None, timeout: float = BUILD_TIMEOU
     """
     env = dict(os.environ)
     env.setdefault("PYTHON", sys.executable)
+    # Toolchain caches (cargo target, Go build cache, zig cache) stay in the
+    # project's .cache, which CI keeps between runs.
+    env.setdefault("FLESS_CACHE_DIR", str(TOOLCHAIN_CACHE))
     result = subprocess.run(
         [str(FLESS), *args], cwd=cwd, capture_output=True, text=True,
         timeout=timeout, env=env, check=False,
@@ -145,13 +152,24 @@ def copy_project(src: Path, parent: Path) -> Path:
 
 
 def deploy(node: Node, name: str, wasm: bytes) -> None:
-    """Uploads ``wasm`` as function ``name`` of module ``_``, replacing an older one."""
+    """Uploads ``wasm`` as function ``name`` of module ``_``, replacing an older one (200 or 201)."""
     status, body = node.upload("_", name, wasm)
     if status == 409:
         status, body = node.upload("_", name, wasm, method="PUT", path=f"/v1/fn/_/{name}")
-    assert status == 200, (status, body)
+    assert status in (200, 201), (status, body)
 
 
 def invoke(node: Node, name: str, args: Any) -> tuple[int, Any]:
     """Invokes function ``name`` of module ``_``; the status and the decoded body."""
     return node.invoke("_", name, args)
+
+
+def break_source(project: Path, filename: str, text: str) -> Path:
+    """Appends ``text`` to ``project/filename``, to make the build fail there.
+
+    Returns:
+        The edited file.
+    """
+    path = project / filename
+    path.write_text(path.read_text() + text)
+    return path
