@@ -152,7 +152,7 @@ def copy_project(src: Path, parent: Path) -> Path:
 
 
 def deploy(node: Node, name: str, wasm: bytes) -> None:
-    """Uploads ``wasm`` as function ``name`` of module ``_``, replacing an older one (200 or 201)."""
+    """Uploads ``wasm`` as function ``name`` of module ``_``, replacing an older one."""
     status, body = node.upload("_", name, wasm)
     if status == 409:
         status, body = node.upload("_", name, wasm, method="PUT", path=f"/v1/fn/_/{name}")
