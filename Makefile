@@ -37,9 +37,12 @@ test: $(TEST_INSTALLED) toolchains
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## examples: build the example functions to .wasm
-examples: $(INSTALLED) $(TEST_INSTALLED)
+## examples: build the example functions to .wasm (examples/<lang>-<name>/ with fless fn build)
+examples: $(INSTALLED) $(TEST_INSTALLED) toolchains
 	PYTHON=$(abspath $(BIN)/python) sh examples/hello/build.sh
+	@for project in examples/*-*/; do \
+		$(BIN)/fless fn build $$project || exit 1; \
+	done
 
 ## bench: run the benchmarks (docs/BENCHMARKS.md); ARGS="--smoke" for a quick check
 bench: $(TEST_INSTALLED)
