@@ -167,10 +167,7 @@ def _fn_invoke(args: argparse.Namespace) -> None:
 
 
 def _project_language(args: argparse.Namespace) -> Language:
-    if args.lang:
-        found: Language = language(args.lang)
-        return found
-    return detect_language(Path(args.dir))
+    return language(args.lang) if args.lang else detect_language(Path(args.dir))
 
 
 def _build(args: argparse.Namespace) -> Path:

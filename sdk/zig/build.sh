@@ -24,9 +24,11 @@ if [ -n "${FLESS_CACHE:-}" ]; then
     export ZIG_LOCAL_CACHE_DIR="$FLESS_CACHE/zig-local"
 fi
 # -fno-entry -rdynamic: a library-like module that exports __invoke (and its
-# memory) and has no _start. ReleaseSmall keeps the module small; ZIG_OPTIMIZE
-# changes it (ReleaseFast, Debug).
+# memory) and has no _start. A 1 MiB stack instead of zig's 16 MiB: the
+# stack is part of the initial memory, which must fit the function's memory
+# cap. ReleaseSmall keeps the module small; ZIG_OPTIMIZE changes it.
 cd "$project"
 exec "$PYTHON" -m ziglang build-exe -target wasm32-wasi -fno-entry -rdynamic -fstrip \
+    --stack 1048576 \
     -O "${ZIG_OPTIMIZE:-ReleaseSmall}" --dep fless -Mroot="$main" -Mfless="$sdk/fless.zig" \
     -femit-bin="$out"

@@ -46,6 +46,7 @@ TOOLCHAIN_CACHE = PROJECT / ".cache" / "toolchains"
 FLESS = Path(sys.executable).parent / "fless"
 # What a build leaves in a project: never part of the cache key.
 _BUILD_OUTPUTS = {"target", "zig-out", ".zig-cache", "zig-cache", "node_modules", "build"}
+_BUILD_FILES = {"Cargo.lock"}
 # Generous: a first Rust or Go build on a loaded 2-core machine takes a while.
 BUILD_TIMEOUT_S = 900
 
@@ -79,9 +80,10 @@ def fless_cli(*args: str, cwd: Path | None = None, timeout: float = BUILD_TIMEOU
 
 def _source_files(root: Path) -> list[Path]:
     files = []
+    skipped = _BUILD_OUTPUTS | _BUILD_FILES
     for path in sorted(root.rglob("*")):
         parts = set(path.relative_to(root).parts)
-        if path.is_file() and not parts & _BUILD_OUTPUTS and path.suffix != ".wasm":
+        if path.is_file() and not parts & skipped and path.suffix != ".wasm":
             files.append(path)
     return files
 
@@ -147,7 +149,8 @@ def new_project(parent: Path, name: str, lang: str) -> Path:
 def copy_project(src: Path, parent: Path) -> Path:
     """A copy of ``src`` (without build outputs) under ``parent``, to edit in a test."""
     dest = parent / src.name
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(*_BUILD_OUTPUTS, "*.wasm"))
+    ignored = shutil.ignore_patterns(*_BUILD_OUTPUTS, *_BUILD_FILES, "*.wasm")
+    shutil.copytree(src, dest, ignore=ignored)
     return dest
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from e2e.node import Node
 from languages.langkit import EXAMPLES, break_source, build, copy_project, deploy, invoke, try_build
+
+# A first build on a loaded machine (CI) can take minutes; the default is 300 s.
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_hello_answers_with_a_greeting(lang_node: Node) -> None:

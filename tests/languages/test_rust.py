@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from e2e.node import Node
 from languages.langkit import EXAMPLES, break_source, build, copy_project, deploy, invoke, try_build
+
+# A first build on a loaded machine (CI) can take minutes; the default is 300 s.
+pytestmark = pytest.mark.timeout(900)
 
 ORDERS = [
     {"customer": "ada", "item": "pen", "qty": 3, "price": 1.5},
