@@ -147,6 +147,8 @@ def build_project(
         FlessError: the build failed (the toolchain's output has been printed
             to stderr) or wrote no module.
     """
+    if not project.is_dir():
+        raise FlessError(0, f"{project} is not a directory")
     script = lang.root / "build.sh"
     if not script.is_file():
         raise FlessError(0, f"the {lang.name} SDK has no build.sh ({script})")

@@ -108,6 +108,12 @@ def test_new_refuses_bad_names_and_unknown_languages(fake_sdk: Path, tmp_path: P
     assert "unknown language 'cobol'; fless knows: boss, plain, twin" in run.output
 
 
+def test_build_refuses_a_missing_project(fake_sdk: Path, tmp_path: Path) -> None:
+    run = fless_cli("fn", "build", str(tmp_path / "nowhere"), "--lang", "plain")
+    assert run.returncode == 1
+    assert run.output.strip() == f"fless: {tmp_path / 'nowhere'} is not a directory"
+
+
 def test_build_writes_the_module_and_prints_its_path(fake_sdk: Path, tmp_path: Path) -> None:
     project = _project(tmp_path, "a.txt")
     run = fless_cli("fn", "build", str(project), "--lang", "plain")
