@@ -78,9 +78,13 @@ func HTTP(method int32, uri string, headers map[string]string, body []byte, maxB
 	resp := make([]byte, maxBody+1)
 	respLen := uint32(maxBody)
 	var status uint16
+	// Copies with a NUL at the end: never empty (so &x[0] is valid), and the
+	// caller's body is not written to.
 	u := []byte(uri + "\x00")
 	hdr = append(hdr, 0)
-	body = append(body, 0)
+	b := make([]byte, len(body)+1)
+	copy(b, body)
+	body = b
 	httpRequest(unsafe.Pointer(&resp[0]), unsafe.Pointer(&respLen), unsafe.Pointer(&status), method,
 		unsafe.Pointer(&u[0]), int32(len(u)-1), unsafe.Pointer(&hdr[0]), int32(len(hdr)-1),
 		unsafe.Pointer(&body[0]), int32(len(body)-1))
