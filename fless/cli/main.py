@@ -1,7 +1,9 @@
 """``fless``: manage modules, functions and users of a fless cluster over its REST API.
 
 Commands follow FunLess's ``fl-cli``: ``fless mod ...``, ``fless fn ...``,
-``fless admin user ...`` and ``fless cfg ...``. Results are printed as JSON on
+``fless admin user ...`` and ``fless cfg ...``; ``fless fn new|build|create``
+write and build function projects with the language SDKs (``_langs``,
+``_project``). Results are printed as JSON on
 stdout so scripts can parse them; an error is one line on stderr and exit
 status 1 (2 for a usage error).
 """
