@@ -7,8 +7,8 @@ toolchain, and the ``.wasm`` is uploaded to a real ``fless-node`` and invoked.
 API (``tests`` is on ``sys.path``, so ``from languages.langkit import ...``):
 
 - ``build(project, lang=None) -> bytes``: the built ``.wasm``; cached under
-  ``.cache/languages/`` by the SHA-256 of the project's sources and the SDK's
-  files, so an unchanged project costs a file read. A failed build fails the
+  ``.cache/languages/`` by the SHA-256 of the project's sources and its
+  language's SDK files, so an unchanged project costs a file read. A failed build fails the
   test with the toolchain's output.
 - ``try_build(project, lang=None) -> Built``: one uncached ``fless fn build``;
   ``.returncode``, ``.output`` (stdout and stderr) and ``.wasm`` (None on failure).
@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from e2e.node import Node
+
+from fless.cli._langs import detect_language
 
 PROJECT = Path(__file__).resolve().parents[2]
 EXAMPLES = PROJECT / "examples"
@@ -90,8 +92,10 @@ def _source_files(root: Path) -> list[Path]:
 
 def _digest(project: Path, lang: str | None) -> str:
     sha = hashlib.sha256((lang or "").encode())
-    roots = [project, SDK] if SDK.exists() else [project]
-    for root in roots:
+    # Only the project's own SDK: a change to another language's SDK must not
+    # rebuild this one.
+    sdk = SDK / (lang or detect_language(project, SDK).id)
+    for root in (project, sdk):
         for path in _source_files(root):
             sha.update(str(path.relative_to(root)).encode() + b"\0")
             sha.update(path.read_bytes() + b"\0")
