@@ -13,10 +13,9 @@ if ! "$PYTHON" -c "import ziglang" 2>/dev/null; then
     echo "fless: zig is missing for $PYTHON; run \`make toolchains\` (or: $PYTHON -m pip install ziglang)" >&2
     exit 127
 fi
-# zig keeps its compiled libc here, so only the first build pays for it.
-if [ -n "${FLESS_CACHE:-}" ]; then
-    export ZIG_GLOBAL_CACHE_DIR="$FLESS_CACHE/zig"
-fi
+# zig's own global cache (~/.cache/zig) keeps the wasi-libc it compiles:
+# shared with every other zig build on the machine, so the first of them
+# pays for it (a minute or more) and the rest do not.
 
 set -- "$project"/*.c
 if [ ! -e "$1" ]; then

@@ -19,8 +19,9 @@ if [ ! -f "$main" ]; then
     echo "fless: no main.zig or src/main.zig in $project" >&2
     exit 1
 fi
+# The local cache goes with the other build caches, not into the project;
+# the global one stays zig's own, shared with every zig build on the machine.
 if [ -n "${FLESS_CACHE:-}" ]; then
-    export ZIG_GLOBAL_CACHE_DIR="$FLESS_CACHE/zig-global"
     export ZIG_LOCAL_CACHE_DIR="$FLESS_CACHE/zig-local"
 fi
 # -fno-entry -rdynamic: a library-like module that exports __invoke (and its
