@@ -7,6 +7,7 @@ through the real C SDK and a real node.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ from e2e.node import Node
 from languages.langkit import EXAMPLES, PROJECT, SDK, fless_cli
 
 from fless.cli._langs import detect_language, languages
-from fless.cli._project import new_project
+from fless.cli._project import build_project, new_project
 from fless.client import FlessError
 
 # The smallest valid module: magic and version.
@@ -126,6 +127,27 @@ def test_build_writes_the_module_and_prints_its_path(fake_sdk: Path, tmp_path: P
     assert "step one" not in run.output
     verbose = fless_cli("fn", "build", str(project), "--lang", "plain", "-v")
     assert "step one" in verbose.output and "step two" in verbose.output
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_sees_a_spinner_with_the_latest_line(
+    fake_sdk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = fake_sdk / "plain" / "build.sh"
+    slow.write_text('echo "compiling part 1"\nsleep 0.5\n' + slow.read_text())
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    project = _project(tmp_path, "a.txt")
+    built = build_project(languages()["plain"], project, tmp_path / "o.wasm")
+    assert built.size == len(EMPTY_WASM)
+    shown = terminal.getvalue()
+    assert "\r\x1b[K" in shown and "building proj (Plain)" in shown
+    assert "compiling part 1" in shown
+    assert shown.endswith("\r\x1b[K")  # the line is cleared at the end
 
 
 def test_a_failed_build_shows_the_toolchain_output(fake_sdk: Path, tmp_path: Path) -> None:
