@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: run test lint typecheck unit examples bench clean
+.PHONY: run test toolchains lint typecheck unit examples bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,17 +24,26 @@ $(TEST_INSTALLED): $(INSTALLED)
 run: $(INSTALLED)
 	$(BIN)/fless-node $(ARGS)
 
-## test: lint, type-check and run the whole test suite
-test: $(TEST_INSTALLED)
+## toolchains: install every language SDK's toolchain (sdk/*/install.sh); quick when present
+toolchains: $(TEST_INSTALLED)
+	@for script in sdk/*/install.sh; do \
+		PYTHON=$(abspath $(BIN)/python) sh $$script || { echo "make: $$script failed" >&2; exit 1; }; \
+	done
+
+## test: install the toolchains, lint, type-check and run the whole test suite
+test: $(TEST_INSTALLED) toolchains
 	sh scripts/system-deps.sh
 	sh scripts/ui-deps.sh
 	$(BIN)/ruff check fless tests
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## examples: build the example functions to .wasm
-examples: $(INSTALLED) $(TEST_INSTALLED)
+## examples: build the example functions to .wasm (examples/<lang>-<name>/ with fless fn build)
+examples: $(INSTALLED) $(TEST_INSTALLED) toolchains
 	PYTHON=$(abspath $(BIN)/python) sh examples/hello/build.sh
+	@for project in examples/*-*/; do \
+		$(BIN)/fless fn build $$project || exit 1; \
+	done
 
 ## bench: run the benchmarks (docs/BENCHMARKS.md); ARGS="--smoke" for a quick check
 bench: $(TEST_INSTALLED)

@@ -1,7 +1,9 @@
 """``fless``: manage modules, functions and users of a fless cluster over its REST API.
 
 Commands follow FunLess's ``fl-cli``: ``fless mod ...``, ``fless fn ...``,
-``fless admin user ...`` and ``fless cfg ...``. Results are printed as JSON on
+``fless admin user ...`` and ``fless cfg ...``; ``fless fn new|build|create``
+write and build function projects with the language SDKs (``_langs``,
+``_project``). Results are printed as JSON on
 stdout so scripts can parse them; an error is one line on stderr and exit
 status 1 (2 for a usage error).
 """
@@ -26,6 +28,8 @@ from fless.cli._args import (
     read_wasm,
 )
 from fless.cli._config import SETTINGS, write_setting
+from fless.cli._langs import Language, detect_language, language, languages
+from fless.cli._project import build_project, default_output, new_project
 from fless.client import (
     Client,
     FlessError,
@@ -182,6 +186,56 @@ def _fn_invoke(args: argparse.Namespace) -> None:
         _print_json(client.invoke(args.module, args.name, payload))
 
 
+def _project_language(args: argparse.Namespace) -> Language:
+    return language(args.lang) if args.lang else detect_language(Path(args.dir))
+
+
+def _build(args: argparse.Namespace) -> Path:
+    lang = _project_language(args)
+    project = Path(args.dir)
+    output = Path(args.output) if args.output else default_output(lang, project)
+    built = build_project(lang, project, output, verbose=args.verbose)
+    print(
+        f"fless: built {built.output} ({built.size} bytes, {lang.name}, {built.seconds:.1f} s)",
+        file=sys.stderr,
+    )
+    return built.output
+
+
+def _fn_new(args: argparse.Namespace) -> None:
+    lang = language(args.lang)
+    dest = Path(args.dir) if args.dir else Path(args.name)
+    new_project(lang, args.name, dest)
+    print(f"fless: wrote a {lang.name} function in {dest}; build it with `fless fn build {dest}`",
+          file=sys.stderr)
+
+
+def _fn_build(args: argparse.Namespace) -> None:
+    print(_build(args))
+
+
+def _fn_create(args: argparse.Namespace) -> None:
+    _check_hosts(args)
+    code = read_wasm(str(_build(args)))
+    with _client(args) as client:
+        created = client.create_function(
+            args.module,
+            args.name,
+            code,
+            memory=args.memory,
+            timeout=args.timeout,
+            http_allow=args.allow,
+            wait_for_workers=not args.no_wait,
+        )
+        _print_json(created)
+
+
+def _fn_langs(args: argparse.Namespace) -> None:
+    _print_json(
+        {lang.id: {"name": lang.name, "detect": list(lang.detect)} for lang in languages().values()}
+    )
+
+
 def _user_create(args: argparse.Namespace) -> None:
     with _client(args) as client:
         print(client.create_subject(args.name))
@@ -327,6 +381,16 @@ def _add_no_wait_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_build_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lang", metavar="LANG", help="the language (default: from the files)")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE.wasm", help="where the module goes (default: in DIR)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the toolchain's output as it runs"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``fless`` command line.
 
@@ -397,6 +461,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_json_object,
         help="the arguments as a JSON object; its keys override -a",
     )
+
+    new = build.command(fn, "new", _fn_new, "write a function project from a language template")
+    new.add_argument("name")
+    new.add_argument("--lang", required=True, metavar="LANG", help="the language (see fn langs)")
+    new.add_argument("--dir", metavar="DIR", help="the project directory (default: ./NAME)")
+    compile_ = build.command(fn, "build", _fn_build, "build a function project to .wasm")
+    compile_.add_argument("dir", metavar="DIR", nargs="?", default=".")
+    _add_build_options(compile_)
+    create = build.command(fn, "create", _fn_create, "build a function project and upload it")
+    create.add_argument("name")
+    create.add_argument("dir", metavar="DIR")
+    _add_build_options(create)
+    _add_module_option(create)
+    _add_limit_options(create)
+    _add_no_wait_option(create)
+    build.command(fn, "langs", _fn_langs, "list the languages fless can build")
 
     admin = top.add_parser("admin", help="administration (admin key only)").add_subparsers(
         dest="area", required=True, metavar="AREA"

@@ -1,0 +1,3 @@
+module fless.dev/fless
+
+go 1.24

@@ -1,0 +1,17 @@
+#!/bin/sh
+# The Rust toolchain: Debian's rustc and cargo, the wasm32-wasi standard
+# library, and serde_json's sources for offline builds.
+set -eu
+packages="rustc cargo libstd-rust-dev-wasm32 librust-serde-json-dev"
+missing=""
+for package in $packages; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
+        || missing="$missing $package"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install: as root, run: apt-get install$missing" >&2
+    exit 1
+fi
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $missing >/dev/null
