@@ -167,7 +167,8 @@ class Dispatcher:
         Otherwise a call whose worker died, disconnected or did not answer in
         time is sent to another worker, up to ``retries`` more times, with a
         backoff, while the invocation's time (``limits.timeout_s``, counted
-        from now) lasts; each attempt gets what is left of it. A function
+        from now) lasts; each attempt gets what is left of it. A call that
+        found no worker at all is tried again the same way. A function
         that failed (error, trap, timeout) is never retried: it ran.
 
         Raises:
@@ -184,10 +185,14 @@ class Dispatcher:
             try:
                 outcome = await self._invoke_once(sha, args, limits, load_code, tried, call)
             except (WorkerLost, NoWorker) as exc:
-                if isinstance(exc, NoWorker) and not tried:
-                    raise  # nothing was tried: nothing to retry
-                if attempt > retries:
+                # No worker at all (a core just restarted, its view still
+                # filling) costs no retry: with retries, it is waited out
+                # within the deadline. Otherwise each worker tried is one.
+                waiting = isinstance(exc, NoWorker) and not tried
+                if retries == 0 or (not waiting and len(tried) > retries):
                     raise _gave_up(exc, tried) from None
+                if isinstance(exc, NoWorker) and tried:
+                    raise _gave_up(exc, tried) from None  # no other worker to try
                 pause = backoff(attempt)
                 left = deadline - time.monotonic() - pause
                 if left < MIN_ATTEMPT_S:
@@ -256,6 +261,6 @@ async def gather_logs(workers: Sequence[Worker], fn: str, limit: int) -> list[di
 
 def _gave_up(exc: WorkerLost | NoWorker, tried: set[str]) -> CoreError:
     """The error that ends a call whose worker was lost, saying how many were tried."""
-    if len(tried) <= 1 and isinstance(exc, WorkerLost):
+    if not tried or (len(tried) <= 1 and isinstance(exc, WorkerLost)):
         return exc
     return type(exc)(f"{exc} (workers tried: {len(tried)})")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import platform
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -35,6 +37,18 @@ MEMORY_POLL_S = 1.0
 # How often a node checks that it still has each of its seeds, and joins again
 # through a seed it lost (a restarted core gets its workers back this way).
 SEED_CHECK_S = 1.0
+PEERS_FILE = "gossip-peers"
+
+
+def _udp_port_free(host: str, port: int) -> bool:
+    """Whether a UDP socket could bind ``host:port`` now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def lost_seeds(
@@ -118,6 +132,8 @@ class Gossip:
         self.meta = NodeMeta(role, rpc_endpoint, platform.machine(), total, free, __version__)
         self.host = advertise_host(settings)
         self._name = node_name(role, settings)
+        self._role = role
+        self._homes = 0
         self._on_change = on_change
         self._settings = settings
         self._keys = keys
@@ -128,15 +144,22 @@ class Gossip:
         self._publisher = MetaPublisher(self.membership, self.meta, memory)
         self._beacon: Beacon | None = None
         self._seed_keeper: asyncio.Task[None] | None = None
+        # The alive peers' addresses, kept across restarts: a node whose seed
+        # moved (a core's API process reloaded onto another port) finds its
+        # cluster again through them.
+        self._peers_file = settings.data_path / PEERS_FILE
+        self._remembered: tuple[str, ...] = ()
 
-    def _member(self, port: int, seeds: tuple[str, ...] = ()) -> Membership:
+    def _member(
+        self, port: int, seeds: tuple[str, ...] = (), join: tuple[str, ...] = ()
+    ) -> Membership:
         self._seeds = [*self._settings.cluster.seeds, *seeds]
         return Membership(
             self._name,
             self.host,
             port,
             self.meta,
-            seeds=self._seeds,
+            seeds=[*self._seeds, *join],
             key=self._keys.gossip,
             also_accept=self._keys.gossip_also,
             on_change=self._on_change,
@@ -154,34 +177,114 @@ class Gossip:
             self.membership = self._member(0, (f"{self.host}:{taken}",))
             self._publisher = MetaPublisher(self.membership, self.meta, self._memory)
             await self.membership.start()
-        cluster = self._settings.cluster
-        if cluster.discovery and self._keys.gossip is not None:
-            beacon = Beacon(
-                cluster.beacon_group,
-                cluster.beacon_port,
-                self._keys.gossip,
-                f"{self.host}:{self.membership.port}",
-                self._on_peer,
-                also_accept=self._keys.gossip_also,
-            )
-            try:
-                await beacon.start()
-                self._beacon = beacon
-            except (GossipError, OSError) as exc:
-                # A board without a multicast route still joins by seeds.
-                log.warning(
-                    "LAN discovery is off: the beacon could not start (%s); "
-                    "join with cluster.seeds or 'fless node join'",
-                    exc,
-                )
+        await self._start_beacon()
         await self._publisher.start()
         self._seed_keeper = asyncio.create_task(self._keep_seeds(), name="gossip-seeds")
 
+    async def _start_beacon(self) -> None:
+        """Announces this member's address on the LAN, when discovery is on."""
+        cluster = self._settings.cluster
+        if not cluster.discovery or self._keys.gossip is None:
+            return
+        beacon = Beacon(
+            cluster.beacon_group,
+            cluster.beacon_port,
+            self._keys.gossip,
+            f"{self.host}:{self.membership.port}",
+            self._on_peer,
+            also_accept=self._keys.gossip_also,
+        )
+        try:
+            await beacon.start()
+            self._beacon = beacon
+        except (GossipError, OSError) as exc:
+            # A board without a multicast route still joins by seeds.
+            log.warning(
+                "LAN discovery is off: the beacon could not start (%s); "
+                "join with cluster.seeds or 'fless node join'",
+                exc,
+            )
+
+    async def _go_home(self) -> None:
+        """Moves onto the configured gossip port once it is free.
+
+        An API process that found the port taken (a sibling, or the process
+        it replaces at a reload) took a free one; when the holder is gone,
+        nobody would answer there, and seeds naming it would lead nowhere. So
+        it starts a member on that port under a new name, joined through the
+        peers it knows, and then leaves with the old one.
+        """
+        home = self._settings.cluster.gossip_port
+        if not home or self.membership.port == home or not _udp_port_free(self.host, home):
+            return
+        old = self.membership
+        peers = tuple(m.address for m in old.members()
+                      if m.state == "alive" and m.address != old.address)
+        self._homes += 1
+        self._name = f"{node_name(self._role, self._settings)}.{self._homes}"
+        new = self._member(home, join=peers)
+        try:
+            await new.start()
+        except OSError:
+            return  # taken again meanwhile: try at the next check
+        self.membership = new
+        await self._publisher.stop()
+        self._publisher = MetaPublisher(new, self.meta, self._memory)
+        await self._publisher.start()
+        if self._beacon is not None:
+            await self._beacon.stop()
+            self._beacon = None
+            await self._start_beacon()
+        await old.stop()
+        log.info("gossip: moved to the configured port %s as %s", home, self._name)
+
+    async def _join_remembered(self) -> None:
+        """Joins through the peers alive at the last run, until one answers."""
+        try:
+            remembered = self._peers_file.read_text().split()
+        except OSError:
+            return
+        own = self.membership.address
+        for address in remembered:
+            if address == own or address in self._seeds:
+                continue
+            try:
+                await self.join(address)
+                log.info("gossip: joined again through %s, a peer of the last run", address)
+                return
+            except (JoinFailed, GossipError) as exc:
+                log.debug("gossip: remembered peer %s did not answer: %s", address, exc)
+
+    def _remember_peers(self) -> None:
+        """Writes the alive peers' addresses, when they changed (atomically: API
+        processes of one node share the file)."""
+        own = self.membership.address
+        alive = tuple(sorted(m.address for m in self.members()
+                             if m.state == "alive" and m.address != own))
+        if not alive or alive == self._remembered:
+            return  # alone: keep what the last company was
+        self._remembered = alive
+        tmp = self._peers_file.with_name(f"{PEERS_FILE}.{os.getpid()}")
+        try:
+            tmp.write_text("".join(f"{a}\n" for a in alive))
+            os.replace(tmp, self._peers_file)
+        except OSError as exc:
+            log.debug("gossip: cannot remember peers in %s: %s", self._peers_file, exc)
+
     async def _keep_seeds(self) -> None:
-        """Joins again through any seed that dropped out of the view."""
+        """Joins again through any seed that dropped out of the view; remembers peers."""
         loop = asyncio.get_running_loop()
+        await self._join_remembered()
         while True:
             await asyncio.sleep(SEED_CHECK_S)
+            try:
+                await self._go_home()
+            except Exception:
+                log.exception("gossip: moving to the configured port failed")
+            self._remember_peers()
+            own = self.membership.address
+            if not any(m.state == "alive" and m.address != own for m in self.members()):
+                await self._join_remembered()  # alone: try the last company again
             resolved: dict[str, set[str]] = {}
             for seed in self._seeds:
                 host, _, port = seed.rpartition(":")

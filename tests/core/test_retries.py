@@ -114,3 +114,28 @@ def test_no_retry_starts_after_the_invocations_time_is_spent() -> None:
     with pytest.raises(WorkerLost, match=r"^gone$"):
         run(Dispatcher([Source([lost, spare])]), retries=3, timeout_s=0.015)
     assert spare.calls == []
+
+
+class Appearing(Source):
+    """No worker for the first ``after`` lookups, then the given ones."""
+
+    def __init__(self, workers: Sequence[Worker], after: int) -> None:
+        super().__init__(workers)
+        self.after = after
+
+    def candidates(self) -> list[Candidate]:
+        self.after -= 1
+        return [] if self.after >= 0 else super().candidates()
+
+
+def test_with_retries_a_moment_without_workers_is_waited_out() -> None:
+    late = Worker("late")
+    outcome = run(Dispatcher([Appearing([late], after=2)]), retries=3)
+    assert (outcome.output, outcome.attempts) == (b"late", 1)
+
+
+def test_without_retries_no_worker_is_503_at_once() -> None:
+    late = Worker("late")
+    with pytest.raises(NoWorker, match=r"^no worker available$"):
+        run(Dispatcher([Appearing([late], after=2)]), retries=0)
+    assert late.calls == []
