@@ -80,8 +80,17 @@ def fetch_dependencies(target: str, reqs: list[str], into: Path) -> None:
         "--implementation", "cp", "-d", str(into), *reqs)
 
 
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def digest(wheel: Path) -> str:
+    """A hash of what a wheel holds: its files and their contents, not the zip's timestamps.
+
+    Two builds of the same source differ only in timestamps; keeping the old
+    file then lets a rollout see that nothing changed and restart nothing.
+    """
+    sha = hashlib.sha256()
+    with zipfile.ZipFile(wheel) as archive:
+        for name in sorted(archive.namelist()):
+            sha.update(name.encode() + b"\0" + archive.read(name))
+    return sha.hexdigest()
 
 
 def main() -> int:
