@@ -3,7 +3,8 @@
     python scripts/wheelhouse.py --source . --out .cache/wheelhouse x86_64-cp311 aarch64-cp311
 
 Each target, ``ARCH-cpXY``, gets a directory of wheels that installs with
-``pip install --no-index --find-links DIR``, so boards need no registry. The
+``pip install --no-index --find-links DIR``, so boards need no registry, and
+the same wheels in one ``ARCH-cpXY.tar`` for the copy to the boards. The
 fless wheel is rebuilt on every run (the source may have changed); the
 dependencies are fetched once per set of requirements. For the machine's own
 architecture and Python they are built with ``pip wheel``; for any other,
@@ -23,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -93,6 +95,22 @@ def digest(wheel: Path) -> str:
     return sha.hexdigest()
 
 
+def pack(directory: Path, archive: Path) -> None:
+    """Writes the wheels of ``directory`` to one tar, the same bytes for the same wheels.
+
+    A rollout copies this one file instead of each wheel; identical bytes
+    let it see that nothing changed.
+    """
+    with tarfile.open(archive.with_suffix(".tmp"), "w", format=tarfile.GNU_FORMAT) as tar:
+        for wheel in sorted(directory.glob("*.whl")):
+            info = tarfile.TarInfo(wheel.name)
+            info.size = wheel.stat().st_size
+            info.mode = 0o644
+            with wheel.open("rb") as handle:
+                tar.addfile(info, handle)
+    archive.with_suffix(".tmp").replace(archive)
+
+
 def main() -> int:
     """Entry point: builds every target's directory and prints the JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -121,6 +139,7 @@ def main() -> int:
                 shutil.copy2(fresh, placed)
                 changed = True
             wheels[target] = fresh.name
+            pack(into, args.out / f"{target}.tar")
     print(json.dumps({"changed": changed, "version": version, "wheels": wheels}))
     return 0
 

@@ -37,6 +37,8 @@ def ansible_env(tmp: Path, **extra: str) -> dict[str, str]:
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent / "callback_plugins"),
+        "ANSIBLE_CALLBACKS_ENABLED": "fless_task_times",
         "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
     })
     env.update(extra)
