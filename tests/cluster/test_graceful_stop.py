@@ -1,4 +1,4 @@
-"""SIGTERM on a worker (what systemd sends): the call it runs finishes, then it leaves.
+"""SIGTERM (what systemd sends): the calls a node holds finish, then it leaves.
 
 A core and two workers on loopback. The bigger worker gets a call that runs
 until its 3 s timeout; the worker is told to stop while the call runs. The
@@ -70,8 +70,27 @@ def test_a_stopping_worker_finishes_its_call_takes_no_new_ones_and_leaves(pair: 
     assert big.proc.wait(timeout=30) == 0
 
     log = big.log()
-    assert "taking no new work, finishing 1 invocations" in log, log
+    assert "taking no new work" in log, log
     assert "left the cluster" in log, log
     wait_for(lambda: pair.nodes()[big.name]["state"] == "left", 10, "the core sees it left")
     status, body, worker = pair.invoke("hi", {"n": 2})
     assert (status, body, worker) == (200, {"data": {"hello": {"n": 2}}}, small.name)
+
+
+def test_a_stopping_core_answers_the_call_it_holds(tmp_path: Path) -> None:
+    node = Node(tmp_path / "all").start()
+    try:
+        assert node.upload("_", "spin", wat("fl_loop"), {"timeout": 3000})[0] == 201
+        outcome: dict[str, Any] = {}
+        caller = threading.Thread(target=lambda: outcome.update(spin=node.invoke("_", "spin", {})))
+        caller.start()
+        time.sleep(1.0)
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGTERM)  # to the gunicorn master, as systemd does
+        caller.join(timeout=30)
+        status, body = outcome["spin"]
+        assert status == 504, body  # answered, not cut off
+        assert node.proc.wait(timeout=30) == 0
+        assert "left the cluster" in node.log(), node.log()
+    finally:
+        node.stop()
