@@ -27,6 +27,7 @@ run: $(INSTALLED)
 ## test: lint, type-check and run the whole test suite
 test: $(TEST_INSTALLED)
 	sh scripts/system-deps.sh
+	sh scripts/ui-deps.sh
 	$(BIN)/ruff check fless tests
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)

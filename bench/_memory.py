@@ -123,11 +123,14 @@ def _idle_node(runs: _Runs, config: BenchConfig, cluster: LocalCluster, label: s
     core = cluster.core
     assert core.proc is not None
     # The API processes are forked from the master: their resident sets overlap.
+    # Summing their VmRSS counts the pages they share once per process; PSS
+    # splits each shared page among its sharers, so the sum is the memory the
+    # node really holds.
     pss = sum(pss_mib(pid) for pid in [core.proc.pid, *core.api_pids()])
     for part, value in node_rss(core).items():
-        note = f"sum of VmRSS; {pss:.1f} MiB of PSS (shared pages counted once)"
         runs.add(f"{label}: {part}", value,
-                 ", ".join(filter(None, [target, note])) if part == "total" else "")
+                 ", ".join([target, "sum of VmRSS"]) if part == "total" else "")
+    runs.add(f"{label}: total PSS", pss, f"{target}; shared pages counted once")
 
 
 def _loaded_worker(runs: _Runs, config: BenchConfig, run: int) -> None:
@@ -140,6 +143,8 @@ def _loaded_worker(runs: _Runs, config: BenchConfig, run: int) -> None:
         cluster.wait_alive([worker])
         _settle(config)
         runs.add("idle worker (role worker)", worker_rss(worker), "target 40 MiB")
+        runs.add("idle worker (role worker): PSS", pss_mib(worker.proc.pid),
+                 "libraries shared with other processes counted in part")
 
         small = wat("fl_hello")
         with cluster.client() as client:

@@ -122,6 +122,28 @@ def resolve_settings(url: str | None = None, key: str | None = None) -> tuple[st
     return pick(url, "FLESS_URL", "host") or DEFAULT_URL, pick(key, "FLESS_KEY", "key")
 
 
+def tls_context(cacert: str | None = None) -> ssl.SSLContext | None:
+    """The TLS settings for a server whose certificate a private CA signed.
+
+    Args:
+        cacert: a PEM file of CA certificates to trust; ``FLESS_CACERT`` when
+            None; neither: None (the system's CAs).
+
+    Returns:
+        A context trusting only that file (host names still checked), or None.
+
+    Raises:
+        FlessError: the file cannot be read as certificates.
+    """
+    path = cacert or os.environ.get("FLESS_CACERT") or None
+    if path is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise FlessError(0, f"cannot read CA certificates from {path}: {exc}") from exc
+
+
 def normalize_url(url: str) -> str:
     """Checks a server URL and puts it in canonical form.
 
@@ -282,7 +304,7 @@ class Client:
             ``FLESS_URL``/``FLESS_KEY``, else the config file, else the default.
         """
         found_url, found_key = resolve_settings(url, key)
-        return cls(found_url, found_key, timeout)
+        return cls(found_url, found_key, timeout, ssl_context=tls_context())
 
     def close(self) -> None:
         """Closes the connection; the next request opens a new one."""
@@ -502,7 +524,30 @@ class Client:
             raise FlessError(0, f"unexpected answer from {self.url}: no token for {name}")
         return token
 
-    # -- transport
+    def revoke_subject(self, name: str) -> None:
+        """Deletes a user; its key stops working at once (admin key only).
+
+        Args:
+            name: the user's name.
+        """
+        self._call("DELETE", f"/v1/admin/subjects/{_segment(name)}")
+
+    def rotate_admin_key(self) -> str:
+        """Replaces the admin key this client uses (admin key only).
+
+        The old key stops working at once; this client goes on with the new one.
+
+        Returns:
+            The new key; the server shows it only this once.
+        """
+        data = _as_dict(self._call("POST", "/v1/admin/key"))
+        token = data.get("token")
+        if not isinstance(token, str) or not token:
+            raise FlessError(0, f"unexpected answer from {self.url}: no new key")
+        self.key = token
+        return token
+
+    # -- nodes
 
     def list_nodes(self) -> list[dict[str, Any]]:
         """The cluster's members with state, role, architecture and memory.

@@ -32,9 +32,18 @@ class ApiSettings:
 
     host: str = "0.0.0.0"
     port: int = 4000
-    workers: int = 1
+    # 0: one per CPU with role "all", one with role "core" (see fless.node).
+    workers: int = 0
     max_upload_bytes: int = 50 * MiB
     max_request_bytes: int = 8 * MiB
+    recent_invocations: int = 1000
+    # Off by default: a private cluster's own clients are trusted to pace
+    # themselves, and a limit that trips a legitimate burst loses invocations.
+    rate_limit_per_s: int = 0
+    rate_burst: int = 100
+    # PEM files; both set serves HTTPS, both empty plain HTTP.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class FunctionSettings:
     http_allow: tuple[str, ...] = ()
     http_timeout_ms: int = 5_000
     http_max_response_bytes: int = 4 * MiB
+    max_retries: int = 5
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,8 @@ class WorkerSettings:
     cache_ttl_s: int = 2700
     memory_mib: int = 0
     reserved_mib: int = 128
+    log_entries: int = 1000
+    log_max_bytes: int = 8 * MiB
 
 
 @dataclass(frozen=True)
@@ -261,7 +273,6 @@ def _validate(settings: Settings) -> None:
     if settings.log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     positive = {
-        "api.workers": settings.api.workers,
         "api.max_upload_bytes": settings.api.max_upload_bytes,
         "api.max_request_bytes": settings.api.max_request_bytes,
         "functions.default_memory_mib": settings.functions.default_memory_mib,
@@ -273,6 +284,9 @@ def _validate(settings: Settings) -> None:
         "worker.threads": settings.worker.threads,
         "worker.cache_max_bytes": settings.worker.cache_max_bytes,
         "worker.cache_ttl_s": settings.worker.cache_ttl_s,
+        "worker.log_entries": settings.worker.log_entries,
+        "worker.log_max_bytes": settings.worker.log_max_bytes,
+        "api.recent_invocations": settings.api.recent_invocations,
         "cluster.beacon_port": settings.cluster.beacon_port,
     }
     for name, value in positive.items():
@@ -285,7 +299,14 @@ def _validate(settings: Settings) -> None:
     ):
         if not 0 <= port <= 65535:
             raise ConfigError(f"{name} must be between 0 and 65535, not {port}")
+    if bool(settings.api.tls_certfile) != bool(settings.api.tls_keyfile):
+        raise ConfigError("api.tls_certfile and api.tls_keyfile go together: set both or neither")
+    if settings.api.rate_burst < 1:
+        raise ConfigError(f"api.rate_burst must be at least 1, not {settings.api.rate_burst}")
     for name, value in (
+        ("api.rate_limit_per_s", settings.api.rate_limit_per_s),
+        ("api.workers", settings.api.workers),
+        ("functions.max_retries", settings.functions.max_retries),
         ("worker.memory_mib", settings.worker.memory_mib),
         ("worker.reserved_mib", settings.worker.reserved_mib),
     ):

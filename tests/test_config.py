@@ -9,6 +9,7 @@ import pytest
 
 from fless.cli.node import _parser, settings_from_args
 from fless.config import ConfigError, Settings, load_settings, settings_as_dict
+from fless.node._api import api_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +66,7 @@ def test_command_line_flags(tmp_path: Path) -> None:
         ('[api]\nport = "x"\n', "api.port must be an integer"),
         ('role = "boss"\n', "role must be one of"),
         ("[worker]\nthreads = 0\n", "worker.threads must be positive"),
+        ("[api]\nworkers = -1\n", "api.workers must not be negative"),
         ("[api\n", "not valid TOML"),
     ],
 )
@@ -93,3 +95,17 @@ def test_default_data_dir_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert Settings().data_path == tmp_path / "fless"
     monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/fless")
     assert Settings().data_path == Path("/var/lib/fless")
+
+
+@pytest.mark.parametrize(
+    ("role", "workers", "cpus", "expected"),
+    [
+        ("all", 0, 2, 2),  # functions run in the API processes: one per CPU
+        ("all", 0, 1, 1),
+        ("core", 0, 8, 1),  # forwards only: one keeps a core small
+        ("all", 3, 2, 3),  # set explicitly: taken as given
+        ("core", 2, 1, 2),
+    ],
+)
+def test_api_processes(role: str, workers: int, cpus: int, expected: int) -> None:
+    assert api_processes(role, workers, cpus) == expected

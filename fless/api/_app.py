@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -17,8 +18,22 @@ from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 from fless.core import Platform
 
 from . import _errors
+from ._admin import AdminKey, SubjectItem
 from ._auth import AuthMiddleware
-from ._resources import Function, JoinNode, Module, Modules, Nodes, OpenApi, Root, Subjects
+from ._ratelimit import RateLimiter
+from ._resources import (
+    Function,
+    FunctionLogs,
+    Invocations,
+    JoinNode,
+    Module,
+    Modules,
+    Nodes,
+    OpenApi,
+    Root,
+    Subjects,
+)
+from ._ui import Dashboard
 
 log = logging.getLogger("fless.api")
 
@@ -44,18 +59,33 @@ class _Lifespan:
 
 
 def create_app(
-    platform: Platform, max_request_bytes: int = 8 * 1024 * 1024
+    platform: Platform,
+    max_request_bytes: int = 8 * 1024 * 1024,
+    *,
+    rate_limit_per_s: float = 0,
+    rate_burst: int = 1,
+    save_admin_key: Callable[[str], None] | None = None,
 ) -> falcon.asgi.App[Any, Any]:
-    """Builds the v1 API around ``platform``.
+    """Builds the v1 API around ``platform``, and the dashboard at ``/ui``.
 
     Args:
         platform: the core's flows, with its store and worker.
         max_request_bytes: the largest JSON body (an invoke's args, say).
+        rate_limit_per_s: requests per second per subject in this API
+            process; 0 for no limit.
+        rate_burst: requests a subject may send at once before the rate applies.
+        save_admin_key: keeps a rotated admin key where the node keeps it.
 
     Returns:
         The ASGI application.
     """
-    middleware: list[Any] = [AuthMiddleware(platform.store), _Lifespan(platform)]
+    limiter = RateLimiter(rate_limit_per_s, rate_burst)
+    # The dashboard's pages come first: they need no key (the page asks for one).
+    middleware: list[Any] = [
+        Dashboard(),
+        AuthMiddleware(platform.store, limiter),
+        _Lifespan(platform),
+    ]
     app: falcon.asgi.App[Any, Any] = falcon.asgi.App(middleware=middleware)
     multipart = MultipartFormHandler(MultipartParseOptions())
     multipart.parse_options.max_body_part_count = 16
@@ -68,7 +98,11 @@ def create_app(
     app.add_route("/v1/fn", Modules(platform, max_request_bytes))
     app.add_route("/v1/fn/{module}", Module(platform, max_request_bytes))
     app.add_route("/v1/fn/{module}/{name}", Function(platform, max_request_bytes))
+    app.add_route("/v1/fn/{module}/{name}/logs", FunctionLogs(platform))
+    app.add_route("/v1/invocations", Invocations(platform))
     app.add_route("/v1/admin/subjects", Subjects(platform, max_request_bytes))
+    app.add_route("/v1/admin/subjects/{name}", SubjectItem(platform))
+    app.add_route("/v1/admin/key", AdminKey(platform, save_admin_key))
     app.add_route("/v1/nodes", Nodes(platform))
     app.add_route("/v1/admin/nodes", JoinNode(platform, max_request_bytes))
     return app

@@ -1,23 +1,40 @@
-"""Bearer-key authentication: who is calling, and may they use this route."""
+"""Bearer-key authentication: who is calling, may they use this route, and not too often.
+
+The key is looked up by its SHA-256 in LMDB on every request (see
+``Store.authenticate``: a hash lookup, then a constant-time comparison), so a
+rotated or revoked key stops working in every API process at once. No key,
+and no part of one, is ever logged.
+"""
 
 from __future__ import annotations
 
+import time
+
+import falcon
 import falcon.asgi
 
 from fless.core import ROLE_ADMIN, Forbidden, Store, Unauthorized
+
+from ._ratelimit import RateLimiter, retry_after
 
 PUBLIC_PATHS = frozenset({"/v1", "/v1/", "/v1/openapi.json"})
 ADMIN_PREFIX = "/v1/admin"
 
 
 class AuthMiddleware:
-    """Resolves the ``Authorization: Bearer`` key to a subject on every request."""
+    """Resolves the ``Authorization: Bearer`` key to a subject on every request.
 
-    def __init__(self, store: Store) -> None:
+    Args:
+        store: where subjects and key hashes are.
+        limiter: the per-subject request rate limit (off unless configured).
+    """
+
+    def __init__(self, store: Store, limiter: RateLimiter | None = None) -> None:
         self._store = store
+        self._limiter = limiter or RateLimiter(0, 1)
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """Sets ``req.context.subject`` or refuses the request (401/403)."""
+        """Sets ``req.context.subject`` or refuses the request (401, 403, 429)."""
         if req.path in PUBLIC_PATHS:
             return
         header = req.get_header("Authorization") or ""
@@ -27,6 +44,17 @@ class AuthMiddleware:
         subject = self._store.authenticate(key.strip())
         if subject is None:
             raise Unauthorized("invalid API key")
+        wait = self._limiter.wait(subject.name, time.monotonic())
+        if wait > 0:
+            seconds = retry_after(wait)
+            raise falcon.HTTPTooManyRequests(
+                title="Too Many Requests",
+                description=(
+                    f"{subject.name} is over the rate limit of {self._limiter.rate:g} "
+                    f"requests per second; retry in {seconds} s"
+                ),
+                retry_after=seconds,
+            )
         if req.path.startswith(ADMIN_PREFIX) and subject.role != ROLE_ADMIN:
             raise Forbidden(f"{subject.name} is not an admin; admin routes need the admin key")
         req.context.subject = subject

@@ -71,8 +71,10 @@ def _render(resp: falcon.asgi.Response, status: int, detail: str) -> None:
 async def handle_known(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: Any
 ) -> None:
-    """Renders a core or exec error with its status and message."""
+    """Renders a core or exec error with its status and message (and where it failed)."""
     _render(resp, status_of(error), str(error) or type(error).__name__)
+    if isinstance(error, ExecError) and error.worker:
+        resp.set_header("X-Fless-Worker", error.worker)
 
 
 async def handle_unexpected(

@@ -21,6 +21,7 @@ from fless.core import (
     Platform,
     TooLarge,
     check_name,
+    new_invocation_id,
     parse_args,
     parse_object,
 )
@@ -262,13 +263,59 @@ class Function:
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
     ) -> None:
-        """Invokes the function with ``{"args": {...}}``."""
+        """Invokes the function with ``{"args": {...}}`` (``?retries=N`` to allow retries)."""
         body = await read_body(req, self._max_request)
         args = parse_args(body)
-        outcome = await self._platform.invoke(module, name, args)
+        invocation = new_invocation_id()
+        # Set first: an error answer names the invocation too.
+        resp.set_header("X-Fless-Invocation", invocation)
+        outcome = await self._platform.invoke(
+            module, name, args, req.get_param("retries"), invocation
+        )
         resp.set_header("X-Fless-Worker", outcome.worker)
+        resp.set_header("X-Fless-Attempts", str(outcome.attempts))
         resp.content_type = falcon.MEDIA_JSON
         resp.data = envelope(outcome.output)
+
+
+class FunctionLogs:
+    """``/v1/fn/{module}/{name}/logs``: what the function logged lately, newest first."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
+    ) -> None:
+        """The latest ``limit`` (default 20, at most 200) invocations' logs, from every worker."""
+        limit = _limit(req, default=20, most=200)
+        resp.media = {"data": await self._platform.function_logs(module, name, limit)}
+
+
+class Invocations:
+    """``/v1/invocations``: the latest invocations through this core, newest first."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """The latest ``limit`` (default 50, at most 1000) invocations."""
+        limit = _limit(req, default=50, most=1000)
+        resp.media = {"data": self._platform.recent_invocations(limit)}
+
+
+def _limit(req: falcon.asgi.Request, default: int, most: int) -> int:
+    """The ``limit`` query parameter, from 1 to ``most``.
+
+    Raises:
+        BadRequest: not such an integer.
+    """
+    raw = req.get_param("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise BadRequest(f"limit must be an integer from 1 to {most}, not {raw!r}")
+    return int(raw)
 
 
 class OutputNotText(ExecError):

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from fless import __version__
@@ -25,7 +26,14 @@ from fless.cli._args import (
     read_wasm,
 )
 from fless.cli._config import SETTINGS, write_setting
-from fless.client import Client, FlessError, normalize_url, resolve_settings
+from fless.client import (
+    Client,
+    FlessError,
+    normalize_url,
+    read_config,
+    resolve_settings,
+    tls_context,
+)
 
 Command = Callable[[argparse.Namespace], None]
 
@@ -68,7 +76,18 @@ def resolve(args: argparse.Namespace) -> tuple[str, str | None]:
 
 def _client(args: argparse.Namespace) -> Client:
     url, key = resolve(args)
-    return Client(url, key)
+    return Client(url, key, ssl_context=tls_context(getattr(args, "cacert", None)))
+
+
+def _key_source(args: argparse.Namespace) -> str:
+    """Where the key in use came from: ``flag``, ``file``, ``env`` or ``config``."""
+    if getattr(args, "key", None):
+        return "flag"
+    if getattr(args, "key_file", None):
+        return "file"
+    if os.environ.get("FLESS_KEY"):
+        return "env"
+    return "config" if read_config().get("key") else "none"
 
 
 # -- commands -------------------------------------------------------------------------
@@ -168,6 +187,39 @@ def _user_create(args: argparse.Namespace) -> None:
         print(client.create_subject(args.name))
 
 
+def _user_revoke(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        client.revoke_subject(args.name)
+
+
+def _key_rotate(args: argparse.Namespace) -> None:
+    source = _key_source(args)
+    with _client(args) as client:
+        key = client.rotate_admin_key()
+    # The old key is dead now: keep the new one where the old one was read
+    # from, or print it, since the server never shows it again.
+    if source == "file":
+        _save_key_file(Path(args.key_file), key)
+        _print_json({"rotated": True, "saved_to": args.key_file})
+    elif source == "config":
+        try:
+            saved = write_setting("key", key)
+        except OSError as exc:
+            print(key)
+            raise FlessError(0, f"the new key is above; saving it failed: {exc}") from exc
+        _print_json({"rotated": True, "saved_to": str(saved)})
+    else:
+        print(key)
+
+
+def _save_key_file(path: Path, key: str) -> None:
+    temp = path.with_name(f".{path.name}.new")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    os.replace(temp, path)
+
+
 def _user_list(args: argparse.Namespace) -> None:
     with _client(args) as client:
         _print_json(client.list_subjects())
@@ -222,6 +274,13 @@ def _connection_options() -> argparse.ArgumentParser:
         metavar="PATH",
         default=argparse.SUPPRESS,
         help="read the API key from the first line of PATH (e.g. a node's admin.key)",
+    )
+    group.add_argument(
+        "--cacert",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="trust the CA certificates in PATH for https (default: FLESS_CACERT, "
+        "else the system's)",
     )
     return options
 
@@ -349,6 +408,19 @@ def build_parser() -> argparse.ArgumentParser:
         "name"
     )
     build.command(user, "list", _user_list, "list the users")
+    build.command(
+        user, "revoke", _user_revoke, "delete a user; its key stops working at once"
+    ).add_argument("name")
+    key = admin.add_parser("key", help="the admin key").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    build.command(
+        key,
+        "rotate",
+        _key_rotate,
+        "replace the admin key: the old one stops working; the new one is saved where the "
+        "old one was read from (--key-file or the config), else printed",
+    )
 
     node = top.add_parser("node", help="the cluster's nodes").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -24,7 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--role", choices=ROLES, help="what this node runs (default: all)")
     parser.add_argument("--host", help="address the REST API listens on (default: 0.0.0.0)")
     parser.add_argument("--port", type=int, help="port of the REST API (default: 4000)")
-    parser.add_argument("--workers", type=int, help="API processes (default: 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="API processes (default 0: one per CPU with role all, one with role core)",
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="where the node keeps its data")
     parser.add_argument("--rpc-port", type=int, help="port of the ZeroMQ RPC socket (7470)")
     parser.add_argument("--gossip-port", type=int, help="UDP port of the gossip (7471)")

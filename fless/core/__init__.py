@@ -17,6 +17,7 @@ from ._errors import (
     Unauthorized,
     WorkerLost,
 )
+from ._recent import Recent
 from ._records import DEFAULT_MODULE, ROLE_ADMIN, ROLE_USER, FunctionRecord, Subject, check_name
 from ._scheduler import WorkerState, pick_worker
 from ._store import Store, key_hash, new_key
@@ -25,6 +26,7 @@ from ._store import Store, key_hash, new_key
 # loaded on first use so that a process needing only the store (the gunicorn
 # master) does not carry them.
 _LAZY = {
+    "Call": "_dispatch",
     "ClusterSource": "_cluster",
     "Candidate": "_dispatch",
     "Dispatcher": "_dispatch",
@@ -35,6 +37,7 @@ _LAZY = {
     "FunctionSpec": "_platform",
     "Platform": "_platform",
     "Service": "_platform",
+    "new_invocation_id": "_platform",
     "parse_args": "_platform",
     "parse_metadata": "_platform",
     "parse_object": "_platform",
@@ -44,12 +47,13 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from ._cluster import ClusterSource
-    from ._dispatch import Candidate, Dispatcher, Worker, WorkerSource
+    from ._dispatch import Call, Candidate, Dispatcher, Worker, WorkerSource
     from ._local import LocalSource, LocalWorker
     from ._platform import (
         FunctionSpec,
         Platform,
         Service,
+        new_invocation_id,
         parse_args,
         parse_metadata,
         parse_object,
@@ -72,6 +76,7 @@ __all__ = [
     "ROLE_USER",
     "AlreadyExists",
     "BadRequest",
+    "Call",
     "Candidate",
     "ClusterSource",
     "CoreError",
@@ -84,6 +89,7 @@ __all__ = [
     "NoWorker",
     "NotFound",
     "Platform",
+    "Recent",
     "RemoteWorker",
     "Service",
     "Store",
@@ -97,6 +103,7 @@ __all__ = [
     "WorkerState",
     "check_name",
     "key_hash",
+    "new_invocation_id",
     "new_key",
     "parse_args",
     "parse_metadata",

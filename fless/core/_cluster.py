@@ -63,8 +63,20 @@ class ClusterSource:
         return found
 
     def on_change(self, member: Member) -> None:
-        """Fails pending calls to a member that gossip says is gone."""
-        if member.state in GONE_STATES and member.meta is not None and member.meta.rpc:
+        """Fails pending calls to a member that gossip says is gone; reconnects one back.
+
+        A worker that comes back alive (restarted) while its old connection is
+        down gets a fresh one at once, rather than when ZeroMQ's reconnect
+        backoff (up to 2 s) next tries: it is schedulable as soon as gossip
+        says it is alive.
+        """
+        if member.meta is None or not member.meta.rpc:
+            return
+        endpoint = member.meta.rpc
+        if member.state in GONE_STATES:
             log.info("worker %s is %s; failing its pending calls", member.name, member.state)
-            self._rpc.forget(member.meta.rpc)
-            self._workers.pop((member.name, member.meta.rpc), None)
+            self._rpc.forget(endpoint)
+            self._workers.pop((member.name, endpoint), None)
+        elif member.state == "alive" and not self._rpc.reachable(endpoint):
+            log.info("worker %s is alive again; reconnecting", member.name)
+            self._rpc.forget(endpoint)

@@ -8,20 +8,49 @@ drops it everywhere, and sends each invocation to the worker
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from fless.exec import Limits, Outcome
+from fless.exec import ExecError, Limits, Outcome
 
-from ._errors import NoWorker, WorkerLost
+from ._errors import CoreError, NoWorker, WorkerLost
 from ._scheduler import WorkerState, pick_worker
 
 log = logging.getLogger("fless.core")
 
 MiB = 1 << 20
+
+# Retries (opt-in) wait BACKOFF_S, then twice that, and so on up to
+# BACKOFF_MAX_S, before trying another worker. Gossip and the RPC socket
+# usually mark a lost worker down within that time, so the next pick is a
+# live one.
+BACKOFF_S = 0.02
+BACKOFF_MAX_S = 0.5
+# A retry starts only if this much of the invocation's time is left.
+MIN_ATTEMPT_S = 0.01
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (1 for the first retry)."""
+    return min(BACKOFF_S * (1 << (attempt - 1)), BACKOFF_MAX_S)
+
+
+@dataclass(frozen=True)
+class Call:
+    """Which invocation a run belongs to, for the worker's log of it.
+
+    Attributes:
+        id: the invocation's id (``X-Fless-Invocation``).
+        fn: the function, ``"module/name"``.
+    """
+
+    id: str
+    fn: str
 
 
 class Worker(Protocol):
@@ -36,9 +65,17 @@ class Worker(Protocol):
         """Forgets the code."""
 
     async def invoke(
-        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes]
+        self,
+        sha: str,
+        args: bytes,
+        limits: Limits,
+        load_code: Callable[[], bytes],
+        call: Call | None = None,
     ) -> Outcome:
         """Runs one invocation; fetches the code with ``load_code`` if it lacks it."""
+
+    async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
+        """The latest log entries of function ``fn`` (``"module/name"``), newest first."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +126,11 @@ class Dispatcher:
                 took += 1
         return took
 
+    async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
+        """The latest log entries of ``fn`` from every alive worker, newest first."""
+        alive = [c.worker for c in self.candidates() if c.state.alive]
+        return await gather_logs(alive, fn, limit)
+
     async def drop(self, sha: str) -> None:
         """Tells every alive worker to forget the code (best effort)."""
         alive = [c.worker for c in self.candidates() if c.state.alive]
@@ -98,28 +140,109 @@ class Dispatcher:
                 log.warning("worker %s did not drop code %s: %s", worker.name, sha[:12], result)
 
     async def invoke(
-        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes]
+        self,
+        sha: str,
+        args: bytes,
+        limits: Limits,
+        load_code: Callable[[], bytes],
+        retries: int = 0,
+        call: Call | None = None,
     ) -> Outcome:
-        """Runs one invocation on the best worker.
+        """Runs one invocation on the best worker, and on others if it is lost.
+
+        With ``retries`` 0 the call is at most once: a lost worker fails it.
+        Otherwise a call whose worker died, disconnected or did not answer in
+        time is sent to another worker, up to ``retries`` more times, with a
+        backoff, while the invocation's time (``limits.timeout_s``, counted
+        from now) lasts; each attempt gets what is left of it. A function
+        that failed (error, trap, timeout) is never retried: it ran.
 
         Raises:
             NoWorker: no alive worker has room for the function's memory.
-            WorkerLost: the chosen worker went away or did not answer.
+            WorkerLost: the chosen worker went away or did not answer (every
+                worker tried, when retrying).
             ExecError: how the function failed.
         """
+        deadline = time.monotonic() + limits.timeout_s
+        tried: set[str] = set()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                outcome = await self._invoke_once(sha, args, limits, load_code, tried, call)
+            except (WorkerLost, NoWorker) as exc:
+                if isinstance(exc, NoWorker) and not tried:
+                    raise  # nothing was tried: nothing to retry
+                if attempt > retries:
+                    raise _gave_up(exc, tried) from None
+                pause = backoff(attempt)
+                left = deadline - time.monotonic() - pause
+                if left < MIN_ATTEMPT_S:
+                    raise _gave_up(exc, tried) from None
+                log.info("retrying an invocation of %s (attempt %d failed: %s)",
+                         sha[:12], attempt, exc)
+                await asyncio.sleep(pause)
+                limits = dataclasses.replace(limits, timeout_s=min(limits.timeout_s, left))
+                continue
+            outcome.attempts = len(tried)
+            return outcome
+
+    async def _invoke_once(
+        self,
+        sha: str,
+        args: bytes,
+        limits: Limits,
+        load_code: Callable[[], bytes],
+        tried: set[str],
+        call: Call | None,
+    ) -> Outcome:
+        """One attempt on the best worker not in ``tried``, which it joins."""
         candidates = {c.state.name: c for c in self.candidates()}
         need = limits.memory_bytes
-        chosen = pick_worker((c.state for c in candidates.values()), need, self._reserved)
+        chosen = pick_worker(
+            (c.state for c in candidates.values()), need, self._reserved, exclude=frozenset(tried)
+        )
         if chosen is None:
-            if not any(c.state.alive for c in candidates.values()):
-                raise NoWorker("no worker available")
+            if not any(c.state.alive and n not in tried for n, c in candidates.items()):
+                other = " other" if tried else ""
+                raise NoWorker(f"no{other} worker available")
             raise NoWorker(f"no worker available with {need // MiB} MiB of free memory")
+        tried.add(chosen.name)
         self._reserved[chosen.name] += need
         try:
-            outcome = await candidates[chosen.name].worker.invoke(sha, args, limits, load_code)
+            worker = candidates[chosen.name].worker
+            try:
+                outcome = await worker.invoke(sha, args, limits, load_code, call)
+            except ExecError as exc:
+                exc.worker = chosen.name
+                raise
             outcome.worker = chosen.name
             return outcome
         finally:
             self._reserved[chosen.name] -= need
             if not self._reserved[chosen.name]:
                 del self._reserved[chosen.name]
+
+
+async def gather_logs(workers: Sequence[Worker], fn: str, limit: int) -> list[dict[str, Any]]:
+    """The latest ``limit`` log entries of ``fn`` across ``workers``, newest first.
+
+    A worker that cannot answer is left out (and logged): logs are a view,
+    not a record that must be complete.
+    """
+    results = await asyncio.gather(*(w.logs(fn, limit) for w in workers), return_exceptions=True)
+    entries: list[dict[str, Any]] = []
+    for worker, result in zip(workers, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("worker %s did not send the logs of %s: %s", worker.name, fn, result)
+            continue
+        entries.extend(result)
+    entries.sort(key=lambda e: e.get("started", 0.0), reverse=True)
+    return entries[:limit]
+
+
+def _gave_up(exc: WorkerLost | NoWorker, tried: set[str]) -> CoreError:
+    """The error that ends a call whose worker was lost, saying how many were tried."""
+    if len(tried) <= 1 and isinstance(exc, WorkerLost):
+        return exc
+    return type(exc)(f"{exc} (workers tried: {len(tried)})")

@@ -10,13 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from fless.exec import CodeCache, CompiledFunction, FunctionTimeout, Limits, Outcome
+from fless.exec import (
+    CodeCache,
+    CompiledFunction,
+    ExecError,
+    FunctionTimeout,
+    Limits,
+    Outcome,
+)
 
-from ._dispatch import Candidate
+from ._dispatch import Call, Candidate
+from ._recent import Recent
 from ._scheduler import WorkerState
+from ._wire import error_kind
 
 log = logging.getLogger("fless.exec")
 
@@ -34,11 +45,15 @@ class LocalWorker:
         cache: the compiled-module cache (with its runtime).
         threads: how many invocations run at once.
         name: how the scheduler calls it.
+        logs: where it keeps what each invocation logged (None: nowhere).
     """
 
-    def __init__(self, cache: CodeCache, threads: int, name: str = "local") -> None:
+    def __init__(
+        self, cache: CodeCache, threads: int, name: str = "local", logs: Recent | None = None
+    ) -> None:
         self.name = name
         self.cache = cache
+        self.log_book = logs
         self._sweeper: asyncio.Task[None] | None = None
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="fless-exec")
 
@@ -47,6 +62,8 @@ class LocalWorker:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.cache.close()
         self.cache.runtime.close()
+        if self.log_book is not None:
+            self.log_book.close()
 
     async def start(self) -> None:
         """Starts the periodic eviction of idle cache entries."""
@@ -89,7 +106,12 @@ class LocalWorker:
         await asyncio.get_running_loop().run_in_executor(self._pool, self.cache.drop, sha)
 
     async def invoke(
-        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes]
+        self,
+        sha: str,
+        args: bytes,
+        limits: Limits,
+        load_code: Callable[[], bytes],
+        call: Call | None = None,
     ) -> Outcome:
         """Runs one invocation; compiles first if the code is not cached.
 
@@ -98,11 +120,60 @@ class LocalWorker:
             args: JSON-encoded arguments.
             limits: the invocation's caps.
             load_code: fetches the code when the cache lacks it.
+            call: the invocation it is; its logs are kept under its function.
 
         Raises:
             ExecError: from the run (see ``WasmRuntime.run``).
         """
+        started = time.time()
+        clock = time.monotonic()
+        try:
+            outcome = await self._run(sha, args, limits, load_code)
+        except ExecError as exc:
+            if call is not None:
+                self._keep(call, started, clock, error_kind(exc), exc.logs,
+                           exc.logs_truncated, str(exc))
+            raise
+        if call is not None and outcome.logs:
+            self._keep(call, started, clock, "ok", outcome.logs, outcome.logs_truncated)
+        return outcome
 
+    async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
+        """The latest log entries of ``fn`` this worker kept, newest first."""
+        return [] if self.log_book is None else self.log_book.latest(fn, limit)
+
+    def _keep(
+        self,
+        call: Call,
+        started: float,
+        clock: float,
+        outcome: str,
+        logs: list[str],
+        truncated: bool,
+        error: str = "",
+    ) -> None:
+        """Records one invocation's logs (and its error, if it failed)."""
+        if self.log_book is None:
+            return
+        entry: dict[str, Any] = {
+            "id": call.id,
+            "started": started,
+            "duration_ms": round((time.monotonic() - clock) * 1000, 3),
+            "worker": self.name,
+            "outcome": outcome,
+            "logs": logs,
+            "truncated": truncated,
+        }
+        if error:
+            entry["error"] = error
+        try:
+            self.log_book.add(call.fn, entry)
+        except Exception:
+            log.exception("keeping the logs of invocation %s failed", call.id)
+
+    async def _run(
+        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes]
+    ) -> Outcome:
         loop = asyncio.get_running_loop()
 
         def load() -> CompiledFunction:

@@ -10,28 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import hashlib
 import json
 import logging
 import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fless.config import FunctionSettings
-from fless.exec import Limits, Outcome, validate_code
+from fless.exec import ExecError, Limits, Outcome, validate_code
 
-from ._dispatch import Dispatcher
-from ._errors import BadRequest, TooLarge, WorkerLost
+from ._dispatch import Call, Dispatcher
+from ._errors import BadRequest, NoWorker, TooLarge, WorkerLost
+from ._recent import Recent
 from ._records import FunctionRecord, check_name
 from ._store import Store
+from ._wire import error_kind
 
 log = logging.getLogger("fless.core")
 
 # FunLess metadata keys fless accepts and ignores.
 _FUNLESS_IGNORED = frozenset({"tag", "params", "main_func", "miniSL_services", "miniSL_equation"})
-_METADATA_KEYS = frozenset({"memory", "timeout", "http_allow", "capacity"}) | _FUNLESS_IGNORED
+_METADATA_KEYS = (
+    frozenset({"memory", "timeout", "http_allow", "capacity", "retries"}) | _FUNLESS_IGNORED
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class FunctionSpec:
     memory_mib: int | None = None
     timeout_ms: int | None = None
     http_allow: tuple[str, ...] | None = None
+    retries: int | None = None
 
 
 def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
@@ -60,7 +67,8 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
     unknown = sorted(set(raw) - _METADATA_KEYS)
     if unknown:
         raise BadRequest(
-            f"unknown metadata key {unknown[0]!r}; known: memory, timeout, http_allow, capacity"
+            f"unknown metadata key {unknown[0]!r}; "
+            "known: memory, timeout, http_allow, capacity, retries"
         )
     memory = raw.get("memory")
     if memory is None and raw.get("capacity") is not None:
@@ -73,7 +81,23 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
         not isinstance(allow, list) or not all(isinstance(h, str) and h for h in allow)
     ):
         raise BadRequest("metadata http_allow must be a list of host names")
-    return FunctionSpec(memory, timeout, tuple(allow) if allow is not None else None)
+    retries = raw.get("retries")
+    if retries is not None:
+        retries = parse_retries(retries, settings.max_retries, "metadata retries")
+    return FunctionSpec(memory, timeout, tuple(allow) if allow is not None else None, retries)
+
+
+def parse_retries(value: object, most: int, what: str = "retries") -> int:
+    """A retry count: an integer from 0 to ``most`` (a numeric string is taken too).
+
+    Raises:
+        BadRequest: naming ``what`` and the allowed range.
+    """
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise BadRequest(f"{what} must be an integer from 0 to {most}, not {value!r}")
+    return value
 
 
 def _positive_int(key: str, value: object, most: int | None) -> int | None:
@@ -137,6 +161,7 @@ class Platform:
         services: started with the platform, stopped in reverse order.
         nodes: the cluster's members as the API shows them.
         join: asks gossip to join a node at ``HOST:PORT``.
+        recent: where the latest invocations are recorded (None: nowhere).
     """
 
     def __init__(
@@ -148,8 +173,10 @@ class Platform:
         services: Sequence[Service] = (),
         nodes: Callable[[], list[dict[str, object]]] = list,
         join: Callable[[str], Awaitable[None]] | None = None,
+        recent: Recent | None = None,
     ) -> None:
         self.nodes = nodes
+        self.recent = recent
         self._join = join
         self.store = store
         self.dispatcher = dispatcher
@@ -188,6 +215,8 @@ class Platform:
             except Exception:
                 log.exception("stopping %s failed", type(service).__name__)
         self.store.close()
+        if self.recent is not None:
+            self.recent.close()
 
     # -- helpers ------------------------------------------------------------
 
@@ -253,6 +282,7 @@ class Platform:
             memory_mib=spec.memory_mib or self.settings.default_memory_mib,
             timeout_ms=spec.timeout_ms or self.settings.default_timeout_ms,
             http_allow=spec.http_allow or (),
+            retries=spec.retries or 0,
             created=now,
             updated=now,
         )
@@ -286,6 +316,8 @@ class Platform:
             changes["timeout_ms"] = spec.timeout_ms
         if spec.http_allow is not None:
             changes["http_allow"] = spec.http_allow
+        if spec.retries is not None:
+            changes["retries"] = spec.retries
         record = dataclasses.replace(old, **changes)
         self.store.put_function(record, code, replace=name)
         workers = 0
@@ -311,14 +343,141 @@ class Platform:
         log.info("deleted module %s with %d functions", module, len(gone))
         return gone
 
-    async def invoke(self, module: str, name: str, args: bytes) -> Outcome:
-        """Runs a function once.
+    async def invoke(
+        self,
+        module: str,
+        name: str,
+        args: bytes,
+        retries: int | str | None = None,
+        invocation: str | None = None,
+    ) -> Outcome:
+        """Runs a function once, and records the invocation.
+
+        Args:
+            module: the function's module.
+            name: the function's name.
+            args: the JSON-encoded arguments.
+            retries: how often to retry on another worker if the chosen one is
+                lost (a string as given in a query); None takes the
+                function's own setting.
+            invocation: the invocation's id (``new_invocation_id``); one is
+                made when None.
 
         Raises:
             NotFound: before any worker is asked.
+            BadRequest: ``retries`` is out of range.
             ExecError: how the function failed.
         """
         record = self.store.get_function(module, name)
-        return await self.dispatcher.invoke(
-            record.hash, args, self.limits(record), lambda: self.store.get_code(record.hash)
-        )
+        if retries is None:
+            retries = record.retries
+        else:
+            retries = parse_retries(retries, self.settings.max_retries)
+        call = Call(invocation or new_invocation_id(), f"{module}/{name}")
+        started, clock = time.time(), time.monotonic()
+        outcome_kind, worker, attempts = "ok", "", 1
+        try:
+            outcome = await self.dispatcher.invoke(
+                record.hash,
+                args,
+                self.limits(record),
+                lambda: self.store.get_code(record.hash),
+                retries,
+                call,
+            )
+            worker, attempts = outcome.worker, outcome.attempts
+            return outcome
+        except ExecError as exc:
+            outcome_kind, worker = error_kind(exc), exc.worker
+            raise
+        except NoWorker:
+            outcome_kind = "no_worker"
+            raise
+        except WorkerLost:
+            outcome_kind = "lost"
+            raise
+        finally:
+            self._remember(call, module, name, started, clock, outcome_kind, worker, attempts)
+
+    def _remember(
+        self,
+        call: Call,
+        module: str,
+        name: str,
+        started: float,
+        clock: float,
+        outcome: str,
+        worker: str,
+        attempts: int,
+    ) -> None:
+        if self.recent is None:
+            return
+        entry = {
+            "id": call.id,
+            "module": module,
+            "name": name,
+            "worker": worker,
+            "outcome": outcome,
+            "attempts": attempts,
+            "started": started,
+            "duration_ms": round((time.monotonic() - clock) * 1000, 3),
+        }
+        try:
+            self.recent.add(call.fn, entry)
+        except Exception:
+            log.exception("recording invocation %s failed", call.id)
+
+    def recent_invocations(self, limit: int) -> list[dict[str, Any]]:
+        """The latest invocations this core ran (any of its API processes), newest first."""
+        if self.recent is None:
+            return []
+        return [_public_invocation(e) for e in self.recent.latest(None, limit)]
+
+    async def function_logs(self, module: str, name: str, limit: int) -> list[dict[str, Any]]:
+        """What the function logged in its latest invocations, from every worker.
+
+        Raises:
+            NotFound: no such function.
+        """
+        self.store.get_function(module, name)
+        entries = await self.dispatcher.logs(f"{module}/{name}", limit)
+        return [_public_log(e) for e in entries]
+
+
+def new_invocation_id() -> str:
+    """A fresh invocation id: 16 hex digits, unique enough to find one call in logs."""
+    return secrets.token_hex(8)
+
+
+def _iso_time(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def _public_invocation(entry: dict[str, Any]) -> dict[str, Any]:
+    """A recorded invocation as the API shows it."""
+    return {
+        "id": entry["id"],
+        "module": entry["module"],
+        "name": entry["name"],
+        "worker": entry["worker"],
+        "outcome": entry["outcome"],
+        "attempts": entry["attempts"],
+        "started": _iso_time(entry["started"]),
+        "duration_ms": entry["duration_ms"],
+    }
+
+
+def _public_log(entry: dict[str, Any]) -> dict[str, Any]:
+    """A worker's log entry as the API shows it."""
+    public = {
+        "id": str(entry.get("id", "")),
+        "started": _iso_time(float(entry.get("started", 0.0))),
+        "worker": str(entry.get("worker", "")),
+        "outcome": str(entry.get("outcome", "")),
+        "duration_ms": entry.get("duration_ms"),
+        "logs": [str(line) for line in entry.get("logs", [])],
+        "truncated": bool(entry.get("truncated", False)),
+    }
+    if entry.get("error"):
+        public["error"] = str(entry["error"])
+    return public

@@ -44,6 +44,8 @@ class FunctionRecord:
     http_allow: tuple[str, ...]
     created: float
     updated: float
+    # Added after the first release: records written before it decode with 0.
+    retries: int = 0
 
     def encode(self) -> bytes:
         """The record's bytes in the store."""
@@ -69,6 +71,7 @@ class FunctionRecord:
             "memory": self.memory_mib,
             "timeout": self.timeout_ms,
             "http_allow": list(self.http_allow),
+            "retries": self.retries,
             "created": _iso(self.created),
             "updated": _iso(self.updated),
         }

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
+
+import cbor2
 
 from fless.exec import ExecError, FunctionTimeout, InvalidModule, Limits, Outcome
 from fless.net import Message, PeerGone, RpcClient, RpcTimeout
 
+from ._dispatch import Call
 from ._errors import WorkerLost
 from ._local import LocalWorker
 from ._wire import error_from, error_kind, limits_from_fields, limits_to_fields
@@ -25,6 +29,9 @@ TRANSPORT_GRACE_S = 1.0
 # Compiling pushed code can take seconds for a large module on a small board.
 PUSH_TIMEOUT_S = 120.0
 DROP_TIMEOUT_S = 5.0
+LOGS_TIMEOUT_S = 5.0
+# Log entries one reply may carry (each is capped by functions.max_log_bytes).
+MAX_LOG_ENTRIES = 200
 
 
 class RemoteWorker:
@@ -65,8 +72,30 @@ class RemoteWorker:
         """Tells the worker to forget the code."""
         await self._call("drop", {"hash": sha}, (), DROP_TIMEOUT_S)
 
+    async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
+        """The log entries the worker kept for ``fn``, newest first.
+
+        Raises:
+            WorkerLost: the worker did not answer.
+        """
+        reply = await self._call(
+            "logs", {"fn": fn, "limit": min(limit, MAX_LOG_ENTRIES)}, (), LOGS_TIMEOUT_S
+        )
+        _raise_if_error(reply)
+        if reply.type != "log_entries" or not reply.frames:
+            raise WorkerLost(f"worker {self.name} answered {reply.type!r} to a logs request")
+        entries = cbor2.loads(reply.frames[0])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise WorkerLost(f"worker {self.name} sent malformed log entries")
+        return entries
+
     async def invoke(
-        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes]
+        self,
+        sha: str,
+        args: bytes,
+        limits: Limits,
+        load_code: Callable[[], bytes],
+        call: Call | None = None,
     ) -> Outcome:
         """Runs one invocation there, sending the code only if it asks for it."""
         fields: dict[str, object] = {
@@ -75,6 +104,8 @@ class RemoteWorker:
             "memory_mib": limits.memory_bytes >> 20,
             "limits": limits_to_fields(limits),
         }
+        if call is not None:
+            fields["call"] = {"id": call.id, "fn": call.fn}
         deadline = limits.timeout_s + TRANSPORT_GRACE_S
         reply = await self._call("invoke", fields, (args,), deadline)
         if reply.type == "no_code":
@@ -115,6 +146,10 @@ class WorkerService:
                 return _reply(request, "ack")
             if request.type == "ping":
                 return _reply(request, "pong")
+            if request.type == "logs":
+                limit = max(0, min(int(request.fields["limit"]), MAX_LOG_ENTRIES))
+                entries = await self.worker.logs(str(request.fields["fn"]), limit)
+                return _reply(request, "log_entries", {}, (bytes(cbor2.dumps(entries)),))
             return _reply(
                 request, "error", {"kind": "protocol", "message": f"cannot handle {request.type}"}
             )
@@ -139,11 +174,21 @@ class WorkerService:
                 raise InvalidModule(f"code {sha[:12]} was evicted during the invocation")
             return code
 
+        call = _call_of(request.fields.get("call"))
         try:
-            outcome = await self.worker.invoke(sha, request.frames[0], limits, load_code)
+            outcome = await self.worker.invoke(sha, request.frames[0], limits, load_code, call)
         except FunctionTimeout as exc:
             return _reply(request, "error", {"kind": "timeout", "message": str(exc)})
         return _reply(request, "result", {}, (outcome.output,))
+
+
+def _call_of(value: object) -> Call | None:
+    """The invocation an ``invoke`` names, if it names one well (older cores do not)."""
+    if isinstance(value, dict):
+        call_id, fn = value.get("id"), value.get("fn")
+        if isinstance(call_id, str) and isinstance(fn, str):
+            return Call(call_id, fn)
+    return None
 
 
 def _reply(

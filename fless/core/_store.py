@@ -264,7 +264,14 @@ class Store:
         return key
 
     def reset_key(self, name: str) -> str:
-        """Gives a subject a new key, invalidating the old one; returns the new key."""
+        """Gives a subject a new key, invalidating the old one in the same transaction.
+
+        Returns:
+            The new key (only its hash is stored).
+
+        Raises:
+            NotFound: no such subject.
+        """
         key = new_key()
         with self._env.begin(write=True) as txn:
             raw = txn.get(name.encode(), db=self._subjects)
@@ -276,6 +283,34 @@ class Store:
             txn.put(name.encode(), subject.encode(), db=self._subjects)
             txn.put(subject.key_hash.encode(), name.encode(), db=self._keys)
         return key
+
+    def delete_subject(self, name: str) -> Subject:
+        """Revokes a user: its key stops working with the next request of any process.
+
+        Every request looks its key up in LMDB, so no API process can hold a
+        revoked key in a cache.
+
+        Returns:
+            The subject as it was.
+
+        Raises:
+            NotFound: no such subject.
+            BadRequest: the subject is an admin (rotate its key instead, so
+                the cluster always keeps an admin).
+        """
+        with self._env.begin(write=True) as txn:
+            raw = txn.get(name.encode(), db=self._subjects)
+            if raw is None:
+                raise NotFound(f"subject {name} not found")
+            subject = Subject.decode(raw)
+            if subject.role == ROLE_ADMIN:
+                raise BadRequest(
+                    f"{name} is an admin and cannot be revoked; rotate its key instead "
+                    "(fless admin key rotate)"
+                )
+            txn.delete(subject.key_hash.encode(), db=self._keys)
+            txn.delete(name.encode(), db=self._subjects)
+        return subject
 
     def list_subjects(self) -> list[Subject]:
         """Every subject, by name."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import importlib.metadata
 import math
 import platform
 import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import wasmtime
@@ -32,12 +32,31 @@ from ._errors import (
     InvalidModule,
     MemoryLimitExceeded,
 )
+from ._fastcall import call_i32, export_func, signature
+from ._gil import hold_gil_for_short_calls
 from ._hostcalls import HostCalls, Invocation
 from ._limits import Limits, MiB, Outcome
 
-# wasmtime-py has no __version__; the engine refuses code of another version,
-# and the fingerprint keeps the cache from even offering it.
-_WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+
+def _wasmtime_version() -> str:
+    """The installed wasmtime-py's version, which has no ``__version__``.
+
+    The engine refuses code compiled by another version, and the fingerprint
+    keeps the cache from even offering it. Read from the package's
+    ``.dist-info`` next to it: importing ``importlib.metadata`` would cost
+    every worker two megabytes resident.
+    """
+    site = Path(wasmtime.__file__).resolve().parent.parent
+    for info in sorted(site.glob("wasmtime-*.dist-info")):
+        for line in (info / "METADATA").read_text().splitlines():
+            if line.startswith("Version:"):
+                return line.partition(":")[2].strip()
+    import importlib.metadata
+
+    return importlib.metadata.version("wasmtime")
+
+
+_WASMTIME_VERSION = _wasmtime_version()
 
 # The engine's epoch advances every TICK_S; a function's deadline is counted in
 # ticks, so it is interrupted at most one tick after its timeout.
@@ -67,12 +86,15 @@ class CompiledFunction:
         pre: the module linked with the host functions, ready to instantiate.
         reactor: the module exports ``_initialize`` (a WASI reactor, as C
             built with ``-mexec-model=reactor``), to be called before ``__invoke``.
+        fast: its entry points have the types fless calls them with, checked
+            at link time, so they are called unchecked (see ``_fastcall``).
     """
 
     abi: Abi
     module: wasmtime.Module
     pre: wasmtime.InstancePre
     reactor: bool = False
+    fast: bool = False
 
 
 class WasmRuntime:
@@ -83,6 +105,7 @@ class WasmRuntime:
     """
 
     def __init__(self, tick_s: float = TICK_S) -> None:
+        hold_gil_for_short_calls()
         config = wasmtime.Config()
         config.epoch_interruption = True
         config.cranelift_opt_level = "speed"
@@ -171,7 +194,13 @@ class WasmRuntime:
             e.name == "_initialize" and isinstance(e.type, wasmtime.FuncType)
             for e in module.exports
         )
-        return CompiledFunction(abi, module, pre, reactor)
+        if abi is Abi.WASI:
+            fast = signature(module, "_start") == (0, 0)
+        else:
+            fast = signature(module, "__invoke") == (1, 1) and (
+                not reactor or signature(module, "_initialize") == (0, 0)
+            )
+        return CompiledFunction(abi, module, pre, reactor, fast)
 
     # -- running --------------------------------------------------------------
 
@@ -208,14 +237,13 @@ class WasmRuntime:
         self._hostcalls.current.inv = inv
         try:
             instance = function.pre.instantiate(store)
-            exports = instance.exports(store)
             try:
                 if function.abi is Abi.WASI:
-                    exports["_start"](store)
+                    _call(store, instance, function.fast, "_start", ())
                     return _wasi_outcome(inv, 0)
                 if function.reactor:
-                    exports["_initialize"](store)
-                status = exports["__invoke"](store, len(args))
+                    _call(store, instance, function.fast, "_initialize", ())
+                status = _call(store, instance, function.fast, "__invoke", (len(args),))
             except wasmtime.ExitTrap as exit_trap:
                 if function.abi is Abi.WASI:
                     return _wasi_outcome(inv, exit_trap.code)
@@ -223,14 +251,38 @@ class WasmRuntime:
                     raise FunctionError(f"function exited with code {exit_trap.code}") from None
                 status = 0 if exit_trap.code == 0 else 1
             return _funless_outcome(inv, status)
-        except ExecError:
+        except ExecError as exc:
+            _with_logs(exc, inv)
             raise
         except wasmtime.Trap as trap:
-            raise _trap_error(trap, inv, store, instance, limits) from None
+            raise _with_logs(_trap_error(trap, inv, store, instance, limits), inv) from None
         except wasmtime.WasmtimeError as exc:
-            raise _wasmtime_error(exc, inv, store, instance, limits) from None
+            raise _with_logs(_wasmtime_error(exc, inv, store, instance, limits), inv) from None
         finally:
             self._hostcalls.current.inv = None
+
+
+def _with_logs(error: ExecError, inv: Invocation) -> ExecError:
+    """``error`` carrying what the function logged before it failed."""
+    error.logs = list(inv.logs)
+    error.logs_truncated = inv.logs_truncated
+    return error
+
+
+def _call(
+    store: wasmtime.Store,
+    instance: wasmtime.Instance,
+    fast: bool,
+    name: str,
+    params: tuple[int, ...],
+) -> Any:
+    """Calls an entry point: unchecked when its type was checked at link, else through
+    wasmtime-py's typed call (which refuses a mismatch with an error)."""
+    if fast:
+        func = export_func(store, instance, name.encode())
+        if func is not None:
+            return call_i32(store, func, params, 1 if name == "__invoke" else 0)
+    return instance.exports(store)[name](store, *params)
 
 
 def _describe(exc: BaseException) -> str:

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 
 class ExecError(Exception):
-    """Base of everything that can go wrong running a function."""
+    """Base of everything that can go wrong running a function.
+
+    Attributes:
+        logs: what the function logged before it failed (set by the runtime).
+        logs_truncated: whether some of it was dropped at the log cap.
+        worker: the worker it failed on (set by the core's dispatcher).
+    """
+
+    logs: list[str]
+    logs_truncated: bool = False
+    worker: str = ""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.logs = []
 
 
 class InvalidModule(ExecError):

@@ -13,11 +13,10 @@ traps the moment the output limit is passed.
 
 from __future__ import annotations
 
+import functools
 import struct
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ import wasmtime
 from ._abi import HTTP_METHODS, host_allowed, parse_headers, u16_le, u32_le
 from ._errors import ExecError, FunctionTrap, OutputLimitExceeded
 from ._limits import Limits
+from ._tls import allow_ssl
 
 WASI_ERRNO_BADF = 8
 WASI_ERRNO_INVAL = 28
@@ -280,10 +280,13 @@ def _fetch(
     """Performs the request within the invocation's time; (0, b"") on failure."""
     remaining = inv.deadline - time.monotonic()
     timeout = max(0.05, min(inv.limits.http_timeout_s, remaining))
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
     cap = inv.limits.http_max_response_bytes
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with _opener().open(request, timeout=timeout) as response:
             status, payload = response.status, response.read(cap + 1)
     except urllib.error.HTTPError as exc:
         status, payload = exc.code, exc.read(cap + 1)
@@ -303,10 +306,20 @@ def inv_fail(inv: Invocation, error: ExecError) -> wasmtime.Trap:
     return wasmtime.Trap(str(error))
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead off the allow-list; the guest sees the 3xx instead.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+@functools.cache
+def _opener() -> Any:
+    """urllib's opener without redirects or proxies, built at the first request.
 
+    urllib.request costs a worker about a megabyte resident, and most
+    functions never make a request. A worker defers ``ssl`` (see ``_tls``);
+    it is allowed again before http.client is first imported, so HTTPS works.
+    """
+    allow_ssl()
+    import urllib.request
 
-_OPENER = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        # A redirect could lead off the allow-list; the guest sees the 3xx instead.
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return urllib.request.build_opener(NoRedirect, urllib.request.ProxyHandler({}))

@@ -32,9 +32,14 @@ class Limits:
 
 @dataclass
 class Outcome:
-    """A successful run: the function's output bytes, what it logged, and where it ran."""
+    """A successful run: the function's output bytes, what it logged, and where it ran.
+
+    ``attempts`` counts the workers tried: more than one when the core
+    retried a call whose worker was lost.
+    """
 
     output: bytes
     logs: list[str] = field(default_factory=list)
     logs_truncated: bool = False
     worker: str = ""
+    attempts: int = 1

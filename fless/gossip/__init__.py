@@ -10,8 +10,14 @@ knows of HTTP, ZeroMQ or Wasm.
 from ._beacon import DEFAULT_GROUP, DEFAULT_PORT, Beacon
 from ._beacon_wire import MAX_SKEW, Announcement, BeaconVerifier, beacon_key, encode_beacon
 from ._errors import BeaconRejected, BindError, GossipError, JoinFailed, MetaError
-from ._membership import Membership
-from ._memory import MemoryWatch, parse_meminfo, read_memory, should_advertise
+from ._membership import Membership, host_port
+from ._memory import (
+    MemoryWatch,
+    parse_meminfo,
+    read_memory,
+    reading_at_most_every,
+    should_advertise,
+)
 from ._meta import MAX_ENCODED, ROLES, NodeMeta
 from ._timing import LAN_TIMING, GossipTiming
 from ._view import STATES, Member, MemberView
@@ -40,7 +46,9 @@ __all__ = [
     "NodeMeta",
     "beacon_key",
     "encode_beacon",
+    "host_port",
     "parse_meminfo",
     "read_memory",
+    "reading_at_most_every",
     "should_advertise",
 ]

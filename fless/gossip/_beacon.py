@@ -62,6 +62,8 @@ class Beacon:
         interface: the IPv4 address of the interface to beacon on; ``"0.0.0.0"``
             lets the kernel pick by its routes.
         repeat_after: seconds before the same peer is reported again.
+        also_accept: other 32-byte cluster keys whose beacons are accepted (a
+            key rotation's next or previous key); beacons are sent with ``key``.
 
     Raises:
         GossipError: a required argument is missing or an address is unusable.
@@ -78,6 +80,7 @@ class Beacon:
         *,
         interface: str = "0.0.0.0",
         repeat_after: float = 10.0,
+        also_accept: tuple[bytes, ...] = (),
     ) -> None:
         if key is None or announce is None or on_peer is None:
             raise GossipError("a beacon needs the cluster key, what to announce and on_peer")
@@ -101,7 +104,9 @@ class Beacon:
         self._interval = interval
         self._interface = interface
         self._repeat_after = repeat_after
-        self._verifier = BeaconVerifier(self._key, announce.name)
+        self._verifier = BeaconVerifier(
+            self._key, announce.name, also_accept=tuple(beacon_key(k) for k in also_accept)
+        )
         self._reported: dict[str, float] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self._sender: asyncio.Task[None] | None = None

@@ -123,12 +123,18 @@ class BeaconVerifier:
         own_name: this node's name; its own beacons, looped back, are refused.
         max_skew: seconds a timestamp may be from this node's clock.
         max_nonces: nonces remembered at most, oldest forgotten first.
+        also_accept: other beacon keys whose seal is accepted (a key rotation's).
     """
 
     def __init__(
-        self, key: bytes, own_name: str, max_skew: float = MAX_SKEW, max_nonces: int = 16384
+        self,
+        key: bytes,
+        own_name: str,
+        max_skew: float = MAX_SKEW,
+        max_nonces: int = 16384,
+        also_accept: tuple[bytes, ...] = (),
     ) -> None:
-        self._key = key
+        self._keys = (key, *also_accept)
         self._own = own_name
         self._skew = max_skew
         self._max_nonces = max_nonces
@@ -148,7 +154,8 @@ class BeaconVerifier:
         if len(data) < _HEADER.size + 2 + MAC_BYTES or not data.startswith(MAGIC):
             raise BeaconRejected("malformed", "not a fless beacon")
         body, mac = data[:-MAC_BYTES], data[-MAC_BYTES:]
-        if not hmac.compare_digest(mac, hmac.digest(self._key, body, hashlib.sha256)):
+        seals = [hmac.digest(key, body, hashlib.sha256) for key in self._keys]
+        if not any([hmac.compare_digest(mac, seal) for seal in seals]):
             raise BeaconRejected("bad-mac", "not sealed with this cluster's key")
         sent, nonce, announcement = _parse(body)
         if announcement.name == self._own:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -78,6 +79,8 @@ class Membership:
         key: the 32-byte cluster key. Gossip is encrypted and authenticated with it, so a
             node without it cannot join, read or inject anything. Required unless
             ``bind_host`` is a loopback address.
+        also_accept: other 32-byte keys gossip is accepted under (never sent
+            with): the next or previous cluster key while keys are rotated.
         on_change: called with a member whenever another node joins, becomes alive,
             suspect, dead or left, or changes its metadata. Never called for this node.
         advertise: the ``"host:port"`` others reach this node at, if not the bound one.
@@ -96,12 +99,16 @@ class Membership:
         *,
         seeds: Sequence[str] = (),
         key: bytes | None = None,
+        also_accept: Sequence[bytes] = (),
         on_change: Callable[[Member], None] | None = None,
         advertise: str | None = None,
         timing: GossipTiming = LAN_TIMING,
     ) -> None:
-        if key is not None and len(key) != KEY_BYTES:
-            raise GossipError(f"the cluster key must be {KEY_BYTES} bytes, not {len(key)}")
+        for each in (key, *also_accept) if key is not None else also_accept:
+            if len(each) != KEY_BYTES:
+                raise GossipError(f"the cluster key must be {KEY_BYTES} bytes, not {len(each)}")
+        if also_accept and key is None:
+            raise GossipError("keys to also accept need a cluster key to send with")
         if key is None and not _is_loopback(bind_host):
             raise GossipError(
                 f"gossip on {bind_host} needs the cluster key: without it anyone on the "
@@ -130,7 +137,8 @@ class Membership:
             if key is None:
                 self._config = kinship.Config.local(**fields)
             else:
-                self._config = kinship.Config.lan(keys=[key], **fields)
+                # kinship encrypts with the first key and decrypts with any.
+                self._config = kinship.Config.lan(keys=[key, *also_accept], **fields)
         except kinship.ConfigError as exc:
             raise GossipError(f"bad gossip setting {exc.field or ''}: {exc}") from None
         self._name = name
@@ -262,6 +270,16 @@ class Membership:
                 else:
                     found[name] = tombstone
         return [_member(m) for m in found.values()]
+
+    def counters(self) -> dict[str, int]:
+        """The gossip layer's counters: packets received, and dropped by cause
+        (``decode_errors``, ``decrypt_failures``, ``replays_dropped``, ...).
+
+        Raises:
+            GossipError: membership is not running.
+        """
+        stats = self._running().stats()
+        return {name: int(value) for name, value in dataclasses.asdict(stats).items()}
 
     def set_meta(self, meta: NodeMeta) -> None:
         """Advertises ``meta`` from now on, e.g. when free memory changed.

@@ -73,6 +73,39 @@ def read_memory(path: Path = MEMINFO) -> tuple[int, int]:
     return parse_meminfo(path.read_text())
 
 
+def reading_at_most_every(
+    reader: Callable[[], tuple[int, int]],
+    max_age: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[[], tuple[int, int]]:
+    """``reader`` behind a memo: a figure is read again once it is ``max_age`` old.
+
+    The scheduler asks for this node's free memory on every invocation, and
+    reading ``/proc/meminfo`` costs more than a small function's run; a
+    figure a fraction of a second old is as good, since the dispatcher
+    already subtracts what its own invocations hold.
+
+    Args:
+        reader: the real reading, e.g. ``read_memory``.
+        max_age: seconds a figure stays good; 0 or less reads every time.
+        clock: monotonic seconds.
+
+    Returns:
+        A function with ``reader``'s result, at most ``max_age`` old.
+    """
+    last: list[tuple[float, tuple[int, int]]] = []
+
+    def read() -> tuple[int, int]:
+        now = clock()
+        if last and now - last[0][0] < max_age:
+            return last[0][1]
+        value = reader()
+        last[:] = [(now, value)]
+        return value
+
+    return read
+
+
 class MemoryWatch:
     """Reads free memory and says when it is worth advertising again.
 

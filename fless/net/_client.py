@@ -144,9 +144,12 @@ class RpcClient:
         peer.pending[msg_id] = reply
         self.stats.calls += 1
         try:
-            if not (peer.outbox.empty() and await self._send_now(peer, wire)):
-                peer.outbox.put_nowait((msg_id, wire))
+            # The send is inside the deadline too: while another send waits on
+            # the socket (no connection: a refused handshake, say), pyzmq queues
+            # even a NOBLOCK send behind it instead of failing it.
             async with asyncio.timeout(timeout):
+                if not (peer.outbox.empty() and await self._send_now(peer, wire)):
+                    peer.outbox.put_nowait((msg_id, wire))
                 return await reply
         except TimeoutError:
             self.stats.timeouts += 1

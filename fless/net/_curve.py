@@ -43,14 +43,22 @@ class CurveConfig:
     Args:
         server_public: what clients check the server against.
         server_secret: what servers answer with.
-        client_public: the only client key servers accept.
+        client_public: the client key servers accept, and clients connect with.
         client_secret: what clients connect with.
+        also_accept: other client public keys servers accept: the next or
+            previous key set while the cluster's keys are being rotated.
     """
 
     server_public: bytes
     server_secret: bytes = field(repr=False)
     client_public: bytes
     client_secret: bytes = field(repr=False)
+    also_accept: tuple[bytes, ...] = ()
+
+    @property
+    def accepted_clients(self) -> tuple[bytes, ...]:
+        """Every client public key a server lets in."""
+        return (self.client_public, *self.also_accept)
 
     @classmethod
     def load(cls, directory: Path) -> CurveConfig:

@@ -73,6 +73,8 @@ MESSAGE_SPECS: Final[Mapping[str, MessageSpec]] = MappingProxyType(
         "drop": MessageSpec({"hash": str}),
         "ping": MessageSpec(),
         "pong": MessageSpec(),
+        "logs": MessageSpec({"fn": str, "limit": int}),
+        "log_entries": MessageSpec(frames=("entries",)),
     }
 )
 

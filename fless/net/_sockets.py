@@ -21,8 +21,12 @@ HWM: Final = 256
 HEARTBEAT_IVL_MS: Final = 1000
 HEARTBEAT_TIMEOUT_MS: Final = 3000
 CONNECT_TIMEOUT_MS: Final = 3000
+# A dropped connection is retried after 100 ms, backing off to 250 ms: a
+# restarted worker, alive again for gossip, is not schedulable until its
+# connection is back, and one SYN answered by a reset every 250 ms costs
+# nothing while a dead one is still listed (gossip forgets it after 30 s).
 RECONNECT_IVL_MS: Final = 100
-RECONNECT_IVL_MAX_MS: Final = 2000
+RECONNECT_IVL_MAX_MS: Final = 250
 
 HANDSHAKE_FAILED: Final = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL

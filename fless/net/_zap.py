@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
@@ -15,20 +15,23 @@ log = logging.getLogger("fless.net")
 
 
 class ClusterKeyCheck:
-    """Accepts a CURVE client when its public key is the cluster's client key.
+    """Accepts a CURVE client when its public key is one of the cluster's client keys.
 
     Args:
-        client_public: the cluster's client public key (Z85).
+        accepted: the cluster's client public keys (Z85): its own, and during a
+            key rotation the other set's.
         on_denied: called with each refused key (Z85), to count and report it.
     """
 
-    def __init__(self, client_public: bytes, on_denied: Callable[[bytes], None]) -> None:
-        self._key = client_public
+    def __init__(self, accepted: Sequence[bytes], on_denied: Callable[[bytes], None]) -> None:
+        self._keys = tuple(accepted)
         self._on_denied = on_denied
 
     def callback(self, domain: str, key: bytes) -> bool:
         """The ZAP decision for ``key``; pyzmq's authenticator calls it."""
-        if hmac.compare_digest(key, self._key):
+        # Every key is compared, so the time does not say which one matched.
+        matches = [hmac.compare_digest(key, known) for known in self._keys]
+        if any(matches):
             return True
         self._on_denied(key)
         return False
@@ -44,5 +47,5 @@ def start_authenticator(
     """
     auth = AsyncioAuthenticator(context=context, log=logging.getLogger("fless.net.zap"))
     auth.start()
-    auth.configure_curve_callback("*", ClusterKeyCheck(curve.client_public, on_denied))
+    auth.configure_curve_callback("*", ClusterKeyCheck(curve.accepted_clients, on_denied))
     return auth

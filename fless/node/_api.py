@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from fless.config import Settings
+
+
+def api_processes(role: str, workers: int, cpus: int) -> int:
+    """How many API processes the gunicorn master keeps.
+
+    Args:
+        role: the node's role, ``all`` or ``core``.
+        workers: ``api.workers``; 0 asks for the default.
+        cpus: CPUs this process may run on.
+
+    Returns:
+        ``workers`` when set. Otherwise one per CPU for ``all``, whose API
+        processes run functions as well, since one Python process runs Python
+        on one core at a time; one for ``core``, whose API processes only
+        parse HTTP and forward calls, which keeps a core small on a board.
+    """
+    if workers > 0:
+        return workers
+    return max(cpus, 1) if role == "all" else 1
 
 
 class ApiServer(BaseApplication):  # type: ignore[misc]
@@ -21,7 +41,9 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         api = self.settings.api
         options: dict[str, Any] = {
             "bind": [f"[{api.host}]:{api.port}" if ":" in api.host else f"{api.host}:{api.port}"],
-            "workers": api.workers,
+            "workers": api_processes(
+                self.settings.role, api.workers, len(os.sched_getaffinity(0))
+            ),
             "worker_class": "uvicorn_worker.UvicornWorker",
             "proc_name": "fless-node",
             # An API process whose event loop stalls this long is replaced.
@@ -33,6 +55,10 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "preload_app": False,
         }
+        if api.tls_certfile:
+            # uvicorn's worker takes these from gunicorn and serves TLS itself.
+            options["certfile"] = api.tls_certfile
+            options["keyfile"] = api.tls_keyfile
         # gunicorn 25+ opens a control socket in $HOME by default; a node needs
         # none, and two nodes on one machine would fight over it.
         if "control_socket_disable" in self.cfg.settings:
@@ -44,6 +70,18 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         """Builds the app in the API process, after the fork."""
         from fless.api import create_app
 
+        from ._data import write_admin_key
         from ._parts import open_platform
 
-        return create_app(open_platform(self.settings), self.settings.api.max_request_bytes)
+        settings = self.settings
+
+        def save_admin_key(key: str) -> None:
+            write_admin_key(settings, key)
+
+        return create_app(
+            open_platform(settings),
+            settings.api.max_request_bytes,
+            rate_limit_per_s=settings.api.rate_limit_per_s,
+            rate_burst=settings.api.rate_burst,
+            save_admin_key=save_admin_key,
+        )

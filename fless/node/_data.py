@@ -54,11 +54,17 @@ def prepare_data_dir(settings: Settings) -> Path:
     return key_file
 
 
+def write_admin_key(settings: Settings, key: str) -> Path:
+    """Keeps a new admin key in the node's ``admin.key`` (mode 0600, replaced atomically)."""
+    key_file = settings.data_path / ADMIN_KEY_FILE
+    _write_secret(key_file, key)
+    return key_file
+
+
 def reset_admin_key(settings: Settings) -> Path:
     """Replaces the admin key (the old one stops working) and writes the new one."""
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key_file = data / ADMIN_KEY_FILE
     store = Store(data / "store")
     try:
         if store.has_subject(ADMIN_SUBJECT):
@@ -67,5 +73,4 @@ def reset_admin_key(settings: Settings) -> Path:
             key = store.create_subject(ADMIN_SUBJECT, ROLE_ADMIN)
     finally:
         store.close()
-    _write_secret(key_file, key)
-    return key_file
+    return write_admin_key(settings, key)

@@ -7,16 +7,18 @@ import contextlib
 import logging
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 from fless import __version__
 from fless.config import Settings
 from fless.gossip import (
     Beacon,
     GossipError,
+    JoinFailed,
     Member,
     Membership,
     NodeMeta,
+    host_port,
     should_advertise,
 )
 
@@ -30,6 +32,34 @@ MiB = 1 << 20
 MEMORY_STEP = 16 * MiB
 MEMORY_INTERVAL_S = 5.0
 MEMORY_POLL_S = 1.0
+# How often a node checks that it still has each of its seeds, and joins again
+# through a seed it lost (a restarted core gets its workers back this way).
+SEED_CHECK_S = 1.0
+
+
+def lost_seeds(
+    seeds: Mapping[str, Iterable[str]], members: Iterable[Member], own_address: str
+) -> list[str]:
+    """The seeds no alive member stands for: the ones to join through again.
+
+    Args:
+        seeds: each seed as configured (``"host:port"``) with the addresses it
+            resolves to.
+        members: this node's view.
+        own_address: this node's gossip address (a node is not its own seed).
+
+    Returns:
+        The seeds, as configured, in their order.
+    """
+    alive = {m.address for m in members if m.state == "alive"}
+    lost = []
+    for seed, addresses in seeds.items():
+        known = {seed, *addresses}
+        if own_address in known:
+            continue
+        if not known & alive:
+            lost.append(seed)
+    return lost
 
 
 class MetaPublisher:
@@ -97,15 +127,18 @@ class Gossip:
         )
         self._publisher = MetaPublisher(self.membership, self.meta, memory)
         self._beacon: Beacon | None = None
+        self._seed_keeper: asyncio.Task[None] | None = None
 
     def _member(self, port: int, seeds: tuple[str, ...] = ()) -> Membership:
+        self._seeds = [*self._settings.cluster.seeds, *seeds]
         return Membership(
             self._name,
             self.host,
             port,
             self.meta,
-            seeds=[*self._settings.cluster.seeds, *seeds],
+            seeds=self._seeds,
             key=self._keys.gossip,
+            also_accept=self._keys.gossip_also,
             on_change=self._on_change,
         )
 
@@ -129,6 +162,7 @@ class Gossip:
                 self._keys.gossip,
                 f"{self.host}:{self.membership.port}",
                 self._on_peer,
+                also_accept=self._keys.gossip_also,
             )
             try:
                 await beacon.start()
@@ -141,6 +175,28 @@ class Gossip:
                     exc,
                 )
         await self._publisher.start()
+        self._seed_keeper = asyncio.create_task(self._keep_seeds(), name="gossip-seeds")
+
+    async def _keep_seeds(self) -> None:
+        """Joins again through any seed that dropped out of the view."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SEED_CHECK_S)
+            resolved: dict[str, set[str]] = {}
+            for seed in self._seeds:
+                host, _, port = seed.rpartition(":")
+                try:
+                    infos = await loop.getaddrinfo(host.strip("[]"), int(port))
+                except (OSError, ValueError):
+                    infos = []
+                resolved[seed] = {host_port(str(info[4][0]), int(port)) for info in infos}
+            own = self.membership.address
+            for seed in lost_seeds(resolved, self.members(), own):
+                try:
+                    await self.join(seed)
+                    log.info("gossip: joined again through seed %s", seed)
+                except (JoinFailed, GossipError) as exc:
+                    log.debug("gossip: seed %s still unreachable: %s", seed, exc)
 
     def members(self) -> list[Member]:
         """The members as this node's gossip sees them."""
@@ -151,7 +207,8 @@ class Gossip:
         await self.membership.join(address)
 
     async def _on_peer(self, address: str) -> None:
-        if address in {m.address for m in self.members()}:
+        # A dead member's address may come back as a new node (a restart).
+        if address in {m.address for m in self.members() if m.state == "alive"}:
             return
         try:
             await self.join(address)
@@ -168,6 +225,10 @@ class Gossip:
 
     async def stop(self) -> None:
         """Leaves the cluster gracefully."""
+        if self._seed_keeper is not None:
+            self._seed_keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._seed_keeper
         await self._publisher.stop()
         if self._beacon is not None:
             await self._beacon.stop()

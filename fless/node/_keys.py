@@ -8,6 +8,7 @@ with ``cluster.insecure``, and then says so in its log.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("fless.node")
 
 GOSSIP_KEY_FILE = "gossip.key"
+# Key sets beside the one in use while the cluster's keys are rotated: a node
+# accepts gossip, beacons and RPC clients under them, and sends with its own.
+ROTATION_DIRS = ("next", "previous")
 
 
 class KeyError_(RuntimeError):
@@ -32,10 +36,15 @@ class KeyError_(RuntimeError):
 
 @dataclass(frozen=True)
 class ClusterKeys:
-    """What a node encrypts with; None where it runs in plaintext."""
+    """What a node encrypts with; None where it runs in plaintext.
+
+    ``gossip_also`` are gossip keys accepted but never sent with (a rotation's
+    other set); the CURVE equivalent is ``curve.also_accept``.
+    """
 
     curve: CurveConfig | None
     gossip: bytes | None
+    gossip_also: tuple[bytes, ...] = ()
 
 
 def keygen(directory: Path) -> None:
@@ -77,12 +86,44 @@ def load_keys(settings: Settings, hosts: list[str]) -> ClusterKeys:
     """
     directory = settings.key_path
     if has_keys(directory):
-        from fless.net import CurveConfig
-
-        gossip = bytes.fromhex((directory / GOSSIP_KEY_FILE).read_text().strip())
-        return ClusterKeys(CurveConfig.load(directory), gossip)
+        return _load_with_rotation(directory)
     check_keys(settings, hosts)
     return ClusterKeys(None, None)
+
+
+def _gossip_key(directory: Path) -> bytes:
+    return bytes.fromhex((directory / GOSSIP_KEY_FILE).read_text().strip())
+
+
+def _load_with_rotation(directory: Path) -> ClusterKeys:
+    """The key set in ``directory``, accepting the sets in its ``next/`` and ``previous/``."""
+    from fless.net import CurveConfig
+
+    curve = CurveConfig.load(directory)
+    gossip = _gossip_key(directory)
+    gossip_also: list[bytes] = []
+    clients_also: list[bytes] = []
+    for name in ROTATION_DIRS:
+        other = directory / name
+        if not has_keys(other):
+            continue
+        other_curve = CurveConfig.load(other)
+        if other_curve.server_public != curve.server_public:
+            # A ROUTER answers with one server key, and a client must know it
+            # beforehand: nodes that disagree on it cannot talk.
+            log.warning(
+                "%s holds another CURVE server key pair than %s: RPC between nodes that "
+                "use different server pairs fails; copy server.key and server.key_secret "
+                "from %s into %s (only the gossip key and the client pair are rotated)",
+                other, directory, directory, other,
+            )
+        gossip_also.append(_gossip_key(other))
+        clients_also.append(other_curve.client_public)
+        log.info(
+            "key rotation: also accepting the keys in %s (gossip, beacons, RPC clients)", other
+        )
+    curve = dataclasses.replace(curve, also_accept=tuple(clients_also))
+    return ClusterKeys(curve, gossip, tuple(gossip_also))
 
 
 def check_keys(settings: Settings, hosts: list[str]) -> None:

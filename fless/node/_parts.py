@@ -14,6 +14,7 @@ from fless.core import (
     LocalSource,
     LocalWorker,
     Platform,
+    Recent,
     Service,
     Store,
     WorkerService,
@@ -23,6 +24,7 @@ from fless.exec import CodeCache, WasmRuntime
 from fless.gossip import (
     Member,
     read_memory,
+    reading_at_most_every,
 )
 from fless.net import RpcClient, RpcServer
 
@@ -34,6 +36,8 @@ from ._keys import load_keys
 log = logging.getLogger("fless.node")
 
 MiB = 1 << 20
+# How old a reading of this machine's free memory may be when used.
+MEMORY_MAX_AGE_S = 0.25
 # Free memory is re-advertised when it moved by this much, and at least this often.
 def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
     """The executor of this node: runtime, compiled-code cache, thread pool."""
@@ -43,7 +47,12 @@ def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
         max_bytes=settings.worker.cache_max_bytes,
         ttl_s=settings.worker.cache_ttl_s,
     )
-    return LocalWorker(cache, settings.worker.threads, name)
+    logs = Recent(
+        settings.data_path / "logs",
+        max_entries=settings.worker.log_entries,
+        max_bytes=settings.worker.log_max_bytes,
+    )
+    return LocalWorker(cache, settings.worker.threads, name, logs)
 
 
 def memory_offer(settings: Settings) -> Callable[[], tuple[int, int]]:
@@ -51,7 +60,8 @@ def memory_offer(settings: Settings) -> Callable[[], tuple[int, int]]:
 
     ``worker.memory_mib`` fixes the figure (free then falls only by what the
     node's own invocations hold, which the cores count); otherwise it is the
-    machine's available memory less ``worker.reserved_mib``.
+    machine's available memory less ``worker.reserved_mib``, read at most
+    every ``MEMORY_MAX_AGE_S`` (the scheduler asks on every invocation).
     """
     fixed = settings.worker.memory_mib * MiB
     reserved = settings.worker.reserved_mib * MiB
@@ -62,7 +72,7 @@ def memory_offer(settings: Settings) -> Callable[[], tuple[int, int]]:
         total, available = read_memory()
         return max(total - reserved, 0), max(available - reserved, 0)
 
-    return measure
+    return reading_at_most_every(measure, MEMORY_MAX_AGE_S)
 
 
 class _Closing:
@@ -117,6 +127,12 @@ def open_platform(settings: Settings) -> Platform:
         services,
         nodes=lambda: [_member_view(m) for m in gossip.members()],
         join=gossip.join,
+        recent=Recent(
+            settings.data_path / "invocations",
+            max_entries=settings.api.recent_invocations,
+            # An entry is about 200 bytes; the bound is a backstop.
+            max_bytes=settings.api.recent_invocations * 1024,
+        ),
     )
 
 

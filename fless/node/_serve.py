@@ -36,9 +36,10 @@ def serve(settings: Settings) -> int:
         return 2
     host = settings.api.host
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    scheme = "https" if settings.api.tls_certfile else "http"
     print(
         f"fless-node {__version__}: role {settings.role}, "
-        f"API on http://{shown}:{settings.api.port}/v1/, "
+        f"API on {scheme}://{shown}:{settings.api.port}/v1/, "
         f"data in {settings.data_path}, admin key in {key_file}",
         file=sys.stderr,
         flush=True,
@@ -51,12 +52,18 @@ def serve(settings: Settings) -> int:
 
 def _serve_worker(settings: Settings) -> int:
     settings.data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    import uvloop
+    # Before asyncio is imported: a worker loads OpenSSL only if a function
+    # makes an HTTPS call. For the same reason it runs asyncio's own loop:
+    # uvloop imports ssl, and a worker's loop carries only ZeroMQ and gossip.
+    from fless.exec._tls import defer_ssl
+
+    defer_ssl()
+    import asyncio
 
     from ._parts import run_worker  # a worker never loads gunicorn or falcon
 
     try:
-        uvloop.run(run_worker(settings))
+        asyncio.run(run_worker(settings))
     except KeyError_ as exc:
         print(f"fless-node: {exc}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ from fless.core import ROLE_ADMIN, Platform
 DOCUMENT = Path(fless.api.__file__).resolve().parent / "openapi.json"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Sample values for the path parameters, by their name in the document.
-SAMPLES = {"module_name": "m", "function_name": "f"}
+SAMPLES = {"module_name": "m", "function_name": "f", "subject_name": "s"}
 # FunLess's v1 operations (its own document): fless keeps their paths and ids.
 FUNLESS_OPERATIONS = {
     ("/v1/admin/subjects", "get"): "list_subjects",
@@ -300,6 +300,14 @@ async def _exchange(spec: dict[str, Any], app: falcon.asgi.App, admin: str, code
         await check(admin, "POST", subjects, subjects, 409, json=alice)
         await check(admin, "GET", subjects, subjects, 200)
         await check(created.json["data"]["token"], "GET", subjects, subjects, 403)
+        subject = "/v1/admin/subjects/{subject_name}"
+        await check(admin, "DELETE", "/v1/admin/subjects/admin", subject, 400)
+        await check(admin, "DELETE", "/v1/admin/subjects/alice", subject, 204)
+        await check(admin, "DELETE", "/v1/admin/subjects/alice", subject, 404)
+        await check(created.json["data"]["token"], "GET", "/v1/fn", fn, 401)
+        rotated = await check(admin, "POST", "/v1/admin/key", "/v1/admin/key", 200)
+        await check(admin, "GET", "/v1/fn", fn, 401)
+        admin = rotated.json["data"]["token"]
 
         await check(admin, "PUT", "/v1/fn/m", module, 200, json={"module": {"name": "n"}})
         await check(admin, "PUT", "/v1/fn/_", module, 400, json={"module": {"name": "z"}})

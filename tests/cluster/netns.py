@@ -2,7 +2,8 @@
 
 ``Lab`` builds, in the root namespace, a bridge holding 10.77.0.254/24 (so the
 test process reaches every node directly) and N namespaces, the i-th with a
-veth into the bridge, address 10.77.0.i/24, loopback up and a multicast route.
+veth into the bridge, address 10.77.0.i/24, loopback up and a multicast route
+(10.77.0 is SUBNET's default; a lab may be given another subnet).
 Names carry the test process's pid, so runs never share a bridge; ``close``
 removes every process, namespace and link the lab made, whatever happened.
 Root only (``available`` says why not).
@@ -22,7 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-SUBNET = "10.77.0"
+# Another /24 for a second lab on the same machine (two checkouts testing at once).
+SUBNET = os.environ.get("FLESS_TEST_LAB_SUBNET", "10.77.0")
 BRIDGE_ADDRESS = f"{SUBNET}.254"
 PREFIX = 24
 # Beacons stay on the lab's bridge (TTL 1); one group per run all the same.
@@ -92,12 +94,12 @@ def sweep_stale() -> None:
             ip("link", "del", found.group(1), check=False)
 
 
-def subnet_users() -> list[str]:
-    """Interfaces of the root namespace that hold an address in the lab's subnet."""
+def subnet_users(subnet: str = SUBNET) -> list[str]:
+    """Interfaces of the root namespace that hold an address in ``subnet`` (``A.B.C``)."""
     users = []
     for line in ip("-o", "-4", "addr", "show", check=False).splitlines():
         parts = line.split()
-        if len(parts) > 3 and parts[3].startswith(f"{SUBNET}."):
+        if len(parts) > 3 and parts[3].startswith(f"{subnet}."):
             users.append(parts[1])
     return users
 
@@ -106,14 +108,18 @@ class Lab:
     """A bridge and ``count`` namespaces on it; processes started in them.
 
     Args:
-        count: namespaces, numbered from 1 (the i-th has address 10.77.0.i).
+        count: namespaces, numbered from 1 (the i-th has address SUBNET.i).
         logs: where process logs go.
+        subnet: the lab's /24 as ``A.B.C``; a suite that must not share
+            SUBNET with another lab on the machine passes its own and reaches
+            the namespaces with ``host(i)``.
     """
 
-    def __init__(self, count: int, logs: Path) -> None:
+    def __init__(self, count: int, logs: Path, subnet: str = SUBNET) -> None:
         if not 1 <= count <= 200:
             raise ValueError("between 1 and 200 namespaces")
         self.count = count
+        self.subnet = subnet
         self.logs = logs
         tag = os.getpid()
         self.bridge = f"fl-br{tag}"
@@ -128,21 +134,25 @@ class Lab:
 
     @staticmethod
     def address(i: int) -> str:
-        """The address of namespace ``i``."""
+        """The address of namespace ``i`` of a lab on the default SUBNET."""
         return f"{SUBNET}.{i}"
+
+    def host(self, i: int) -> str:
+        """The address of namespace ``i`` of this lab, whatever its subnet."""
+        return f"{self.subnet}.{i}"
 
     def open(self) -> Lab:
         """Builds the bridge and the namespaces (``close`` undoes a partial build too)."""
         sweep_stale()
-        taken = subnet_users()
+        taken = subnet_users(self.subnet)
         if taken:
             raise RuntimeError(
-                f"{SUBNET}.0/{PREFIX} is already in use in the root namespace by {taken}: "
+                f"{self.subnet}.0/{PREFIX} is already in use in the root namespace by {taken}: "
                 "another lab run, or something else; not touching it"
             )
         ip("link", "add", "name", self.bridge, "type", "bridge", "mcast_snooping", "0")
         self._made_bridge = True
-        ip("addr", "add", f"{BRIDGE_ADDRESS}/{PREFIX}", "dev", self.bridge)
+        ip("addr", "add", f"{self.host(254)}/{PREFIX}", "dev", self.bridge)
         ip("link", "set", self.bridge, "up")
         for i in range(1, self.count + 1):
             ns = self.ns(i)
@@ -154,7 +164,7 @@ class Lab:
             ip("link", "set", host_end, "master", self.bridge)
             ip("link", "set", host_end, "up")
             ip("link", "set", "lo", "up", netns=ns)
-            ip("addr", "add", f"{self.address(i)}/{PREFIX}", "dev", "eth0", netns=ns)
+            ip("addr", "add", f"{self.host(i)}/{PREFIX}", "dev", "eth0", netns=ns)
             ip("link", "set", "eth0", "up", netns=ns)
             ip("route", "add", "224.0.0.0/4", "dev", "eth0", netns=ns)
         return self

@@ -6,57 +6,15 @@ import hashlib
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cluster.lab import Cluster, start_cluster, wait_for
 from e2e.node import Node, WorkerNode, free_port
 from fixtures.build import wat
 
 MEMORY = {"small": 512, "medium": 1024, "big": 2048}
-
-
-@dataclass
-class Cluster:
-    core: Node
-    workers: dict[str, WorkerNode]
-
-    def nodes(self) -> dict[str, dict[str, Any]]:
-        status, body = self.core.request("GET", "/v1/nodes")
-        assert status == 200, body
-        return {n["name"]: n for n in body["data"]}
-
-    def alive_workers(self) -> set[str]:
-        return {
-            name for name, n in self.nodes().items()
-            if n["role"] == "worker" and n["state"] == "alive"
-        }
-
-    def invoke(self, name: str, args: Any) -> tuple[int, Any, str]:
-        import http.client
-        import json
-
-        conn = http.client.HTTPConnection("127.0.0.1", self.core.port, timeout=30)
-        try:
-            conn.request("POST", f"/v1/fn/_/{name}", json.dumps({"args": args}).encode(),
-                         {"Authorization": f"Bearer {self.core.key}"})
-            response = conn.getresponse()
-            return response.status, json.loads(response.read()), response.getheader(
-                "X-Fless-Worker") or ""
-        finally:
-            conn.close()
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Polls ``check`` until it holds; the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def sha(code: bytes) -> str:
@@ -66,26 +24,8 @@ def sha(code: bytes) -> str:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
-    gossip_port = free_port()
-    core = Node(
-        root / "core", None, "--role", "core", "--gossip-port", str(gossip_port),
-        env={"FLESS_FUNCTIONS_MAX_MEMORY_MIB": "8192"},
-    ).start()
-    keys = root / "core" / "keys"
-    workers = {
-        label: WorkerNode(root / label, seeds=f"127.0.0.1:{gossip_port}", key_dir=keys,
-                          memory_mib=mib).start()
-        for label, mib in MEMORY.items()
-    }
-    running = Cluster(core, workers)
-    try:
-        wait_for(lambda: running.alive_workers() == {w.name for w in workers.values()}, 30,
-                 "every worker alive in the core's view")
+    with start_cluster(root, MEMORY, {"FLESS_FUNCTIONS_MAX_MEMORY_MIB": "8192"}) as running:
         yield running
-    finally:
-        for worker in workers.values():
-            worker.stop()
-        core.stop()
 
 
 def test_workers_are_found_through_the_seed(cluster: Cluster) -> None:
@@ -264,3 +204,17 @@ def test_several_api_processes_each_serve_as_a_core(tmp_path: Path) -> None:
     finally:
         worker.stop()
         core.stop()
+
+
+def test_logs_come_from_the_workers_that_ran_the_calls(cluster: Cluster) -> None:
+    assert cluster.core.upload("_", "logged", wat("fl_hello"))[0] == 201
+    ran_on = [cluster.invoke("logged", {"n": n})[2] for n in range(3)]
+    status, body = cluster.core.request("GET", "/v1/fn/_/logged/logs")
+    assert status == 200, body
+    entries = body["data"]
+    assert len(entries) == 3
+    assert [e["worker"] for e in entries] == ran_on[::-1]
+    assert all(e["logs"] == ["fl_hello: invoked"] for e in entries)
+    # and the core lists the same invocations
+    recent = cluster.core.request("GET", "/v1/invocations?limit=3")[1]["data"]
+    assert [e["id"] for e in recent] == [e["id"] for e in entries]

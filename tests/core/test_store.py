@@ -142,3 +142,19 @@ def test_reset_key_invalidates_the_old_one(store: Store) -> None:
     assert store.authenticate(old) is None
     subject = store.authenticate(new)
     assert subject is not None and subject.role == "admin"
+
+
+def test_delete_subject_revokes_its_key_and_spares_admins(store: Store) -> None:
+    key = store.create_subject("bob")
+    gone = store.delete_subject("bob")
+    assert gone.name == "bob"
+    assert store.authenticate(key) is None
+    assert not store.has_subject("bob")
+    with pytest.raises(NotFound):
+        store.delete_subject("bob")
+    admin_key = store.create_subject("root", ROLE_ADMIN)
+    with pytest.raises(BadRequest, match="rotate"):
+        store.delete_subject("root")
+    assert store.authenticate(admin_key) is not None
+    # The name is free again, with a new key.
+    assert store.authenticate(store.create_subject("bob")) is not None

@@ -363,3 +363,24 @@ def test_serialized_code_runs_after_deserialize(runtime: WasmRuntime, compiled: 
     assert runtime.run(again, b"2", Limits()).output == b'{"hello":2}'
     with pytest.raises(InvalidModule, match="cannot load compiled code"):
         runtime.deserialize(function.abi, b"not machine code")
+
+
+LOG_THEN_FAIL = """
+(module
+  (import "fl_imps" "__console_log" (func $log (param i32 i32)))
+  (import "fl_imps" "__insert_error" (func $error (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "about to failbad input")
+  (func (export "__invoke") (param i32) (result i32)
+    (call $log (i32.const 0) (i32.const 13))
+    (call $error (i32.const 13) (i32.const 9))
+    (i32.const 1)))
+"""
+
+
+def test_a_failure_carries_what_the_function_logged(runtime: WasmRuntime) -> None:
+    function = runtime.compile(wasmtime.wat2wasm(LOG_THEN_FAIL))
+    with pytest.raises(FunctionError, match=r"^bad input$") as info:
+        runtime.run(function, b"{}", Limits())
+    assert info.value.logs == ["about to fail"]
+    assert not info.value.logs_truncated

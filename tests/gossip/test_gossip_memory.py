@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from fless.gossip import MemoryWatch, parse_meminfo, read_memory, should_advertise
+from fless.gossip import (
+    MemoryWatch,
+    parse_meminfo,
+    read_memory,
+    reading_at_most_every,
+    should_advertise,
+)
 
 MIB = 2**20
 
@@ -100,3 +106,28 @@ def test_watch_fixed_figure_overrides_the_machine() -> None:
 def test_watch_rejects_nonsense_interval() -> None:
     with pytest.raises(ValueError):
         MemoryWatch(MIB, 0)
+
+
+def test_reading_at_most_every_reuses_a_fresh_figure_and_rereads_a_stale_one() -> None:
+    now = [100.0]
+    figures = iter([(10, 5), (10, 4), (10, 3)])
+    calls: list[float] = []
+
+    def reader() -> tuple[int, int]:
+        calls.append(now[0])
+        return next(figures)
+
+    read = reading_at_most_every(reader, 0.25, clock=lambda: now[0])
+    assert read() == (10, 5)
+    now[0] += 0.2
+    assert read() == (10, 5)  # still fresh: not read again
+    now[0] += 0.05
+    assert read() == (10, 4)  # 0.25 s old: read again
+    assert calls == [100.0, 100.25]
+
+
+def test_reading_at_most_every_with_no_age_reads_every_time() -> None:
+    figures = iter([(1, 1), (2, 2)])
+    read = reading_at_most_every(lambda: next(figures), 0, clock=lambda: 5.0)
+    assert read() == (1, 1)
+    assert read() == (2, 2)

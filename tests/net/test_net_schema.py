@@ -36,6 +36,8 @@ SAMPLES = {
     "drop": Message("drop", 13, {"hash": "01" * 32}),
     "ping": Message("ping", 14, {}),
     "pong": Message("pong", 2**63 - 1, {}),
+    "logs": Message("logs", 15, {"fn": "m/f", "limit": 20}),
+    "log_entries": Message("log_entries", 16, {}, (b"\x80",)),
 }
 
 

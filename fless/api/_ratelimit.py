@@ -1,0 +1,94 @@
+"""Request rate limits per API key: a token bucket for each subject, no clock inside.
+
+Each subject's bucket holds up to ``burst`` tokens and refills at ``rate``
+tokens a second; a request takes one token or is refused with the seconds
+until one is back. The buckets live in one API process: with N processes a
+subject may get up to N times the rate in total (the kernel spreads
+connections over the processes), which is the price of keeping the check out
+of LMDB's write path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Buckets of subjects idle this long are full again and can be forgotten.
+_FORGET_AFTER_S = 600.0
+_SWEEP_EVERY = 1024
+
+
+@dataclass
+class TokenBucket:
+    """Tokens available to one subject, as of ``stamp`` (monotonic seconds)."""
+
+    tokens: float
+    stamp: float
+
+    def take(self, now: float, rate: float, burst: float) -> float:
+        """Takes a token if one is there.
+
+        Args:
+            now: monotonic seconds.
+            rate: tokens added per second.
+            burst: the most tokens the bucket holds.
+
+        Returns:
+            0 when a token was taken; otherwise the seconds until one is available.
+        """
+        self.tokens = min(burst, self.tokens + max(0.0, now - self.stamp) * rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / rate
+
+
+class RateLimiter:
+    """One token bucket per subject.
+
+    Args:
+        rate: requests per second each subject may sustain; 0 turns limits off.
+        burst: requests a subject may make at once after being idle (at least 1).
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(max(burst, 1))
+        self._buckets: dict[str, TokenBucket] = {}
+        self._calls = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any limit applies."""
+        return self.rate > 0
+
+    def wait(self, subject: str, now: float) -> float:
+        """Counts one request of ``subject``.
+
+        Args:
+            subject: who is calling (their name: one key per subject).
+            now: monotonic seconds.
+
+        Returns:
+            0 to let the request through, or the seconds to wait before the next.
+        """
+        if not self.enabled:
+            return 0.0
+        self._calls += 1
+        if self._calls % _SWEEP_EVERY == 0:
+            self._forget_idle(now)
+        bucket = self._buckets.get(subject)
+        if bucket is None:
+            bucket = self._buckets[subject] = TokenBucket(self.burst, now)
+        return bucket.take(now, self.rate, self.burst)
+
+    def _forget_idle(self, now: float) -> None:
+        idle = [name for name, b in self._buckets.items() if now - b.stamp > _FORGET_AFTER_S]
+        for name in idle:
+            del self._buckets[name]
+
+
+def retry_after(wait: float) -> int:
+    """``Retry-After`` in whole seconds (at least 1), for a wait in seconds."""
+    return max(1, math.ceil(wait))

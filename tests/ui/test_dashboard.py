@@ -1,0 +1,317 @@
+"""The dashboard in a real headless Chromium against a real ``fless-node``.
+
+A user logs in with the admin key, sees the node, uploads a Wasm function
+built from the repo's WAT through the page's form, invokes it and reads the
+result; a wrong key shows the 401. Screenshots go to the test's directory
+(or ``FLESS_UI_ARTIFACTS``); with ``FLESS_UPDATE_SCREENSHOT=1`` the final one
+also replaces ``docs/img/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from e2e.node import Node
+from fixtures.build import PROJECT, wat
+from ui.browser import as_phone, chromium, console_problems, require_browser, save_screenshot
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+WAIT_S = 30.0  # a bound on waiting for the page, not a measure of it
+DOCS_SCREENSHOT = PROJECT / "docs" / "img" / "dashboard.png"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    running = Node(tmp_path_factory.mktemp("ui") / "data").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``FLESS_UI_ARTIFACTS`` when set, else a test directory."""
+    chosen = os.environ.get("FLESS_UI_ARTIFACTS")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("ui-artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    require_browser()
+    driver = chromium(tmp_path, 1280, 900)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
+    """Waits up to ``WAIT_S`` for ``condition`` to be truthy; fails saying ``what`` never came."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(condition)
+    except Exception as exc:
+        raise AssertionError(f"{what} never appeared; the page said: {page_text(driver)}") from exc
+
+
+def page_text(driver: WebDriver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.TAG_NAME, "body").text)
+
+
+def text_of(driver: WebDriver, element_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.ID, element_id).text)
+
+
+def says(element_id: str, words: str) -> Callable[[WebDriver], str]:
+    """A wait condition: the element's text once it contains ``words``."""
+
+    def check(driver: WebDriver) -> str:
+        text = text_of(driver, element_id)
+        return text if words in text else ""
+
+    return check
+
+
+def visible(driver: WebDriver, element_id: str) -> bool:
+    from selenium.webdriver.common.by import By
+
+    return bool(driver.find_element(By.ID, element_id).is_displayed())
+
+
+def log_in(driver: WebDriver, node: Node, key: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{node.url}/ui")
+    field = wait_for(driver, lambda d: d.find_element(By.ID, "key"), "the key field")
+    field.clear()
+    field.send_keys(key)
+    driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+
+
+def worker_of(node: Node, module: str, name: str) -> str:
+    """The ``X-Fless-Worker`` of one invocation through the API."""
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+    try:
+        conn.request(
+            "POST", f"/v1/fn/{module}/{name}", body=b'{"args": {}}',
+            headers={"Authorization": f"Bearer {node.key}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+        return str(response.getheader("X-Fless-Worker"))
+    finally:
+        conn.close()
+
+
+def test_a_wrong_key_shows_the_401(node: Node, browser: WebDriver, artifacts: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, node, "fl_not_a_key")
+    message = wait_for(
+        browser, says("login-message", "401"),
+        "the 401 message",
+    )
+    assert "invalid API key" in message
+    assert not visible(browser, "dashboard")
+    assert browser.execute_script("return sessionStorage.getItem('fless.key')") is None
+    save_screenshot(browser, artifacts / "dashboard-wrong-key.png")
+    assert console_problems(browser) == []
+
+    # A user's key (not the admin's) opens the page too: it uses no admin route.
+    status, created = node.post_json("/v1/admin/subjects", {"subject": {"name": "viewer"}})
+    assert status == 200
+    log_in(browser, node, created["data"]["token"])
+    wait_for(browser, lambda d: visible(d, "dashboard"), "the dashboard for a user's key")
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-node]"), "the nodes")
+
+
+def test_log_in_see_the_node_upload_and_invoke(
+    node: Node, browser: WebDriver, artifacts: Path, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    log_in(browser, node, node.key)
+    wait_for(browser, lambda d: visible(d, "dashboard"), "the dashboard")
+
+    # The node the API lists, with its role, state, arch and memory.
+    _, listed = node.request("GET", "/v1/nodes")
+    (me,) = listed["data"]
+    row = wait_for(
+        browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-node="{me["name"]}"]'),
+        f"the node {me['name']}",
+    )[0]
+    cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
+    assert cells[:4] == [me["name"], "all", "alive", me["arch"]]
+    assert "free of" in cells[4]
+    meter = row.find_element(By.TAG_NAME, "meter")
+    assert float(meter.get_attribute("max")) == me["mem_total"]
+
+    # Upload through the form, into a module the page creates.
+    code = tmp_path / "fl_hello.wasm"
+    code.write_bytes(wat("fl_hello"))
+    module = browser.find_element(By.ID, "upload-module")
+    module.clear()
+    module.send_keys("ui")
+    browser.find_element(By.ID, "upload-code").send_keys(str(code))
+    # The file's name became the function's; the test names it anyway.
+    assert browser.find_element(By.ID, "upload-name").get_attribute("value") == "fl_hello"
+    name = browser.find_element(By.ID, "upload-name")
+    name.clear()
+    name.send_keys("hello")
+    browser.find_element(By.ID, "upload-metadata").send_keys('{"memory": 16}')
+    browser.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]").click()
+    uploaded = wait_for(
+        browser, says("upload-message", "Uploaded"),
+        "the upload's confirmation",
+    )
+    assert "ui/hello" in uploaded and "16 MiB" in uploaded
+    status, stored = node.request("GET", "/v1/fn/ui/hello")
+    assert status == 200 and stored["data"]["memory"] == 16
+    fn_row = wait_for(
+        browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-function="ui/hello"]'),
+        "the function in the functions panel",
+    )[0]
+    assert "16 MiB" in fn_row.text and "funless" in fn_row.text.lower()
+    wait_for(
+        browser, lambda d: stored["data"]["hash"] in text_of(d, "function-detail"),
+        "the function's details",
+    )
+
+    # Invoke it through the form and read its answer.
+    Select(browser.find_element(By.ID, "invoke-function")).select_by_value("ui/hello")
+    args = browser.find_element(By.ID, "invoke-args")
+    args.clear()
+    args.send_keys('{"who": "browser"}')
+    browser.find_element(By.CSS_SELECTOR, "#invoke-form button[type=submit]").click()
+    output = wait_for(
+        browser, lambda d: visible(d, "invoke-output") and text_of(d, "invoke-output"),
+        "the invocation's output",
+    )
+    assert json.loads(output) == {"hello": {"who": "browser"}}
+    facts = dict(zip(*[iter(text_of(browser, "invoke-facts").splitlines())] * 2, strict=True))
+    assert facts["Status"] == "200" and facts["Attempts"] == "1"
+    # The worker that ran it, as the API's X-Fless-Worker header names it.
+    assert facts["Worker"] == worker_of(node, "ui", "hello")
+    assert facts["Latency"].endswith(" ms (in this browser)")
+
+    # The invocation in the recent ones, under the id the API answered with,
+    # and what the function logged in the function's details.
+    recent = wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"]'),
+        "the invocation in the recent ones",
+    )[0]
+    cells = [c.text for c in recent.find_elements(By.CSS_SELECTOR, "th, td")]
+    assert cells[1:5] == ["ui/hello", facts["Worker"], "ok", "1"]
+    assert cells[5].endswith(" ms")
+    logged = wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-log="{facts["Invocation"]}"]'),
+        "the invocation's logs",
+    )[0]
+    assert "ok" in logged.text
+    assert "fl_hello: invoked" in text_of(browser, "detail-logs")
+
+    save_screenshot(browser, artifacts / "dashboard.png")
+    if os.environ.get("FLESS_UPDATE_SCREENSHOT") == "1":
+        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(artifacts / "dashboard.png", DOCS_SCREENSHOT)
+    assert console_problems(browser) == []
+
+
+def test_the_page_is_live_and_the_key_lasts_the_tab(node: Node, browser: WebDriver) -> None:
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, node, node.key)
+    wait_for(browser, lambda d: visible(d, "dashboard"), "the dashboard")
+
+    # A function uploaded by someone else shows up without a reload.
+    status, _ = node.upload("_", "live", wat("fl_hello"))
+    assert status == 201
+    wait_for(
+        browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-function="_/live"]'),
+        "a function uploaded through the API",
+    )
+
+    # A reload keeps the session (sessionStorage); logging out forgets the key.
+    browser.refresh()
+    wait_for(browser, lambda d: visible(d, "dashboard"), "the dashboard after a reload")
+    assert browser.execute_script("return sessionStorage.getItem('fless.key')") == node.key
+    browser.find_element(By.ID, "logout").click()
+    wait_for(browser, lambda d: visible(d, "login"), "the login form after logging out")
+    assert browser.execute_script("return sessionStorage.getItem('fless.key')") is None
+    assert not visible(browser, "dashboard")
+
+
+def test_an_api_error_shows_its_detail(node: Node, browser: WebDriver) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    status, _ = node.upload("_", "fails", wat("fl_error"))
+    assert status == 201
+    log_in(browser, node, node.key)
+    wait_for(
+        browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'option[value="_/fails"]'),
+        "the function in the invoke form",
+    )
+    Select(browser.find_element(By.ID, "invoke-function")).select_by_value("_/fails")
+    browser.find_element(By.CSS_SELECTOR, "#invoke-form button[type=submit]").click()
+    message = wait_for(
+        browser, says("invoke-message", "422"),
+        "the function's error",
+    )
+    _, body = node.invoke("_", "fails", {})
+    assert body["errors"]["detail"] in message
+    assert not visible(browser, "invoke-output")
+    facts = dict(zip(*[iter(text_of(browser, "invoke-facts").splitlines())] * 2, strict=True))
+    assert facts["Status"] == "422"
+    recent = wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"]'),
+        "the failed invocation in the recent ones",
+    )[0]
+    assert "function" in recent.text  # the outcome of a function that reported an error
+
+    # A bad name never leaves the page.
+    browser.find_element(By.ID, "upload-name").send_keys("no-dashes")
+    browser.find_element(By.ID, "upload-code").send_keys(str(PROJECT / "setup.cfg"))
+    browser.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]").click()
+    wait_for(
+        browser, says("upload-message", "letters, digits and _"), "the refused name"
+    )
+
+
+def test_a_phone_sees_the_page_without_sideways_scrolling(
+    node: Node, tmp_path: Path, artifacts: Path
+) -> None:
+    require_browser()
+    driver = chromium(tmp_path, 1280, 900)
+    try:
+        as_phone(driver)
+        log_in(driver, node, node.key)
+        wait_for(driver, lambda d: visible(d, "dashboard"), "the dashboard")
+        wait_for(driver, lambda d: text_of(d, "summary"), "the cluster summary")
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the page is {overflow} px wider than a phone"
+        save_screenshot(driver, artifacts / "dashboard-phone.png")
+    finally:
+        driver.quit()
