@@ -6,7 +6,8 @@ through them, each under its own prefix (the "boards" share one filesystem),
 from a wheelhouse built here. No systemd runs here, so the role starts each
 node with start-stop-daemon from the rendered unit's ExecStart= line inside
 that board's namespace. The test checks the three form a cluster that
-serves, then rolls the workers to a new version with upgrade.yml while a
+serves (over HTTPS: the core gets a certificate through the role's TLS
+variables), then rolls the workers to a new version with upgrade.yml while a
 client keeps calling, then the core. Root only; as root a missing tool fails.
 """
 
@@ -17,6 +18,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -71,7 +73,10 @@ class Boards:
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection(Lab.address(HOSTS["core"]), API_PORT, timeout=15)
+        # The core serves HTTPS with a certificate from the test's own CA.
+        context = ssl.create_default_context(cafile=str(self.root / "tls" / "ca.pem"))
+        conn = http.client.HTTPSConnection(Lab.address(HOSTS["core"]), API_PORT, timeout=15,
+                                           context=context)
         try:
             conn.request(method, path, body=body,
                          headers={"Authorization": f"Bearer {self.admin_key}", **(headers or {})})
@@ -137,6 +142,8 @@ def _inventory(root: Path) -> dict[str, Any]:
             "fless_node_beacon_group": BEACON_GROUP,
             "fless_node_memory_mib": 512,
         }
+    hosts["core"]["fless_node_tls_certfile"] = str(root / "tls" / "cert.pem")
+    hosts["core"]["fless_node_tls_keyfile"] = str(root / "tls" / "key.pem")
     return {
         "all": {
             "vars": {
@@ -163,6 +170,18 @@ def _inventory(root: Path) -> dict[str, Any]:
             },
         }
     }
+
+
+def _make_tls(root: Path) -> None:
+    """A CA and the core's certificate for its address, as the operator would have them."""
+    trustme = pytest.importorskip("trustme", reason="trustme is in the test extras")
+    tls = root / "tls"
+    tls.mkdir()
+    ca = trustme.CA()
+    cert = ca.issue_cert(Lab.address(HOSTS["core"]))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tls / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tls / "key.pem"))
+    ca.cert_pem.write_to_path(str(tls / "ca.pem"))
 
 
 def _start_sshd(lab: Lab, root: Path) -> None:
@@ -198,6 +217,7 @@ def boards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boards]:
     try:
         lab.open()
         _start_sshd(lab, root)
+        _make_tls(root)
         inventory = root / "inventory.yml"
         inventory.write_text(yaml.safe_dump(_inventory(root)))
         yield Boards(lab, root, inventory, ansible_env(root))
@@ -235,13 +255,18 @@ def test_site_yml_installs_a_cluster_that_serves(boards: Boards) -> None:
     toml = (boards.root / "worker1" / "etc" / "fless" / "fless.toml").read_text()
     assert 'role = "worker"' in toml
     assert f'seeds = ["{address("core")}"]' in toml
+    assert 'tls_certfile = ""' in toml
+    core_toml = (boards.root / "core" / "etc" / "fless" / "fless.toml").read_text()
+    assert f'tls_certfile = "{boards.root}/core/etc/fless/tls/cert.pem"' in core_toml
+    tls_key = boards.root / "core" / "etc" / "fless" / "tls" / "key.pem"
+    assert tls_key.stat().st_mode & 0o777 == 0o600
 
     wait_for(lambda: (boards.state_dir("core") / "admin.key").exists(), 30, "the core's admin key")
 
     def cluster_formed() -> bool:
         try:
             members = boards.members()
-        except OSError:
+        except OSError:  # ssl.SSLError too: the core is still starting
             return False
         return all(members.get(address(w), {}).get("state") == "alive" for w in WORKERS)
 
