@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: run test toolchains lint typecheck unit examples bench clean
+.PHONY: run test toolchains lint typecheck unit examples bench clean wheelhouse
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,8 @@ bench: $(TEST_INSTALLED)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+## wheelhouse: build the wheels a rollout copies to the boards (TARGETS="x86_64-cp311 aarch64-cp311")
+TARGETS ?= $(shell uname -m)-cp311
+wheelhouse: $(INSTALLED)
+	$(BIN)/python scripts/wheelhouse.py --source . --out .cache/wheelhouse $(TARGETS)

@@ -318,6 +318,14 @@ class Gossip:
         except Exception as exc:
             log.info("could not join %s found by the beacon: %s", address, exc)
 
+    async def drain(self) -> None:
+        """Advertises no free memory from now on, so the cores schedule nothing new here."""
+        await self._publisher.stop()
+        base = self.meta
+        self.membership.set_meta(
+            NodeMeta(base.role, base.rpc, base.arch, base.mem_total, 0, __version__)
+        )
+
     async def stop(self) -> None:
         """Leaves the cluster gracefully."""
         if self._seed_keeper is not None:

@@ -30,6 +30,7 @@ from fless.gossip import (
 )
 from fless.net import RpcClient, RpcServer
 
+from ._drain import DRAIN_TIMEOUT_S, InFlight
 from ._exporter import serve_metrics
 from ._gossip import Gossip
 from ._identity import advertise_host, node_name
@@ -180,7 +181,8 @@ async def run_worker(settings: Settings) -> None:
     local = open_local_worker(settings, node_name("worker", settings))
     await local.start()
     bind = f"tcp://{cluster.rpc_host}:{cluster.rpc_port}"
-    server = RpcServer(bind, WorkerService(local).handle, curve=keys.curve)
+    in_flight = InFlight(WorkerService(local).handle)
+    server = RpcServer(bind, in_flight.handle, curve=keys.curve)
     await server.start()
     port = server.endpoint.rpartition(":")[2]
     memory = memory_offer(settings)
@@ -206,7 +208,14 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("worker %s stopping: leaving the cluster, finishing invocations", local.name)
+    # Stop taking work, finish what runs, and only then leave: a core fails the
+    # calls pending on a member the moment it leaves.
+    log.info("worker %s stopping: taking no new work, finishing %d invocations",
+             local.name, in_flight.count)
+    await gossip.drain()
+    if not await in_flight.wait_idle(DRAIN_TIMEOUT_S):
+        log.warning("worker %s: %d invocations still running after %.0f s; cancelling them",
+                    local.name, in_flight.count, DRAIN_TIMEOUT_S)
     if exporter is not None:
         exporter.close()
     await gossip.stop()
