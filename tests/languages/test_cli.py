@@ -185,7 +185,7 @@ def test_new_create_and_invoke_through_the_cli(lang: str, lang_node: Node, tmp_p
     run = fless_cli(*server, "fn", "create", name, str(project), "--memory", "64")
     assert run.returncode == 0, run.output
     assert '"memory": 64' in run.output
-    assert f"({languages(SDK)[lang].name}," in run.output
+    assert f" bytes, {languages(SDK)[lang].name}, " in run.output
     answer = fless_cli(*server, "fn", "invoke", name, "-a", "name=CLI")
     assert answer.returncode == 0, answer.output
     assert json.loads(answer.output) == {"message": "Hello, CLI!"}
