@@ -21,12 +21,16 @@ import socket
 import ssl
 import tomllib
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fless import __version__
+
+# Told (bytes sent, bytes in all) as an upload goes.
+Progress = Callable[[int, int], None]
 
 DEFAULT_URL = "http://127.0.0.1:4000"
 # Long enough for a function run to its largest allowed timeout (300 s).
@@ -402,6 +406,7 @@ class Client:
         timeout: int | None = None,
         http_allow: list[str] | None = None,
         wait_for_workers: bool = True,
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Uploads a new function.
 
@@ -413,6 +418,7 @@ class Client:
             timeout: its time limit in ms; the server's default when None.
             http_allow: hosts it may reach besides the cluster's list.
             wait_for_workers: answer only once the workers have the code.
+            progress: called with (bytes sent, bytes in all) as the upload goes.
 
         Returns:
             The function's description (hash, size, abi, limits, workers, ...).
@@ -423,7 +429,33 @@ class Client:
         fields["wait_for_workers"] = "true" if wait_for_workers else "false"
         ctype, body = encode_multipart(fields, files)
         path = f"/v1/fn/{_segment(module)}"
-        return _as_dict(self._call("POST", path, body, content_type=ctype))
+        return _as_dict(self._call("POST", path, body, content_type=ctype, progress=progress))
+
+    def function_logs(self, module: str, name: str, limit: int = 20) -> list[dict[str, Any]]:
+        """What a function logged in its latest invocations, newest first.
+
+        Args:
+            module: its module.
+            name: its name.
+            limit: how many invocations (1 to 200).
+
+        Returns:
+            ``[{"id", "started", "worker", "outcome", "duration_ms", "logs", "truncated"}]``.
+        """
+        path = f"/v1/fn/{_segment(module)}/{_segment(name)}/logs?limit={int(limit)}"
+        return _as_list(self._call("GET", path))
+
+    def recent_invocations(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest invocations through the core, newest first.
+
+        Args:
+            limit: how many (1 to 1000).
+
+        Returns:
+            ``[{"id", "module", "name", "worker", "outcome", "attempts", "started",
+            "duration_ms"}]``.
+        """
+        return _as_list(self._call("GET", f"/v1/invocations?limit={int(limit)}"))
 
     def get_function(self, module: str, name: str) -> dict[str, Any]:
         """One function's description.
@@ -572,6 +604,7 @@ class Client:
         body: Any = None,
         *,
         content_type: str = "application/json",
+        progress: Progress | None = None,
     ) -> Any:
         """Sends one request; returns the answer's ``data`` (None for an empty body)."""
         payload: bytes | None
@@ -586,7 +619,9 @@ class Client:
             headers["Content-Type"] = content_type
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
-        status, reason, raw = self._exchange(method, self._prefix + path, payload, headers)
+        status, reason, raw = self._exchange(
+            method, self._prefix + path, payload, headers, progress
+        )
         if status >= 300:  # a redirect is not followed: the URL is wrong
             raise FlessError(status, _error_detail(status, reason, raw))
         if not raw.strip():
@@ -600,15 +635,24 @@ class Client:
         return document["data"]
 
     def _exchange(
-        self, method: str, target: str, payload: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        target: str,
+        payload: bytes | None,
+        headers: dict[str, str],
+        progress: Progress | None = None,
     ) -> tuple[int, str, bytes]:
         """Sends a request and reads the whole answer, reconnecting once if the server
         had closed the kept-alive connection."""
         for attempt in range(2):
             reused = self._conn is not None and self._conn.sock is not None
             conn = self._connect()
+            body: bytes | Iterator[bytes] | None = payload
+            if payload is not None and progress is not None:
+                headers = {**headers, "Content-Length": str(len(payload))}
+                body = _chunks(payload, progress)
             try:
-                conn.request(method, target, body=payload, headers=headers)
+                conn.request(method, target, body=body, headers=headers)
                 response = conn.getresponse()
                 return response.status, response.reason, response.read()
             except _STALE as exc:
@@ -664,6 +708,18 @@ class Client:
             return FlessError(0, f"bad HTTP answer from {self.url}: {exc!r}")
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return FlessError(0, f"{where}: {text or type(exc).__name__}")
+
+
+UPLOAD_CHUNK = 64 * 1024
+
+
+def _chunks(payload: bytes, progress: Progress) -> Iterator[bytes]:
+    """``payload`` in pieces, reporting each as sent."""
+    total = len(payload)
+    for start in range(0, total, UPLOAD_CHUNK):
+        piece = payload[start:start + UPLOAD_CHUNK]
+        yield piece
+        progress(start + len(piece), total)
 
 
 def _as_dict(data: Any) -> dict[str, Any]:

@@ -29,6 +29,13 @@ from fless.cli._args import (
 )
 from fless.cli._config import SETTINGS, write_setting
 from fless.cli._langs import Language, detect_language, language, languages
+from fless.cli._output import (
+    add_output_option,
+    completion_script,
+    output_format,
+    progress_bar,
+    show,
+)
 from fless.cli._project import build_project, default_output, new_project
 from fless.client import (
     Client,
@@ -44,6 +51,7 @@ Command = Callable[[argparse.Namespace], None]
 _HINTS = {
     401: "set a key with `fless cfg set key KEY`, FLESS_KEY, --key or --key-file",
     403: "this needs the admin key",
+    404: "see what exists with `fless mod list` and `fless fn list -m MODULE`",
 }
 
 
@@ -99,7 +107,7 @@ def _key_source(args: argparse.Namespace) -> str:
 
 def _mod_list(args: argparse.Namespace) -> None:
     with _client(args) as client:
-        _print_json(client.list_modules())
+        show(client.list_modules(), output_format(args), "modules")
 
 
 def _mod_get(args: argparse.Namespace) -> None:
@@ -131,7 +139,7 @@ def _check_hosts(args: argparse.Namespace) -> None:
 
 def _fn_list(args: argparse.Namespace) -> None:
     with _client(args) as client:
-        _print_json(client.list_functions(args.module))
+        show(client.list_functions(args.module), output_format(args), "functions")
 
 
 def _fn_upload(args: argparse.Namespace) -> None:
@@ -146,6 +154,7 @@ def _fn_upload(args: argparse.Namespace) -> None:
             timeout=args.timeout,
             http_allow=args.allow,
             wait_for_workers=not args.no_wait,
+            progress=progress_bar(f"uploading {args.name}"),
         )
         _print_json(created)
 
@@ -193,7 +202,7 @@ def _project_language(args: argparse.Namespace) -> Language:
 def _build(args: argparse.Namespace) -> Path:
     lang = _project_language(args)
     project = Path(args.dir)
-    output = Path(args.output) if args.output else default_output(lang, project)
+    output = Path(args.wasm_out) if args.wasm_out else default_output(lang, project)
     built = build_project(lang, project, output, verbose=args.verbose)
     print(
         f"fless: built {built.output} ({built.size} bytes, {lang.name}, {built.seconds:.1f} s)",
@@ -226,8 +235,32 @@ def _fn_create(args: argparse.Namespace) -> None:
             timeout=args.timeout,
             http_allow=args.allow,
             wait_for_workers=not args.no_wait,
+            progress=progress_bar(f"uploading {args.name}"),
         )
         _print_json(created)
+
+
+def _fn_logs(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        entries = client.function_logs(args.module, args.name, args.limit)
+    if output_format(args) == "table" and args.full:
+        for entry in entries:
+            print(f"{entry['started']}  {entry['id']}  {entry['worker']}  {entry['outcome']}")
+            for line in entry.get("logs", []):
+                print(f"    {line}")
+            if entry.get("error"):
+                print(f"    error: {entry['error']}")
+        return
+    show(entries, output_format(args), "logs")
+
+
+def _fn_recent(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        show(client.recent_invocations(args.limit), output_format(args), "invocations")
+
+
+def _completion(args: argparse.Namespace) -> None:
+    print(completion_script(build_parser()), end="")
 
 
 def _fn_langs(args: argparse.Namespace) -> None:
@@ -276,12 +309,12 @@ def _save_key_file(path: Path, key: str) -> None:
 
 def _user_list(args: argparse.Namespace) -> None:
     with _client(args) as client:
-        _print_json(client.list_subjects())
+        show(client.list_subjects(), output_format(args), "users")
 
 
 def _node_list(args: argparse.Namespace) -> None:
     with _client(args) as client:
-        _print_json(client.list_nodes())
+        show(client.list_nodes(), output_format(args), "nodes")
 
 
 def _node_join(args: argparse.Namespace) -> None:
@@ -336,6 +369,7 @@ def _connection_options() -> argparse.ArgumentParser:
         help="trust the CA certificates in PATH for https (default: FLESS_CACERT, "
         "else the system's)",
     )
+    add_output_option(group)
     return options
 
 
@@ -384,7 +418,8 @@ def _add_no_wait_option(parser: argparse.ArgumentParser) -> None:
 def _add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", metavar="LANG", help="the language (default: from the files)")
     parser.add_argument(
-        "-o", "--output", metavar="FILE.wasm", help="where the module goes (default: in DIR)"
+        "-o", "--out", dest="wasm_out", metavar="FILE.wasm",
+        help="where the module goes (default: in DIR)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show the toolchain's output as it runs"
@@ -477,6 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limit_options(create)
     _add_no_wait_option(create)
     build.command(fn, "langs", _fn_langs, "list the languages fless can build")
+    logs = build.command(fn, "logs", _fn_logs, "show what a function logged lately, newest first")
+    logs.add_argument("name")
+    _add_module_option(logs)
+    logs.add_argument("--limit", type=positive_int, default=20, help="invocations (1-200)")
+    logs.add_argument("--full", action="store_true", help="every line, not just the first")
+    recent = build.command(fn, "recent", _fn_recent, "list the latest invocations, newest first")
+    recent.add_argument("--limit", type=positive_int, default=50, help="invocations (1-1000)")
 
     admin = top.add_parser("admin", help="administration (admin key only)").add_subparsers(
         dest="area", required=True, metavar="AREA"
@@ -510,6 +552,12 @@ def build_parser() -> argparse.ArgumentParser:
         node, "join", _node_join, "join the node at HOST:PORT (its gossip port) to the cluster"
     ).add_argument("address", metavar="HOST:PORT")
 
+    completion = top.add_parser(
+        "completion", help="print a shell completion script: source <(fless completion bash)"
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"))
+    completion.set_defaults(run=_completion, cmd_parser=completion)
+
     cfg = top.add_parser("cfg", help="the CLI's settings").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -539,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 1
     except FlessError as exc:
         hint = _HINTS.get(exc.status)
+        if exc.status == 0 and str(exc).startswith("cannot reach fless"):
+            hint = "set the server with --url, FLESS_URL or `fless cfg set host URL`"
         print(f"fless: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -66,6 +66,9 @@ class _Peer:
     socket: zmq.asyncio.Socket
     monitor: zmq.asyncio.Socket
     pending: dict[int, asyncio.Future[Message]] = field(default_factory=dict)
+    # The requests of ``pending`` as sent, kept until answered: moved to a new
+    # socket when this one's server key is refused.
+    wires: dict[int, list[bytes]] = field(default_factory=dict)
     outbox: asyncio.Queue[tuple[int, list[bytes]]] = field(default_factory=asyncio.Queue)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     connected: bool = False
@@ -100,6 +103,8 @@ class RpcClient:
         self._max_bytes = max_message_bytes
         self._context: zmq.asyncio.Context | None = None
         self._peers: dict[str, _Peer] = {}
+        # Which of ``curve.server_keys`` each endpoint is tried with.
+        self._server_key: dict[str, int] = {}
         self._retired: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._closed = False
@@ -142,6 +147,7 @@ class RpcClient:
         peer = self._peer(endpoint)
         reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         peer.pending[msg_id] = reply
+        peer.wires[msg_id] = wire
         self.stats.calls += 1
         try:
             # The send is inside the deadline too: while another send waits on
@@ -207,7 +213,9 @@ class RpcClient:
         sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
         if self._curve is not None:
-            make_curve_client(sock, self._curve)
+            keys = self._curve.server_keys
+            key = keys[self._server_key.get(endpoint, 0) % len(keys)]
+            make_curve_client(sock, self._curve, key)
         monitor = sock.get_monitor_socket(_WATCHED)
         try:
             sock.connect(endpoint)
@@ -291,6 +299,8 @@ class RpcClient:
                     self._fail(peer, f"the connection to {peer.endpoint} dropped")
             elif kind & HANDSHAKE_FAILED:
                 self.stats.handshake_failed += 1
+                if self._try_next_server_key(peer):
+                    return
                 if not peer.warned:
                     peer.warned = True
                     log.warning(
@@ -300,6 +310,31 @@ class RpcClient:
                     )
             elif kind == zmq.EVENT_MONITOR_STOPPED:
                 return
+
+    def _try_next_server_key(self, peer: _Peer) -> bool:
+        """After a refused handshake, moves the peer's requests to a socket that
+        trusts the next server key, if the keys are being rotated and one is left.
+
+        With ZMQ_IMMEDIATE nothing was sent on the refused connection, so the
+        waiting requests go out on the new one as they are.
+        """
+        keys = self._curve.server_keys if self._curve is not None else ()
+        tried = self._server_key.get(peer.endpoint, 0)
+        current = self._peers.get(peer.endpoint) is peer
+        if len(keys) < 2 or not current or tried + 1 >= len(keys) * 2:
+            return False  # every key refused, twice: a stranger, not a rotation
+        self._server_key[peer.endpoint] = tried + 1
+        log.info("RPC handshake with %s failed; trying the cluster's other server key",
+                 peer.endpoint)
+        del self._peers[peer.endpoint]
+        self._retire(peer)
+        fresh = self._peer(peer.endpoint)
+        fresh.pending, fresh.wires = peer.pending, peer.wires
+        for msg_id in sorted(fresh.wires):
+            reply = fresh.pending.get(msg_id)
+            if reply is not None and not reply.done():
+                fresh.outbox.put_nowait((msg_id, fresh.wires[msg_id]))
+        return True
 
     def _fail(self, peer: _Peer, reason: str) -> None:
         for reply in peer.pending.values():

@@ -47,6 +47,8 @@ class CurveConfig:
         client_secret: what clients connect with.
         also_accept: other client public keys servers accept: the next or
             previous key set while the cluster's keys are being rotated.
+        also_servers: other server public keys a client tries when a server
+            refuses the handshake under ``server_public`` (a rotation's other set).
     """
 
     server_public: bytes
@@ -54,11 +56,17 @@ class CurveConfig:
     client_public: bytes
     client_secret: bytes = field(repr=False)
     also_accept: tuple[bytes, ...] = ()
+    also_servers: tuple[bytes, ...] = ()
 
     @property
     def accepted_clients(self) -> tuple[bytes, ...]:
         """Every client public key a server lets in."""
         return (self.client_public, *self.also_accept)
+
+    @property
+    def server_keys(self) -> tuple[bytes, ...]:
+        """The server public keys a client may expect, the one in use first."""
+        return (self.server_public, *(k for k in self.also_servers if k != self.server_public))
 
     @classmethod
     def load(cls, directory: Path) -> CurveConfig:

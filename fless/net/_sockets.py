@@ -61,9 +61,12 @@ def make_curve_server(sock: zmq.asyncio.Socket, curve: CurveConfig) -> None:
     sock.setsockopt(zmq.CURVE_SECRETKEY, curve.server_secret)
 
 
-def make_curve_client(sock: zmq.asyncio.Socket, curve: CurveConfig) -> None:
-    """Makes ``sock`` connect with the cluster's client pair, trusting its server key."""
-    sock.setsockopt(zmq.CURVE_SERVERKEY, curve.server_public)
+def make_curve_client(
+    sock: zmq.asyncio.Socket, curve: CurveConfig, server_key: bytes | None = None
+) -> None:
+    """Makes ``sock`` connect with the cluster's client pair, trusting a server key
+    (the one in use unless ``server_key`` names another of ``curve.server_keys``)."""
+    sock.setsockopt(zmq.CURVE_SERVERKEY, server_key or curve.server_public)
     sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.client_public)
     sock.setsockopt(zmq.CURVE_SECRETKEY, curve.client_secret)
 

@@ -103,26 +103,24 @@ def _load_with_rotation(directory: Path) -> ClusterKeys:
     gossip = _gossip_key(directory)
     gossip_also: list[bytes] = []
     clients_also: list[bytes] = []
+    servers_also: list[bytes] = []
     for name in ROTATION_DIRS:
         other = directory / name
         if not has_keys(other):
             continue
         other_curve = CurveConfig.load(other)
-        if other_curve.server_public != curve.server_public:
-            # A ROUTER answers with one server key, and a client must know it
-            # beforehand: nodes that disagree on it cannot talk.
-            log.warning(
-                "%s holds another CURVE server key pair than %s: RPC between nodes that "
-                "use different server pairs fails; copy server.key and server.key_secret "
-                "from %s into %s (only the gossip key and the client pair are rotated)",
-                other, directory, directory, other,
-            )
         gossip_also.append(_gossip_key(other))
         clients_also.append(other_curve.client_public)
+        # A ROUTER answers with one server key; a client that meets a server
+        # already (or still) on the other set retries with that set's key.
+        servers_also.append(other_curve.server_public)
         log.info(
-            "key rotation: also accepting the keys in %s (gossip, beacons, RPC clients)", other
+            "key rotation: also accepting the keys in %s (gossip, beacons, RPC clients "
+            "and servers)", other
         )
-    curve = dataclasses.replace(curve, also_accept=tuple(clients_also))
+    curve = dataclasses.replace(
+        curve, also_accept=tuple(clients_also), also_servers=tuple(servers_also)
+    )
     return ClusterKeys(curve, gossip, tuple(gossip_also))
 
 

@@ -162,7 +162,12 @@ def test_key_file(fake: FakeFless, tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     ("status", "detail", "line"),
     [
-        (404, "function _/hello not found", "fless: 404: function _/hello not found\n"),
+        (
+            404,
+            "function _/hello not found",
+            "fless: 404: function _/hello not found (see what exists with `fless mod list`"
+            " and `fless fn list -m MODULE`)\n",
+        ),
         (422, "the function failed: boom", "fless: 422: the function failed: boom\n"),
         (
             401,
@@ -189,5 +194,6 @@ def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     assert out == ""
     assert err == (
         f"fless: cannot reach fless at http://127.0.0.1:{port}: connection refused"
-        " (is fless-node running?)\n"
+        " (is fless-node running?) (set the server with --url, FLESS_URL or"
+        " `fless cfg set host URL`)\n"
     )

@@ -109,3 +109,62 @@ def test_not_wasm_is_refused_before_upload(node: Node, cli: Path, tmp_path: Path
 def test_unreachable_server_says_so(node: Node, tmp_path: Path) -> None:
     out = fless(node, "--url", "http://127.0.0.1:1", "--key", "k", "mod", "list", home=tmp_path)
     assert out.returncode == 1 and "cannot reach fless" in out.stderr
+
+
+def test_tables_logs_and_recent_invocations(node: Node, cli: Path, tmp_path: Path) -> None:
+    code = tmp_path / "talk.wasm"
+    code.write_bytes(wat("fl_hello"))
+    assert fless(node, "fn", "upload", "talk", str(code), home=cli).returncode == 0
+    assert fless(node, "fn", "invoke", "talk", "-a", "n=1", home=cli).returncode == 0
+    nodes = fless(node, "node", "list", "--output", "table", home=cli)
+    assert nodes.returncode == 0
+    header, *rows = nodes.stdout.splitlines()
+    assert header.split()[:4] == ["NAME", "ROLE", "STATE", "ARCH"]
+    assert any(" all " in f" {row} " and "alive" in row for row in rows)
+    listed = fless(node, "fn", "list", "--output", "table", home=cli).stdout.split()
+    assert listed[0] == "NAME" and "talk" in listed
+    # a pipe gets JSON unless asked otherwise
+    assert json.loads(fless(node, "fn", "list", home=cli).stdout)
+    logs = fless(node, "fn", "logs", "talk", "--output", "json", home=cli)
+    assert logs.returncode == 0
+    [entry] = json.loads(logs.stdout)
+    assert entry["logs"] == ["fl_hello: invoked"] and entry["outcome"] == "ok"
+    full = fless(node, "fn", "logs", "talk", "--output", "table", "--full", home=cli).stdout
+    assert entry["id"] in full and "    fl_hello: invoked" in full
+    recent = fless(node, "fn", "recent", "--output", "table", home=cli).stdout
+    assert entry["id"] in recent and "_/talk" in recent
+    missing = fless(node, "fn", "logs", "nobody", home=cli)
+    assert missing.returncode == 1
+    assert "fless fn list -m MODULE" in missing.stderr
+
+
+def test_shell_completion_knows_every_command(node: Node, tmp_path: Path) -> None:
+    script = fless(node, "completion", "bash", home=tmp_path).stdout
+    assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
+
+    def complete(line: str) -> list[str]:
+        words = line.split(" ")
+        probe = (
+            f"{script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)}); "
+            f"COMP_CWORD={len(words) - 1}; _fless_complete; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        )
+        done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=False)
+        return done.stdout.split()
+
+    assert {"fn", "mod", "node", "admin", "cfg", "completion"} <= set(complete("fless "))
+    assert complete("fless fn lo") == ["logs"]
+    assert "--output" in complete("fless fn list --o")
+
+
+def test_an_upload_reports_its_progress(node: Node) -> None:
+    from fless.client import Client
+
+    code = wat("fl_hello")
+    seen: list[tuple[int, int]] = []
+    with Client(node.url, node.key) as client:
+        created = client.create_function(
+            "_", "progressed", code, progress=lambda done, total: seen.append((done, total))
+        )
+    assert created["name"] == "progressed"
+    assert seen and seen[-1][0] == seen[-1][1] > len(code)  # the whole multipart body
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)

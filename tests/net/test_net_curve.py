@@ -134,3 +134,63 @@ def test_a_curve_client_gets_nothing_from_a_plaintext_server(tmp_path: Path) -> 
             await server.close()
 
     asyncio.run(main())
+
+
+def test_a_client_mid_rotation_tries_the_other_server_key(tmp_path: Path) -> None:
+    old = generate_cluster_keys(tmp_path / "old")
+    new = generate_cluster_keys(tmp_path / "new")
+    # The worker already answers with the new set and still accepts old clients.
+    rotated = CurveConfig(new.server_public, new.server_secret, new.client_public,
+                          new.client_secret, also_accept=(old.client_public,))
+    # A core still on the old set, told about the new one (keys/next).
+    core = CurveConfig(old.server_public, old.server_secret, old.client_public,
+                       old.client_secret, also_servers=(new.server_public,))
+
+    async def main() -> None:
+        server = RpcServer("tcp://127.0.0.1:0", pong, curve=rotated)
+        await server.start()
+        told, unaware = RpcClient(curve=core), RpcClient(curve=old)
+        try:
+            # Several calls queued before the first handshake: all go through.
+            replies = await asyncio.gather(
+                *(told.call(server.endpoint, "ping", {"n": n}, timeout=5) for n in range(3))
+            )
+            assert [r.fields["n"] for r in replies] == [0, 1, 2]
+            assert told.stats.handshake_failed >= 1
+            # later calls use the key that worked, at once
+            failed = told.stats.handshake_failed
+            assert (await told.call(server.endpoint, "ping", {"n": 9}, timeout=5)).fields == {
+                "n": 9}
+            assert told.stats.handshake_failed == failed
+            # a client that knows only the old server key gets nothing
+            with pytest.raises(RpcTimeout):
+                await unaware.call(server.endpoint, "ping", {}, timeout=0.5)
+        finally:
+            await told.close()
+            await unaware.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
+def test_a_stranger_does_not_loop_over_server_keys(tmp_path: Path) -> None:
+    keys = generate_cluster_keys(tmp_path / "cluster")
+    other = generate_cluster_keys(tmp_path / "other")
+    spare = generate_cluster_keys(tmp_path / "spare")
+    stranger = CurveConfig(other.server_public, other.server_secret, other.client_public,
+                           other.client_secret, also_servers=(spare.server_public,))
+
+    async def main() -> None:
+        server = RpcServer("tcp://127.0.0.1:0", pong, curve=keys)
+        await server.start()
+        client = RpcClient(curve=stranger)
+        try:
+            with pytest.raises(RpcTimeout):
+                await client.call(server.endpoint, "ping", {}, timeout=2)
+            # two rounds over its two keys at most, then it stays on one socket
+            assert client._server_key[server.endpoint] <= 3
+        finally:
+            await client.close()
+            await server.close()
+
+    asyncio.run(main())

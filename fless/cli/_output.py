@@ -1,0 +1,172 @@
+"""How ``fless`` shows results: JSON for scripts, tables for people, a bar for uploads.
+
+``--output json`` prints the server's data as JSON; ``--output table`` prints
+the lists people read most (modules, functions, nodes, users, logs,
+invocations) as aligned columns and anything else as JSON. Without the flag a
+terminal gets tables and a pipe gets JSON, so scripts keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+MiB = 1 << 20
+Column = tuple[str, Callable[[dict[str, Any]], object]]
+
+
+def _mib(value: object) -> str:
+    return f"{int(value) // MiB} MiB" if isinstance(value, int) else "-"
+
+
+def _memory(node: dict[str, Any]) -> str:
+    return f"{_mib(node.get('mem_free'))} / {_mib(node.get('mem_total'))}"
+
+
+def _first_line(entry: dict[str, Any]) -> str:
+    lines = entry.get("logs") or []
+    text = entry.get("error") or (lines[0] if lines else "")
+    more = f" (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
+    return f"{text}{more}"
+
+
+def _ms(value: object) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
+
+
+TABLES: dict[str, Sequence[Column]] = {
+    "modules": [("NAME", lambda m: m.get("name"))],
+    "functions": [("NAME", lambda f: f.get("name"))],
+    "nodes": [
+        ("NAME", lambda n: n.get("name")),
+        ("ROLE", lambda n: n.get("role")),
+        ("STATE", lambda n: n.get("state")),
+        ("ARCH", lambda n: n.get("arch")),
+        ("MEMORY FREE / TOTAL", _memory),
+        ("ADDRESS", lambda n: n.get("address")),
+    ],
+    "users": [
+        ("NAME", lambda u: u.get("name")),
+        ("ROLE", lambda u: u.get("role")),
+        ("CREATED", lambda u: u.get("created")),
+    ],
+    "logs": [
+        ("STARTED", lambda e: e.get("started")),
+        ("INVOCATION", lambda e: e.get("id")),
+        ("WORKER", lambda e: e.get("worker")),
+        ("OUTCOME", lambda e: e.get("outcome")),
+        ("MS", lambda e: _ms(e.get("duration_ms"))),
+        ("LOG", _first_line),
+    ],
+    "invocations": [
+        ("STARTED", lambda e: e.get("started")),
+        ("INVOCATION", lambda e: e.get("id")),
+        ("FUNCTION", lambda e: f"{e.get('module')}/{e.get('name')}"),
+        ("WORKER", lambda e: e.get("worker") or "-"),
+        ("OUTCOME", lambda e: e.get("outcome")),
+        ("MS", lambda e: _ms(e.get("duration_ms"))),
+    ],
+}
+
+
+def add_output_option(group: argparse._ArgumentGroup) -> None:
+    """Adds ``--output json|table`` to a group of options."""
+    group.add_argument(
+        "--output",
+        choices=("json", "table"),
+        default=argparse.SUPPRESS,
+        help="json (what scripts read) or table (default: table on a terminal, else json)",
+    )
+
+
+def output_format(args: argparse.Namespace, stream: TextIO | None = None) -> str:
+    """The format asked for, or the default for where stdout goes."""
+    chosen = getattr(args, "output", None)
+    if chosen:
+        return str(chosen)
+    return "table" if (stream or sys.stdout).isatty() else "json"
+
+
+def show(value: Any, fmt: str, kind: str | None = None, stream: TextIO | None = None) -> None:
+    """Prints ``value``: as a ``kind`` table when asked and known, else as JSON."""
+    out = stream or sys.stdout
+    columns = TABLES.get(kind or "")
+    if fmt == "table" and columns is not None and isinstance(value, list):
+        out.write(table(value, columns))
+        return
+    out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def table(rows: list[dict[str, Any]], columns: Sequence[Column]) -> str:
+    """``rows`` as left-aligned columns under upper-case headings ("(none)" when empty)."""
+    if not rows:
+        return "(none)\n"
+    cells = [[name for name, _ in columns]]
+    cells += [["" if (v := get(row)) is None else str(v) for _, get in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        + "\n"
+        for line in cells
+    )
+
+
+def progress_bar(label: str, stream: TextIO | None = None) -> Callable[[int, int], None] | None:
+    """A bar on stderr for an upload, or None when stderr is not a terminal."""
+    err = stream or sys.stderr
+    if not err.isatty():
+        return None
+
+    def report(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total if total else width
+        percent = 100 * done // total if total else 100
+        end = "\n" if done >= total else ""
+        err.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {percent:3d}% "
+                  f"{done // 1024} KiB{end}")
+        err.flush()
+
+    return report
+
+
+def completion_script(parser: argparse.ArgumentParser, prog: str = "fless") -> str:
+    """A bash completion script for ``parser`` (zsh loads it with ``bashcompinit``).
+
+    The words are read from the parser itself: each command path maps to its
+    subcommands and options, so the script never lags behind the CLI.
+    """
+    words: dict[str, list[str]] = {}
+
+    def walk(node: argparse.ArgumentParser, path: str) -> None:
+        found: list[str] = []
+        for action in node._actions:
+            found += [o for o in action.option_strings if o.startswith("--")]
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found.append(name)
+                    walk(child, f"{path} {name}".strip())
+        words[path] = sorted(set(found))
+
+    walk(parser, "")
+    cases = "\n".join(
+        f'        "{path}") words="{" ".join(found)}" ;;' for path, found in sorted(words.items())
+    )
+    return f"""# bash completion for {prog}; load it with:  source <({prog} completion bash)
+_{prog}_complete() {{
+    local path="" word
+    for word in "${{COMP_WORDS[@]:1:COMP_CWORD-1}}"; do
+        case "$word" in -*) ;; *) path="${{path:+$path }}$word" ;; esac
+    done
+    local words=""
+    case "$path" in
+{cases}
+    esac
+    local current="${{COMP_WORDS[COMP_CWORD]}}"
+    COMPREPLY=($(compgen -W "$words" -- "$current"))
+    if [ ${{#COMPREPLY[@]}} -eq 0 ]; then COMPREPLY=($(compgen -f -- "$current")); fi
+}}
+complete -F _{prog}_complete {prog}
+"""
