@@ -8,6 +8,11 @@ create (upload, with the worker's compile), the first invoke after it, and
 the median and the fastest of 50 warm invokes (the fastest says most on a
 busy machine), on one real fless-node on loopback. Prints a Markdown table
 and writes it to .cache/languages-measured.md.
+
+The JavaScript, AssemblyScript and Python SDKs keep their toolchain in
+``FLESS_SDK_CACHE`` (default .cache/sdk, filled by make toolchains): each
+example gets an empty one with only the installed toolchain linked in, so
+a first JavaScript build compiles QuickJS as it does on a fresh machine.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT / "tests"))
 
-from e2e.node import Node  # noqa: E402
+from e2e.node import Node, multipart  # noqa: E402
 
 EXAMPLES = {
     "c-hello": {"name": "Ada"},
@@ -35,12 +40,34 @@ EXAMPLES = {
                                 "price": 1.25} for i in range(2000)]},
     "go-hello": {"name": "Ada"},
     "go-matrix": {"n": 200},
+    "js-hello": {"name": "Ada"},
+    "js-markdown": {"markdown": "# Notes\n\nSome *text* and `code`.\n\n- **one**\n- two\n" * 50},
+    "assemblyscript-hello": {"name": "Ada"},
+    "assemblyscript-primes": {"limit": 100000},
+    "python-hello": {"name": "Ada"},
+    "python-wordfreq": {"text": "the cat and the hat. " * 500, "top": 3},
 }
 FLESS = Path(sys.executable).parent / "fless"
+SDK_CACHE = PROJECT / ".cache" / "sdk"
+# The installed toolchain, as opposed to what a build caches next to it.
+_TOOLCHAIN_FILES = {"js": "quickjs_ng-*.tar.gz", "assemblyscript": "*"}
+# A Python component is 20 MB: the worker's compile takes most of a minute.
+UPLOAD_TIMEOUT_S = 600
+
+
+def _sdk_cache(root: Path) -> Path:
+    """An SDK cache with the installed toolchains and nothing they built."""
+    for lang, pattern in _TOOLCHAIN_FILES.items():
+        (root / lang).mkdir(parents=True)
+        for path in (SDK_CACHE / lang).glob(pattern):
+            if not path.name.endswith(".lock"):
+                (root / lang / path.name).symlink_to(path)
+    return root
 
 
 def _build(example: Path, out: Path, cache: Path) -> float:
-    env = {**os.environ, "FLESS_CACHE_DIR": str(cache), "PYTHON": sys.executable}
+    env = {**os.environ, "FLESS_CACHE_DIR": str(cache), "PYTHON": sys.executable,
+           "FLESS_SDK_CACHE": str(cache / "sdk")}
     started = time.perf_counter()
     subprocess.run([str(FLESS), "fn", "build", str(example), "-o", str(out)], env=env,
                    check=True, capture_output=True)
@@ -49,7 +76,7 @@ def _build(example: Path, out: Path, cache: Path) -> float:
 
 def _touch_sources(example: Path) -> None:
     for path in example.rglob("*"):
-        if path.suffix in (".c", ".zig", ".rs", ".go"):
+        if path.suffix in (".c", ".zig", ".rs", ".go", ".js", ".ts", ".py"):
             path.touch()
 
 
@@ -62,6 +89,7 @@ def main(names: list[str]) -> None:
             for name in names or list(EXAMPLES):
                 example = PROJECT / "examples" / name
                 cache = Path(tmp) / "cache" / name
+                _sdk_cache(cache / "sdk")
                 out = Path(tmp) / f"{name}.wasm"
                 first = _build(example, out, cache)
                 _touch_sources(example)
@@ -69,7 +97,10 @@ def main(names: list[str]) -> None:
                 code = out.read_bytes()
                 fn = name.replace("-", "_")
                 started = time.perf_counter()
-                status, body = node.upload("_", fn, code)
+                body_bytes, ctype = multipart([("name", None, fn.encode()),
+                                               ("code", "code.wasm", code)])
+                status, body = node.request("POST", "/v1/fn/_", body_bytes,
+                                            {"Content-Type": ctype}, timeout=UPLOAD_TIMEOUT_S)
                 create = time.perf_counter() - started
                 assert status == 201, body
                 args = EXAMPLES[name]

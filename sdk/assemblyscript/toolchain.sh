@@ -17,5 +17,5 @@ fi
 missing() {
     echo "build.sh: $1 is missing; install the toolchains with: make toolchains" \
          "(or sh sdk/assemblyscript/install.sh)" >&2
-    exit 1
+    exit 127
 }

@@ -21,7 +21,7 @@ zig_cc() {
 missing() {
     echo "build.sh: $1 is missing; install the toolchains with: make toolchains" \
          "(or sh sdk/js/install.sh)" >&2
-    exit 1
+    exit 127
 }
 
 need_toolchain() {

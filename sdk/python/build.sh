@@ -12,7 +12,9 @@ usage="usage: sdk/python/build.sh PROJECT_DIR OUT_WASM"
 [ $# -eq 2 ] || { echo "$usage" >&2; exit 2; }
 project=$(cd "$1" && pwd)
 out=$2
-here=$(cd "$(dirname "$0")" && pwd)
+# -P: fless fn build runs this through fless/sdk, a link to sdk/; the
+# toolchain lives in the checkout's .cache/sdk, next to the real sdk/.
+here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(cd "$here/../.." && pwd)
 . "$here/toolchain.sh"
 

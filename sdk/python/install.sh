@@ -3,7 +3,9 @@
 # $PYTHON's environment; it carries its own CPython for wasm32-wasi).
 # Idempotent; a no-op when it is there.
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
+# -P: fless fn build runs this through fless/sdk, a link to sdk/; the
+# toolchain lives in the checkout's .cache/sdk, next to the real sdk/.
+here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(cd "$here/../.." && pwd)
 . "$here/toolchain.sh"
 

@@ -13,5 +13,5 @@ fi
 missing() {
     echo "build.sh: $1 is missing; install the toolchains with: make toolchains" \
          "(or sh sdk/python/install.sh)" >&2
-    exit 1
+    exit 127
 }

@@ -10,16 +10,23 @@ API (``tests`` is on ``sys.path``, so ``from languages.langkit import ...``):
   ``.cache/languages/`` by the SHA-256 of the project's sources and its
   language's SDK files, so an unchanged project costs a file read. A failed build fails the
   test with the toolchain's output.
-- ``try_build(project, lang=None) -> Built``: one uncached ``fless fn build``;
-  ``.returncode``, ``.output`` (stdout and stderr) and ``.wasm`` (None on failure).
+- ``try_build(project, lang=None, out=None, env=None) -> Built``: one uncached
+  ``fless fn build``; ``.returncode``, ``.output`` (stdout and stderr) and
+  ``.wasm`` (None on failure). ``env`` adds to the environment.
 - ``new_project(parent, name, lang) -> Path``: ``fless fn new`` into ``parent/name``.
 - ``copy_project(src, parent) -> Path``: a copy of an example to edit in a test.
-- ``deploy(node, name, wasm)``: uploads to module ``_`` (PUT when it exists), asserting success.
+- ``deploy(node, name, wasm, http_allow=None)``: uploads to module ``_`` (PUT
+  when it exists), asserting success; waits for the worker's compile (long
+  for a Python component).
 - ``invoke(node, name, args) -> (status, body)``.
+- ``echo_server()``: a context manager serving HTTP on loopback; yields its
+  ``host:port``. It answers JSON describing the request (``method``, ``path``,
+  ``body`` and the ``X-Test`` header as ``header``), with the status given
+  as ``?status=`` (200 by default).
 - ``break_source(project, filename, text)``: appends ``text`` to a source file
   (to make a build fail with a known compiler message).
-- ``EXAMPLES``: the ``examples/`` directory. ``fless_cli(*args)``: runs ``fless``
-  with ``FLESS_CACHE_DIR`` in the project's ``.cache/toolchains``.
+- ``EXAMPLES``: the ``examples/`` directory. ``fless_cli(*args, env=None)``: runs
+  ``fless`` with ``FLESS_CACHE_DIR`` in the project's ``.cache/toolchains``.
 
 The ``lang_node`` fixture (``conftest.py``) is one ``fless-node`` for the session.
 """
@@ -27,16 +34,22 @@ The ``lang_node`` fixture (``conftest.py``) is one ``fless-node`` for the sessio
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from e2e.node import Node
+from e2e.node import Node, multipart
 
 from fless.cli._langs import detect_language
 
@@ -51,6 +64,9 @@ _BUILD_OUTPUTS = {"target", "zig-out", ".zig-cache", "zig-cache", "node_modules"
 _BUILD_FILES = {"Cargo.lock"}
 # Generous: a first Rust or Go build on a loaded 2-core machine takes a while.
 BUILD_TIMEOUT_S = 900
+# An upload returns once the worker has compiled the code: most of a minute
+# for a Python component (20 MB) on a loaded machine.
+UPLOAD_TIMEOUT_S = 300
 
 
 @dataclass
@@ -62,20 +78,30 @@ class Built:
     wasm: bytes | None
 
 
-def fless_cli(*args: str, cwd: Path | None = None, timeout: float = BUILD_TIMEOUT_S) -> Built:
+def fless_cli(
+    *args: str, cwd: Path | None = None, timeout: float = BUILD_TIMEOUT_S,
+    env: dict[str, str] | None = None,
+) -> Built:
     """Runs the ``fless`` command of this venv.
+
+    Args:
+        args: the command line after ``fless``.
+        cwd: where it runs.
+        timeout: seconds before the test gives up on it.
+        env: variables added to (or overriding) the test's environment.
 
     Returns:
         Its status and combined output; ``wasm`` is None.
     """
-    env = dict(os.environ)
-    env.setdefault("PYTHON", sys.executable)
+    full = dict(os.environ)
+    full.setdefault("PYTHON", sys.executable)
     # Toolchain caches (cargo target, Go build cache, zig cache) stay in the
     # project's .cache, which CI keeps between runs.
-    env.setdefault("FLESS_CACHE_DIR", str(TOOLCHAIN_CACHE))
+    full.setdefault("FLESS_CACHE_DIR", str(TOOLCHAIN_CACHE))
+    full.update(env or {})
     result = subprocess.run(
         [str(FLESS), *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env=env, check=False,
+        timeout=timeout, env=full, check=False,
     )
     return Built(result.returncode, result.stdout + result.stderr, None)
 
@@ -102,13 +128,17 @@ def _digest(project: Path, lang: str | None) -> str:
     return sha.hexdigest()[:24]
 
 
-def try_build(project: Path, lang: str | None = None, out: Path | None = None) -> Built:
+def try_build(
+    project: Path, lang: str | None = None, out: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Built:
     """Builds ``project`` with ``fless fn build`` (no cache).
 
     Args:
         project: the project directory.
         lang: the language id, or None to let ``fless`` detect it.
         out: where the ``.wasm`` goes; a temporary file by default.
+        env: variables added to the build's environment.
 
     Returns:
         The run; ``wasm`` holds the module when the build succeeded.
@@ -118,7 +148,7 @@ def try_build(project: Path, lang: str | None = None, out: Path | None = None) -
         args = ["fn", "build", str(project), "-o", str(target)]
         if lang:
             args += ["--lang", lang]
-        run = fless_cli(*args)
+        run = fless_cli(*args, env=env)
         if run.returncode == 0 and target.exists():
             run.wasm = target.read_bytes()
         return run
@@ -158,12 +188,27 @@ def copy_project(src: Path, parent: Path) -> Path:
     return dest
 
 
-def deploy(node: Node, name: str, wasm: bytes) -> None:
-    """Uploads ``wasm`` as function ``name`` of module ``_``, replacing an older one."""
-    status, body = node.upload("_", name, wasm)
+def deploy(node: Node, name: str, wasm: bytes, http_allow: list[str] | None = None) -> None:
+    """Uploads ``wasm`` as function ``name`` of module ``_``, replacing an older one.
+
+    Args:
+        node: the node.
+        name: the function's name.
+        wasm: its code.
+        http_allow: the hosts it may reach with outbound HTTP.
+    """
+    fields: list[tuple[str, str | None, bytes]] = [
+        ("name", None, name.encode()), ("code", "code.wasm", wasm),
+    ]
+    if http_allow is not None:
+        fields.append(("metadata", None, json.dumps({"http_allow": http_allow}).encode()))
+    body, ctype = multipart(fields)
+    headers = {"Content-Type": ctype}
+    status, answer = node.request("POST", "/v1/fn/_", body, headers, timeout=UPLOAD_TIMEOUT_S)
     if status == 409:
-        status, body = node.upload("_", name, wasm, method="PUT", path=f"/v1/fn/_/{name}")
-    assert status in (200, 201), (status, body)
+        status, answer = node.request("PUT", f"/v1/fn/_/{name}", body, headers,
+                                      timeout=UPLOAD_TIMEOUT_S)
+    assert status in (200, 201), f"upload of {name} answered {status}: {answer}"
 
 
 def invoke(node: Node, name: str, args: Any) -> tuple[int, Any]:
@@ -180,3 +225,44 @@ def break_source(project: Path, filename: str, text: str) -> Path:
     path = project / filename
     path.write_text(path.read_text() + text)
     return path
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Answers every request with JSON describing it."""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8", "replace")
+        wanted = parse_qs(urlsplit(self.path).query).get("status", ["200"])[0]
+        payload = json.dumps({
+            "method": self.command, "path": self.path, "body": body,
+            "header": self.headers.get("X-Test", ""),
+        }).encode()
+        self.send_response(int(wanted))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def echo_server() -> Iterator[str]:
+    """A real HTTP server on a free loopback port, for the functions' outbound requests.
+
+    Returns:
+        A context manager yielding the server's ``host:port``.
+    """
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e.node import Node
-from languages._b_helpers import (
+from languages.langkit import (
     EXAMPLES,
-    SDK,
     build,
-    build_ok,
-    copy_project,
     deploy,
+    echo_server,
     invoke,
-    running_node,
+    new_project,
+    try_build,
 )
-from languages._b_http import echo_server
 
 LANG = "assemblyscript"
-# A first build may compile an engine and an upload waits for the node's
-# compile: minutes on a loaded 2-core machine, past the suite's default.
+# asc -O3 takes tens of seconds per build on a loaded 2-core machine.
 pytestmark = pytest.mark.timeout(1200)
 IMPORTS = (
     'import { JsonArray, JsonNumber, JsonObject, JsonString, JsonValue, httpRequest }'
@@ -29,69 +25,56 @@ IMPORTS = (
 )
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    yield from running_node(tmp_path_factory)
-
-
 def project(tmp_path: Path, source: str) -> Path:
-    """A project made from the template, with ``source`` as its assembly/index.ts."""
-    dest = copy_project(SDK / LANG / "template", tmp_path / "fn", {"{{name}}": "fn"})
+    """A project from ``fless fn new``, with ``source`` as its assembly/index.ts."""
+    dest = new_project(tmp_path, "fn", LANG)
     (dest / "assembly" / "index.ts").write_text(IMPORTS + source)
     return dest
 
 
-def test_hello_example_runs_on_a_node(node: Node, tmp_path: Path) -> None:
-    code = build_ok(LANG, EXAMPLES / "assemblyscript-hello", tmp_path / "hello.wasm")
-    deploy(node, "as_hello", code)
-    assert invoke(node, "as_hello", {"name": "édge"}) == (
+def test_hello_example_runs_on_a_node(lang_node: Node) -> None:
+    deploy(lang_node, "as_hello", build(EXAMPLES / "assemblyscript-hello"))
+    assert invoke(lang_node, "as_hello", {"name": "édge"}) == (
         200, {"data": {"message": "Hello, édge!"}}
     )
-    assert invoke(node, "as_hello", {}) == (200, {"data": {"message": "Hello, world!"}})
+    assert invoke(lang_node, "as_hello", {}) == (200, {"data": {"message": "Hello, world!"}})
 
 
-def test_primes_example_counts_primes(node: Node, tmp_path: Path) -> None:
-    code = build_ok(LANG, EXAMPLES / "assemblyscript-primes", tmp_path / "primes.wasm")
-    deploy(node, "as_primes", code)
-    status, body = invoke(node, "as_primes", {"limit": 1000000, "largest": 3})
+def test_primes_example_counts_primes(lang_node: Node) -> None:
+    deploy(lang_node, "as_primes", build(EXAMPLES / "assemblyscript-primes"))
+    status, body = invoke(lang_node, "as_primes", {"limit": 1000000, "largest": 3})
     assert status == 200, body
     assert body["data"] == {"limit": 1000000, "count": 78498, "largest": [999961, 999979, 999983]}
-    status, body = invoke(node, "as_primes", {"limit": 1})
+    status, body = invoke(lang_node, "as_primes", {"limit": 1})
     assert status == 422 and "limit must be a whole number" in body["errors"]["detail"]
 
 
-def test_template_builds_and_runs(node: Node, tmp_path: Path) -> None:
-    dest = copy_project(SDK / LANG / "template", tmp_path / "tpl", {"{{name}}": "tpl"})
-    deploy(node, "as_template", build_ok(LANG, dest, tmp_path / "tpl.wasm"))
-    assert invoke(node, "as_template", {"name": "t"}) == (200, {"data": {"message": "Hello, t!"}})
-
-
-def test_json_values_round_trip(node: Node, tmp_path: Path) -> None:
+def test_json_values_round_trip(lang_node: Node, tmp_path: Path) -> None:
     source = (
         "export function main(args: JsonObject): JsonValue {\n"
         '  return new JsonObject().set("args", args).set("half", new JsonNumber(0.5))\n'
         '    .set("text", new JsonString("tab\\there \\"quoted\\" \\u0001"));\n'
         "}\n"
     )
-    deploy(node, "as_json", build_ok(LANG, project(tmp_path, source), tmp_path / "j.wasm"))
+    deploy(lang_node, "as_json", build(project(tmp_path, source), LANG))
     args = {"list": [1, -2.5, 1e300, "ü😀\n", None, True, False], "nested": {"empty": {}}}
-    assert invoke(node, "as_json", args) == (200, {"data": {
+    assert invoke(lang_node, "as_json", args) == (200, {"data": {
         "args": args, "half": 0.5, "text": 'tab\there "quoted" \u0001',
     }})
 
 
-def test_thrown_error_is_422_with_the_message(node: Node, tmp_path: Path) -> None:
+def test_thrown_error_is_422_with_the_message(lang_node: Node, tmp_path: Path) -> None:
     source = (
         "export function main(args: JsonObject): JsonValue {\n"
         '  throw new Error("no such user: " + args.getString("user"));\n'
         "}\n"
     )
-    deploy(node, "as_fails", build_ok(LANG, project(tmp_path, source), tmp_path / "f.wasm"))
-    status, body = invoke(node, "as_fails", {"user": "bob"})
+    deploy(lang_node, "as_fails", build(project(tmp_path, source), LANG))
+    status, body = invoke(lang_node, "as_fails", {"user": "bob"})
     assert status == 422 and body["errors"]["detail"] == "no such user: bob"
 
 
-def test_http_request_reaches_an_allowed_host(node: Node, tmp_path: Path) -> None:
+def test_http_request_reaches_an_allowed_host(lang_node: Node, tmp_path: Path) -> None:
     source = (
         "export function main(args: JsonObject): JsonValue {\n"
         '  const r = httpRequest("PUT", args.getString("url"), "ping", ["X-Test:yes"]);\n'
@@ -99,10 +82,10 @@ def test_http_request_reaches_an_allowed_host(node: Node, tmp_path: Path) -> Non
         '    .set("body", new JsonString(r.body));\n'
         "}\n"
     )
-    code = build_ok(LANG, project(tmp_path, source), tmp_path / "h.wasm")
+    code = build(project(tmp_path, source), LANG)
     with echo_server() as host:
-        deploy(node, "as_http", code, {"http_allow": [host]})
-        status, body = invoke(node, "as_http", {"url": f"http://{host}/hi"})
+        deploy(lang_node, "as_http", code, http_allow=[host])
+        status, body = invoke(lang_node, "as_http", {"url": f"http://{host}/hi"})
     assert status == 200, body
     assert body["data"]["status"] == 200
     assert body["data"]["body"] == (
@@ -112,15 +95,8 @@ def test_http_request_reaches_an_allowed_host(node: Node, tmp_path: Path) -> Non
 
 def test_type_error_fails_the_build_with_the_compiler_message(tmp_path: Path) -> None:
     source = "export function main(args: JsonObject): JsonValue {\n  return 42;\n}\n"
-    result = build(LANG, project(tmp_path, source), tmp_path / "bad.wasm")
-    assert result.returncode != 0
-    assert "ERROR TS2322" in result.stderr and "index.ts(3," in result.stderr
-    assert not result.wasm.exists()
-
-
-def test_missing_toolchain_names_the_install_command(tmp_path: Path) -> None:
-    # An empty SDK cache stands for a machine where the toolchain was never installed.
-    dest = copy_project(SDK / LANG / "template", tmp_path / "env", {"{{name}}": "env"})
-    env = {"FLESS_SDK_CACHE": str(tmp_path / "empty-cache")}
-    result = build(LANG, dest, tmp_path / "env.wasm", env=env)
-    assert result.returncode != 0 and "make toolchains" in result.stderr
+    out = tmp_path / "bad.wasm"
+    built = try_build(project(tmp_path, source), LANG, out=out)
+    assert built.returncode != 0 and built.wasm is None
+    assert "ERROR TS2322" in built.output and "index.ts(3," in built.output
+    assert not out.exists()

