@@ -314,3 +314,14 @@ async def _exchange(spec: dict[str, Any], app: falcon.asgi.App, admin: str, code
         await check(admin, "DELETE", "/v1/fn/n/f", function, 200)
         await check(admin, "DELETE", "/v1/fn/n", module, 204)
         await check(admin, "DELETE", "/v1/fn/_", module, 400)
+
+
+def test_query_parameters_come_from_the_document() -> None:
+    from fless.api._app import openapi_document
+    from fless.api._query import allowed_parameters
+
+    allowed = allowed_parameters(openapi_document())
+    assert allowed[("/v1/invocations", "GET")] == {"limit"}
+    assert allowed[("/v1/fn/{}/{}/logs", "GET")] == {"limit"}
+    assert allowed[("/v1/fn/{}/{}", "POST")] == {"retries"}
+    assert allowed[("/v1/nodes", "GET")] == frozenset()

@@ -102,3 +102,14 @@ def test_logs_are_bounded(tmp_path: Path) -> None:
         assert kept == ids[:2:-1]
     finally:
         small.stop()
+
+
+def test_an_unknown_query_parameter_is_refused_and_runs_nothing(node: Node) -> None:
+    assert node.upload("_", "strict", wat("fl_hello"))[0] == 201
+    status, body = node.request("POST", "/v1/fn/_/strict?retrys=2", b'{"args": {}}')
+    assert status == 400
+    assert body["errors"]["detail"] == (
+        "unknown query parameter 'retrys'; this route takes: retries")
+    status, body = node.request("GET", "/v1/invocations?limit=5&since=1")
+    assert status == 400 and "'since'" in body["errors"]["detail"]
+    assert all(e["name"] != "strict" for e in node.request("GET", "/v1/invocations")[1]["data"])
