@@ -142,9 +142,8 @@ def _fn_list(args: argparse.Namespace) -> None:
         show(client.list_functions(args.module), output_format(args), "functions")
 
 
-def _fn_upload(args: argparse.Namespace) -> None:
-    _check_hosts(args)
-    code = read_wasm(args.file)
+def _upload(args: argparse.Namespace, code: bytes) -> None:
+    """Creates function ``args.name`` from ``code`` with the command's settings."""
     with _client(args) as client:
         created = client.create_function(
             args.module,
@@ -157,6 +156,11 @@ def _fn_upload(args: argparse.Namespace) -> None:
             progress=progress_bar(f"uploading {args.name}"),
         )
         _print_json(created)
+
+
+def _fn_upload(args: argparse.Namespace) -> None:
+    _check_hosts(args)
+    _upload(args, read_wasm(args.file))
 
 
 def _fn_get(args: argparse.Namespace) -> None:
@@ -225,19 +229,7 @@ def _fn_build(args: argparse.Namespace) -> None:
 
 def _fn_create(args: argparse.Namespace) -> None:
     _check_hosts(args)
-    code = read_wasm(str(_build(args)))
-    with _client(args) as client:
-        created = client.create_function(
-            args.module,
-            args.name,
-            code,
-            memory=args.memory,
-            timeout=args.timeout,
-            http_allow=args.allow,
-            wait_for_workers=not args.no_wait,
-            progress=progress_bar(f"uploading {args.name}"),
-        )
-        _print_json(created)
+    _upload(args, read_wasm(str(_build(args))))
 
 
 def _fn_logs(args: argparse.Namespace) -> None:
