@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: run test toolchains lint typecheck unit examples bench clean wheelhouse
+.PHONY: run test toolchains lint typecheck unit hello examples bench clean wheelhouse
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,12 @@ test: $(TEST_INSTALLED) toolchains
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## examples: build the example functions to .wasm (examples/<lang>-<name>/ with fless fn build)
-examples: $(INSTALLED) $(TEST_INSTALLED) toolchains
+## hello: build only examples/hello (C, with zig from PyPI): the README's worked example
+hello: $(INSTALLED) $(TEST_INSTALLED)
 	PYTHON=$(abspath $(BIN)/python) sh examples/hello/build.sh
+
+## examples: build every example, in every language (installs their toolchains first)
+examples: hello toolchains
 	@for project in examples/*-*/; do \
 		$(BIN)/fless fn build $$project || exit 1; \
 	done
