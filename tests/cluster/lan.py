@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster.netns import BIN, Lab, available, node_env, wait_for
+from cluster.netns import BIN, SUBNET, Lab, available, node_env, wait_for
 from e2e.node import multipart
 
 CORE = 1
@@ -58,6 +59,8 @@ class Net:
     lab: Lab
     root: Path
     keys: Path
+    # Settings every node gets besides the lab's (FLESS_LOG_LEVEL, say).
+    env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -69,7 +72,7 @@ class Net:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any, str]:
         """One HTTP request from the root namespace to the core: status, body, worker."""
-        conn = http.client.HTTPConnection(Lab.address(CORE), API_PORT, timeout=10)
+        conn = http.client.HTTPConnection(self.lab.host(CORE), API_PORT, timeout=10)
         try:
             sent = {"Authorization": f"Bearer {self.admin_key}", **(headers or {})}
             conn.request(method, path, body=body, headers=sent)
@@ -108,9 +111,22 @@ class Net:
             [str(BIN / "fless-node"), "--role", "worker", "--data-dir", str(self.root / f"w{i}"),
              "--key-dir", str(key_dir), "--rpc-port", str(rpc_port(i)),
              "--gossip-port", str(GOSSIP_PORT), *extra],
-            node_env(Lab.address(i), FLESS_WORKER_MEMORY_MIB=str(MEMORY_MIB)),
+            node_env(self.lab.host(i), FLESS_WORKER_MEMORY_MIB=str(MEMORY_MIB), **self.env),
             f"worker{i}",
         )
+
+    def worker_name(self, i: int) -> str:
+        """The name the worker in namespace ``i`` gossips under."""
+        return f"{socket.gethostname()}-worker-{self.lab.host(i)}-{rpc_port(i)}"
+
+    def run(self, i: int, script: str, *args: str, timeout: float = 60) -> Any:
+        """Runs a Python script in namespace ``i``; its last line of output, as JSON."""
+        path = self.root / f"script-{abs(hash(script))}.py"
+        path.write_text(script)
+        done = self.lab.run(i, [str(BIN / "python"), str(path), *args],
+                            env=node_env(self.lab.host(i)), timeout=timeout)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     def log(self, name: str) -> str:
         path = self.lab.logs / f"{name}.log"
@@ -123,10 +139,10 @@ class Net:
         """Runs the PING script in namespace ``i`` against worker ``target``; its output."""
         script = self.root / "ping.py"
         script.write_text(PING)
-        endpoint = f"tcp://{Lab.address(target)}:{rpc_port(target)}"
+        endpoint = f"tcp://{self.lab.host(target)}:{rpc_port(target)}"
         done = self.lab.run(
             i, [str(BIN / "python"), str(script), str(key_dir), endpoint, str(timeout)],
-            env=node_env(Lab.address(i)), timeout=timeout + 20,
+            env=node_env(self.lab.host(i)), timeout=timeout + 20,
         )
         assert done.returncode == 0, done.stderr
         out: str = done.stdout
@@ -150,21 +166,35 @@ def require_lab() -> None:
 
 
 @contextlib.contextmanager
-def start_lan(root: Path, count: int, workers: Sequence[int]) -> Iterator[Net]:
-    """A lab of ``count`` namespaces: the core in 1, workers in ``workers``, all answering."""
+def start_lan(
+    root: Path,
+    count: int,
+    workers: Sequence[int],
+    subnet: str = SUBNET,
+    env: dict[str, str] | None = None,
+) -> Iterator[Net]:
+    """A lab of ``count`` namespaces: the core in 1, workers in ``workers``, the core answering.
+
+    Args:
+        root: where keys, data directories and logs go.
+        count: namespaces, numbered from 1.
+        workers: the namespaces that run a worker.
+        subnet: the lab's /24, for suites that run beside another lab.
+        env: settings every node gets besides the lab's.
+    """
     require_lab()
     keys = root / "keys"
     keygen(keys)
-    lab = Lab(count, root)
+    lab = Lab(count, root, subnet=subnet)
     try:
         lab.open()
-        running = Net(lab, root, keys)
+        running = Net(lab, root, keys, dict(env or {}))
         running.procs["core"] = lab.spawn(
             CORE,
-            [str(BIN / "fless-node"), "--role", "core", "--host", Lab.address(CORE),
+            [str(BIN / "fless-node"), "--role", "core", "--host", lab.host(CORE),
              "--port", str(API_PORT), "--data-dir", str(root / "core"), "--key-dir", str(keys),
              "--gossip-port", str(GOSSIP_PORT)],
-            node_env(Lab.address(CORE)),
+            node_env(lab.host(CORE), **running.env),
             "core",
         )
         for i in workers:

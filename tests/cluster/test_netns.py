@@ -8,7 +8,6 @@ multicast. Root only; skipped otherwise.
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 
@@ -22,7 +21,7 @@ from cluster.lan import (
     rpc_port,
     start_lan,
 )
-from cluster.netns import Lab, wait_for
+from cluster.netns import wait_for
 from fixtures.build import wat
 
 GOOD, STRANGER = (2, 3), 4
@@ -34,25 +33,21 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         yield running
 
 
-def worker_name(i: int) -> str:
-    return f"{socket.gethostname()}-worker-{Lab.address(i)}-{rpc_port(i)}"
-
-
-def good_names() -> set[str]:
-    return {worker_name(i) for i in GOOD}
+def good_names(net: Net) -> set[str]:
+    return {net.worker_name(i) for i in GOOD}
 
 
 def test_workers_are_found_by_the_beacon_alone_and_serve(net: Net) -> None:
     try:
-        wait_for(lambda: set(net.alive_workers()) == good_names(), 15,
+        wait_for(lambda: set(net.alive_workers()) == good_names(net), 15,
                  "both workers alive in the core's view", every=0.2)
     except AssertionError:
         raise AssertionError(f"{net.nodes()}\n{net.logs()}") from None
     nodes = net.nodes()
     for i in GOOD:
-        node = nodes[worker_name(i)]
-        assert node["address"] == f"{Lab.address(i)}:{GOSSIP_PORT}"
-        assert node["rpc"] == f"tcp://{Lab.address(i)}:{rpc_port(i)}"
+        node = nodes[net.worker_name(i)]
+        assert node["address"] == f"{net.lab.host(i)}:{GOSSIP_PORT}"
+        assert node["rpc"] == f"tcp://{net.lab.host(i)}:{rpc_port(i)}"
         assert node["mem_total"] == MEMORY_MIB * 2**20
     # Nobody was given a seed: only the beacon can have introduced them.
     assert any("beacon: found" in net.log(n) for n in ("core", *(f"worker{i}" for i in GOOD)))
@@ -62,17 +57,17 @@ def test_workers_are_found_by_the_beacon_alone_and_serve(net: Net) -> None:
     assert body["data"]["workers"] == 2
     status, body, worker = net.invoke("hello", {"n": 1})
     assert (status, body) == (200, {"data": {"hello": {"n": 1}}})
-    assert worker in good_names()
+    assert worker in good_names(net)
 
 
 def test_a_stranger_without_the_keys_is_not_admitted(net: Net) -> None:
-    wait_for(lambda: set(net.alive_workers()) == good_names(), 15, "the good workers listed")
+    wait_for(lambda: set(net.alive_workers()) == good_names(net), 15, "the good workers listed")
     assert net.upload("greet", wat("fl_hello"))[0] == 201
     own = net.root / "stranger-keys"
     keygen(own)
-    seed = f"{Lab.address(CORE)}:{GOSSIP_PORT}"
+    seed = f"{net.lab.host(CORE)}:{GOSSIP_PORT}"
     net.start_worker(STRANGER, own, "--seeds", seed)
-    stranger = worker_name(STRANGER)
+    stranger = net.worker_name(STRANGER)
 
     def stranger_ready() -> bool:
         log = net.log(f"worker{STRANGER}")
@@ -86,14 +81,14 @@ def test_a_stranger_without_the_keys_is_not_admitted(net: Net) -> None:
     while time.monotonic() < deadline:
         nodes = net.nodes()
         assert stranger not in nodes, nodes
-        assert not any(n["address"].startswith(f"{Lab.address(STRANGER)}:") for n in
+        assert not any(n["address"].startswith(f"{net.lab.host(STRANGER)}:") for n in
                        nodes.values()), nodes
         status, body, worker = net.invoke("greet", {"k": 1})
         assert (status, body) == (200, {"data": {"hello": {"k": 1}}})
         landed.add(worker)
         time.sleep(0.5)
-    assert landed <= good_names(), landed
-    assert set(net.alive_workers()) == good_names()
+    assert landed <= good_names(net), landed
+    assert set(net.alive_workers()) == good_names(net)
 
     # RPC: the stranger's keys get no answer from a good worker...
     out = net.ping(STRANGER, own, GOOD[0], timeout=2)

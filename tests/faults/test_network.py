@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster.lan import CORE, GOSSIP_PORT, Net, rpc_port, start_lan
-from cluster.netns import Lab, wait_for
+from cluster.lan import CORE, GOSSIP_PORT, Net, start_lan
+from cluster.netns import wait_for
 from fixtures.build import wat
 
 WORKERS = (2, 3)
 LOSS_SECONDS = float(os.environ.get("FLESS_TEST_LOSS_SECONDS", "120"))
-
-
-def worker_name(i: int) -> str:
-    return f"{socket.gethostname()}-worker-{Lab.address(i)}-{rpc_port(i)}"
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +27,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     if shutil.which("nft") is None and os.geteuid() == 0:
         pytest.fail("nft is missing: apt-get install nftables (make test installs it as root)")
     with start_lan(tmp_path_factory.mktemp("faults-net"), 3, WORKERS) as running:
-        wait_for(lambda: set(running.alive_workers()) == {worker_name(i) for i in WORKERS},
+        wait_for(lambda: set(running.alive_workers()) == {running.worker_name(i) for i in WORKERS},
                  20, "both workers alive", every=0.2)
         assert running.upload("f", wat("fl_hello"))[0] == 201
         yield running
@@ -61,10 +56,10 @@ def invoke(net: Net, query: str = "") -> tuple[int, str]:
 
 
 def test_a_partition_between_the_core_and_a_worker_heals(net: Net) -> None:
-    cut, other = worker_name(2), worker_name(3)
+    cut, other = net.worker_name(2), net.worker_name(3)
     # equal memory, ties go to the first name: worker 2 takes the calls
     assert invoke(net) == (200, cut)
-    core = Lab.address(CORE)
+    core = net.lab.host(CORE)
     nft(net, 2, f"""
 table inet fless_fault {{
   chain input {{ type filter hook input priority 0; ip saddr {core} drop; }}
@@ -85,7 +80,7 @@ table inet fless_fault {{
 
 
 def test_ten_percent_gossip_loss_kills_no_worker(net: Net) -> None:
-    names = {worker_name(i) for i in WORKERS}
+    names = {net.worker_name(i) for i in WORKERS}
     wait_for(lambda: set(net.alive_workers()) == names, 20, "both workers alive", every=0.2)
     rules = f"""
 table inet fless_fault {{

@@ -16,24 +16,21 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import http.client
 import json
 import os
 import re
 import shutil
 import socket
 import struct
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import lmdb
 import pytest
-from cluster.netns import BIN, Lab, available, node_env, wait_for
-from e2e.node import Node, WorkerNode, free_port, multipart
+from cluster.lan import CORE, GOSSIP_PORT, Net, keygen, rpc_port, start_lan
+from cluster.netns import node_env, wait_for
+from e2e.node import Node, WorkerNode, free_port
 from fixtures.build import wat
 
 from fless.gossip import (
@@ -48,11 +45,7 @@ from fless.gossip import (
 from fless.net import CurveConfig, Message, RpcClient, RpcServer, RpcTimeout, generate_cluster_keys
 
 SUBNET = "10.78.0"
-CORE, GOOD, STRANGER, ATTACKER = 1, 2, 3, 4
-API_PORT = 4000
-GOSSIP_PORT = 7471
-RPC_PORT = 7470
-MEMORY_MIB = 512
+GOOD, STRANGER, ATTACKER = 2, 3, 4
 
 RPC_SCRIPT = """
 import asyncio, dataclasses, hashlib, json, sys
@@ -146,89 +139,6 @@ print(json.dumps({"captured": len(data), "contacted": contacted}))
 """
 
 
-@dataclass
-class Net:
-    lab: Lab
-    root: Path
-    keys: Path
-    stranger_keys: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    @property
-    def admin_key(self) -> str:
-        return (self.root / "core" / "admin.key").read_text().strip()
-
-    def request(
-        self, method: str, path: str, body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any, str]:
-        conn = http.client.HTTPConnection(self.lab.host(CORE), API_PORT, timeout=10)
-        try:
-            sent = {"Authorization": f"Bearer {self.admin_key}", **(headers or {})}
-            conn.request(method, path, body=body, headers=sent)
-            response = conn.getresponse()
-            raw = response.read()
-        finally:
-            conn.close()
-        ctype = response.getheader("Content-Type") or ""
-        decoded = json.loads(raw) if raw and "json" in ctype else raw.decode("utf-8", "replace")
-        return response.status, decoded, response.getheader("X-Fless-Worker") or ""
-
-    def nodes(self) -> dict[str, dict[str, Any]]:
-        status, body, _ = self.request("GET", "/v1/nodes")
-        assert status == 200, body
-        return {n["name"]: n for n in body["data"]}
-
-    def alive_workers(self) -> set[str]:
-        return {name for name, n in self.nodes().items()
-                if n["role"] == "worker" and n["state"] == "alive"}
-
-    def upload(self, name: str, code: bytes) -> tuple[int, Any]:
-        body, ctype = multipart([("name", None, name.encode()), ("code", "code.wasm", code)])
-        status, decoded, _ = self.request("POST", "/v1/fn/_", body, {"Content-Type": ctype})
-        return status, decoded
-
-    def invoke(self, name: str, args: Any) -> tuple[int, Any, str]:
-        return self.request("POST", f"/v1/fn/_/{name}", json.dumps({"args": args}).encode(),
-                            {"Content-Type": "application/json"})
-
-    def start_worker(self, i: int, key_dir: Path, *extra: str) -> None:
-        self.procs[f"worker{i}"] = self.lab.spawn(
-            i,
-            [str(BIN / "fless-node"), "--role", "worker", "--data-dir", str(self.root / f"w{i}"),
-             "--key-dir", str(key_dir), "--rpc-port", str(RPC_PORT),
-             "--gossip-port", str(GOSSIP_PORT), *extra],
-            node_env(self.lab.host(i), FLESS_WORKER_MEMORY_MIB=str(MEMORY_MIB),
-                     FLESS_LOG_LEVEL="debug"),
-            f"worker{i}",
-        )
-
-    def log(self, name: str) -> str:
-        path = self.lab.logs / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {n}\n{self.log(n)[-3000:]}" for n in self.procs)
-
-    def run(self, i: int, script: str, *args: str, timeout: float = 60) -> Any:
-        """Runs a Python script in namespace ``i``; its one line of JSON output."""
-        path = self.root / f"script-{abs(hash(script))}.py"
-        path.write_text(script)
-        done = self.lab.run(i, [str(BIN / "python"), str(path), *args],
-                            env=node_env(self.lab.host(i)), timeout=timeout)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-    def worker_name(self, i: int) -> str:
-        return f"{socket.gethostname()}-worker-{self.lab.host(i)}-{RPC_PORT}"
-
-
-def _keygen(directory: Path) -> None:
-    done = subprocess.run([str(BIN / "fless-node"), "keygen", "--key-dir", str(directory)],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-
-
 def cached_hashes(data_dir: Path) -> set[str]:
     """The code hashes a worker's cache holds (read from its LMDB files)."""
     path = data_dir / "cache"
@@ -243,51 +153,27 @@ def cached_hashes(data_dir: Path) -> set[str]:
         env.close()
 
 
-def _need_root() -> None:
-    reason = available()
-    if reason is not None:
-        if os.geteuid() == 0:
-            pytest.fail(f"{reason} (make test installs it when run as root)")
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    _need_root()
     root = tmp_path_factory.mktemp("strangers")
-    keys, stranger_keys = root / "keys", root / "stranger-keys"
-    _keygen(keys)
-    _keygen(stranger_keys)
-    lab = Lab(4, root, subnet=SUBNET)
-    try:
-        lab.open()
-        running = Net(lab, root, keys, stranger_keys)
-        running.procs["core"] = lab.spawn(
-            CORE,
-            [str(BIN / "fless-node"), "--role", "core", "--host", lab.host(CORE),
-             "--port", str(API_PORT), "--data-dir", str(root / "core"), "--key-dir", str(keys),
-             "--gossip-port", str(GOSSIP_PORT)],
-            node_env(lab.host(CORE), FLESS_LOG_LEVEL="debug"),
-            "core",
-        )
-        running.start_worker(GOOD, keys)
-        seed = f"{lab.host(CORE)}:{GOSSIP_PORT}"
-        running.start_worker(STRANGER, stranger_keys, "--seeds", seed)
+    with start_lan(root, 4, [GOOD], subnet=SUBNET, env={"FLESS_LOG_LEVEL": "debug"}) as running:
+        keygen(stranger_keys_of(running))
+        seed = f"{running.lab.host(CORE)}:{GOSSIP_PORT}"
+        running.start_worker(STRANGER, stranger_keys_of(running), "--seeds", seed)
 
         def ready() -> bool:
             for name, proc in running.procs.items():
                 assert proc.poll() is None, f"{name} exited:\n{running.logs()}"
-            try:
-                up = running.request("GET", "/v1/")[0] == 200
-            except OSError:
-                return False
-            return (up and running.alive_workers() == {running.worker_name(GOOD)}
+            return (set(running.alive_workers()) == {running.worker_name(GOOD)}
                     and "ready: RPC on" in running.log(f"worker{STRANGER}"))
 
         wait_for(ready, 30, "the core, the good worker and the stranger run", every=0.2)
         yield running
-    finally:
-        lab.close()
+
+
+def stranger_keys_of(net: Net) -> Path:
+    """The stranger's own key set: a cluster of one, beside the lab's."""
+    return net.root / "stranger-keys"
 
 
 def test_the_stranger_neither_joins_nor_is_sent_code(net: Net) -> None:
@@ -319,9 +205,9 @@ def test_a_worker_runs_no_rpc_of_the_stranger(net: Net) -> None:
     code = wat("fl_hello") + b"\x00\x0a\x09strangers"
     code_path.write_bytes(code)
     sha = hashlib.sha256(code).hexdigest()
-    endpoint = f"tcp://{net.lab.host(GOOD)}:{RPC_PORT}"
+    endpoint = f"tcp://{net.lab.host(GOOD)}:{rpc_port(GOOD)}"
 
-    out = net.run(STRANGER, RPC_SCRIPT, str(net.stranger_keys), endpoint, str(code_path))
+    out = net.run(STRANGER, RPC_SCRIPT, str(stranger_keys_of(net)), endpoint, str(code_path))
     assert out["ping"] == "timeout" and out["push"] == "timeout", out
     assert out["handshake_failed"] > 0, out  # refused by CURVE, not lost
     # Its server key is not the worker's: the CURVE handshake itself fails.
@@ -329,11 +215,11 @@ def test_a_worker_runs_no_rpc_of_the_stranger(net: Net) -> None:
 
     # Knowing the cluster's server public key (a public file) is not enough:
     # the worker's ZAP handler refuses any client key but the cluster's.
-    out = net.run(STRANGER, RPC_SCRIPT, str(net.stranger_keys), endpoint, str(code_path),
+    out = net.run(STRANGER, RPC_SCRIPT, str(stranger_keys_of(net)), endpoint, str(code_path),
                   str(net.keys / "server.key"))
     assert out["ping"] == "timeout" and out["push"] == "timeout", out
     stranger_public = re.search(r'public-key = "([^"]+)"',
-                                (net.stranger_keys / "client.key").read_text())
+                                (stranger_keys_of(net) / "client.key").read_text())
     assert stranger_public is not None
     assert f"refused a CURVE client with key {stranger_public.group(1)}" in net.log(
         f"worker{GOOD}")
@@ -372,7 +258,7 @@ def test_replayed_altered_and_foreign_beacons_are_dropped(net: Net) -> None:
 
 
 def _meta(name: str) -> NodeMeta:
-    return NodeMeta("worker", f"tcp://127.0.0.1:{RPC_PORT}", "x86_64", 1 << 30, 1 << 29, "t")
+    return NodeMeta("worker", "tcp://127.0.0.1:7470", "x86_64", 1 << 30, 1 << 29, "t")
 
 
 class Sniffer:
@@ -454,8 +340,8 @@ def test_recorded_gossip_datagrams_are_dropped_when_sent_again_or_altered() -> N
 def _rotation_sets(root: Path) -> tuple[Path, Path]:
     """The old set, and a wholly new one: gossip key, client pair and server pair."""
     old, new = root / "old", root / "new"
-    _keygen(old)
-    _keygen(new)
+    keygen(old)
+    keygen(new)
     return old, new
 
 
