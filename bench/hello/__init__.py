@@ -25,7 +25,7 @@ from .._model import ROOT, BenchConfig
 
 HERE = Path(__file__).resolve().parent
 # The FunLess ABI header is the one the example ships.
-ABI_HEADER_DIR = ROOT / "examples" / "hello"
+ABI_HEADER_DIR = ROOT / "sdk" / "c" / "include"  # the FunLess ABI header
 # zig gives wasm a 16 MiB stack by default; 1 MiB fits small memory caps.
 WASI_COMMAND = ("-target", "wasm32-wasi", "-O2", "-s", "-Wl,-z,stack-size=1048576")
 FLAGS: dict[Abi, tuple[str, ...]] = {

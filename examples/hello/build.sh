@@ -27,4 +27,4 @@ fi
 # 16 MiB) lets the function run under small memory limits.
 exec "$PYTHON" -m ziglang cc -target wasm32-wasi -O2 -s \
     -mexec-model=reactor -Wl,-z,stack-size=1048576 \
-    -o "$out" "$here/hello.c"
+    -I"$here/../../sdk/c/include" -o "$out" "$here/hello.c"
