@@ -76,9 +76,11 @@ def kill_one_under_load(
     answers: list[Answer] = []
     with ThreadPoolExecutor(CALLS) as pool:
         futures = [pool.submit(call, cluster, name, query, i) for i in range(CALLS)]
-        # The first calls take about a tenth of a second each; kill while the
-        # victim holds a queue of them.
-        time.sleep(1.0)
+        # Kill once the victim has answered a first call: it has its share of
+        # the 200 queued then, on a fast machine as on a slow one (a fixed
+        # delay could let it finish them all first).
+        wait_for(lambda: any(f.done() and f.result().worker == victim.name for f in futures),
+                 TIMEOUT_MS / 1000, "a first answer from the victim")
         os.kill(victim.proc.pid, signal.SIGKILL)
         killed = time.monotonic()
         answers = [f.result() for f in futures]
