@@ -51,7 +51,11 @@ mkdir -p "$(dirname "$out")"
 # asc reads --lib relative to its working directory, even when absolute.
 out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
 cd "$here"
-"$asc" "$work/entry.ts" -o "$out" -O3 --noAssert \
+# asc colours its messages on a terminal and whenever CI is set; a build
+# log written to a file or a pipe stays plain text.
+colors=
+[ -t 2 ] || colors=--noColors
+"$asc" "$work/entry.ts" -o "$out" -O3 --noAssert $colors \
     --path "$here/packages" --lib lib \
     --use abort=fless_abort --use trace=fless_trace \
     --use seed=fless_seed \
