@@ -18,13 +18,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import wasmtime
 from wasmtime import _ffi as ffi
 
 from ._abi import FUNLESS_IMPORTS, FUNLESS_MODULE, WASI_MODULE, Abi, inspect_code
-from ._component import CompiledComponent, ComponentHost
 from ._errors import (
     ExecError,
     FunctionError,
@@ -37,6 +36,9 @@ from ._fastcall import call_i32, export_func, signature
 from ._gil import hold_gil_for_short_calls
 from ._hostcalls import HostCalls, Invocation
 from ._limits import Limits, MiB, Outcome
+
+if TYPE_CHECKING:
+    from ._component import CompiledComponent, ComponentHost
 
 
 def _wasmtime_version() -> str:
@@ -99,7 +101,7 @@ class CompiledModule:
 
 
 # What the runtime compiles: a core module (FunLess or WASI ABI) or a component.
-CompiledFunction = CompiledModule | CompiledComponent
+CompiledFunction: TypeAlias = "CompiledModule | CompiledComponent"
 
 
 class WasmRuntime:
@@ -139,7 +141,8 @@ class WasmRuntime:
             access_caller=True,
         )
         self._linker.allow_shadowing = False
-        self._components = ComponentHost(self.engine, self._hostcalls, _trap_error)
+        self._components: ComponentHost | None = None
+        self._components_lock = threading.Lock()
         self._tick_s = tick_s
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="fless-epoch", daemon=True)
@@ -160,6 +163,16 @@ class WasmRuntime:
         while not self._stop.wait(self._tick_s):
             self.engine.increment_epoch()
 
+    def _component_host(self) -> ComponentHost:
+        # Made with the first component: wasmtime's component bindings and
+        # linker cost a worker about 1.6 MiB, and most run no component.
+        with self._components_lock:
+            if self._components is None:
+                from ._component import ComponentHost
+
+                self._components = ComponentHost(self.engine, self._hostcalls, _trap_error)
+            return self._components
+
     # -- code ---------------------------------------------------------------
 
     def compile(self, code: bytes) -> CompiledFunction:
@@ -170,7 +183,7 @@ class WasmRuntime:
         """
         abi = inspect_code(code)
         if abi is Abi.COMPONENT:
-            return self._components.compile(code)
+            return self._component_host().compile(code)
         try:
             module = wasmtime.Module(self.engine, code)
         except wasmtime.WasmtimeError as exc:
@@ -188,7 +201,7 @@ class WasmRuntime:
             InvalidModule: the data is not code this engine can load.
         """
         if abi is Abi.COMPONENT:
-            return self._components.deserialize(data)
+            return self._component_host().deserialize(data)
         try:
             module = wasmtime.Module.deserialize(self.engine, data)
         except wasmtime.WasmtimeError as exc:
@@ -246,8 +259,8 @@ class WasmRuntime:
         instance: wasmtime.Instance | None = None
         self._hostcalls.current.inv = inv
         try:
-            if isinstance(function, CompiledComponent):
-                return self._components.run(function, args, limits, inv, store)
+            if not isinstance(function, CompiledModule):
+                return self._component_host().run(function, args, limits, inv, store)
             instance = function.pre.instantiate(store)
             try:
                 if function.abi is Abi.WASI:
