@@ -1,28 +1,47 @@
-"""Keeping the ``ssl`` module out of a worker until a function needs HTTPS.
+"""Keeping OpenSSL out of a worker until a function needs HTTPS.
 
-Importing asyncio imports ``ssl``, which loads OpenSSL and costs a process
-about 5 MiB resident: an eighth of an idle worker. A worker speaks no TLS
-itself (its RPC is ZeroMQ with CURVE); only a function's ``__http_request``
-to an ``https://`` URL needs it. So a worker defers the import before
-anything imports asyncio, and the first outbound request allows it again.
+OpenSSL's libcrypto is loaded by ``hashlib`` and ``hmac`` (through
+``_hashlib``) and, with libssl, by ``ssl``, which asyncio imports. Together
+they cost a process about 5 MiB resident: an eighth of an idle worker. A
+worker speaks no TLS itself (its RPC is ZeroMQ with CURVE) and hashes only a
+few short strings (gossip beacons, its engine's fingerprint), for which
+CPython's own SHA-2, what ``hashlib`` and ``hmac`` fall back to without
+OpenSSL, gives the same digests. Only a function's ``__http_request`` to an
+``https://`` URL needs OpenSSL.
+
+So ``fless-node --role worker`` defers both before it imports anything else
+of fless (this module imports nothing), and the first outbound request, or
+a metrics exporter, allows ``ssl`` again. ``hashlib`` keeps its built-in
+algorithms for the life of the process.
 """
 
 from __future__ import annotations
 
 import sys
 
+# What the deferral blocks: OpenSSL's hashes (hashlib, hmac) and TLS (ssl).
+_DEFERRED = ("_hashlib", "ssl")
 
-def defer_ssl() -> None:
-    """Makes ``import ssl`` fail until ``allow_ssl``; for a process that has not loaded it.
 
-    Modules that import ssl optionally (asyncio, http.client) then run
-    without TLS support, which is why this must come before them.
+def defer_openssl() -> None:
+    """Makes ``import ssl`` and ``import _hashlib`` fail until ``allow_ssl``.
+
+    Only for a process that has loaded neither: modules that import them
+    optionally (hashlib, hmac, asyncio, http.client) then run without them,
+    which is why this must come before those are imported.
     """
-    if "ssl" not in sys.modules:
-        sys.modules["ssl"] = None  # type: ignore[assignment]
+    for name in _DEFERRED:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
 
 
 def allow_ssl() -> None:
-    """Lets ``ssl`` be imported again (a no-op unless ``defer_ssl`` ran)."""
-    if "ssl" in sys.modules and sys.modules["ssl"] is None:
-        del sys.modules["ssl"]
+    """Lets ``ssl`` (and OpenSSL's hashes) be imported again; a no-op without a deferral.
+
+    Modules imported while they were deferred (hashlib, asyncio) keep what
+    they found then; ``ssl`` itself, and http.client imported from now on,
+    get TLS.
+    """
+    for name in _DEFERRED:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]

@@ -11,6 +11,7 @@ import json
 import sys
 
 from fless import __version__
+from fless._openssl import defer_openssl
 from fless.config import ROLES, ConfigError, Settings, load_settings, settings_as_dict
 
 
@@ -80,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "show-config":
         print(json.dumps(settings_as_dict(settings), indent=2))
         return 0
+    if args.command == "run" and settings.role == "worker":
+        # Before anything imports hashlib, hmac or asyncio: a worker loads
+        # OpenSSL only when a function makes an HTTPS call.
+        defer_openssl()
     from fless import node
 
     if args.command == "keygen":

@@ -19,7 +19,6 @@ from ._errors import (
 )
 from ._eviction import CacheEntry, choose_evictions
 from ._limits import Limits, Outcome
-from ._tls import allow_ssl, defer_ssl
 from ._validate import validate_code
 
 __all__ = [
@@ -37,9 +36,7 @@ __all__ = [
     "Outcome",
     "OutputLimitExceeded",
     "WasmRuntime",
-    "allow_ssl",
     "choose_evictions",
-    "defer_ssl",
     "host_allowed",
     "inspect_code",
     "validate_code",

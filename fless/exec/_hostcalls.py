@@ -24,10 +24,11 @@ from urllib.parse import urlsplit
 
 import wasmtime
 
+from fless._openssl import allow_ssl
+
 from ._abi import HTTP_METHODS, host_allowed, parse_headers, u16_le, u32_le
 from ._errors import ExecError, FunctionTrap, OutputLimitExceeded
 from ._limits import Limits
-from ._tls import allow_ssl
 
 WASI_ERRNO_BADF = 8
 WASI_ERRNO_INVAL = 28
@@ -311,7 +312,7 @@ def _opener() -> Any:
     """urllib's opener without redirects or proxies, built at the first request.
 
     urllib.request costs a worker about a megabyte resident, and most
-    functions never make a request. A worker defers ``ssl`` (see ``_tls``);
+    functions never make a request. A worker defers ``ssl`` (see ``fless._openssl``);
     it is allowed again before http.client is first imported, so HTTPS works.
     """
     allow_ssl()

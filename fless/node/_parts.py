@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 
+from fless._openssl import allow_ssl
 from fless.config import Settings
 from fless.core import (
     ClusterSource,
@@ -21,7 +22,7 @@ from fless.core import (
     WorkerSource,
     _metrics,
 )
-from fless.exec import CodeCache, WasmRuntime, allow_ssl
+from fless.exec import CodeCache, WasmRuntime
 from fless.gossip import (
     STATES,
     Member,

@@ -69,12 +69,9 @@ def share_metrics(directory: Path) -> None:
 
 def _serve_worker(settings: Settings) -> int:
     settings.data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # Before asyncio is imported: a worker loads OpenSSL only if a function
-    # makes an HTTPS call. For the same reason it runs asyncio's own loop:
-    # uvloop imports ssl, and a worker's loop carries only ZeroMQ and gossip.
-    from fless.exec import defer_ssl
-
-    defer_ssl()
+    # fless-node deferred OpenSSL before importing this (fless._openssl).
+    # For the same reason a worker runs asyncio's own loop: uvloop imports
+    # ssl, and a worker's loop carries only ZeroMQ and gossip.
     import asyncio
 
     from ._parts import run_worker  # a worker never loads gunicorn or falcon
