@@ -174,8 +174,16 @@ def _member_view(member: Member) -> dict[str, object]:
     }
 
 
+def _hangup(name: str) -> None:
+    log.warning("worker %s: SIGHUP ignored: a worker reads its keys and settings when it "
+                "starts; restart it to take up new ones", name)
+
+
 async def run_worker(settings: Settings) -> None:
-    """Serves as a worker until SIGTERM or SIGINT, then leaves the cluster."""
+    """Serves as a worker until SIGTERM or SIGINT, then leaves the cluster.
+
+    SIGHUP only logs: a worker reads its settings and keys when it starts.
+    """
     cluster = settings.cluster
     host = advertise_host(settings)
     keys = load_keys(settings, [host, cluster.rpc_host])
@@ -208,6 +216,8 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # systemctl reload sends SIGHUP, which would otherwise end the process.
+    loop.add_signal_handler(signal.SIGHUP, _hangup, local.name)
     await stop.wait()
     # Stop taking work, finish what runs, and only then leave: a core fails the
     # calls pending on a member the moment it leaves.

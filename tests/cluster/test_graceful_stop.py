@@ -77,6 +77,20 @@ def test_a_stopping_worker_finishes_its_call_takes_no_new_ones_and_leaves(pair: 
     assert (status, body, worker) == (200, {"data": {"hello": {"n": 2}}}, small.name)
 
 
+def test_a_worker_told_to_reload_keeps_serving(pair: Cluster) -> None:
+    # systemctl reload sends SIGHUP to the main process; a worker has nothing
+    # to reload, and must neither exit nor drop out of the schedule.
+    big = pair.workers["big"]
+    assert pair.core.upload("_", "hi", wat("fl_hello"))[0] == 201
+    assert big.proc is not None
+    big.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP ignored" in big.log(), 10, "the worker logs the SIGHUP")
+    assert big.proc.poll() is None, big.log()
+    status, body, worker = pair.invoke("hi", {"n": 3})
+    assert (status, body, worker) == (200, {"data": {"hello": {"n": 3}}}, big.name)
+    assert pair.nodes()[big.name]["state"] == "alive"
+
+
 def test_a_stopping_core_answers_the_call_it_holds(tmp_path: Path) -> None:
     node = Node(tmp_path / "all").start()
     try:

@@ -281,6 +281,17 @@ def test_site_yml_installs_a_cluster_that_serves(boards: Boards) -> None:
     assert answer["data"]["workers"] == 2
     assert boards.invoke({"n": 1}) == (200, {"data": {"hello": {"n": 1}}})
 
+    # A reload (the service script's, as systemctl reload): the core starts new
+    # API processes, a worker logs that it needs a restart; both keep serving.
+    for name in ("core", "worker1"):
+        service = boards.root / name / "opt" / "fless" / "bin" / "fless-node-service"
+        run([tool("ansible"), "-i", str(boards.inventory), name, "-m", "command",
+             "-a", f"{service} reload"], boards.env, 120)
+    worker_log = boards.state_dir("worker1") / "fless-node.log"
+    wait_for(lambda: "SIGHUP ignored" in worker_log.read_text(), 10, "worker1 logs the SIGHUP")
+    assert boards.invoke({"n": 2}) == (200, {"data": {"hello": {"n": 2}}})
+    assert all(boards.members()[address(w)]["state"] == "alive" for w in WORKERS)
+
     # Idempotent: a second run changes nothing and restarts nothing.
     out = boards.playbook("site.yml")
     recap = [line for line in out.splitlines() if " : ok=" in line]
