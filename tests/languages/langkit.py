@@ -180,6 +180,13 @@ def new_project(parent: Path, name: str, lang: str) -> Path:
     return parent / name
 
 
+def project_with(parent: Path, lang: str, entry: str, source: str) -> Path:
+    """A project ``fn`` from ``fless fn new`` under ``parent``, with ``source`` as its ``entry``."""
+    dest = new_project(parent, "fn", lang)
+    (dest / entry).write_text(source)
+    return dest
+
+
 def copy_project(src: Path, parent: Path) -> Path:
     """A copy of ``src`` (without build outputs) under ``parent``, to edit in a test."""
     dest = parent / src.name

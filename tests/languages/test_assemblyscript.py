@@ -12,7 +12,7 @@ from languages.langkit import (
     deploy,
     echo_server,
     invoke,
-    new_project,
+    project_with,
     try_build,
 )
 
@@ -27,17 +27,7 @@ IMPORTS = (
 
 def project(tmp_path: Path, source: str) -> Path:
     """A project from ``fless fn new``, with ``source`` as its assembly/index.ts."""
-    dest = new_project(tmp_path, "fn", LANG)
-    (dest / "assembly" / "index.ts").write_text(IMPORTS + source)
-    return dest
-
-
-def test_hello_example_runs_on_a_node(lang_node: Node) -> None:
-    deploy(lang_node, "as_hello", build(EXAMPLES / "assemblyscript-hello"))
-    assert invoke(lang_node, "as_hello", {"name": "édge"}) == (
-        200, {"data": {"message": "Hello, édge!"}}
-    )
-    assert invoke(lang_node, "as_hello", {}) == (200, {"data": {"message": "Hello, world!"}})
+    return project_with(tmp_path, LANG, "assembly/index.ts", IMPORTS + source)
 
 
 def test_primes_example_counts_primes(lang_node: Node) -> None:

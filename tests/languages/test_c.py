@@ -12,14 +12,6 @@ from languages.langkit import EXAMPLES, break_source, build, copy_project, deplo
 pytestmark = pytest.mark.timeout(900)
 
 
-def test_hello_answers_with_a_greeting(lang_node: Node) -> None:
-    deploy(lang_node, "c_hello", build(EXAMPLES / "c-hello"))
-    assert invoke(lang_node, "c_hello", {"name": "Ada \"Lovelace\" é"}) == (
-        200, {"data": {"message": "Hello, Ada \"Lovelace\" é!"}}
-    )
-    assert invoke(lang_node, "c_hello", {}) == (200, {"data": {"message": "Hello, world!"}})
-
-
 def test_matrix_multiplies(lang_node: Node) -> None:
     deploy(lang_node, "c_matrix", build(EXAMPLES / "c-matrix"))
     status, body = invoke(lang_node, "c_matrix", {"a": [[1, 2], [3, 4]], "b": [[5, 6], [7, 8]]})

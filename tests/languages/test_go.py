@@ -12,14 +12,6 @@ from languages.langkit import EXAMPLES, break_source, build, copy_project, deplo
 pytestmark = pytest.mark.timeout(900)
 
 
-def test_hello_answers_with_a_greeting(lang_node: Node) -> None:
-    deploy(lang_node, "go_hello", build(EXAMPLES / "go-hello"))
-    assert invoke(lang_node, "go_hello", {"name": "Gopher ☺"}) == (
-        200, {"data": {"message": "Hello, Gopher ☺!"}}
-    )
-    assert invoke(lang_node, "go_hello", {}) == (200, {"data": {"message": "Hello, world!"}})
-
-
 def test_matrix_multiplies_as_the_c_example_does(lang_node: Node) -> None:
     deploy(lang_node, "go_matrix", build(EXAMPLES / "go-matrix"))
     status, body = invoke(lang_node, "go_matrix", {"a": [[1, 2], [3, 4]], "b": [[5, 6], [7, 8]]})

@@ -12,7 +12,7 @@ from languages.langkit import (
     deploy,
     echo_server,
     invoke,
-    new_project,
+    project_with,
     try_build,
 )
 
@@ -24,17 +24,7 @@ pytestmark = pytest.mark.timeout(1200)
 
 def project(tmp_path: Path, source: str) -> Path:
     """A project from ``fless fn new``, with ``source`` as its index.js."""
-    dest = new_project(tmp_path, "fn", LANG)
-    (dest / "index.js").write_text(source)
-    return dest
-
-
-def test_hello_example_runs_on_a_node(lang_node: Node) -> None:
-    deploy(lang_node, "js_hello", build(EXAMPLES / "js-hello"))
-    assert invoke(lang_node, "js_hello", {"name": "edge"}) == (
-        200, {"data": {"message": "Hello, edge!"}}
-    )
-    assert invoke(lang_node, "js_hello", {}) == (200, {"data": {"message": "Hello, world!"}})
+    return project_with(tmp_path, LANG, "index.js", source)
 
 
 def test_markdown_example_renders_html_and_outline(lang_node: Node) -> None:

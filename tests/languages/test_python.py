@@ -12,7 +12,7 @@ from languages.langkit import (
     deploy,
     echo_server,
     invoke,
-    new_project,
+    project_with,
     try_build,
 )
 
@@ -39,17 +39,7 @@ def main(args):
 
 def project(tmp_path: Path, source: str) -> Path:
     """A project from ``fless fn new``, with ``source`` as its app.py."""
-    dest = new_project(tmp_path, "fn", LANG)
-    (dest / "app.py").write_text(source)
-    return dest
-
-
-def test_hello_example_runs_on_a_node(lang_node: Node) -> None:
-    deploy(lang_node, "py_hello", build(EXAMPLES / "python-hello"))
-    assert invoke(lang_node, "py_hello", {"name": "édge"}) == (
-        200, {"data": {"message": "Hello, édge!"}}
-    )
-    assert invoke(lang_node, "py_hello", {}) == (200, {"data": {"message": "Hello, world!"}})
+    return project_with(tmp_path, LANG, "app.py", source)
 
 
 def test_wordfreq_example_counts_words(lang_node: Node) -> None:

@@ -19,14 +19,6 @@ ORDERS = [
 ]
 
 
-def test_hello_answers_with_a_greeting(lang_node: Node) -> None:
-    deploy(lang_node, "rust_hello", build(EXAMPLES / "rust-hello"))
-    assert invoke(lang_node, "rust_hello", {"name": "Ferris ü"}) == (
-        200, {"data": {"message": "Hello, Ferris ü!"}}
-    )
-    assert invoke(lang_node, "rust_hello", {}) == (200, {"data": {"message": "Hello, world!"}})
-
-
 def test_orders_become_a_report_per_customer(lang_node: Node) -> None:
     deploy(lang_node, "rust_orders", build(EXAMPLES / "rust-orders"))
     status, body = invoke(lang_node, "rust_orders", {"orders": ORDERS, "currency": "CHF"})

@@ -12,14 +12,6 @@ from languages.langkit import EXAMPLES, break_source, build, copy_project, deplo
 pytestmark = pytest.mark.timeout(900)
 
 
-def test_hello_answers_with_a_greeting(lang_node: Node) -> None:
-    deploy(lang_node, "zig_hello", build(EXAMPLES / "zig-hello"))
-    assert invoke(lang_node, "zig_hello", {"name": "Ziggy \"Z\""}) == (
-        200, {"data": {"message": "Hello, Ziggy \"Z\"!"}}
-    )
-    assert invoke(lang_node, "zig_hello", {}) == (200, {"data": {"message": "Hello, world!"}})
-
-
 def test_wordfreq_counts_words(lang_node: Node) -> None:
     deploy(lang_node, "zig_wordfreq", build(EXAMPLES / "zig-wordfreq"))
     text = "The cat and the hat. THE end; a cat's hat"
