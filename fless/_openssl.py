@@ -17,10 +17,13 @@ algorithms for the life of the process.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 # What the deferral blocks: OpenSSL's hashes (hashlib, hmac) and TLS (ssl).
 _DEFERRED = ("_hashlib", "ssl")
+# CPython's own SHA-256: _sha2 from 3.12, _sha256 before.
+_BUILTIN_SHA256 = ("_sha2", "_sha256")
 
 
 def defer_openssl() -> None:
@@ -28,9 +31,13 @@ def defer_openssl() -> None:
 
     Only for a process that has loaded neither: modules that import them
     optionally (hashlib, hmac, asyncio, http.client) then run without them,
-    which is why this must come before those are imported.
+    which is why this must come before those are imported. ``_hashlib`` is
+    left alone where CPython was built without its own SHA-256.
     """
-    for name in _DEFERRED:
+    # Some distributions build CPython with OpenSSL's hashes only
+    # (--with-builtin-hashlib-hashes): hashlib then needs _hashlib.
+    own_sha256 = any(importlib.util.find_spec(name) for name in _BUILTIN_SHA256)
+    for name in _DEFERRED if own_sha256 else ("ssl",):
         if name not in sys.modules:
             sys.modules[name] = None  # type: ignore[assignment]
 

@@ -44,6 +44,23 @@ def test_openssl_is_deferred_until_the_first_outbound_request() -> None:
     ]
 
 
+def test_without_its_own_sha256_python_keeps_openssls_hashes() -> None:
+    # As on a CPython built with OpenSSL's hashes only: hashlib must still work.
+    script = (
+        "import sys\n"
+        "sys.modules['_sha2'] = sys.modules['_sha256'] = None\n"
+        "from fless._openssl import defer_openssl\n"
+        "defer_openssl()\n"
+        "import hashlib\n"
+        "assert sys.modules.get('ssl', 0) is None, 'ssl not deferred'\n"
+        "print(hashlib.sha256(b'fless').hexdigest())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [hashlib.sha256(b"fless").hexdigest()]
+
+
 def test_a_worker_process_runs_without_openssl_loaded(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLESS_")}
     env.update(LOOPBACK_ENV, FLESS_CLUSTER_INSECURE="true")
