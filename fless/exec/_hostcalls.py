@@ -281,13 +281,16 @@ def _fetch(
     """Performs the request within the invocation's time; (0, b"") on failure."""
     remaining = inv.deadline - time.monotonic()
     timeout = max(0.05, min(inv.limits.http_timeout_s, remaining))
+    # First: it lets ssl in before urllib imports http.client, or https://
+    # would be an unknown URL type for the life of the process.
+    opener = _opener()
     import urllib.error
     import urllib.request
 
     request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
     cap = inv.limits.http_max_response_bytes
     try:
-        with _opener().open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             status, payload = response.status, response.read(cap + 1)
     except urllib.error.HTTPError as exc:
         status, payload = exc.code, exc.read(cap + 1)
@@ -312,8 +315,9 @@ def _opener() -> Any:
     """urllib's opener without redirects or proxies, built at the first request.
 
     urllib.request costs a worker about a megabyte resident, and most
-    functions never make a request. A worker defers ``ssl`` (see ``fless._openssl``);
-    it is allowed again before http.client is first imported, so HTTPS works.
+    functions never make a request. A worker defers ``ssl`` (see
+    ``fless._openssl``); it is allowed here, before anything of the worker
+    imports http.client, so HTTPS works.
     """
     allow_ssl()
     import urllib.request

@@ -5,12 +5,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import ssl
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import trustme
+from cluster.lab import start_cluster
 from e2e.node import BIN, LOOPBACK_ENV
+from fixtures.build import c
+
+SECRET = b"served over TLS"
 
 SCRIPT = """
 import sys
@@ -80,3 +90,48 @@ def test_a_worker_process_runs_without_openssl_loaded(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+class _Secret(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(SECRET)))
+        self.end_headers()
+        self.wfile.write(SECRET)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def https_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server on loopback with a certificate from a fresh CA: its port, the CA file."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Secret)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], ca_file
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_function_on_a_worker_fetches_over_https(tmp_path: Path) -> None:
+    # The worker started without OpenSSL; its function's first request is HTTPS.
+    # The worker trusts the test's CA through OpenSSL's SSL_CERT_FILE.
+    with https_server(tmp_path) as (port, ca_file), start_cluster(
+        tmp_path, {"w": 512}, worker_env={"SSL_CERT_FILE": str(ca_file)}
+    ) as cluster:
+        allow = {"http_allow": [f"127.0.0.1:{port}"]}
+        assert cluster.core.upload("_", "get", c("http_get"), allow)[0] == 201
+        status, body, worker = cluster.invoke("get", {"url": f"https://127.0.0.1:{port}/"})
+        assert worker == cluster.workers["w"].name
+        assert (status, body) == (200, {"data": {"status": 200, "length": len(SECRET)}}), (
+            cluster.workers["w"].log())
