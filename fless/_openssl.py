@@ -10,7 +10,7 @@ OpenSSL, gives the same digests. Only a function's ``__http_request`` to an
 ``https://`` URL needs OpenSSL.
 
 So ``fless-node --role worker`` defers both before it imports anything else
-of fless (this module imports nothing), and the first outbound request, or
+of fless (this module imports only importlib), and the first outbound request, or
 a metrics exporter, allows ``ssl`` again. ``hashlib`` keeps its built-in
 algorithms for the life of the process.
 """
@@ -22,8 +22,9 @@ import sys
 
 # What the deferral blocks: OpenSSL's hashes (hashlib, hmac) and TLS (ssl).
 _DEFERRED = ("_hashlib", "ssl")
-# CPython's own SHA-256: _sha2 from 3.12, _sha256 before.
-_BUILTIN_SHA256 = ("_sha2", "_sha256")
+# CPython's own SHA-2, which hashlib, hmac and random need without OpenSSL:
+# _sha2 from 3.12, _sha256 and _sha512 before.
+_OWN_SHA2 = (("_sha2",), ("_sha256", "_sha512"))
 
 
 def defer_openssl() -> None:
@@ -32,12 +33,14 @@ def defer_openssl() -> None:
     Only for a process that has loaded neither: modules that import them
     optionally (hashlib, hmac, asyncio, http.client) then run without them,
     which is why this must come before those are imported. ``_hashlib`` is
-    left alone where CPython was built without its own SHA-256.
+    left alone where CPython was built without its own SHA-2.
     """
     # Some distributions build CPython with OpenSSL's hashes only
     # (--with-builtin-hashlib-hashes): hashlib then needs _hashlib.
-    own_sha256 = any(importlib.util.find_spec(name) for name in _BUILTIN_SHA256)
-    for name in _DEFERRED if own_sha256 else ("ssl",):
+    own_sha2 = any(
+        all(importlib.util.find_spec(name) for name in names) for names in _OWN_SHA2
+    )
+    for name in _DEFERRED if own_sha2 else ("ssl",):
         if name not in sys.modules:
             sys.modules[name] = None  # type: ignore[assignment]
 

@@ -54,14 +54,14 @@ def test_openssl_is_deferred_until_the_first_outbound_request() -> None:
     ]
 
 
-def test_without_its_own_sha256_python_keeps_openssls_hashes() -> None:
+def test_without_its_own_sha2_python_keeps_openssls_hashes() -> None:
     # As on a CPython built with OpenSSL's hashes only: hashlib must still work.
     script = (
         "import sys\n"
-        "sys.modules['_sha2'] = sys.modules['_sha256'] = None\n"
+        "sys.modules['_sha2'] = sys.modules['_sha512'] = None\n"
         "from fless._openssl import defer_openssl\n"
         "defer_openssl()\n"
-        "import hashlib\n"
+        "import hashlib, random\n"
         "assert sys.modules.get('ssl', 0) is None, 'ssl not deferred'\n"
         "print(hashlib.sha256(b'fless').hexdigest())\n"
     )
