@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from fless import __version__
@@ -81,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "show-config":
         print(json.dumps(settings_as_dict(settings), indent=2))
         return 0
+    if args.command == "run":
+        # A reload (SIGHUP) before the node has its own handler (gunicorn's
+        # arbiter, the worker's loop) would end it; the keys are not read yet.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if args.command == "run" and settings.role == "worker":
         # Before anything imports hashlib, hmac or asyncio: a worker loads
         # OpenSSL only when a function makes an HTTPS call.
