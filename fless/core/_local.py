@@ -1,8 +1,17 @@
-"""The worker half of role ``all``: runs invocations in this process, off the event loop.
+"""The worker half of role ``all`` (and all of a worker): runs invocations in this process.
 
 Wasm runs in a small thread pool: wasmtime-py calls into Wasmtime through
 ctypes, which releases the GIL while guest code runs, so a long function
-does not stall the API's event loop and two functions run on two cores.
+does not stall the event loop and two functions run on two cores.
+
+Quick functions run on the event loop itself. The hop to a pool thread and
+back costs about 0.12 ms here (``bench/offloop.py``), as much as a small
+function's whole run, so a function whose last run took under ``QUICK_S``
+and that may make no HTTP call (which would block the loop, and could not
+be made twice) runs in place, with a budget: past ``LOOP_BUDGET_S`` it is
+stopped and run again from the start on a thread, and is not quick any more
+until a run there is. Nothing outside it can see the stopped run: a
+function without HTTP has no effect but its answer.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from fless.exec import (
     FunctionTimeout,
     Limits,
     Outcome,
+    OverBudget,
 )
 
 from . import _metrics
@@ -37,6 +47,11 @@ SWEEP_S = 60.0
 # How long past a function's own timeout the core waits before it gives up
 # on the thread (epoch interruption normally ends the function well before).
 GRACE_S = 0.5
+# A function whose last run took less than this runs on the event loop.
+QUICK_S = 0.001
+# How long a run on the event loop may last before it is stopped and run on a
+# thread instead (Wasmtime's epoch ticks make that 10 to 20 ms).
+LOOP_BUDGET_S = 0.01
 
 
 class LocalWorker:
@@ -44,7 +59,8 @@ class LocalWorker:
 
     Args:
         cache: the compiled-module cache (with its runtime).
-        threads: how many invocations run at once.
+        threads: how many threads run invocations (quick ones run on the event
+            loop besides).
         name: how the scheduler calls it.
         logs: where it keeps what each invocation logged (None: nowhere).
     """
@@ -57,6 +73,8 @@ class LocalWorker:
         self.log_book = logs
         self._sweeper: asyncio.Task[None] | None = None
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="fless-exec")
+        # By code hash: whether its last run was quick (see the module's doc).
+        self._quick: dict[str, bool] = {}
 
     def close(self) -> None:
         """Waits for running invocations, then closes the cache."""
@@ -89,6 +107,8 @@ class LocalWorker:
             except Exception:
                 log.exception("evicting from the code cache failed")
                 continue
+            for sha in gone:
+                self._quick.pop(sha, None)
             if gone:
                 log.info("evicted %d idle or excess modules from the code cache", len(gone))
                 metrics = _metrics.active()
@@ -107,6 +127,7 @@ class LocalWorker:
 
     async def drop(self, sha: str) -> None:
         """Removes a function's compiled code."""
+        self._quick.pop(sha, None)
         await asyncio.get_running_loop().run_in_executor(self._pool, self.cache.drop, sha)
 
     async def invoke(
@@ -210,7 +231,12 @@ class LocalWorker:
             metrics.cache_lookups.labels(found).inc()
             if found != "memory":
                 metrics.cold_starts.labels("disk" if found == "disk" else "compile").inc()
-        future = loop.run_in_executor(self._pool, self.cache.runtime.run, function, args, limits)
+        if self._quick.get(sha, False) and not limits.http_allow:
+            with contextlib.suppress(OverBudget):
+                return self._timed(sha, function, args, limits, LOOP_BUDGET_S)
+        future = loop.run_in_executor(
+            self._pool, self._timed, sha, function, args, limits, None
+        )
         try:
             # asyncio.timeout, not wait_for: no extra task per call on the hot path.
             async with asyncio.timeout(limits.timeout_s + GRACE_S):
@@ -219,6 +245,18 @@ class LocalWorker:
             raise FunctionTimeout(
                 f"function exceeded its timeout of {round(limits.timeout_s * 1000)} ms"
             ) from None
+
+
+    def _timed(
+        self, sha: str, function: CompiledFunction, args: bytes, limits: Limits,
+        budget_s: float | None,
+    ) -> Outcome:
+        """Runs ``function`` and notes whether the run was quick."""
+        start = time.perf_counter()
+        try:
+            return self.cache.runtime.run(function, args, limits, budget_s)
+        finally:
+            self._quick[sha] = time.perf_counter() - start < QUICK_S
 
 
 class LocalSource:

@@ -16,6 +16,7 @@ from ._errors import (
     InvalidModule,
     MemoryLimitExceeded,
     OutputLimitExceeded,
+    OverBudget,
 )
 from ._eviction import CacheEntry, choose_evictions
 from ._limits import Limits, Outcome
@@ -35,6 +36,7 @@ __all__ = [
     "MemoryLimitExceeded",
     "Outcome",
     "OutputLimitExceeded",
+    "OverBudget",
     "WasmRuntime",
     "choose_evictions",
     "host_allowed",

@@ -31,6 +31,7 @@ from ._errors import (
     FunctionTrap,
     InvalidModule,
     MemoryLimitExceeded,
+    OverBudget,
 )
 from ._fastcall import call_i32, export_func, signature
 from ._gil import hold_gil_for_short_calls
@@ -227,13 +228,20 @@ class WasmRuntime:
 
     # -- running --------------------------------------------------------------
 
-    def run(self, function: CompiledFunction, args: bytes, limits: Limits) -> Outcome:
+    def run(
+        self, function: CompiledFunction, args: bytes, limits: Limits,
+        budget_s: float | None = None,
+    ) -> Outcome:
         """Runs one invocation to its end, on the calling thread.
 
         Args:
             function: compiled by this runtime.
             args: the JSON-encoded arguments.
             limits: the caps of this invocation.
+            budget_s: if shorter than its timeout, the run is stopped after
+                about this long (give or take an epoch tick, 10 ms) and
+                ``OverBudget`` raised: for a caller that tries a run where a
+                long one would be in the way before it runs it on a thread.
 
         Returns:
             The output bytes (JSON for well-behaved functions) and the logs.
@@ -243,7 +251,22 @@ class WasmRuntime:
             FunctionTrap: it trapped (``MemoryLimitExceeded`` and
                 ``OutputLimitExceeded`` say which cap it hit).
             FunctionTimeout: it ran past ``limits.timeout_s``.
+            OverBudget: it ran past ``budget_s``, before its timeout.
         """
+        # Epoch deadlines count ticks from now: the run is interrupted between
+        # N-1 and N ticks later, so one more than the time needs.
+        ticks = math.ceil(limits.timeout_s / self._tick_s) + 1
+        budget = ticks if budget_s is None else math.ceil(budget_s / self._tick_s) + 1
+        if budget >= ticks:
+            return self._run(function, args, limits, ticks)
+        try:
+            return self._run(function, args, limits, budget)
+        except FunctionTimeout:
+            raise OverBudget(f"function ran past its budget of {_ms(budget_s or 0)} ms") from None
+
+    def _run(
+        self, function: CompiledFunction, args: bytes, limits: Limits, ticks: int
+    ) -> Outcome:
         inv = Invocation(args, limits, deadline=time.monotonic() + limits.timeout_s)
         inv.stdout_is_output = function.abi is Abi.WASI
         store = wasmtime.Store(self.engine)
@@ -255,7 +278,7 @@ class WasmRuntime:
             wasi.argv = ["function"]
         store.set_wasi(wasi)
         store.set_limits(memory_size=limits.memory_bytes)
-        store.set_epoch_deadline(math.ceil(limits.timeout_s / self._tick_s) + 1)
+        store.set_epoch_deadline(ticks)
         instance: wasmtime.Instance | None = None
         self._hostcalls.current.inv = inv
         try:

@@ -43,3 +43,11 @@ class OutputLimitExceeded(FunctionTrap):
 
 class FunctionTimeout(ExecError):
     """The function ran past its time limit and was interrupted."""
+
+
+class OverBudget(Exception):
+    """A run given a budget shorter than its timeout went past the budget and was stopped.
+
+    Not an ``ExecError``: it says nothing of the function, only that the
+    caller should run it again where a long run is in nobody's way.
+    """

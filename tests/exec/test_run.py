@@ -21,6 +21,7 @@ from fless.exec import (
     Limits,
     MemoryLimitExceeded,
     OutputLimitExceeded,
+    OverBudget,
     WasmRuntime,
 )
 
@@ -70,6 +71,25 @@ def test_loop_times_out_and_the_runtime_goes_on(
     assert time.monotonic() - started < 0.3 + 0.5
     outcome = runtime.run(compiled("fl_hello"), b"1", Limits())
     assert outcome.output == b'{"hello":1}'
+
+
+def test_a_run_past_its_budget_is_stopped_well_before_its_timeout(
+    runtime: WasmRuntime, compiled: Compiled
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(OverBudget):
+        runtime.run(compiled("fl_loop"), b"{}", Limits(timeout_s=10), budget_s=0.01)
+    assert time.monotonic() - started < 5  # the budget, not the 10 s timeout
+    # Within its budget a run is an ordinary one.
+    outcome = runtime.run(compiled("fl_hello"), b"1", Limits(timeout_s=10), budget_s=0.01)
+    assert outcome.output == b'{"hello":1}'
+
+
+def test_a_budget_past_the_timeout_changes_nothing(
+    runtime: WasmRuntime, compiled: Compiled
+) -> None:
+    with pytest.raises(FunctionTimeout, match="200 ms"):
+        runtime.run(compiled("fl_loop"), b"{}", Limits(timeout_s=0.2), budget_s=1.0)
 
 
 def test_membomb_hits_the_memory_limit(runtime: WasmRuntime, compiled: Compiled) -> None:
