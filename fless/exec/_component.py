@@ -11,6 +11,7 @@ memory and time caps.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from ._abi import HTTP_METHODS, Abi, host_allowed
 from ._errors import (
     ExecError,
     FunctionError,
+    FunctionTimeout,
     FunctionTrap,
     InvalidModule,
     OutputLimitExceeded,
@@ -130,6 +132,11 @@ class ComponentHost:
         except wasmtime.WasmtimeError as exc:
             if inv.host_error is not None:
                 raise inv.host_error from None
+            if time.monotonic() >= inv.deadline:
+                # A component's epoch interrupt comes as an error, not a trap.
+                raise FunctionTimeout(
+                    f"function exceeded its timeout of {round(limits.timeout_s * 1000)} ms"
+                ) from None
             raise FunctionTrap(f"function failed: {_first_line(exc)}") from None
         return _outcome(result, inv)
 

@@ -195,7 +195,10 @@ def copy_project(src: Path, parent: Path) -> Path:
     return dest
 
 
-def deploy(node: Node, name: str, wasm: bytes, http_allow: list[str] | None = None) -> None:
+def deploy(
+    node: Node, name: str, wasm: bytes, http_allow: list[str] | None = None,
+    timeout_ms: int | None = None,
+) -> None:
     """Uploads ``wasm`` as function ``name`` of module ``_``, replacing an older one.
 
     Args:
@@ -203,12 +206,18 @@ def deploy(node: Node, name: str, wasm: bytes, http_allow: list[str] | None = No
         name: the function's name.
         wasm: its code.
         http_allow: the hosts it may reach with outbound HTTP.
+        timeout_ms: its time limit (default: the node's).
     """
     fields: list[tuple[str, str | None, bytes]] = [
         ("name", None, name.encode()), ("code", "code.wasm", wasm),
     ]
+    metadata: dict[str, Any] = {}
     if http_allow is not None:
-        fields.append(("metadata", None, json.dumps({"http_allow": http_allow}).encode()))
+        metadata["http_allow"] = http_allow
+    if timeout_ms is not None:
+        metadata["timeout"] = timeout_ms
+    if metadata:
+        fields.append(("metadata", None, json.dumps(metadata).encode()))
     body, ctype = multipart(fields)
     headers = {"Content-Type": ctype}
     status, answer = node.request("POST", "/v1/fn/_", body, headers, timeout=UPLOAD_TIMEOUT_S)

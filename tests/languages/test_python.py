@@ -30,6 +30,9 @@ def main(args):
     print("asked for", sorted(args))
     if "user" in args:
         raise LookupError("no such user: " + args["user"])
+    if "spin" in args:
+        while True:
+            pass
     if "url" in args:
         response = http_request("POST", args["url"], body="ping", headers={"X-Test": "yes"})
         return {"status": response.status, "ok": response.ok, "echo": response.json()}
@@ -58,7 +61,7 @@ def test_wordfreq_example_counts_words(lang_node: Node) -> None:
 def test_errors_values_and_http(lang_node: Node, tmp_path: Path) -> None:
     code = build(project(tmp_path, BEHAVIOURS), LANG)
     with echo_server() as host:
-        deploy(lang_node, "py_behaviours", code, http_allow=[host])
+        deploy(lang_node, "py_behaviours", code, http_allow=[host], timeout_ms=3000)
         status, body = invoke(lang_node, "py_behaviours", {"url": f"http://{host}/hi"})
         assert status == 200, body
         assert body["data"] == {
@@ -72,6 +75,10 @@ def test_errors_values_and_http(lang_node: Node, tmp_path: Path) -> None:
     )
     status, body = invoke(lang_node, "py_behaviours", {"url": "http://203.0.113.9/"})
     assert status >= 400 and "denied" in body["errors"]["detail"]
+    # Stopped by epoch interruption, which a component reports as an error.
+    status, body = invoke(lang_node, "py_behaviours", {"spin": True})
+    assert (status, body["errors"]["detail"]) == (
+        504, "function exceeded its timeout of 3000 ms"), body
 
 
 def test_syntax_error_fails_the_build_with_the_compiler_message(tmp_path: Path) -> None:
