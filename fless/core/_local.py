@@ -6,12 +6,17 @@ does not stall the event loop and two functions run on two cores.
 
 Quick functions run on the event loop itself. The hop to a pool thread and
 back costs about 0.12 ms here (``bench/offloop.py``), as much as a small
-function's whole run, so a function whose last run took under ``QUICK_S``
-and that may make no HTTP call (which would block the loop, and could not
-be made twice) runs in place, with a budget: past ``LOOP_BUDGET_S`` it is
-stopped and run again from the start on a thread, and is not quick any more
-until a run there is. Nothing outside it can see the stopped run: a
-function without HTTP has no effect but its answer.
+function's whole run. A function runs in place when its last run took under
+``QUICK_S``, it may make no HTTP call (which would block the loop, and could
+not be made twice), its memory cap is at most ``LOOP_MEMORY_BYTES`` (one
+``memory.fill`` over it takes tens of ms, and no budget stops an
+instruction), and the runtime's budget holds for it (no WASI sleep, no
+component). Past ``LOOP_BUDGET_S`` the run is stopped and made again from
+the start on a thread, and the function stays off the loop for
+``OFF_LOOP_S``, so that a function that alternates quick and long inputs
+stalls the loop once in that time at most. Nothing outside it can see the
+stopped run: a function without HTTP has no effect but its answer, and the
+logs of the stopped run are dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +58,12 @@ QUICK_S = 0.001
 # How long a run on the event loop may last before it is stopped and run on a
 # thread instead (Wasmtime's epoch ticks make that 10 to 20 ms).
 LOOP_BUDGET_S = 0.01
+# The largest memory cap of a function run on the event loop (the default cap).
+LOOP_MEMORY_BYTES = 64 << 20
+# How long a function stopped on the event loop runs on threads only.
+OFF_LOOP_S = 60.0
+# How many functions' last runs are remembered (all are forgotten past it).
+TRACKED = 4096
 
 
 class LocalWorker:
@@ -73,8 +85,10 @@ class LocalWorker:
         self.log_book = logs
         self._sweeper: asyncio.Task[None] | None = None
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="fless-exec")
-        # By code hash: whether its last run was quick (see the module's doc).
-        self._quick: dict[str, bool] = {}
+        # By code hash, the functions that may run on the event loop: from
+        # when (0.0 when their last run was quick; later when they were
+        # stopped there). See the module's doc.
+        self._on_loop: dict[str, float] = {}
 
     def close(self) -> None:
         """Waits for running invocations, then closes the cache."""
@@ -108,7 +122,7 @@ class LocalWorker:
                 log.exception("evicting from the code cache failed")
                 continue
             for sha in gone:
-                self._quick.pop(sha, None)
+                self._on_loop.pop(sha, None)
             if gone:
                 log.info("evicted %d idle or excess modules from the code cache", len(gone))
                 metrics = _metrics.active()
@@ -127,7 +141,7 @@ class LocalWorker:
 
     async def drop(self, sha: str) -> None:
         """Removes a function's compiled code."""
-        self._quick.pop(sha, None)
+        self._on_loop.pop(sha, None)
         await asyncio.get_running_loop().run_in_executor(self._pool, self.cache.drop, sha)
 
     async def invoke(
@@ -231,9 +245,14 @@ class LocalWorker:
             metrics.cache_lookups.labels(found).inc()
             if found != "memory":
                 metrics.cold_starts.labels("disk" if found == "disk" else "compile").inc()
-        if self._quick.get(sha, False) and not limits.http_allow:
-            with contextlib.suppress(OverBudget):
+        if self._may_run_on_loop(sha, function, limits):
+            try:
                 return self._timed(sha, function, args, limits, LOOP_BUDGET_S)
+            except OverBudget:
+                self._on_loop[sha] = time.monotonic() + OFF_LOOP_S
+                log.info("function code %s ran past %.0f ms on the event loop: running it "
+                         "on a thread, and on threads for %.0f s", sha[:12],
+                         LOOP_BUDGET_S * 1000, OFF_LOOP_S)
         future = loop.run_in_executor(
             self._pool, self._timed, sha, function, args, limits, None
         )
@@ -247,6 +266,14 @@ class LocalWorker:
             ) from None
 
 
+    def _may_run_on_loop(self, sha: str, function: CompiledFunction, limits: Limits) -> bool:
+        return (
+            self._on_loop.get(sha, math.inf) <= time.monotonic()
+            and not limits.http_allow
+            and limits.memory_bytes <= LOOP_MEMORY_BYTES
+            and self.cache.runtime.budget_holds(function)
+        )
+
     def _timed(
         self, sha: str, function: CompiledFunction, args: bytes, limits: Limits,
         budget_s: float | None,
@@ -256,7 +283,15 @@ class LocalWorker:
         try:
             return self.cache.runtime.run(function, args, limits, budget_s)
         finally:
-            self._quick[sha] = time.perf_counter() - start < QUICK_S
+            quick = time.perf_counter() - start < QUICK_S
+            held_off = self._on_loop.get(sha, 0.0) > time.monotonic()
+            if not held_off:
+                if quick:
+                    if len(self._on_loop) >= TRACKED:
+                        self._on_loop.clear()
+                    self._on_loop[sha] = 0.0
+                else:
+                    self._on_loop.pop(sha, None)
 
 
 class LocalSource:

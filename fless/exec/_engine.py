@@ -92,6 +92,8 @@ class CompiledModule:
             built with ``-mexec-model=reactor``), to be called before ``__invoke``.
         fast: its entry points have the types fless calls them with, checked
             at link time, so they are called unchecked (see ``_fastcall``).
+        stoppable: epoch interruption can stop it at any time: it imports no
+            WASI ``poll_oneoff``, which sleeps inside a host call.
     """
 
     abi: Abi
@@ -99,6 +101,7 @@ class CompiledModule:
     pre: wasmtime.InstancePre
     reactor: bool = False
     fast: bool = False
+    stoppable: bool = False
 
 
 # What the runtime compiles: a core module (FunLess or WASI ABI) or a component.
@@ -224,9 +227,22 @@ class WasmRuntime:
             fast = signature(module, "__invoke") == (1, 1) and (
                 not reactor or signature(module, "_initialize") == (0, 0)
             )
-        return CompiledModule(abi, module, pre, reactor, fast)
+        stoppable = not any(
+            i.module == WASI_MODULE and i.name == "poll_oneoff" for i in module.imports
+        )
+        return CompiledModule(abi, module, pre, reactor, fast, stoppable)
 
     # -- running --------------------------------------------------------------
+
+    @staticmethod
+    def budget_holds(function: CompiledFunction) -> bool:
+        """Whether ``run``'s ``budget_s`` bounds a run of ``function``.
+
+        Epoch interruption stops Wasm code, not a host call: a module that
+        imports WASI ``poll_oneoff`` can sleep past any budget, and a
+        component has WASI's clocks to wait on. Such runs stay on threads.
+        """
+        return isinstance(function, CompiledModule) and function.stoppable
 
     def run(
         self, function: CompiledFunction, args: bytes, limits: Limits,
@@ -242,6 +258,9 @@ class WasmRuntime:
                 about this long (give or take an epoch tick, 10 ms) and
                 ``OverBudget`` raised: for a caller that tries a run where a
                 long one would be in the way before it runs it on a thread.
+                It bounds the time in Wasm code only (see ``budget_holds``);
+                one instruction over a large memory (``memory.fill``) also
+                runs to its end first.
 
         Returns:
             The output bytes (JSON for well-behaved functions) and the logs.
