@@ -70,9 +70,16 @@ def test_killed_member_becomes_suspect_then_dead() -> None:
             while not all(state(n) == "alive" for n in nodes):
                 await asyncio.sleep(0.02)
 
+            def reported_dead(name: str) -> bool:
+                return any(m.name == "victim" and m.state == "dead" for _, m in changes[name])
+
             killed = time.monotonic()
             os.kill(victim.pid, signal.SIGKILL)
-            while not all(state(n) == "dead" for n in nodes):
+            # The view can say dead a moment before on_change has reported it:
+            # wait for both.
+            while not all(state(n) == "dead" for n in nodes) or not all(
+                reported_dead(name) for name in changes
+            ):
                 assert time.monotonic() - killed < 10, f"not dead: {[state(n) for n in nodes]}"
                 await asyncio.sleep(0.02)
             for name in ("a", "b"):
