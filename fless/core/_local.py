@@ -261,10 +261,7 @@ class LocalWorker:
             async with asyncio.timeout(limits.timeout_s + GRACE_S):
                 return await future
         except TimeoutError:
-            raise FunctionTimeout(
-                f"function exceeded its timeout of {round(limits.timeout_s * 1000)} ms"
-            ) from None
-
+            raise FunctionTimeout.after(limits.timeout_s) from None
 
     def _may_run_on_loop(self, sha: str, function: CompiledFunction, limits: Limits) -> bool:
         return (

@@ -134,9 +134,7 @@ class ComponentHost:
                 raise inv.host_error from None
             if time.monotonic() >= inv.deadline:
                 # A component's epoch interrupt comes as an error, not a trap.
-                raise FunctionTimeout(
-                    f"function exceeded its timeout of {round(limits.timeout_s * 1000)} ms"
-                ) from None
+                raise FunctionTimeout.after(limits.timeout_s) from None
             raise FunctionTrap(f"function failed: {_first_line(exc)}") from None
         return _outcome(result, inv)
 

@@ -436,7 +436,7 @@ def _trap_error(
         return inv.host_error
     code = trap.trap_code
     if code is wasmtime.TrapCode.INTERRUPT or (code is None and time.monotonic() >= inv.deadline):
-        return FunctionTimeout(f"function exceeded its timeout of {_ms(limits.timeout_s)} ms")
+        return FunctionTimeout.after(limits.timeout_s)
     if code is None:
         # A host function's failure, not this invocation's (that would be in
         # inv.host_error): wasmtime-py passed it across threads, see

@@ -44,6 +44,11 @@ class OutputLimitExceeded(FunctionTrap):
 class FunctionTimeout(ExecError):
     """The function ran past its time limit and was interrupted."""
 
+    @classmethod
+    def after(cls, timeout_s: float) -> FunctionTimeout:
+        """The error of a run stopped at its time limit of ``timeout_s`` seconds."""
+        return cls(f"function exceeded its timeout of {round(timeout_s * 1000)} ms")
+
 
 class OverBudget(Exception):
     """A run given a budget shorter than its timeout went past the budget and was stopped.
