@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import wasmtime
+from fixtures.servers import serving
 
 from fless.exec import (
     CompiledFunction,
@@ -243,15 +244,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server() -> Iterator[str]:
     """A real HTTP server on loopback; yields its host:port."""
     _Handler.requests = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)) as host:
+        yield host
 
 
 def test_http_get_reaches_an_allowed_host(

@@ -8,7 +8,6 @@ import os
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import trustme
 from cluster.lab import start_cluster
 from e2e.node import BIN, LOOPBACK_ENV
 from fixtures.build import c
+from fixtures.servers import serving
 
 SECRET = b"served over TLS"
 
@@ -104,8 +104,8 @@ class _Secret(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def https_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """An HTTPS server on loopback with a certificate from a fresh CA: its port, the CA file."""
+def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on loopback with a certificate from a fresh CA: host:port, the CA file."""
     ca = trustme.CA()
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
@@ -113,25 +113,18 @@ def https_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     ca.issue_cert("127.0.0.1").configure_cert(context)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Secret)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], ca_file
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(server) as host:
+        yield host, ca_file
 
 
 def test_a_function_on_a_worker_fetches_over_https(tmp_path: Path) -> None:
     # The worker started without OpenSSL; its function's first request is HTTPS.
     # The worker trusts the test's CA through OpenSSL's SSL_CERT_FILE.
-    with https_server(tmp_path) as (port, ca_file), start_cluster(
+    with https_server(tmp_path) as (host, ca_file), start_cluster(
         tmp_path, {"w": 512}, worker_env={"SSL_CERT_FILE": str(ca_file)}
     ) as cluster:
-        allow = {"http_allow": [f"127.0.0.1:{port}"]}
-        assert cluster.core.upload("_", "get", c("http_get"), allow)[0] == 201
-        status, body, worker = cluster.invoke("get", {"url": f"https://127.0.0.1:{port}/"})
+        assert cluster.core.upload("_", "get", c("http_get"), {"http_allow": [host]})[0] == 201
+        status, body, worker = cluster.invoke("get", {"url": f"https://{host}/"})
         assert worker == cluster.workers["w"].name
         assert (status, body) == (200, {"data": {"status": 200, "length": len(SECRET)}}), (
             cluster.workers["w"].log())

@@ -40,7 +40,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from e2e.node import Node, multipart
+from fixtures.servers import serving
 
 from fless.cli._langs import detect_language
 
@@ -273,12 +273,5 @@ def echo_server() -> Iterator[str]:
     Returns:
         A context manager yielding the server's ``host:port``.
     """
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _Echo)) as host:
+        yield host
