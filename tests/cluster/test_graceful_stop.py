@@ -17,31 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster.test_cluster import Cluster, wait_for
-from e2e.node import Node, WorkerNode, free_port
+from cluster.lab import Cluster, start_cluster, wait_for
+from e2e.node import Node
 from fixtures.build import wat
 
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Cluster]:
-    gossip_port = free_port()
-    core = Node(tmp_path / "core", None, "--role", "core", "--gossip-port", str(gossip_port))
-    core.start()
-    keys = tmp_path / "core" / "keys"
-    workers = {
-        label: WorkerNode(tmp_path / label, seeds=f"127.0.0.1:{gossip_port}", key_dir=keys,
-                          memory_mib=mib).start()
-        for label, mib in (("small", 512), ("big", 1024))
-    }
-    running = Cluster(core, workers)
-    try:
-        wait_for(lambda: running.alive_workers() == {w.name for w in workers.values()}, 30,
-                 "both workers alive in the core's view")
+    with start_cluster(tmp_path, {"small": 512, "big": 1024}) as running:
         yield running
-    finally:
-        for worker in workers.values():
-            worker.stop()
-        core.stop()
 
 
 def test_a_stopping_worker_finishes_its_call_takes_no_new_ones_and_leaves(pair: Cluster) -> None:
