@@ -86,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         # A reload (SIGHUP) before the node has its own handler (gunicorn's
         # arbiter, the worker's loop) would end it; the keys are not read yet.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    if args.command == "run" and settings.role == "worker":
-        # Before anything imports hashlib, hmac or asyncio: a worker loads
-        # OpenSSL only when a function makes an HTTPS call.
-        defer_openssl()
+        if settings.role == "worker":
+            # Before anything imports hashlib, hmac or asyncio: a worker loads
+            # OpenSSL only when a function makes an HTTPS call.
+            defer_openssl()
     from fless import node
 
     if args.command == "keygen":
