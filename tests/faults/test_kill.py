@@ -90,6 +90,9 @@ def kill_one_under_load(
 
 def restart_victim(cluster: Cluster) -> None:
     victim = cluster.workers["w1"]
+    # As systemd's RestartSec gives it: the core has seen the death first, so
+    # "alive" below is the new process, not the dead one not yet noticed.
+    wait_for(lambda: victim.name not in cluster.alive_workers(), 30, "the kill seen")
     victim.start()
     wait_for(lambda: victim.name in cluster.alive_workers(), 30, "the killed worker back")
 
