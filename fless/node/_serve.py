@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from fless import __version__
@@ -49,10 +51,31 @@ def serve(settings: Settings) -> int:
     )
     if settings.api.metrics:
         share_metrics(settings.data_path / "metrics")
-    from ._api import ApiServer  # gunicorn: only the roles that serve HTTP
+    from ._api import ApiServer, api_processes  # gunicorn: only the roles that serve HTTP
 
-    ApiServer(settings).run()
+    processes = api_processes(settings.role, settings.api.workers, len(os.sched_getaffinity(0)))
+    ApiServer(meeting_port(settings, processes)).run()
     return 0
+
+
+def meeting_port(settings: Settings, processes: int) -> Settings:
+    """The settings with a concrete gossip port when several API processes must meet.
+
+    Each API process is a gossip member; the first binds ``cluster.gossip_port``
+    and the others join it there. With port 0 ("any free port") each would
+    take a port of its own and never find its siblings, so each would list
+    and schedule a different cluster. The master picks one free port for
+    them all before it forks.
+    """
+    if settings.cluster.gossip_port or processes < 2:
+        return settings
+    host = advertise_host(settings)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+    log.info("gossip: the API processes meet on port %s (cluster.gossip_port is 0)", port)
+    return replace(settings, cluster=replace(settings.cluster, gossip_port=port))
 
 
 def share_metrics(directory: Path) -> None:

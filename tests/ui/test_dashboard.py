@@ -150,18 +150,21 @@ def test_log_in_see_the_node_upload_and_invoke(
     log_in(browser, node, node.key)
     wait_for(browser, lambda d: visible(d, "dashboard"), "the dashboard")
 
-    # The node the API lists, with its role, state, arch and memory.
+    # The members the API lists (each API process of a node with role
+    # ``all`` is one), with their role, state, arch and memory.
     _, listed = node.request("GET", "/v1/nodes")
-    (me,) = listed["data"]
-    row = wait_for(
-        browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-node="{me["name"]}"]'),
-        f"the node {me['name']}",
-    )[0]
-    cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
-    assert cells[:4] == [me["name"], "all", "alive", me["arch"]]
-    assert "free of" in cells[4]
-    meter = row.find_element(By.TAG_NAME, "meter")
-    assert float(meter.get_attribute("max")) == me["mem_total"]
+    assert listed["data"]
+    for me in listed["data"]:
+        row = wait_for(
+            browser,
+            lambda d, me=me: d.find_elements(By.CSS_SELECTOR, f'tr[data-node="{me["name"]}"]'),
+            f"the node {me['name']}",
+        )[0]
+        cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
+        assert cells[:4] == [me["name"], "all", "alive", me["arch"]]
+        assert "free of" in cells[4]
+        meter = row.find_element(By.TAG_NAME, "meter")
+        assert float(meter.get_attribute("max")) == me["mem_total"]
 
     # Upload through the form, into a module the page creates.
     code = tmp_path / "fl_hello.wasm"
