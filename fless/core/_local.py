@@ -14,9 +14,10 @@ instruction), and the runtime's budget holds for it (no WASI sleep, no
 component). Past ``LOOP_BUDGET_S`` the run is stopped and made again from
 the start on a thread, and the function stays off the loop for
 ``OFF_LOOP_S``, so that a function that alternates quick and long inputs
-stalls the loop once in that time at most. Nothing outside it can see the
-stopped run: a function without HTTP has no effect but its answer, and the
-logs of the stopped run are dropped.
+stalls the loop once in that time at most. The run on the thread gets what
+is left of the timeout, and ``fless_loop_overruns_total`` counts the moves.
+Nothing else outside can see the stopped run: a function without HTTP has no
+effect but its answer, and the logs of the stopped run are dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from fless.exec import (
@@ -245,23 +247,42 @@ class LocalWorker:
             metrics.cache_lookups.labels(found).inc()
             if found != "memory":
                 metrics.cold_starts.labels("disk" if found == "disk" else "compile").inc()
+        on_thread = limits
         if self._may_run_on_loop(sha, function, limits):
+            tried = time.monotonic()
             try:
                 return self._timed(sha, function, args, limits, LOOP_BUDGET_S)
             except OverBudget:
-                self._on_loop[sha] = time.monotonic() + OFF_LOOP_S
-                log.info("function code %s ran past %.0f ms on the event loop: running it "
-                         "on a thread, and on threads for %.0f s", sha[:12],
-                         LOOP_BUDGET_S * 1000, OFF_LOOP_S)
+                self._moved_off_loop(sha, metrics)
+            # The run on the thread has what is left of the timeout, so the
+            # call as a whole keeps to it.
+            spent = time.monotonic() - tried
+            on_thread = replace(limits, timeout_s=max(limits.timeout_s - spent, 0.0))
         future = loop.run_in_executor(
-            self._pool, self._timed, sha, function, args, limits, None
+            self._pool, self._timed, sha, function, args, on_thread, None
         )
         try:
             # asyncio.timeout, not wait_for: no extra task per call on the hot path.
-            async with asyncio.timeout(limits.timeout_s + GRACE_S):
+            async with asyncio.timeout(on_thread.timeout_s + GRACE_S):
                 return await future
         except TimeoutError:
             raise FunctionTimeout.after(limits.timeout_s) from None
+        except FunctionTimeout as exc:
+            if on_thread is limits:
+                raise
+            # Told with the function's own timeout, not what was left of it.
+            timed_out = FunctionTimeout.after(limits.timeout_s)
+            timed_out.logs, timed_out.logs_truncated = exc.logs, exc.logs_truncated
+            raise timed_out from None
+
+    def _moved_off_loop(self, sha: str, metrics: _metrics.NodeMetrics | None) -> None:
+        """Holds ``sha`` off the event loop for ``OFF_LOOP_S``, after a run there went long."""
+        self._on_loop[sha] = time.monotonic() + OFF_LOOP_S
+        if metrics is not None:
+            metrics.loop_overruns.inc()
+        log.info("function code %s ran past %.0f ms on the event loop: running it "
+                 "on a thread, and on threads for %.0f s", sha[:12],
+                 LOOP_BUDGET_S * 1000, OFF_LOOP_S)
 
     def _may_run_on_loop(self, sha: str, function: CompiledFunction, limits: Limits) -> bool:
         return (

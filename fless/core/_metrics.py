@@ -50,6 +50,11 @@ class NodeMetrics:
             "Code lookups of invocations by where the code was found: memory, disk, or miss.",
             ["result"],
         )
+        self.loop_overruns = Counter(
+            "fless_loop_overruns",
+            "Runs of a quick function stopped on the event loop after its budget (10-20 ms) "
+            "and made again on a thread.",
+        )
         self.cache_evictions = Counter(
             "fless_cache_evictions", "Compiled modules evicted from the cache (idle or excess)."
         )

@@ -8,11 +8,12 @@ import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.build import wat
 
-from fless.core import LocalWorker, _local
+from fless.core import LocalWorker, _local, _metrics
 from fless.exec import CodeCache, FunctionTimeout, Limits, WasmRuntime
 
 
@@ -128,6 +129,9 @@ async def served_while_the_thread_is_busy(
             await long
 
 
+# A bound on how long a run over its budget holds the loop: far above the
+# 10-20 ms it takes, so a loaded machine does not fail the test.
+LOOP_STOPPED_WITHIN_S = 0.5
 BIG_MEMORY = Limits(memory_bytes=_local.LOOP_MEMORY_BYTES * 2)
 MAY_CALL_HTTP = Limits(http_allow=frozenset({"example.org"}))
 
@@ -167,9 +171,21 @@ def test_a_quick_function_that_runs_long_is_moved_off_the_event_loop(
 ) -> None:
     # fl_loop_if_long answers short inputs at once and loops on long ones.
     code = wat("fl_loop_if_long")
+    metrics = _metrics.enable()
+    overruns = metrics.loop_overruns._value.get()
+    thread_timeouts: list[float] = []
 
     async def scenario() -> tuple[float, bool]:
         local = one_thread()
+        on_thread = local._timed
+
+        def timed(sha: str, function: Any, args: bytes, limits: Limits,
+                  budget_s: float | None) -> Any:
+            if budget_s is None:
+                thread_timeouts.append(limits.timeout_s)
+            return on_thread(sha, function, args, limits, budget_s)
+
+        local._timed = timed  # type: ignore[method-assign]
         gaps: list[float] = []
         stop = asyncio.Event()
 
@@ -199,5 +215,10 @@ def test_a_quick_function_that_runs_long_is_moved_off_the_event_loop(
     longest_stall, held_off = asyncio.run(scenario())
     # Stopped after its 10-20 ms budget on the loop, then run out on the
     # thread: kept on the loop, it would have stalled it for the whole 1.5 s.
-    assert longest_stall < 0.5
+    assert longest_stall < LOOP_STOPPED_WITHIN_S
     assert held_off
+    assert metrics.loop_overruns._value.get() == overruns + 1
+    # The first thread run is the first quick one; the second the one moved
+    # off the loop, given the 1.5 s less what it spent on the loop.
+    assert thread_timeouts[0] == Limits().timeout_s
+    assert 1.5 - LOOP_STOPPED_WITHIN_S < thread_timeouts[1] < 1.5
