@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: run test toolchains lint typecheck unit hello examples bench clean wheelhouse
+.PHONY: run test toolchains hello examples bench clean wheelhouse
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -329,7 +329,7 @@ def _validate(settings: Settings) -> None:
 
 
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data (for ``fless-node config`` and for tests)."""
+    """The settings as plain data (for ``fless-node show-config`` and for tests)."""
     data = dataclasses.asdict(settings)
     for section in _SECTION_TYPES:
         for key, value in data[section].items():
