@@ -8,6 +8,7 @@ is either fully there (its code runs) or not there at all.
 
 from __future__ import annotations
 
+import http.client
 import random
 import signal
 import threading
@@ -19,6 +20,10 @@ from e2e.node import Node
 from fixtures.build import wat
 
 KILLS = 5
+# A request cut off by the kill: no connection, no status line, or a body
+# cut short after the status (IncompleteRead). Either way the client was
+# told nothing it may rely on.
+NO_ANSWER = (OSError, http.client.HTTPException)
 CODES = {"fl_hello": wat("fl_hello"), "wasi_hello": wat("wasi_hello")}
 OUTPUT = {"fl_hello": {"hello": {"n": 1}}, "wasi_hello": {"echo": {"n": 1}}}
 
@@ -43,7 +48,7 @@ def client(node: Node, model: Model, stop: threading.Event, rng: random.Random) 
             kind = model.present.pop(name)
             try:
                 status, _ = node.request("DELETE", f"/v1/fn/durable/{name}")
-            except OSError:
+            except NO_ANSWER:
                 model.unsure[name] = kind
                 return
             assert status == 200, status
@@ -53,7 +58,7 @@ def client(node: Node, model: Model, stop: threading.Event, rng: random.Random) 
             kind = rng.choice(sorted(CODES))
             try:
                 status, body = node.upload("durable", name, CODES[kind])
-            except OSError:
+            except NO_ANSWER:
                 model.unsure[name] = kind
                 return
             assert status == 201, body
