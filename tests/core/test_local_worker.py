@@ -219,6 +219,6 @@ def test_a_quick_function_that_runs_long_is_moved_off_the_event_loop(
     assert held_off
     assert metrics.loop_overruns._value.get() == overruns + 1
     # The first thread run is the first quick one; the second the one moved
-    # off the loop, given the 1.5 s less what it spent on the loop.
-    assert thread_timeouts[0] == Limits().timeout_s
-    assert 1.5 - LOOP_STOPPED_WITHIN_S < thread_timeouts[1] < 1.5
+    # off the loop, with the function's whole timeout: the stopped try on the
+    # loop costs it nothing.
+    assert thread_timeouts[:2] == [Limits().timeout_s, 1.5]
