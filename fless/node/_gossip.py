@@ -42,6 +42,7 @@ PEERS_FILE = "gossip-peers"
 
 def _udp_port_free(host: str, port: int) -> bool:
     """Whether a UDP socket could bind ``host:port`` now."""
+    host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
@@ -174,7 +175,7 @@ class Gossip:
             # takes it, the others take any free port and join the first.
             taken = self.membership.port
             log.info("gossip port %s is taken (%s); using a free port", taken, exc)
-            self.membership = self._member(0, (f"{self.host}:{taken}",))
+            self.membership = self._member(0, (host_port(self.host, taken),))
             self._publisher = MetaPublisher(self.membership, self.meta, self._memory)
             await self.membership.start()
         await self._start_beacon()

@@ -69,11 +69,17 @@ def meeting_port(settings: Settings, processes: int) -> Settings:
     """
     if settings.cluster.gossip_port or processes < 2:
         return settings
-    host = advertise_host(settings)
+    host = advertise_host(settings).strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+            port: int = probe.getsockname()[1]
+    except OSError as exc:
+        # Each process then takes a port of its own; the gossip member
+        # reports its own bind error, if any, with its context.
+        log.warning("gossip: found no free port on %s for the API processes (%s)", host, exc)
+        return settings
     log.info("gossip: the API processes meet on port %s (cluster.gossip_port is 0)", port)
     return replace(settings, cluster=replace(settings.cluster, gossip_port=port))
 
