@@ -22,6 +22,10 @@ DRAIN_TIMEOUT_S = 30.0
 # Calls a core sent before it heard of the drain still arrive for a moment
 # (gossip spreads metadata within a second): idle means none for this long.
 DRAIN_QUIET_S = 1.5
+# A call ends when its reply is queued on the RPC socket, not when its core
+# has it; a core fails the calls pending on a member the moment it hears the
+# member left. So the last replies get this long to arrive before the leave.
+REPLY_GRACE_S = 0.5
 
 
 class InFlight:

@@ -31,7 +31,7 @@ from fless.gossip import (
 )
 from fless.net import RpcClient, RpcServer
 
-from ._drain import DRAIN_TIMEOUT_S, InFlight
+from ._drain import DRAIN_TIMEOUT_S, REPLY_GRACE_S, InFlight
 from ._exporter import serve_metrics
 from ._gossip import Gossip
 from ._identity import advertise_host, node_name
@@ -227,6 +227,7 @@ async def run_worker(settings: Settings) -> None:
     if not await in_flight.wait_idle(DRAIN_TIMEOUT_S):
         log.warning("worker %s: %d invocations still running after %.0f s; cancelling them",
                     local.name, in_flight.count, DRAIN_TIMEOUT_S)
+    await asyncio.sleep(REPLY_GRACE_S)
     if exporter is not None:
         exporter.close()
     await gossip.stop()
