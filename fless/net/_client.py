@@ -185,6 +185,7 @@ class RpcClient:
         """
         peer = self._peers.pop(endpoint, None)
         if peer is not None:
+            self._take_waiting_replies(peer)
             self._fail(peer, f"{endpoint} left the cluster")
             self._retire(peer)
 
@@ -266,18 +267,39 @@ class RpcClient:
                 frames = await peer.socket.recv_multipart()
             except zmq.ZMQError:
                 return
+            self._deliver(peer, frames)
+
+    def _deliver(self, peer: _Peer, frames: list[bytes]) -> None:
+        """Hands one reply to its caller, or counts it dropped."""
+        try:
+            msg = decode(frames, self._max_bytes)
+        except MalformedMessage as exc:
+            self.stats.malformed += 1
+            log.debug("RPC client dropped a reply from %s: %s", peer.endpoint, exc)
+            return
+        reply = peer.pending.get(msg.id)
+        if reply is None or reply.done():
+            self.stats.late += 1
+            return
+        reply.set_result(msg)
+        self.stats.replies += 1
+
+    def _take_waiting_replies(self, peer: _Peer) -> None:
+        """Hands on the replies already on ``peer``'s socket, before its calls are failed.
+
+        The reader, the connection watcher and gossip's verdicts run apart, so
+        a reply that arrived just before a drop or a "left" could otherwise
+        be failed as ``PeerGone`` while it sat unread. pyzmq's own pending
+        read checks the socket's events before it reads, so reading here
+        takes nothing from it.
+        """
+        raw: zmq.Socket[bytes] = zmq.Socket.shadow(peer.socket.underlying)
+        while True:
             try:
-                msg = decode(frames, self._max_bytes)
-            except MalformedMessage as exc:
-                self.stats.malformed += 1
-                log.debug("RPC client dropped a reply from %s: %s", peer.endpoint, exc)
-                continue
-            reply = peer.pending.get(msg.id)
-            if reply is None or reply.done():
-                self.stats.late += 1
-                continue
-            reply.set_result(msg)
-            self.stats.replies += 1
+                frames = raw.recv_multipart(zmq.NOBLOCK)
+            except zmq.ZMQError:
+                return
+            self._deliver(peer, frames)
 
     async def _watch(self, peer: _Peer) -> None:
         while True:
@@ -296,6 +318,7 @@ class RpcClient:
                     peer.connected = False
                     peer.down = True
                     self.stats.disconnects += 1
+                    self._take_waiting_replies(peer)
                     self._fail(peer, f"the connection to {peer.endpoint} dropped")
             elif kind & HANDSHAKE_FAILED:
                 self.stats.handshake_failed += 1

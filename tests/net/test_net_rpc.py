@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -392,3 +393,51 @@ def test_unreachable_peer_times_out() -> None:
             await client.close()
 
     run(main())
+
+
+def test_a_reply_already_received_reaches_its_caller_when_the_peer_is_forgotten() -> None:
+    # Gossip's "left" can be handled before the reader task reads a reply
+    # that already arrived: that call succeeded and must not fail as PeerGone.
+    from fless.net import decode
+
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    endpoint = f"tcp://127.0.0.1:{port}"
+    received, release, sent = threading.Event(), threading.Event(), threading.Event()
+
+    def answer_when_released() -> None:
+        peer, *frames = router.recv_multipart()
+        request = decode(frames, 1 << 20)
+        received.set()
+        release.wait(5)
+        router.send_multipart([peer, *encode(Message("pong", request.id, {"n": 7}))])
+        sent.set()
+
+    async def scenario() -> None:
+        client = RpcClient()
+        answering = asyncio.create_task(asyncio.to_thread(answer_when_released))
+        try:
+            call = asyncio.create_task(client.call(endpoint, "ping", {}, timeout=5))
+            while not received.is_set():
+                await asyncio.sleep(0.01)
+            # From here the loop is blocked until forget(): the reply comes
+            # onto the socket, and the client's reader task cannot run.
+            release.set()
+            assert sent.wait(5)
+            raw: zmq.Socket[bytes] = zmq.Socket.shadow(client._peers[endpoint].socket.underlying)
+            assert raw.poll(5000, zmq.POLLIN)
+            client.forget(endpoint)
+            reply = await call
+            assert (reply.type, reply.fields) == ("pong", {"n": 7})
+            assert client.stats.peer_gone == 0
+        finally:
+            release.set()
+            await answering
+            await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        router.close(linger=0)
+        context.term()
