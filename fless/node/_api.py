@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -39,8 +38,9 @@ def _forget_metrics(server: Any, worker: Any) -> None:
 class ApiServer(BaseApplication):  # type: ignore[misc]
     """gunicorn, configured from the settings, serving the Falcon app with uvicorn workers."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, processes: int) -> None:
         self.settings = settings
+        self.processes = processes  # see ``api_processes``
         super().__init__()
 
     def load_config(self) -> None:
@@ -48,9 +48,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         api = self.settings.api
         options: dict[str, Any] = {
             "bind": [f"[{api.host}]:{api.port}" if ":" in api.host else f"{api.host}:{api.port}"],
-            "workers": api_processes(
-                self.settings.role, api.workers, len(os.sched_getaffinity(0))
-            ),
+            "workers": self.processes,
             "worker_class": "uvicorn_worker.UvicornWorker",
             "proc_name": "fless-node",
             # An API process whose event loop stalls this long is replaced.

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import platform
-import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -24,7 +23,7 @@ from fless.gossip import (
     should_advertise,
 )
 
-from ._identity import advertise_host, node_name
+from ._identity import advertise_host, bind_udp, node_name
 from ._keys import ClusterKeys
 
 log = logging.getLogger("fless.node")
@@ -42,13 +41,10 @@ PEERS_FILE = "gossip-peers"
 
 def _udp_port_free(host: str, port: int) -> bool:
     """Whether a UDP socket could bind ``host:port`` now."""
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
+    try:
+        bind_udp(host, port)
+    except OSError:
+        return False
     return True
 
 

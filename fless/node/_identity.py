@@ -26,6 +26,23 @@ def advertise_host(settings: Settings) -> str:
     return "127.0.0.1"
 
 
+def bind_udp(host: str, port: int) -> int:
+    """Binds a UDP socket to ``host:port`` and closes it; the port it got.
+
+    A probe: with port 0 it finds a free port, with another it tells whether
+    that one is free. ``host`` may be an IPv6 address in brackets.
+
+    Raises:
+        OSError: the address cannot be bound (taken, or not this machine's).
+    """
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, port))
+        bound: int = probe.getsockname()[1]
+        return bound
+
+
 def node_name(role: str, settings: Settings) -> str:
     """A member name unique in the cluster: host name, role, address, and a port or the pid.
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +13,7 @@ from fless import __version__
 from fless.config import Settings
 
 from ._data import prepare_data_dir
-from ._identity import advertise_host
+from ._identity import advertise_host, bind_udp
 from ._keys import KeyError_, check_keys, has_keys, keygen
 
 log = logging.getLogger("fless.node")
@@ -54,7 +53,7 @@ def serve(settings: Settings) -> int:
     from ._api import ApiServer, api_processes  # gunicorn: only the roles that serve HTTP
 
     processes = api_processes(settings.role, settings.api.workers, len(os.sched_getaffinity(0)))
-    ApiServer(meeting_port(settings, processes)).run()
+    ApiServer(meeting_port(settings, processes), processes).run()
     return 0
 
 
@@ -69,12 +68,9 @@ def meeting_port(settings: Settings, processes: int) -> Settings:
     """
     if settings.cluster.gossip_port or processes < 2:
         return settings
-    host = advertise_host(settings).strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    host = advertise_host(settings)
     try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.bind((host, 0))
-            port: int = probe.getsockname()[1]
+        port = bind_udp(host, 0)
     except OSError as exc:
         # Each process then takes a port of its own; the gossip member
         # reports its own bind error, if any, with its context.
