@@ -13,6 +13,7 @@ only the app swapped.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -22,7 +23,7 @@ import falcon.asgi
 from fless.config import load_settings
 
 # The API server is private to fless.node; the floor must use its exact settings.
-from fless.node._api import ApiServer
+from fless.node._api import ApiServer, api_processes
 
 
 class Hello:
@@ -59,7 +60,8 @@ def main(port: int) -> None:
     settings = load_settings(environ={}, overrides={
         "api": {"host": "127.0.0.1", "port": port}, "log_level": "warning",
     })
-    FloorServer(settings).run()
+    cpus = len(os.sched_getaffinity(0))
+    FloorServer(settings, api_processes(settings.role, settings.api.workers, cpus)).run()
 
 
 if __name__ == "__main__":
