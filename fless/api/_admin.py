@@ -34,9 +34,9 @@ class AdminKey:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """The new key, shown once; the old one stops working now."""
         subject: Subject = req.context.subject
-        key = self._platform.store.reset_key(subject.name)
-        if self._save is not None:
-            self._save(key)
+        # Saved inside the store's write transaction: rotations at once in
+        # several API processes leave the file with the key the store holds.
+        key = self._platform.store.reset_key(subject.name, keep=self._save)
         log.info("the key of %s was rotated; the old key no longer works", subject.name)
         resp.status = 200
         resp.content_type = falcon.MEDIA_JSON

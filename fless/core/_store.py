@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lmdb
@@ -263,8 +263,17 @@ class Store:
             txn.put(subject.key_hash.encode(), name.encode(), db=self._keys)
         return key
 
-    def reset_key(self, name: str) -> str:
+    def reset_key(self, name: str, keep: Callable[[str], None] | None = None) -> str:
         """Gives a subject a new key, invalidating the old one in the same transaction.
+
+        Args:
+            name: the subject.
+            keep: called with the new key inside the write transaction, to
+                save it elsewhere (the node's ``admin.key``). LMDB lets one
+                writer at a time into the environment, across every process
+                of the node, so two rotations at once cannot leave a file
+                holding a key the store refuses; if ``keep`` raises, nothing
+                changes and the old key stays valid.
 
         Returns:
             The new key (only its hash is stored).
@@ -282,6 +291,8 @@ class Store:
             subject = Subject(name, old.role, key_hash(key), old.created)
             txn.put(name.encode(), subject.encode(), db=self._subjects)
             txn.put(subject.key_hash.encode(), name.encode(), db=self._keys)
+            if keep is not None:
+                keep(key)
         return key
 
     def delete_subject(self, name: str) -> Subject:

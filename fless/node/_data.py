@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 from fless.config import Settings
@@ -17,7 +18,9 @@ ADMIN_KEY_FILE = "admin.key"
 
 def _write_secret(path: Path, text: str) -> None:
     """Writes ``text`` to a new file readable by its owner only."""
-    tmp = path.with_suffix(".tmp")
+    # A name of this writer's own: two writers sharing one temporary file
+    # could rename a half-written or mixed key into place.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text + "\n")
@@ -68,9 +71,10 @@ def reset_admin_key(settings: Settings) -> Path:
     store = Store(data / "store")
     try:
         if store.has_subject(ADMIN_SUBJECT):
-            key = store.reset_key(ADMIN_SUBJECT)
+            # Saved inside the transaction, as a running node's rotation is.
+            store.reset_key(ADMIN_SUBJECT, keep=lambda key: write_admin_key(settings, key))
         else:
-            key = store.create_subject(ADMIN_SUBJECT, ROLE_ADMIN)
+            write_admin_key(settings, store.create_subject(ADMIN_SUBJECT, ROLE_ADMIN))
     finally:
         store.close()
-    return write_admin_key(settings, key)
+    return settings.data_path / ADMIN_KEY_FILE

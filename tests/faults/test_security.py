@@ -15,6 +15,7 @@ import re
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,6 +142,43 @@ def test_a_rotated_admin_key_is_refused_everywhere_and_the_new_one_saved(node: N
     # A user key cannot rotate anything.
     _, body = node.post_json("/v1/admin/subjects", {"subject": {"name": "carol"}})
     assert node.request("POST", "/v1/admin/key", auth=body["data"]["token"])[0] == 403
+
+
+def _rotate(node: Node, key: str, barrier: threading.Barrier,
+            answers: list[tuple[int, Any]]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+    try:
+        barrier.wait(timeout=30)
+        conn.request("POST", "/v1/admin/key", headers={"Authorization": f"Bearer {key}"})
+        response = conn.getresponse()
+        answers.append((response.status, json.loads(response.read() or b"null")))
+    finally:
+        conn.close()
+
+
+def test_rotations_at_once_in_both_processes_leave_a_key_that_works(node: Node) -> None:
+    # Each round, rotations race in the two API processes; the saved file must
+    # hold the key the store took last, whichever process wrote it.
+    key_file = node.data_dir / "admin.key"
+    key = node.key
+    for _ in range(12):
+        barrier = threading.Barrier(6)
+        answers: list[tuple[int, Any]] = []
+        threads = [threading.Thread(target=_rotate, args=(node, key, barrier, answers))
+                   for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Once one rotation commits, the old key is refused: 200 or 401, no 500.
+        assert {status for status, _ in answers} <= {200, 401}, answers
+        tokens = {body["data"]["token"] for status, body in answers if status == 200}
+        assert tokens, answers
+        key = key_file.read_text().strip()
+        assert key in tokens
+        for conn in connections_in_every_process(node, key):
+            conn.close()
+    assert not list(node.data_dir.glob("*.tmp")), "a temporary key file was left behind"
 
 
 def _fless(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
