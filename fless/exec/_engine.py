@@ -246,7 +246,7 @@ class WasmRuntime:
 
     def run(
         self, function: CompiledFunction, args: bytes, limits: Limits,
-        budget_s: float | None = None,
+        budget_s: float | None = None, deadline: float | None = None,
     ) -> Outcome:
         """Runs one invocation to its end, on the calling thread.
 
@@ -261,6 +261,10 @@ class WasmRuntime:
                 It bounds the time in Wasm code only (see ``budget_holds``);
                 one instruction over a large memory (``memory.fill``) also
                 runs to its end first.
+            deadline: when the invocation must end (``time.monotonic()``),
+                if sooner than its timeout from now: what is left of a
+                deadline counted from the call's arrival. The 504 still
+                names ``limits.timeout_s``, the function's own timeout.
 
         Returns:
             The output bytes (JSON for well-behaved functions) and the logs.
@@ -274,19 +278,23 @@ class WasmRuntime:
         """
         # Epoch deadlines count ticks from now: the run is interrupted between
         # N-1 and N ticks later, so one more than the time needs.
-        ticks = math.ceil(limits.timeout_s / self._tick_s) + 1
+        now = time.monotonic()
+        end = now + limits.timeout_s if deadline is None else min(deadline, now + limits.timeout_s)
+        if end <= now:
+            raise FunctionTimeout.after(limits.timeout_s)
+        ticks = math.ceil((end - now) / self._tick_s) + 1
         budget = ticks if budget_s is None else math.ceil(budget_s / self._tick_s) + 1
         if budget >= ticks:
-            return self._run(function, args, limits, ticks)
+            return self._run(function, args, limits, ticks, end)
         try:
-            return self._run(function, args, limits, budget)
+            return self._run(function, args, limits, budget, end)
         except FunctionTimeout:
             raise OverBudget(f"function ran past its budget of {_ms(budget_s or 0)} ms") from None
 
     def _run(
-        self, function: CompiledFunction, args: bytes, limits: Limits, ticks: int
+        self, function: CompiledFunction, args: bytes, limits: Limits, ticks: int, end: float
     ) -> Outcome:
-        inv = Invocation(args, limits, deadline=time.monotonic() + limits.timeout_s)
+        inv = Invocation(args, limits, deadline=end)
         inv.stdout_is_output = function.abi is Abi.WASI
         store = wasmtime.Store(self.engine)
         # No files, no environment, no inherited streams; stdout and stderr
