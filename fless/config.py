@@ -46,6 +46,15 @@ class ApiSettings:
     # PEM files; both set serves HTTPS, both empty plain HTTP.
     tls_certfile: str = ""
     tls_keyfile: str = ""
+    # The HTTP server's own limits, per connection and per API process (see
+    # docs/SECURITY.md): a request head (request line and headers) larger
+    # than this is answered 431, as is one with more header fields; a head
+    # not complete this long after the connection opened (or the request
+    # began) closes the connection; connections past the bound get 503.
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    header_timeout_ms: int = 10_000
+    max_connections: int = 256
 
 
 @dataclass(frozen=True)
@@ -303,6 +312,10 @@ def _validate(settings: Settings) -> None:
         ("worker.metrics_port", settings.worker.metrics_port),
     ):
         if not 0 <= port <= 65535:
+        "api.max_header_bytes": settings.api.max_header_bytes,
+        "api.max_headers": settings.api.max_headers,
+        "api.header_timeout_ms": settings.api.header_timeout_ms,
+        "api.max_connections": settings.api.max_connections,
             raise ConfigError(f"{name} must be between 0 and 65535, not {port}")
     if bool(settings.api.tls_certfile) != bool(settings.api.tls_keyfile):
         raise ConfigError("api.tls_certfile and api.tls_keyfile go together: set both or neither")

@@ -8,6 +8,8 @@ from gunicorn.app.base import BaseApplication
 
 from fless.config import Settings
 
+from ._http import HttpLimits, bounded_worker
+
 
 def api_processes(role: str, workers: int, cpus: int) -> int:
     """How many API processes the gunicorn master keeps.
@@ -49,7 +51,15 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         options: dict[str, Any] = {
             "bind": [f"[{api.host}]:{api.port}" if ":" in api.host else f"{api.host}:{api.port}"],
             "workers": self.processes,
-            "worker_class": "uvicorn_worker.UvicornWorker",
+            # uvicorn's worker with the HTTP limits of [api] (see _http).
+            "worker_class": bounded_worker(
+                HttpLimits(
+                    max_header_bytes=api.max_header_bytes,
+                    max_headers=api.max_headers,
+                    header_timeout_s=api.header_timeout_ms / 1000,
+                    max_connections=api.max_connections,
+                )
+            ),
             "proc_name": "fless-node",
             # An API process whose event loop stalls this long is replaced.
             "timeout": 60,

@@ -1,0 +1,166 @@
+"""The HTTP server's own limits: request head size and count, head timeout, connections.
+
+uvicorn's httptools protocol reads a request head without bound (httptools
+joins a header's pieces until the line ends: four connections sending 48 MiB
+headers grew a node by 289 MiB), never closes a connection that opens and
+sends nothing, and accepts every connection. ``bounded_protocol`` makes a
+subclass that adds the four limits of ``[api]`` and nothing else: the hot
+path gains a counter, a comparison and one timer per request head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from asyncio import TimerHandle
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn_worker import UvicornWorker
+
+log = logging.getLogger("fless.node")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """The ``[api]`` limits of the HTTP server, per connection and per API process."""
+
+    max_header_bytes: int
+    max_headers: int
+    header_timeout_s: float
+    max_connections: int
+
+
+class _Refused(Exception):
+    """Stops httptools' parser from a callback; the refusal is on the protocol."""
+
+
+def refusal(status: int, detail: str) -> bytes:
+    """A whole HTTP response that closes the connection, with fless's error body."""
+    body = json.dumps({"errors": {"detail": detail}}).encode()
+    return b"".join([
+        STATUS_LINE[status],
+        b"content-type: application/json\r\n",
+        b"content-length: ", str(len(body)).encode(), b"\r\n",
+        b"connection: close\r\n\r\n",
+        body,
+    ])
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits of ``LIMITS``."""
+
+    LIMITS = HttpLimits(64 * 1024, 100, 10.0, 256)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # In a head: from the connection or a request's first byte to its blank line.
+        self._in_head = True
+        self._head_bytes = 0
+        self._header_count = 0
+        self._head_timer: TimerHandle | None = None
+        self._refusal: bytes | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Refuses a connection past the bound; starts the head timer of the others."""
+        super().connection_made(transport)
+        limits = self.LIMITS
+        if len(self.connections) > limits.max_connections:
+            log.warning(
+                "refused a connection: %d are open in this API process (api.max_connections)",
+                len(self.connections) - 1,
+            )
+            self._refuse(503, f"this API process has {limits.max_connections} connections "
+                              "open, its limit (api.max_connections); retry later")
+            return
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stops the head timer with the connection."""
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Feeds the parser, then refuses a head that grew past its bound (431)."""
+        if self._refusal is not None:
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Checked after feeding: a chunk that ends the head (and carries body
+        # bytes after it) is fine, and httptools holds at most one chunk more.
+        if self._in_head and self._head_bytes > self.LIMITS.max_header_bytes:
+            self._refuse(
+                431,
+                f"request headers exceed {self.LIMITS.max_header_bytes} bytes "
+                "(api.max_header_bytes)",
+            )
+
+    def on_message_begin(self) -> None:
+        """A new request's head starts: count it and time it."""
+        super().on_message_begin()
+        self._in_head = True
+        self._header_count = 0
+        if self._head_timer is None:
+            self._start_head_timer()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """Counts header fields; past ``max_headers`` the request is refused (431)."""
+        self._header_count += 1
+        if self._header_count > self.LIMITS.max_headers:
+            self._refusal = refusal(
+                431, f"a request may have at most {self.LIMITS.max_headers} header fields "
+                     "(api.max_headers)"
+            )
+            raise _Refused  # httptools raises HttpParserCallbackError, see send_400_response
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        """The head is whole: the timer and the count stop until the next request."""
+        self._in_head = False
+        self._head_bytes = 0
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a parser error, or the refusal a callback stopped the parser for."""
+        if self._refusal is not None:
+            self._close_with(self._refusal)
+            return
+        super().send_400_response(msg)
+
+    def _refuse(self, status: int, detail: str) -> None:
+        self._refusal = refusal(status, detail)
+        self._close_with(self._refusal)
+
+    def _close_with(self, response: bytes) -> None:
+        self._stop_head_timer()
+        if not self.transport.is_closing():
+            self.transport.write(response)
+            self.transport.close()
+
+    def _start_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.LIMITS.header_timeout_s, self._head_late)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            # No 408: a client this slow is not reading either.
+            self.transport.close()
+
+
+def bounded_worker(limits: HttpLimits) -> type[UvicornWorker]:
+    """A uvicorn worker class for gunicorn whose connections keep ``limits``.
+
+    Made in the gunicorn master before it forks; each API process inherits it.
+    """
+    protocol = type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"LIMITS": limits})
+    kwargs = {**UvicornWorker.CONFIG_KWARGS, "http": protocol}
+    return type("FlessUvicornWorker", (UvicornWorker,), {"CONFIG_KWARGS": kwargs})

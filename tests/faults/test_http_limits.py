@@ -1,0 +1,245 @@
+"""The HTTP server's own limits, tried on a real node over real sockets.
+
+Each test sends what a client without any key could: a huge request head,
+too many header fields, a head that never ends, more connections than the
+bound. The node must refuse early, keep its memory, and go on serving.
+``header_resident_growth`` is also what docs/SECURITY.md's figures come from:
+
+    .venv/bin/python tests/faults/test_http_limits.py   # with and without the limits
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from e2e.node import Node
+
+MiB = 1024 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADERS = 100
+HEADER_TIMEOUT_S = 1.5
+MAX_CONNECTIONS = 8
+LIMITS_ENV = {
+    # One API process: the connection bound is per process.
+    "FLESS_API_WORKERS": "1",
+    "FLESS_API_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
+    "FLESS_API_MAX_HEADERS": str(MAX_HEADERS),
+    "FLESS_API_HEADER_TIMEOUT_MS": str(int(HEADER_TIMEOUT_S * 1000)),
+    "FLESS_API_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+}
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    started = Node(tmp_path_factory.mktemp("limits") / "n", env=LIMITS_ENV).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _status(node: Node) -> int:
+    return node.request("GET", "/v1/", auth=False, timeout=10)[0]
+
+
+def _kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def _read_answer(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """What the server sent before closing (b"" when it reset the connection)."""
+    sock.settimeout(timeout)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except ConnectionResetError:
+        pass
+    return got
+
+
+def send_huge_header(port: int, size: int) -> tuple[int, bytes]:
+    """Sends a request whose one header is ``size`` bytes; how much went out, and the answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sent = 0
+    try:
+        sock.sendall(b"GET /v1/ HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        chunk = b"a" * MiB
+        while sent < size:
+            sock.sendall(chunk)
+            sent += len(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return sent, _read_answer(sock)
+
+
+def header_resident_growth(node: Node, connections: int = 4, size: int = 48 * MiB) -> float:
+    """MiB the API process's peak resident size grew while ``connections`` sent huge heads.
+
+    The connections stay open until the peak is read: without limits the
+    server holds each partial header for as long as its connection lives.
+    """
+    (pid,) = node.api_pids()
+    before = _kib(pid, "VmHWM")
+    socks = []
+    for _ in range(connections):
+        sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
+        sock.sendall(b"GET /v1/ HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        socks.append(sock)
+    chunk = b"a" * MiB
+    for _ in range(size // MiB):
+        for sock in socks:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(chunk)
+    time.sleep(0.5)
+    growth = (_kib(pid, "VmHWM") - before) / 1024
+    for sock in socks:
+        sock.close()
+    return growth
+
+
+def test_a_huge_header_is_refused_early_and_memory_stays_bounded(node: Node) -> None:
+    sent, answer = send_huge_header(node.port, 48 * MiB)
+    # Refused: a 431 read back, or the connection closed long before 48 MiB went.
+    assert answer.startswith(b"HTTP/1.1 431") or sent < 48 * MiB, (sent, answer[:200])
+    if answer:
+        assert b"api.max_header_bytes" in answer
+    # The figure of the issue: four such connections grew the node by 289 MiB.
+    growth = header_resident_growth(node)
+    assert growth < 32, f"the API process grew by {growth:.0f} MiB under huge headers"
+    assert _status(node) == 200
+
+
+def test_a_head_just_under_the_limit_is_served(node: Node) -> None:
+    status, _ = node.request(
+        "GET", "/v1/", auth=False, headers={"X-Pad": "a" * (MAX_HEADER_BYTES - 1024)}
+    )
+    assert status == 200
+
+
+def test_too_many_header_fields_get_431_with_a_json_error(node: Node) -> None:
+    sock = socket.create_connection(("127.0.0.1", node.port), timeout=10)
+    fields = b"".join(b"X-H%d: v\r\n" % i for i in range(MAX_HEADERS + 1))
+    sock.sendall(b"GET /v1/ HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
+    answer = _read_answer(sock)
+    sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431"), answer[:300]
+    assert "api.max_headers" in json.loads(body)["errors"]["detail"]
+    # As many as allowed are fine.
+    allowed = {f"X-H{i}": "v" for i in range(MAX_HEADERS - 8)}
+    assert node.request("GET", "/v1/", auth=False, headers=allowed)[0] == 200
+
+
+@pytest.mark.parametrize("opening", [b"", b"GET /v1/ HTTP/1.1\r\nHost: x\r\n"])
+def test_a_head_that_never_ends_is_closed_after_the_timeout(node: Node, opening: bytes) -> None:
+    sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
+    started = time.monotonic()
+    sock.sendall(opening)
+    closed_after = None
+    # Slowloris: one more header byte every 0.2 s, never the blank line.
+    sock.settimeout(0.2)
+    while time.monotonic() - started < 10 * HEADER_TIMEOUT_S:
+        try:
+            if sock.recv(1024) == b"":
+                closed_after = time.monotonic() - started
+                break
+        except TimeoutError:
+            pass
+        except ConnectionResetError:
+            closed_after = time.monotonic() - started
+            break
+        try:
+            if opening:  # else the connection idles: it never starts a request
+                sock.sendall(b"X-Slow: a\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            closed_after = time.monotonic() - started
+            break
+    sock.close()
+    assert closed_after is not None, "the server kept a never-ending head open"
+    assert HEADER_TIMEOUT_S * 0.8 <= closed_after <= HEADER_TIMEOUT_S + 5, closed_after
+    assert _status(node) == 200
+
+
+def test_a_slow_request_body_is_not_cut_by_the_head_timeout(node: Node) -> None:
+    body = json.dumps({"module": {"name": "slow_body"}}).encode()
+    sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
+    sock.sendall(
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + node.key.encode() + b"\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    time.sleep(HEADER_TIMEOUT_S + 0.5)
+    sock.sendall(body)
+    answer = _read_answer(sock)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
+
+
+def test_connections_past_the_bound_are_refused_and_others_served_after(node: Node) -> None:
+    held = []
+    try:
+        # Keep-alive connections idle after a request: open, past their heads.
+        for _ in range(MAX_CONNECTIONS):
+            conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10)
+            conn.request("GET", "/v1/")
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            held.append(conn)
+        extra = socket.create_connection(("127.0.0.1", node.port), timeout=10)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            extra.sendall(b"GET /v1/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = _read_answer(extra)
+        extra.close()
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 503"), answer[:300]
+        if answer:
+            assert b"api.max_connections" in answer
+        # The connections held are still served.
+        held[0].request("GET", "/v1/")
+        response = held[0].getresponse()
+        response.read()
+        assert response.status == 200
+    finally:
+        for conn in held:
+            conn.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if _status(node) == 200:
+                break
+        except (OSError, http.client.HTTPException):
+            pass
+        assert time.monotonic() < deadline, "the node did not serve again after the flood"
+        time.sleep(0.1)
+
+
+def test_the_node_logged_no_traceback(node: Node) -> None:
+    assert "Traceback" not in node.log(), node.log()[-3000:]
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    for label, env in [("with the limits (defaults)", {"FLESS_API_WORKERS": "1"}),
+                       ("without (max_header_bytes 1 GiB)",
+                        {"FLESS_API_WORKERS": "1", "FLESS_API_MAX_HEADER_BYTES": str(1 << 30)})]:
+        measured = Node(Path(tempfile.mkdtemp()) / "n", env=env).start()
+        try:
+            grown = header_resident_growth(measured)
+            print(f"{label}: 4 connections x 48 MiB header: peak RSS +{grown:.0f} MiB")
+        finally:
+            measured.stop()
