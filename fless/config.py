@@ -67,6 +67,8 @@ class FunctionSettings:
     max_timeout_ms: int = 300_000
     max_output_bytes: int = 4 * MiB
     max_log_bytes: int = 64 * 1024
+    # Log lines kept per invocation (console log calls, stderr writes).
+    max_log_lines: int = 1000
     http_allow: tuple[str, ...] = ()
     http_timeout_ms: int = 5_000
     http_max_response_bytes: int = 4 * MiB

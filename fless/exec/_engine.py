@@ -135,15 +135,19 @@ class WasmRuntime:
                 access_caller=True,
             )
         # Wasmtime's fd_write gives stdout to a background thread; ours keeps
-        # it in step with the guest and stops a flood (see _hostcalls).
+        # it in step with the guest and stops a flood. Its poll_oneoff sleeps
+        # as long as asked and its random_get makes up to 64 MiB at once, where
+        # epoch interruption cannot stop them; ours end by the invocation's
+        # deadline (see _hostcalls).
         self._linker.allow_shadowing = True
-        self._linker.define_func(
-            WASI_MODULE,
-            "fd_write",
-            wasmtime.FuncType([i32] * 4, [i32]),
-            self._hostcalls.guarded(self._hostcalls.fd_write),
-            access_caller=True,
-        )
+        for name, params in (("fd_write", 4), ("poll_oneoff", 4), ("random_get", 2)):
+            self._linker.define_func(
+                WASI_MODULE,
+                name,
+                wasmtime.FuncType([i32] * params, [i32]),
+                self._hostcalls.guarded(getattr(self._hostcalls, name)),
+                access_caller=True,
+            )
         self._linker.allow_shadowing = False
         self._components: ComponentHost | None = None
         self._components_lock = threading.Lock()
@@ -300,6 +304,10 @@ class WasmRuntime:
         # No files, no environment, no inherited streams; stdout and stderr
         # are written through HostCalls.fd_write.
         wasi = wasmtime.WasiConfig()
+        # Wasmtime starts the guest's monotonic clock at 0 as it makes the
+        # WASI context, in set_wasi: read after it, poll_oneoff's absolute
+        # monotonic times never wake early (tests/exec/test_host_deadline.py).
+        inv.clock_origin_ns = time.monotonic_ns()
         if function.abi is Abi.WASI:
             _set_stdin(wasi, args)
             wasi.argv = ["function"]

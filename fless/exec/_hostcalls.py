@@ -9,11 +9,23 @@ because Wasmtime hands custom stdout and stderr to a background thread (the
 bytes may arrive after the call returns, and a function flooding stdout could
 not be stopped) while this one keeps the output in step with the guest and
 traps the moment the output limit is passed.
+
+So are WASI's ``poll_oneoff`` and ``random_get``, and for the same reason as
+``__http_request``'s deadline: epoch interruption stops Wasm code, not a host
+call, so every host call that can take long is bounded by the invocation's
+deadline here. ``poll_oneoff`` (a sleep) never sleeps past it: at the deadline
+the call ends as a ``FunctionTimeout``. ``random_get`` fills the buffer a
+mebibyte at a time and stops at the deadline (Wasmtime's makes up to 64 MiB
+in one go, in host memory, for about half a second). An outbound request,
+name lookup and connect included, ends at the deadline too.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import os
+import socket
 import struct
 import threading
 import time
@@ -27,12 +39,24 @@ import wasmtime
 from fless._openssl import allow_ssl
 
 from ._abi import HTTP_METHODS, host_allowed, parse_headers, u16_le, u32_le
-from ._errors import ExecError, FunctionTrap, OutputLimitExceeded
+from ._errors import ExecError, FunctionTimeout, FunctionTrap, OutputLimitExceeded
 from ._limits import Limits
+from ._wasi_poll import (
+    ALIGN,
+    EVENT_SIZE,
+    SUBSCRIPTION_SIZE,
+    Clocks,
+    PollError,
+    read_subscriptions,
+    ready_events,
+    wake_at,
+)
 
 WASI_ERRNO_BADF = 8
 WASI_ERRNO_INVAL = 28
 WASI_IOV_MAX = 1024
+# random_get fills at most this much between two looks at the deadline.
+RANDOM_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -49,13 +73,21 @@ class Invocation:
     logs: list[str] = field(default_factory=list)
     log_bytes: int = 0
     logs_truncated: bool = False
+    # Host monotonic time (ns) at which the guest's monotonic clock read 0:
+    # set by the runtime once the store's WASI context is made.
+    clock_origin_ns: int = field(default_factory=time.monotonic_ns)
     output_overflow: bool = False
     host_error: ExecError | None = None
     # WASI command ABI: stdout is the result. FunLess ABI: stdout is more logs.
     stdout_is_output: bool = False
 
     def add_log(self, text: str) -> None:
-        """Keeps a log line while the log budget lasts; counts what is dropped."""
+        """Keeps a log line while the log budget (bytes and lines) lasts."""
+        if len(self.logs) >= self.limits.max_log_lines:
+            # Empty lines cost no bytes but a list entry each, and more on
+            # the wire and in the log store.
+            self.logs_truncated = True
+            return
         size = len(text.encode("utf-8", "replace"))
         if self.log_bytes + size > self.limits.max_log_bytes:
             self.logs_truncated = True
@@ -197,7 +229,8 @@ class HostCalls:
         """``__console_log(ptr, len)``: a log line, kept while the log budget lasts."""
         inv = self._inv()
         length &= 0xFFFFFFFF
-        if inv.log_bytes + length > inv.limits.max_log_bytes:
+        if (inv.log_bytes + length > inv.limits.max_log_bytes
+                or len(inv.logs) >= inv.limits.max_log_lines):
             inv.logs_truncated = True
             return
         inv.add_log(_read(caller, ptr, length).decode("utf-8", "replace"))
@@ -226,6 +259,56 @@ class HostCalls:
             room -= length
         inv.write_stream(fd, b"".join(chunks), size)
         _write(caller, nwritten, u32_le(size))
+        return 0
+
+    def poll_oneoff(
+        self, caller: wasmtime.Caller, subs_ptr: int, events_ptr: int, nsubs: int,
+        nevents_ptr: int,
+    ) -> int:
+        """WASI ``poll_oneoff``: waits for a clock or a stream, never past the deadline.
+
+        A sleep that would end after the invocation's deadline sleeps until
+        the deadline and ends the call as a ``FunctionTimeout``, which is
+        what it would have come to anyway, without holding the thread on.
+        Misaligned or out-of-bounds pointers trap, as in Wasmtime.
+        """
+        inv = self._inv()
+        subs_ptr &= 0xFFFFFFFF
+        events_ptr &= 0xFFFFFFFF
+        nsubs &= 0xFFFFFFFF
+        if subs_ptr % ALIGN or events_ptr % ALIGN or nevents_ptr % 4:
+            raise wasmtime.Trap("poll_oneoff given a misaligned pointer")
+        memory = _memory(caller)
+        if subs_ptr + nsubs * SUBSCRIPTION_SIZE > memory.data_len(caller):
+            # Checked before masking: 48 * nsubs can pass 32 bits.
+            raise wasmtime.Trap("poll_oneoff given subscriptions outside the module's memory")
+        raw = _read(caller, subs_ptr, nsubs * SUBSCRIPTION_SIZE)
+        clocks = Clocks(time.monotonic_ns(), time.time_ns(), inv.clock_origin_ns)
+        try:
+            subs = read_subscriptions(raw, clocks)
+        except PollError as exc:
+            return exc.errno
+        wake_ns = wake_at(subs)
+        if wake_ns is not None:
+            deadline_ns = math.ceil(inv.deadline * 1e9)
+            _sleep_until(min(wake_ns, deadline_ns))
+            if wake_ns > deadline_ns:
+                raise inv_fail(inv, FunctionTimeout.after(inv.limits.timeout_s))
+        events = ready_events(subs, time.monotonic_ns())
+        _write(caller, events_ptr, events)
+        _write(caller, nevents_ptr, u32_le(len(events) // EVENT_SIZE))
+        return 0
+
+    def random_get(self, caller: wasmtime.Caller, ptr: int, length: int) -> int:
+        """WASI ``random_get``: the OS's randomness, a chunk at a time within the deadline."""
+        inv = self._inv()
+        memory = _memory(caller)
+        start, size = _span(caller, memory, ptr, length)
+        for offset in range(0, size, RANDOM_CHUNK):
+            if time.monotonic() >= inv.deadline:
+                raise inv_fail(inv, FunctionTimeout.after(inv.limits.timeout_s))
+            chunk = os.urandom(min(RANDOM_CHUNK, size - offset))
+            memory.write(caller, chunk, start + offset)
         return 0
 
     def http_request(
@@ -275,12 +358,24 @@ class HostCalls:
         _write(caller, resp_ptr, payload)
 
 
+def _sleep_until(when_ns: int) -> None:
+    """Sleeps until the host monotonic clock reads ``when_ns`` (sleep may wake early)."""
+    while (left := when_ns - time.monotonic_ns()) > 0:
+        time.sleep(left / 1e9)
+
+
 def _fetch(
     method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, inv: Invocation
 ) -> tuple[int, bytes]:
-    """Performs the request within the invocation's time; (0, b"") on failure."""
-    remaining = inv.deadline - time.monotonic()
-    timeout = max(0.05, min(inv.limits.http_timeout_s, remaining))
+    """Performs the request within the invocation's time; (0, b"") on failure.
+
+    The whole request (name lookup, connect, TLS, sending, every read) ends
+    by ``http_timeout_s`` from now or the invocation's deadline, whichever
+    comes first: a server that never answers, or drips its answer a byte at
+    a time, holds the thread no longer. Past the invocation's deadline the
+    call ends as a ``FunctionTimeout``.
+    """
+    deadline = min(time.monotonic() + inv.limits.http_timeout_s, inv.deadline)
     # First: it lets ssl in before urllib imports http.client, or https://
     # would be an unknown URL type for the life of the process.
     opener = _opener()
@@ -288,15 +383,18 @@ def _fetch(
     import urllib.request
 
     request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
+    request.fless_deadline = deadline  # type: ignore[attr-defined]  # read by _handlers
     cap = inv.limits.http_max_response_bytes
     try:
-        with opener.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=max(deadline - time.monotonic(), 0.001)) as response:
             status, payload = response.status, response.read(cap + 1)
     except urllib.error.HTTPError as exc:
-        status, payload = exc.code, exc.read(cap + 1)
+        try:
+            status, payload = exc.code, exc.read(cap + 1)
+        except OSError as read_exc:
+            return _failed(inv, method, url, read_exc)
     except (OSError, ValueError) as exc:
-        inv.add_log(f"[fless] http {method} {url} failed: {exc}")
-        return 0, b""
+        return _failed(inv, method, url, exc)
     if len(payload) > cap:
         raise inv_fail(inv, OutputLimitExceeded(
             f"HTTP response from {urlsplit(url).hostname} exceeds {cap} bytes"
@@ -308,6 +406,14 @@ def inv_fail(inv: Invocation, error: ExecError) -> wasmtime.Trap:
     """Records ``error`` as the invocation's failure and makes the trap that ends it."""
     inv.host_error = error
     return wasmtime.Trap(str(error))
+
+
+def _failed(inv: Invocation, method: str, url: str, exc: BaseException) -> tuple[int, bytes]:
+    """A failed request: status 0, or the end of the call if its deadline has passed."""
+    if time.monotonic() >= inv.deadline:
+        raise inv_fail(inv, FunctionTimeout.after(inv.limits.timeout_s))
+    inv.add_log(f"[fless] http {method} {url} failed: {exc}")
+    return 0, b""
 
 
 @functools.cache
@@ -327,4 +433,151 @@ def _opener() -> Any:
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
 
-    return urllib.request.build_opener(NoRedirect, urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener(
+        NoRedirect, urllib.request.ProxyHandler({}), *_deadline_handlers()
+    )
+
+
+def _deadline_handlers() -> tuple[type, type]:
+    """urllib handlers whose connections end at the request's ``fless_deadline``.
+
+    A socket timeout bounds each operation, not the request: a server could
+    answer a byte per timeout for ever. These sockets set their timeout to
+    what is left before every send and receive, and the name lookup runs
+    on a helper thread that is waited for no longer than that.
+    """
+    import http.client
+    import ssl
+    import urllib.request
+
+    def deadline_of(req: Any) -> float:
+        return float(getattr(req, "fless_deadline", time.monotonic() + req.timeout))
+
+    class HTTPConnection(http.client.HTTPConnection):
+        def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.fless_deadline = deadline
+
+        def connect(self) -> None:
+            self.sock = _connect(self.host, self.port, self.fless_deadline)
+
+    class HTTPSConnection(http.client.HTTPSConnection):
+        def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.fless_deadline = deadline
+
+        def connect(self) -> None:
+            sock = _connect(self.host, self.port, self.fless_deadline)
+            _DeadlineSocket.arm(sock)
+            tls = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+            tls.fless_deadline = self.fless_deadline
+            self.sock = tls
+
+    class DeadlineTLSSocket(ssl.SSLSocket):
+        fless_deadline = math.inf
+
+        def recv_into(self, *args: Any, **kwargs: Any) -> int:
+            _DeadlineSocket.arm(self)
+            return super().recv_into(*args, **kwargs)
+
+        def recv(self, *args: Any, **kwargs: Any) -> bytes:
+            _DeadlineSocket.arm(self)
+            return super().recv(*args, **kwargs)
+
+        def sendall(self, *args: Any, **kwargs: Any) -> None:
+            _DeadlineSocket.arm(self)
+            super().sendall(*args, **kwargs)
+
+    context = ssl.create_default_context()
+    context.sslsocket_class = DeadlineTLSSocket
+
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            return self.do_open(
+                functools.partial(HTTPConnection, deadline=deadline_of(req)), req
+            )
+
+    class HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: Any) -> Any:
+            return self.do_open(
+                functools.partial(HTTPSConnection, deadline=deadline_of(req)), req,
+                context=context,
+            )
+
+    return HTTPHandler, HTTPSHandler
+
+
+class _DeadlineSocket(socket.socket):
+    """A socket whose every send and receive ends by its ``fless_deadline``."""
+
+    fless_deadline = math.inf
+
+    @staticmethod
+    def arm(sock: socket.socket) -> None:
+        """Sets ``sock``'s timeout to what is left of its deadline; past it, times out."""
+        left = getattr(sock, "fless_deadline", math.inf) - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request ran out of time")
+        sock.settimeout(left)
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        self.arm(self)
+        return super().recv_into(*args, **kwargs)
+
+    def recv(self, *args: Any, **kwargs: Any) -> bytes:
+        self.arm(self)
+        return super().recv(*args, **kwargs)
+
+    def sendall(self, *args: Any, **kwargs: Any) -> None:
+        self.arm(self)
+        super().sendall(*args, **kwargs)
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        self.arm(self)
+        return super().send(*args, **kwargs)
+
+
+def _connect(host: str, port: int, deadline: float) -> socket.socket:
+    """A TCP connection to ``host:port``, looked up and connected by ``deadline``."""
+    last: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in _resolve(host, port, deadline):
+        sock = _DeadlineSocket(family, kind, proto)
+        sock.fless_deadline = deadline
+        try:
+            _DeadlineSocket.arm(sock)
+            sock.connect(address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last
+
+
+def _resolve(host: str, port: int, deadline: float) -> list[Any]:
+    """``getaddrinfo`` for TCP, given up at ``deadline``.
+
+    The system's resolver has timeouts of its own (seconds, per server and
+    try) that no socket timeout shortens, so a name is looked up on one of
+    a few helper threads; a lookup that outlives its request finishes there
+    alone. An IP address needs no lookup.
+    """
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                  flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass
+    future = _resolver().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        infos: list[Any] = future.result(timeout=max(deadline - time.monotonic(), 0))
+        return infos
+    except TimeoutError:
+        future.cancel()
+        raise TimeoutError(f"looking up {host} ran out of time") from None
+
+
+@functools.cache
+def _resolver() -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="fless-resolve")

@@ -24,6 +24,8 @@ class Limits:
     memory_bytes: int = 64 * MiB
     timeout_s: float = 10.0
     max_output_bytes: int = 4 * MiB
+        max_log_lines: log lines kept (one per console log call, stderr write
+            or log of a component); the rest is dropped.
     max_log_bytes: int = 64 * 1024
     http_allow: frozenset[str] = frozenset()
     http_timeout_s: float = 5.0
@@ -39,6 +41,7 @@ class Outcome:
     """
 
     output: bytes
+    max_log_lines: int = 1000
     logs: list[str] = field(default_factory=list)
     logs_truncated: bool = False
     worker: str = ""
