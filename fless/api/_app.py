@@ -20,6 +20,7 @@ from fless.core import Platform
 from . import _errors
 from ._admin import AdminKey, SubjectItem
 from ._auth import AuthMiddleware
+from ._paths import PathCheck
 from ._query import QueryCheck
 from ._ratelimit import RateLimiter
 from ._resources import (
@@ -87,6 +88,7 @@ def create_app(
         Dashboard(),
         AuthMiddleware(platform.store, limiter),
         QueryCheck(openapi_document()),
+        PathCheck(),
         _Lifespan(platform),
     ]
     app: falcon.asgi.App[Any, Any] = falcon.asgi.App(middleware=middleware)

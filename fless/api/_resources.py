@@ -17,13 +17,17 @@ from fless import __version__
 from fless.core import (
     BadRequest,
     FunctionRecord,
+    JsonRefused,
     NotFound,
     Platform,
     TooLarge,
     _metrics,
     check_name,
+    check_output,
+    load_json,
     new_invocation_id,
     parse_args,
+    parse_count,
     parse_object,
 )
 from fless.exec import ExecError
@@ -119,19 +123,20 @@ class FunctionForm:
             self.name = text.strip()
         elif name == "metadata":
             if text.strip():
-                try:
-                    self.metadata = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise BadRequest(f"metadata is not valid JSON: {exc}") from None
+                self.metadata = _field_json(name, text)
         elif name == "wait_for_workers":
             self.wait = _bool(name, text)
         elif name in ("events", "sinks"):
-            try:
-                items = json.loads(text) if text.strip() else []
-            except json.JSONDecodeError as exc:
-                raise BadRequest(f"{name} is not valid JSON: {exc}") from None
+            items = _field_json(name, text) if text.strip() else []
             if items:
                 raise BadRequest(f"fless does not connect {name}; send none")
+
+
+def _field_json(name: str, text: str) -> object:
+    try:
+        return load_json(text)
+    except JsonRefused as exc:
+        raise BadRequest(f"multipart field {name!r} refused: {exc}") from None
 
 
 def _function_data(record: FunctionRecord, workers: int | None = None) -> dict[str, Any]:
@@ -332,20 +337,26 @@ def _limit(req: falcon.asgi.Request, default: int, most: int) -> int:
     raw = req.get_param("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise BadRequest(f"limit must be an integer from 1 to {most}, not {raw!r}")
-    return int(raw)
+    return parse_count("limit", raw, 1, most)
 
 
 class OutputNotText(ExecError):
     """The function's output is not UTF-8."""
 
 
+class OutputTooDeep(ExecError):
+    """The function's output is JSON nested deeper than fless passes on."""
+
+
 def envelope(output: bytes) -> bytes:
     """``{"data": output}``: JSON output spliced in as is, other text as a string.
 
+    Output that is not strict JSON (``NaN``, say) is text: passed on as is it
+    would make the whole answer invalid JSON under a JSON content type.
+
     Raises:
         OutputNotText: the output is not valid UTF-8 (422).
+        OutputTooDeep: JSON nested deeper than fless reads (422).
     """
     try:
         text = output.decode("utf-8")
@@ -354,8 +365,10 @@ def envelope(output: bytes) -> bytes:
     if not text.strip():
         return b'{"data":null}'
     try:
-        json.loads(text)
-    except json.JSONDecodeError:
+        is_json = check_output(output)
+    except JsonRefused as exc:
+        raise OutputTooDeep(f"function output refused: {exc}") from None
+    if not is_json:
         return json.dumps({"data": text}, ensure_ascii=False).encode()
     return b'{"data":' + output + b"}"
 

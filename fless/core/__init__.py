@@ -17,8 +17,20 @@ from ._errors import (
     Unauthorized,
     WorkerLost,
 )
+from ._json import MAX_DEPTH as JSON_MAX_DEPTH
+from ._json import JsonRefused, check_output
+from ._json import load as load_json
 from ._recent import Recent
-from ._records import DEFAULT_MODULE, ROLE_ADMIN, ROLE_USER, FunctionRecord, Subject, check_name
+from ._records import (
+    DEFAULT_MODULE,
+    ROLE_ADMIN,
+    ROLE_USER,
+    FunctionRecord,
+    Subject,
+    check_name,
+    is_name,
+    parse_count,
+)
 from ._scheduler import WorkerState, pick_worker
 from ._store import Store, key_hash, new_key
 
@@ -72,6 +84,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_MODULE",
+    "JSON_MAX_DEPTH",
     "ROLE_ADMIN",
     "ROLE_USER",
     "AlreadyExists",
@@ -84,6 +97,7 @@ __all__ = [
     "Forbidden",
     "FunctionRecord",
     "FunctionSpec",
+    "JsonRefused",
     "LocalSource",
     "LocalWorker",
     "NoWorker",
@@ -102,10 +116,14 @@ __all__ = [
     "WorkerSource",
     "WorkerState",
     "check_name",
+    "check_output",
+    "is_name",
     "key_hash",
+    "load_json",
     "new_invocation_id",
     "new_key",
     "parse_args",
+    "parse_count",
     "parse_metadata",
     "parse_object",
     "pick_worker",

@@ -14,7 +14,7 @@ import datetime
 import hashlib
 import json
 import logging
-import math
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,12 +23,15 @@ from typing import Any, Protocol
 
 from fless.config import FunctionSettings
 from fless.exec import ExecError, Limits, Outcome, validate_code
+from fless.gossip import GossipError
 
 from . import _metrics
 from ._dispatch import Call, Dispatcher
 from ._errors import BadRequest, NoWorker, TooLarge, WorkerLost
+from ._json import JsonRefused
+from ._json import load as load_json
 from ._recent import Recent
-from ._records import FunctionRecord, check_name
+from ._records import FunctionRecord, check_name, parse_count, shown
 from ._store import Store
 from ._wire import error_kind
 
@@ -36,6 +39,10 @@ log = logging.getLogger("fless.core")
 
 # FunLess metadata keys fless accepts and ignores.
 _FUNLESS_IGNORED = frozenset({"tag", "params", "main_func", "miniSL_services", "miniSL_equation"})
+# A join address's host: a name, IPv4 or IPv6 address, in ASCII only (a lone
+# surrogate or a NUL would reach the socket layer and fail there).
+_HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,255}")
+_PORT = re.compile(r"[0-9]{1,5}")
 _METADATA_KEYS = (
     frozenset({"memory", "timeout", "http_allow", "capacity", "retries"}) | _FUNLESS_IGNORED
 )
@@ -73,8 +80,10 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
         )
     memory = raw.get("memory")
     if memory is None and raw.get("capacity") is not None:
-        capacity = _positive_int("capacity", raw["capacity"], None) or 1
-        memory = max(1, math.ceil(capacity / 1024))
+        # FunLess's capacity is in KiB; bounded before the division, which a
+        # float would overflow on a 400-digit capacity.
+        capacity = _positive_int("capacity", raw["capacity"], settings.max_memory_mib * 1024)
+        memory = max(1, -(-(capacity or 1) // 1024))
     memory = _positive_int("memory", memory, settings.max_memory_mib)
     timeout = _positive_int("timeout", raw.get("timeout"), settings.max_timeout_ms)
     allow = raw.get("http_allow")
@@ -94,20 +103,18 @@ def parse_retries(value: object, most: int, what: str = "retries") -> int:
     Raises:
         BadRequest: naming ``what`` and the allowed range.
     """
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
-        raise BadRequest(f"{what} must be an integer from 0 to {most}, not {value!r}")
-    return value
+    return parse_count(what, value, 0, most)
 
 
 def _positive_int(key: str, value: object, most: int | None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest(f"metadata {key} must be a positive integer, not {value!r}")
+        raise BadRequest(f"metadata {key} must be a positive integer, not {shown(value)}")
     if most is not None and value > most:
-        raise BadRequest(f"metadata {key} is {value}, above this cluster's maximum of {most}")
+        raise BadRequest(
+            f"metadata {key} is {shown(value)}, above this cluster's maximum of {most}"
+        )
     return value
 
 
@@ -118,9 +125,9 @@ def parse_object(body: bytes, example: str = "{...}") -> dict[str, Any]:
         BadRequest: not JSON, or not an object (``example`` shows what is expected).
     """
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        value = load_json(body)
+    except JsonRefused as exc:
+        raise BadRequest(f"request body refused: {exc}") from None
     if not isinstance(value, dict):
         raise BadRequest(f"request body must be a JSON object like {example}")
     return value
@@ -197,13 +204,21 @@ class Platform:
             WorkerLost: the node did not answer.
         """
         host, sep, port = address.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise BadRequest(f"address must be HOST:PORT (the node's gossip port), not {address!r}")
+        if (
+            not sep
+            or not _HOST.fullmatch(host)
+            or not _PORT.fullmatch(port)
+            or not 0 < int(port) < 65536
+        ):
+            raise BadRequest(
+                f"address must be HOST:PORT (the node's gossip port), not {shown(address)}"
+            )
         if self._join is None:
             raise BadRequest("this node is not part of a cluster")
         try:
             await self._join(address)
-        except (OSError, TimeoutError, RuntimeError) as exc:
+        except (OSError, TimeoutError, RuntimeError, GossipError) as exc:
+            # Nothing answered there: the documented 502, as for a lost worker.
             raise WorkerLost(f"could not join {address}: {exc}") from None
 
     async def start(self) -> None:

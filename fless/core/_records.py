@@ -5,13 +5,17 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import cbor2
 
 from ._errors import BadRequest
 
-NAME_RE = re.compile(r"^[_a-zA-Z0-9]{1,160}$")
+# Matched whole (fullmatch): with match, "$" would let a name end in a newline.
+NAME_RE = re.compile(r"[_a-zA-Z0-9]{1,160}")
+# A count in a query or an address: ASCII digits only (str.isdigit takes "²",
+# which int() refuses), and few enough that int() is cheap.
+_DECIMAL = re.compile(r"[0-9]{1,18}")
 DEFAULT_MODULE = "_"
 ROLE_ADMIN = "admin"
 ROLE_USER = "user"
@@ -23,11 +27,41 @@ def check_name(kind: str, name: object) -> str:
     Raises:
         BadRequest: naming the kind and the rule.
     """
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not is_name(name):
         raise BadRequest(
-            f"invalid {kind} name {name!r}: use 1-160 characters from a-z, A-Z, 0-9 and _"
+            f"invalid {kind} name {shown(name)}: use 1-160 characters from a-z, A-Z, 0-9 and _"
         )
     return name
+
+
+def is_name(name: object) -> TypeGuard[str]:
+    """Whether ``name`` is a valid module, function or subject name."""
+    return isinstance(name, str) and NAME_RE.fullmatch(name) is not None
+
+
+def parse_count(what: str, value: object, low: int, high: int) -> int:
+    """An integer from ``low`` to ``high``: an int, or ASCII digits (a query parameter).
+
+    Raises:
+        BadRequest: naming ``what`` and the allowed range.
+    """
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadRequest(f"{what} must be an integer from {low} to {high}, not {shown(value)}")
+    return value
+
+
+def shown(value: object, most: int = 80) -> str:
+    """``repr(value)`` cut to ``most`` characters, for an error message.
+
+    A client's value may be megabytes long, or an integer too long for repr.
+    """
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        text = f"a {type(value).__name__} too large to show"
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,213 @@
+"""Malformed input, class by class (issue 12): a 4xx with a clear JSON error, never a 500.
+
+Each case is one of the hand-made inputs that got a 500 before, sent to the
+real app (LMDB store, Wasmtime worker) over ASGI. ``tests/faults/test_fuzz.py``
+generates many more of each class.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fixtures import build
+from fixtures.asgi import AppDriver, fixed_output, multipart
+
+from fless.core import JSON_MAX_DEPTH
+
+DEEP = "[" * 100_000 + "]" * 100_000
+# Deep enough to refuse, small enough for a multipart field (64 KiB).
+DEEP_FIELD = "[" * 30_000 + "]" * 30_000
+LONG_INT = "1" * 5000
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppDriver]:
+    opened = AppDriver(tmp_path_factory.mktemp("input"))
+    assert opened.upload("_", "hello", build.wat("fl_hello")).status_code == 201
+    yield opened
+    opened.close()
+
+
+def refused(result: Any, status: int, words: str) -> None:
+    """The answer is ``status`` with a JSON error whose detail says ``words``."""
+    assert result.status_code == status, result.text[:300]
+    assert result.headers["content-type"].startswith("application/json")
+    detail = json.loads(result.text)["errors"]["detail"]
+    assert words in detail, detail
+
+
+def strict_json(text: str) -> Any:
+    """``text`` parsed as JSON that any parser takes (no NaN, no Infinity)."""
+    def constant(name: str) -> None:
+        raise AssertionError(f"{name} in an answer: not JSON")
+
+    return json.loads(text, parse_constant=constant)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('{"args": {"x": ' + DEEP + "}}", f"deeper than {JSON_MAX_DEPTH}"),
+        ('{"args": ' + '{"a":' * 300 + "1" + "}" * 301, f"deeper than {JSON_MAX_DEPTH}"),
+        ('{"args": {"x": ' + LONG_INT + "}}", "5000 digits"),
+        ('{"args": {"x": -' + LONG_INT + "}}", "5000 digits"),
+        ('{"args": {"x": NaN}}', "NaN is not JSON"),
+        ('{"args": {"x": -Infinity}}', "-Infinity is not JSON"),
+        ('{"args": {"x": 1e400}}', "out of range"),
+        ('{"args": {"x": "\\ud800"}}', "lone surrogate"),
+        ('{"args": {"\\udfff": 1}}', "lone surrogate"),
+    ],
+)
+def test_invoke_args_that_cannot_be_read_get_400(driver: AppDriver, body: str, words: str) -> None:
+    refused(driver.request("POST", "/v1/fn/_/hello", body=body), 400, words)
+
+
+def test_paired_surrogates_and_odd_text_are_args_like_any_other(driver: AppDriver) -> None:
+    text = "\U0001f600 \u202e\u0301 \x00 \u0663"
+    body = '{"args": {"x": "\\ud83d\\ude00 \\u202e\\u0301 \\u0000 \u0663"}}'
+    result = driver.request("POST", "/v1/fn/_/hello", body=body)
+    assert result.status_code == 200
+    assert strict_json(result.text) == {"data": {"hello": {"x": text}}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/fn"), ("PUT", "/v1/fn/_"), ("POST", "/v1/admin/subjects"),
+     ("POST", "/v1/admin/nodes")],
+)
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [(DEEP, "deeper than"), ('{"x": ' + LONG_INT + "}", "digits"), ('{"x": NaN}', "NaN")],
+)
+def test_every_json_body_is_read_by_the_same_rules(
+    driver: AppDriver, method: str, path: str, body: str, words: str
+) -> None:
+    refused(driver.request(method, path, body=body), 400, words)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("metadata", DEEP_FIELD, "deeper than"),
+        ("events", DEEP_FIELD, "deeper than"),
+        ("sinks", DEEP_FIELD, "deeper than"),
+        ("metadata", '{"memory": ' + LONG_INT + "}", "digits"),
+        ("metadata", '{"capacity": ' + "9" * 400 + "}", "capacity"),
+        ("metadata", '{"memory": ' + "9" * 400 + "}", "memory"),
+        ("metadata", '{"timeout": NaN}', "NaN"),
+        ("metadata", '{"http_allow": ["\\ud800"]}', "lone surrogate"),
+    ],
+)
+def test_multipart_fields_are_read_by_the_same_rules(
+    driver: AppDriver, field: str, value: str, words: str
+) -> None:
+    form = multipart([("name", None, b"f"), ("code", "c.wasm", build.wat("fl_hello")),
+                      (field, None, value.encode())])
+    refused(driver.request("POST", "/v1/fn/_", **form), 400, words)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/fn/_/hello?retries=\u00b2",
+        "/v1/fn/_/hello?retries=\u0663",
+        "/v1/fn/_/hello?retries=" + LONG_INT,
+        "/v1/fn/_/hello?retries=-1",
+        "/v1/fn/_/hello?retries=%20",
+    ],
+)
+def test_query_counts_are_ascii_digits_in_range(driver: AppDriver, path: str) -> None:
+    refused(driver.request("POST", path), 400, "retries must be an integer from 0")
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\uff11", LONG_INT, "0", "1.5"])
+def test_limit_is_ascii_digits_in_range(driver: AppDriver, value: str) -> None:
+    refused(driver.request("GET", f"/v1/invocations?limit={value}"), 400, "limit must be")
+    refused(driver.request("GET", f"/v1/fn/_/hello/logs?limit={value}"), 400, "limit must be")
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1:\u00b2", "127.0.0.1:\u0664\u0667", "\ud800:7946", "host\x00:7946",
+     "h\u00e9te:7946", ":7946", "127.0.0.1:" + LONG_INT, "127.0.0.1:0", "127.0.0.1:65536"],
+)
+def test_join_addresses_are_checked_before_any_packet(driver: AppDriver, address: str) -> None:
+    # json.dumps escapes a lone surrogate as \ud800, as a client would send it.
+    result = driver.request("POST", "/v1/admin/nodes", body=json.dumps({"address": address}))
+    assert result.status_code == 400, result.text
+    detail = json.loads(result.text)["errors"]["detail"]
+    assert "HOST:PORT" in detail or "lone surrogate" in detail, detail
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kind"),
+    [
+        ("GET", "/v1/fn//hello", "module"),
+        ("POST", "/v1/fn//hello", "module"),
+        ("GET", "/v1/fn/_/", "function"),
+        ("DELETE", "/v1/fn/_/", "function"),
+        ("GET", "/v1/fn//", "module"),
+        ("DELETE", "/v1/admin/subjects/", "subject"),
+        ("GET", "/v1/fn/" + "a" * 600, "module"),
+        ("GET", "/v1/fn/_/" + "b" * 600 + "/logs", "function"),
+        ("GET", "/v1/fn/a%0A", "module"),
+        ("DELETE", "/v1/fn/a%00b", "module"),
+    ],
+)
+def test_path_segments_that_name_nothing_get_404(
+    driver: AppDriver, method: str, path: str, kind: str
+) -> None:
+    body = json.dumps({"module": {"name": "x"}}) if method == "PUT" else None
+    refused(driver.request(method, path, body=body), 404, f"no {kind} is named")
+
+
+@pytest.mark.parametrize("name", ["m\n", "m\r\n", "\nm", "m\x00", "\u0663", "m\u0301"])
+def test_names_must_match_whole(driver: AppDriver, name: str) -> None:
+    refused(driver.request("POST", "/v1/fn", json={"module": {"name": name}}), 400,
+            "invalid module name")
+    refused(driver.request("POST", "/v1/admin/subjects", json={"subject": {"name": name}}),
+            400, "invalid subject name")
+    # A multipart name field is stripped (a file's last newline), then checked.
+    if name.strip() != name:
+        return
+    form = multipart([("name", None, name.encode()), ("code", "c.wasm", build.wat("fl_hello"))])
+    refused(driver.request("POST", "/v1/fn/_", **form), 400, "invalid function name")
+
+
+@pytest.mark.parametrize("output", ["NaN", '{"a": Infinity}', "-Infinity", "[1, NaN]"])
+def test_output_that_is_not_json_is_text_in_a_json_answer(driver: AppDriver, output: str) -> None:
+    name = "out_" + "".join(c for c in output if c.isalnum())
+    assert driver.upload("_", name, fixed_output(output.encode())).status_code == 201
+    result = driver.request("POST", f"/v1/fn/_/{name}")
+    assert result.status_code == 200, result.text[:300]
+    assert result.headers["content-type"].startswith("application/json")
+    assert strict_json(result.text) == {"data": output}
+
+
+def test_output_with_a_long_integer_is_json_passed_on_as_written(driver: AppDriver) -> None:
+    output = '{"big": ' + LONG_INT + "}"
+    assert driver.upload("_", "long_out", fixed_output(output.encode())).status_code == 201
+    result = driver.request("POST", "/v1/fn/_/long_out")
+    assert (result.status_code, result.text) == (200, '{"data":' + output + "}")
+
+
+def test_output_nested_too_deep_gets_422(driver: AppDriver) -> None:
+    assert driver.upload("_", "deep_out", fixed_output(DEEP.encode())).status_code == 201
+    refused(driver.request("POST", "/v1/fn/_/deep_out"), 422, f"deeper than {JSON_MAX_DEPTH}")
+
+
+def test_the_app_logged_no_internal_error(
+    driver: AppDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("ERROR", logger="fless.api"):
+        for path in ("/v1/fn//x", "/v1/fn/_/hello?retries=\u00b2"):
+            assert driver.request("GET" if "//" in path else "POST", path).status_code < 500
+    assert "internal error" not in caplog.text
+
+
+def test_refused_requests_created_nothing(driver: AppDriver) -> None:
+    listed = driver.request("GET", "/v1/fn")
+    assert [m["name"] for m in strict_json(listed.text)["data"]] == ["_"]
