@@ -304,14 +304,14 @@ class WasmRuntime:
         # No files, no environment, no inherited streams; stdout and stderr
         # are written through HostCalls.fd_write.
         wasi = wasmtime.WasiConfig()
-        # Wasmtime starts the guest's monotonic clock at 0 as it makes the
-        # WASI context, in set_wasi: read after it, poll_oneoff's absolute
-        # monotonic times never wake early (tests/exec/test_host_deadline.py).
-        inv.clock_origin_ns = time.monotonic_ns()
         if function.abi is Abi.WASI:
             _set_stdin(wasi, args)
             wasi.argv = ["function"]
         store.set_wasi(wasi)
+        # Wasmtime starts the guest's monotonic clock at 0 as it makes the
+        # WASI context, in set_wasi: read after it, poll_oneoff's absolute
+        # monotonic times never wake early (tests/exec/test_host_deadline.py).
+        inv.clock_origin_ns = time.monotonic_ns()
         store.set_limits(memory_size=limits.memory_bytes)
         store.set_epoch_deadline(ticks)
         instance: wasmtime.Instance | None = None
