@@ -73,6 +73,22 @@ class FunctionSettings:
     http_timeout_ms: int = 5_000
     http_max_response_bytes: int = 4 * MiB
     max_retries: int = 5
+    # What an uploaded module may declare (each core module of a component
+    # alike); past any, the upload is refused with 400 before it is stored.
+    # Wide of every real module measured (docs/SECURITY.md). The table bound
+    # also caps a table's growth at run time, and max_module_tables the
+    # tables an instance may create.
+    max_module_functions: int = 50_000
+    max_module_function_bytes: int = 2 * MiB
+    max_module_locals: int = 50_000
+    max_module_types: int = 20_000
+    max_module_imports: int = 5_000
+    max_module_exports: int = 20_000
+    max_module_globals: int = 10_000
+    max_module_tables: int = 4
+    max_module_table_elements: int = 100_000
+    max_module_element_segments: int = 10_000
+    max_module_data_segments: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,12 @@ class WorkerSettings:
     log_max_bytes: int = 8 * MiB
     # A worker serves Prometheus metrics on this port of cluster.rpc_host; 0: off.
     metrics_port: int = 0
+    # A compile runs in a child process killed past this time, or past this
+    # much memory (beyond the child's own); the upload gets a 400.
+    compile_timeout_s: int = 120
+    compile_memory_mib: int = 1024
+    # Compiled modules kept loaded in memory, by the size of their machine code.
+    loaded_max_mib: int = 256
 
 
 @dataclass(frozen=True)
@@ -290,6 +312,10 @@ def _validate(settings: Settings) -> None:
     positive = {
         "api.max_upload_bytes": settings.api.max_upload_bytes,
         "api.max_request_bytes": settings.api.max_request_bytes,
+        "api.max_header_bytes": settings.api.max_header_bytes,
+        "api.max_headers": settings.api.max_headers,
+        "api.header_timeout_ms": settings.api.header_timeout_ms,
+        "api.max_connections": settings.api.max_connections,
         "functions.default_memory_mib": settings.functions.default_memory_mib,
         "functions.max_memory_mib": settings.functions.max_memory_mib,
         "functions.default_timeout_ms": settings.functions.default_timeout_ms,
@@ -301,6 +327,14 @@ def _validate(settings: Settings) -> None:
         "worker.cache_ttl_s": settings.worker.cache_ttl_s,
         "worker.log_entries": settings.worker.log_entries,
         "worker.log_max_bytes": settings.worker.log_max_bytes,
+        "worker.compile_timeout_s": settings.worker.compile_timeout_s,
+        "worker.compile_memory_mib": settings.worker.compile_memory_mib,
+        "worker.loaded_max_mib": settings.worker.loaded_max_mib,
+        **{
+            f"functions.{f.name}": getattr(settings.functions, f.name)
+            for f in dataclasses.fields(FunctionSettings)
+            if f.name.startswith("max_module_")
+        },
         "api.recent_invocations": settings.api.recent_invocations,
         "cluster.beacon_port": settings.cluster.beacon_port,
     }
@@ -314,10 +348,6 @@ def _validate(settings: Settings) -> None:
         ("worker.metrics_port", settings.worker.metrics_port),
     ):
         if not 0 <= port <= 65535:
-        "api.max_header_bytes": settings.api.max_header_bytes,
-        "api.max_headers": settings.api.max_headers,
-        "api.header_timeout_ms": settings.api.header_timeout_ms,
-        "api.max_connections": settings.api.max_connections,
             raise ConfigError(f"{name} must be between 0 and 65535, not {port}")
     if bool(settings.api.tls_certfile) != bool(settings.api.tls_keyfile):
         raise ConfigError("api.tls_certfile and api.tls_keyfile go together: set both or neither")

@@ -216,7 +216,7 @@ class Dispatcher:
     ) -> Outcome:
         """One attempt on the best worker not in ``tried``, which it joins."""
         candidates = {c.state.name: c for c in self.candidates()}
-        need = limits.memory_bytes
+        need = limits.instance_bytes
         chosen = pick_worker(
             (c.state for c in candidates.values()), need, self._reserved, exclude=frozenset(tried)
         )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fless.config import FunctionSettings
-from fless.exec import ExecError, Limits, Outcome, validate_code
+from fless.exec import CodeBounds, ExecError, Limits, Outcome, validate_code
 from fless.gossip import GossipError
 
 from . import _metrics
@@ -56,6 +56,15 @@ class FunctionSpec:
     timeout_ms: int | None = None
     http_allow: tuple[str, ...] | None = None
     retries: int | None = None
+
+
+def code_bounds(settings: FunctionSettings) -> CodeBounds:
+    """The ``max_module_*`` settings: what an uploaded module may declare."""
+    return CodeBounds(**{
+        f.name: getattr(settings, f"max_module_{f.name}")
+        for f in dataclasses.fields(CodeBounds)
+        if hasattr(settings, f"max_module_{f.name}")
+    })
 
 
 def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
@@ -251,14 +260,16 @@ class Platform:
             http_allow=frozenset(record.http_allow) | frozenset(fn.http_allow),
             http_timeout_s=fn.http_timeout_ms / 1000,
             http_max_response_bytes=fn.http_max_response_bytes,
-        )
+            table_elements=fn.max_module_table_elements,
+            tables=fn.max_module_tables,
+        ).for_abi(record.abi)
 
     def _check_code(self, code: bytes) -> str:
         if len(code) > self.max_upload_bytes:
             raise TooLarge(
                 f"code is {len(code)} bytes, above the upload limit of {self.max_upload_bytes}"
             )
-        return validate_code(code).value
+        return validate_code(code, code_bounds(self.settings)).value
 
     async def _push(self, sha: str, code: bytes, wait: bool) -> int:
         """Sends code to the workers; how many took it (0 when not waiting)."""

@@ -6,7 +6,9 @@ errors a run can end with. Nothing here knows of HTTP, ZeroMQ or gossip.
 """
 
 from ._abi import Abi, host_allowed, inspect_code
+from ._bounds import CodeBounds
 from ._cache import CodeCache
+from ._compiler import CompileLimits
 from ._engine import CompiledFunction, WasmRuntime
 from ._errors import (
     ExecError,
@@ -25,7 +27,9 @@ from ._validate import validate_code
 __all__ = [
     "Abi",
     "CacheEntry",
+    "CodeBounds",
     "CodeCache",
+    "CompileLimits",
     "CompiledFunction",
     "ExecError",
     "FunctionError",

@@ -33,7 +33,10 @@ class CodeCache:
         runtime: the runtime that compiles and loads the modules.
         max_bytes: size threshold of the compiled code kept on disk.
         ttl_s: entries unused for this long are evicted.
-        loaded_max: how many loaded modules stay in memory.
+        loaded_max_bytes: how much loaded machine code stays in memory (its
+            serialized size, which is what a loaded module maps), least
+            recently used first out. One module larger than this is still
+            kept while it is the only one.
         clock: the time source (tests give their own).
     """
 
@@ -43,7 +46,7 @@ class CodeCache:
         runtime: WasmRuntime,
         max_bytes: int,
         ttl_s: float,
-        loaded_max: int = 256,
+        loaded_max_bytes: int = 256 << 20,
         clock: Callable[[], float] = time.time,
     ) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -56,8 +59,10 @@ class CodeCache:
         )
         self._compiled = self._env.open_db(b"compiled")
         self._meta = self._env.open_db(b"meta")
-        self._loaded: OrderedDict[str, CompiledFunction] = OrderedDict()
-        self._loaded_max = loaded_max
+        # sha -> (function, its size in bytes)
+        self._loaded: OrderedDict[str, tuple[CompiledFunction, int]] = OrderedDict()
+        self._loaded_bytes = 0
+        self._loaded_max_bytes = loaded_max_bytes
         self._used: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -82,11 +87,12 @@ class CodeCache:
         Cheap enough to call on an event loop: the warm path of an invocation.
         """
         with self._lock:
-            function = self._loaded.get(sha)
-            if function is not None:
-                self._loaded.move_to_end(sha)
-                self._used[sha] = self._clock()
-            return function
+            found = self._loaded.get(sha)
+            if found is None:
+                return None
+            self._loaded.move_to_end(sha)
+            self._used[sha] = self._clock()
+            return found[0]
 
     def get(self, sha: str) -> CompiledFunction | None:
         """The compiled function for ``sha``, or None if this node lacks it."""
@@ -107,43 +113,59 @@ class CodeCache:
             # Damaged or foreign machine code: forget it, the caller compiles anew.
             self.drop(sha)
             return None
-        self._remember(sha, function, now)
+        self._remember(sha, function, len(data), now)
         return function
 
     def put(self, sha: str, code: bytes) -> CompiledFunction:
         """Compiles ``code`` (whose hash is ``sha``) and keeps the result.
 
+        Compiled in a child process under the runtime's compile limits: no
+        memory of the compile stays in this one.
+
         Raises:
-            InvalidModule: the code does not compile.
+            InvalidModule: the code does not compile, or its compile went
+                past the limits.
         """
-        function = self.runtime.compile(code)
-        compiled = self.runtime.serialize(function)
+        abi, compiled = self.runtime.precompile(code)
+        function = self.runtime.deserialize(abi, compiled)
         now = self._clock()
         meta = _META.pack(len(compiled), now, function.abi.value.encode())
         with self._env.begin(write=True) as txn:
             txn.put(self._key(sha), compiled, db=self._compiled)
             txn.put(self._key(sha), meta, db=self._meta)
-        self._remember(sha, function, now)
+        self._remember(sha, function, len(compiled), now)
         self.evict()
         return function
 
     def drop(self, sha: str) -> bool:
         """Removes a function's compiled code; whether it was there."""
         with self._lock:
-            self._loaded.pop(sha, None)
+            gone = self._loaded.pop(sha, None)
+            if gone is not None:
+                self._loaded_bytes -= gone[1]
             self._used.pop(sha, None)
         with self._env.begin(write=True) as txn:
             found: bool = txn.delete(self._key(sha), db=self._meta)
             txn.delete(self._key(sha), db=self._compiled)
         return found
 
-    def _remember(self, sha: str, function: CompiledFunction, now: float) -> None:
+    def _remember(self, sha: str, function: CompiledFunction, size: int, now: float) -> None:
         with self._lock:
-            self._loaded[sha] = function
-            self._loaded.move_to_end(sha)
+            old = self._loaded.pop(sha, None)
+            if old is not None:
+                self._loaded_bytes -= old[1]
+            self._loaded[sha] = (function, size)
+            self._loaded_bytes += size
             self._used[sha] = now
-            while len(self._loaded) > self._loaded_max:
-                self._loaded.popitem(last=False)
+            while self._loaded_bytes > self._loaded_max_bytes and len(self._loaded) > 1:
+                _, (_, dropped) = self._loaded.popitem(last=False)
+                self._loaded_bytes -= dropped
+
+    @property
+    def loaded_bytes(self) -> int:
+        """The size of the machine code loaded in memory now."""
+        with self._lock:
+            return self._loaded_bytes
 
     def _flush_used(self) -> None:
         with self._lock:

@@ -24,6 +24,13 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from ._abi import FUNLESS_IMPORTS, FUNLESS_MODULE, WASI_MODULE, Abi, inspect_code
+from ._compiler import (
+    CompileFailed,
+    CompileLimits,
+    compile_in_child,
+    config_words,
+    engine_config,
+)
 from ._errors import (
     ExecError,
     FunctionError,
@@ -61,6 +68,9 @@ def _wasmtime_version() -> str:
 
 
 _WASMTIME_VERSION = _wasmtime_version()
+
+# Compiles run in a child process with these limits unless told otherwise.
+_COMPILE_DEFAULTS = CompileLimits()
 
 # The engine's epoch advances every TICK_S; a function's deadline is counted in
 # ticks, so it is interrupted at most one tick after its timeout.
@@ -115,13 +125,13 @@ class WasmRuntime:
     call has its own store and instance.
     """
 
-    def __init__(self, tick_s: float = TICK_S) -> None:
+    def __init__(
+        self, tick_s: float = TICK_S, compile_limits: CompileLimits | None = _COMPILE_DEFAULTS
+    ) -> None:
         hold_gil_for_short_calls()
-        config = wasmtime.Config()
-        config.epoch_interruption = True
-        config.cranelift_opt_level = "speed"
-        self._config_words = ("epoch_interruption", "opt=speed")
-        self.engine = wasmtime.Engine(config)
+        self.engine = wasmtime.Engine(engine_config())
+        self._config_words = config_words()
+        self._compile_limits = compile_limits
         self._linker = wasmtime.Linker(self.engine)
         self._linker.define_wasi()
         self._hostcalls = HostCalls()
@@ -186,9 +196,15 @@ class WasmRuntime:
     def compile(self, code: bytes) -> CompiledFunction:
         """Validates, compiles and links a module.
 
+        In a child process under the runtime's ``compile_limits`` (see
+        ``_compiler``), or in this process when it has none.
+
         Raises:
-            InvalidModule: the bytes are not a module fless can run.
+            InvalidModule: the bytes are not a module fless can run, or the
+                compile went past its limits.
         """
+        if self._compile_limits is not None:
+            return self.deserialize(*self.precompile(code))
         abi = inspect_code(code)
         if abi is Abi.COMPONENT:
             return self._component_host().compile(code)
@@ -197,6 +213,25 @@ class WasmRuntime:
         except wasmtime.WasmtimeError as exc:
             raise InvalidModule(f"not a valid WebAssembly module: {_describe(exc)}") from exc
         return self._link(abi, module)
+
+    def precompile(self, code: bytes) -> tuple[Abi, bytes]:
+        """Compiles ``code`` in a child process to what ``deserialize`` loads.
+
+        Raises:
+            InvalidModule: the bytes are not a module fless can run, or the
+                compile went past its limits.
+        """
+        abi = inspect_code(code)
+        try:
+            compiled = compile_in_child(
+                code, abi is Abi.COMPONENT, self._compile_limits or CompileLimits()
+            )
+        except CompileFailed as exc:
+            if exc.over_limit:
+                raise InvalidModule(str(exc)) from None
+            kind = "component" if abi is Abi.COMPONENT else "module"
+            raise InvalidModule(f"not a valid WebAssembly {kind}: {_describe(exc)}") from None
+        return abi, compiled
 
     def serialize(self, function: CompiledFunction) -> bytes:
         """The compiled machine code of a function, for the cache."""
@@ -312,7 +347,10 @@ class WasmRuntime:
         # WASI context, in set_wasi: read after it, poll_oneoff's absolute
         # monotonic times never wake early (tests/exec/test_host_deadline.py).
         inv.clock_origin_ns = time.monotonic_ns()
-        store.set_limits(memory_size=limits.memory_bytes)
+        store.set_limits(
+            memory_size=limits.memory_bytes, table_elements=limits.table_elements,
+            instances=limits.instances, tables=limits.tables, memories=limits.memories,
+        )
         store.set_epoch_deadline(ticks)
         instance: wasmtime.Instance | None = None
         self._hostcalls.current.inv = inv

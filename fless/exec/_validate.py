@@ -1,7 +1,9 @@
 """Checking an upload on the core: the module's shape, then Wasmtime's validator.
 
 Validation does not compile, so the core pays a fraction of a compile and
-needs no machine code of its own; workers compile.
+needs no machine code of its own; workers compile. The counts of every
+section are checked first (``_bounds``), so neither the validator nor a
+worker's compiler ever sees a module past them.
 """
 
 from __future__ import annotations
@@ -11,20 +13,35 @@ import functools
 import wasmtime
 
 from ._abi import Abi, inspect_code
+from ._binary import BinaryFormatError
+from ._bounds import BoundExceeded, CodeBounds, check_bounds
+from ._compiler import engine_config
 from ._errors import InvalidModule
 
 
 @functools.cache
 def _engine() -> wasmtime.Engine:
-    return wasmtime.Engine()
+    # The runtime's settings: what the workers would refuse is refused here.
+    return wasmtime.Engine(engine_config())
 
 
-def validate_code(code: bytes) -> Abi:
+def validate_code(code: bytes, bounds: CodeBounds | None = None) -> Abi:
     """Checks that ``code`` is a module fless can run, and returns its ABI.
+
+    Args:
+        code: a core module or a component.
+        bounds: the most it may declare (the defaults of ``CodeBounds``
+            when None).
 
     Raises:
         InvalidModule: with a message that says what is wrong.
     """
+    try:
+        check_bounds(code, bounds or CodeBounds())
+    except BoundExceeded as exc:
+        raise InvalidModule(str(exc)) from None
+    except BinaryFormatError as exc:
+        raise InvalidModule(f"not a WebAssembly module: {exc}") from None
     abi = inspect_code(code)
     if abi is Abi.COMPONENT:
         # Wasmtime validates a component only by compiling it, which is the

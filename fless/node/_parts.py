@@ -22,7 +22,7 @@ from fless.core import (
     WorkerSource,
     _metrics,
 )
-from fless.exec import CodeCache, WasmRuntime
+from fless.exec import CodeCache, CompileLimits, WasmRuntime
 from fless.gossip import (
     STATES,
     Member,
@@ -45,11 +45,16 @@ MEMORY_MAX_AGE_S = 0.25
 # Free memory is re-advertised when it moved by this much, and at least this often.
 def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
     """The executor of this node: runtime, compiled-code cache, thread pool."""
+    compile_limits = CompileLimits(
+        timeout_s=settings.worker.compile_timeout_s,
+        memory_bytes=settings.worker.compile_memory_mib * MiB,
+    )
     cache = CodeCache(
         settings.data_path / "cache",
-        WasmRuntime(),
+        WasmRuntime(compile_limits=compile_limits),
         max_bytes=settings.worker.cache_max_bytes,
         ttl_s=settings.worker.cache_ttl_s,
+        loaded_max_bytes=settings.worker.loaded_max_mib * MiB,
     )
     logs = Recent(
         settings.data_path / "logs",
