@@ -112,6 +112,9 @@ class FunctionForm:
                 form._field(part.name, data)
         except MultipartParseError as exc:
             raise BadRequest(f"malformed multipart body: {exc.description}") from None
+        except UnicodeDecodeError:
+            # falcon decodes a part's Content-Disposition as UTF-8 when it is read.
+            raise BadRequest("malformed multipart body: a part's headers are not UTF-8") from None
         return form
 
     def _field(self, name: str, data: bytes) -> None:
