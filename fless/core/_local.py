@@ -20,6 +20,14 @@ later than one run on a thread from the start, and never fails for the move.
 A function without HTTP has no effect but its answer, and the logs of the
 stopped run are dropped, so the answer is the same; a log line and
 ``fless_loop_overruns_total`` record the move.
+
+An invocation's deadline is fixed when it reaches the API (``Dispatcher``)
+and covers all of it here: loading or compiling the code, waiting for a
+thread, the run. The one exception is the stopped run on the loop, which
+moves the deadline by the time it took (see above). Runs wait for a thread
+in ``RunPool``'s two lanes, so long functions never hold every thread, and
+a call whose deadline passed while it waited never starts. Loads, compiles,
+drops and evictions have a thread of their own, never behind runs.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from fless.exec import (
 
 from . import _metrics
 from ._dispatch import Call, Candidate
+from ._lanes import Expired, RunPool
 from ._recent import Recent
 from ._scheduler import WorkerState
 from ._wire import error_kind
@@ -87,7 +96,10 @@ class LocalWorker:
         self.cache = cache
         self.log_book = logs
         self._sweeper: asyncio.Task[None] | None = None
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="fless-exec")
+        self._pool = RunPool(threads, "fless-exec")
+        # Loading and compiling never wait behind runs (one thread: compiles
+        # are rare and each may take much memory).
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="fless-load")
         # By code hash, the functions that may run on the event loop: from
         # when (0.0 when their last run was quick; later when they were
         # stopped there). See the module's doc.
@@ -96,6 +108,7 @@ class LocalWorker:
     def close(self) -> None:
         """Waits for running invocations, then closes the cache."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._loader.shutdown(wait=True, cancel_futures=True)
         self.cache.close()
         self.cache.runtime.close()
         if self.log_book is not None:
@@ -120,7 +133,7 @@ class LocalWorker:
         while True:
             await asyncio.sleep(SWEEP_S)
             try:
-                gone = await loop.run_in_executor(self._pool, self.cache.evict)
+                gone = await loop.run_in_executor(self._loader, self.cache.evict)
             except Exception:
                 log.exception("evicting from the code cache failed")
                 continue
@@ -140,12 +153,12 @@ class LocalWorker:
         """
         if sha in self.cache:
             return
-        await asyncio.get_running_loop().run_in_executor(self._pool, self.cache.put, sha, code)
+        await asyncio.get_running_loop().run_in_executor(self._loader, self.cache.put, sha, code)
 
     async def drop(self, sha: str) -> None:
         """Removes a function's compiled code."""
         self._on_loop.pop(sha, None)
-        await asyncio.get_running_loop().run_in_executor(self._pool, self.cache.drop, sha)
+        await asyncio.get_running_loop().run_in_executor(self._loader, self.cache.drop, sha)
 
     async def invoke(
         self,
@@ -154,6 +167,7 @@ class LocalWorker:
         limits: Limits,
         load_code: Callable[[], bytes],
         call: Call | None = None,
+        deadline: float | None = None,
     ) -> Outcome:
         """Runs one invocation; compiles first if the code is not cached.
 
@@ -163,15 +177,21 @@ class LocalWorker:
             limits: the invocation's caps.
             load_code: fetches the code when the cache lacks it.
             call: the invocation it is; its logs are kept under its function.
+            deadline: when the invocation must end (``time.monotonic()``);
+                None: its timeout from now.
 
         Raises:
-            ExecError: from the run (see ``WasmRuntime.run``).
+            ExecError: from the run (see ``WasmRuntime.run``);
+                ``FunctionTimeout`` also when the deadline passes while the
+                code loads or the call waits for a thread.
         """
         started = time.time()
         clock = time.monotonic()
+        if deadline is None:
+            deadline = clock + limits.timeout_s
         metrics = _metrics.active()
         try:
-            outcome = await self._run(sha, args, limits, load_code)
+            outcome = await self._run(sha, args, limits, load_code, deadline)
         except ExecError as exc:
             if metrics is not None:
                 metrics.execution_seconds.observe(time.monotonic() - clock)
@@ -223,7 +243,8 @@ class LocalWorker:
             log.exception("keeping the logs of invocation %s failed", call.id)
 
     async def _run(
-        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes]
+        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes],
+        deadline: float,
     ) -> Outcome:
         loop = asyncio.get_running_loop()
 
@@ -239,30 +260,36 @@ class LocalWorker:
             found = "miss"
             return self.cache.put(sha, load_code())
 
-        # Loading (and compiling, on a miss) is not part of the function's time;
-        # a function loaded in memory needs no trip to the pool for it.
+        # Loading (and compiling, on a miss) counts against the deadline; a
+        # function loaded in memory needs no trip to the loader for it.
         function = self.cache.loaded(sha)
         if function is None:
-            function = await loop.run_in_executor(self._pool, load)
+            try:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    function = await loop.run_in_executor(self._loader, load)
+            except TimeoutError:
+                raise FunctionTimeout.after(limits.timeout_s) from None
         if metrics is not None:
             metrics.cache_lookups.labels(found).inc()
             if found != "memory":
                 metrics.cold_starts.labels("disk" if found == "disk" else "compile").inc()
         if self._may_run_on_loop(sha, function, limits):
+            tried = time.monotonic()
             try:
-                return self._timed(sha, function, args, limits, LOOP_BUDGET_S)
+                return self._timed(sha, function, args, limits, LOOP_BUDGET_S, deadline)
             except OverBudget:
-                # The run on the thread gets the whole timeout: the stopped
-                # try was fless's choice, and must not cost the function time.
+                # The stopped try was fless's choice and must not cost the
+                # function time: the deadline moves by what the try took.
+                deadline += time.monotonic() - tried
                 self._moved_off_loop(sha, metrics)
-        future = loop.run_in_executor(
-            self._pool, self._timed, sha, function, args, limits, None
-        )
+        future = asyncio.wrap_future(self._pool.submit(
+            sha, deadline, self._timed, sha, function, args, limits, None, deadline
+        ))
         try:
             # asyncio.timeout, not wait_for: no extra task per call on the hot path.
-            async with asyncio.timeout(limits.timeout_s + GRACE_S):
+            async with asyncio.timeout(deadline - time.monotonic() + GRACE_S):
                 return await future
-        except TimeoutError:
+        except (TimeoutError, Expired):
             raise FunctionTimeout.after(limits.timeout_s) from None
 
     def _moved_off_loop(self, sha: str, metrics: _metrics.NodeMetrics | None) -> None:
@@ -284,12 +311,15 @@ class LocalWorker:
 
     def _timed(
         self, sha: str, function: CompiledFunction, args: bytes, limits: Limits,
-        budget_s: float | None,
+        budget_s: float | None, deadline: float,
     ) -> Outcome:
-        """Runs ``function`` and notes whether the run was quick."""
+        """Runs ``function`` by ``deadline`` and notes whether the run was quick."""
+        if deadline <= time.monotonic():
+            # Not run, so nothing learnt of how long it runs.
+            raise FunctionTimeout.after(limits.timeout_s)
         start = time.perf_counter()
         try:
-            return self.cache.runtime.run(function, args, limits, budget_s)
+            return self.cache.runtime.run(function, args, limits, budget_s, deadline)
         finally:
             quick = time.perf_counter() - start < QUICK_S
             held_off = self._on_loop.get(sha, 0.0) > time.monotonic()

@@ -8,6 +8,7 @@ ahead of invocations.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,14 @@ from fless.net import Message, PeerGone, RpcClient, RpcTimeout
 from ._dispatch import Call
 from ._errors import WorkerLost
 from ._local import LocalWorker
-from ._wire import error_from, error_kind, limits_from_fields, limits_to_fields
+from ._wire import (
+    deadline_from,
+    error_from,
+    error_kind,
+    limits_from_fields,
+    limits_to_fields,
+    time_left_ms,
+)
 
 log = logging.getLogger("fless.core")
 
@@ -27,6 +35,7 @@ log = logging.getLogger("fless.core")
 # much longer for the answer to cross the network before it gives up.
 TRANSPORT_GRACE_S = 1.0
 # Compiling pushed code can take seconds for a large module on a small board.
+# (Not an invocation's: compiling on a ``no_code`` counts against its deadline.)
 PUSH_TIMEOUT_S = 120.0
 DROP_TIMEOUT_S = 5.0
 LOGS_TIMEOUT_S = 5.0
@@ -106,22 +115,35 @@ class RemoteWorker:
         limits: Limits,
         load_code: Callable[[], bytes],
         call: Call | None = None,
+        deadline: float | None = None,
     ) -> Outcome:
-        """Runs one invocation there, sending the code only if it asks for it."""
+        """Runs one invocation there by ``deadline``, sending the code only if it asks.
+
+        The worker is told what is left of the deadline (``left_ms``), and
+        the core waits for its answer until the deadline plus
+        ``TRANSPORT_GRACE_S``. A compile on ``no_code`` counts against it.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + limits.timeout_s
         fields: dict[str, object] = {
             "hash": sha,
             "timeout_ms": round(limits.timeout_s * 1000),
             "memory_mib": limits.memory_bytes >> 20,
             "limits": limits_to_fields(limits),
+            "left_ms": time_left_ms(deadline, time.monotonic()),
         }
         if call is not None:
             fields["call"] = {"id": call.id, "fn": call.fn}
-        deadline = limits.timeout_s + TRANSPORT_GRACE_S
-        reply = await self._call("invoke", fields, (args,), deadline)
+        reply = await self._call(
+            "invoke", fields, (args,), deadline - time.monotonic() + TRANSPORT_GRACE_S
+        )
         if reply.type == "no_code":
             log.debug("worker %s has no code %s; sending it", self.name, sha[:12])
             frames = (args, load_code())
-            reply = await self._call("invoke", fields, frames, deadline + PUSH_TIMEOUT_S)
+            fields["left_ms"] = time_left_ms(deadline, time.monotonic())
+            reply = await self._call(
+                "invoke", fields, frames, deadline - time.monotonic() + TRANSPORT_GRACE_S
+            )
         _raise_if_error(reply)
         if reply.type != "result" or not reply.frames:
             raise WorkerLost(f"worker {self.name} answered {reply.type!r} to an invocation")
@@ -176,6 +198,9 @@ class WorkerService:
         sha = request.fields["hash"]
         try:
             limits = limits_from_fields(request.fields["limits"])
+            deadline = deadline_from(
+                request.fields.get("left_ms"), limits.timeout_s, time.monotonic()
+            )
         except (ValueError, TypeError) as exc:
             return _reply(request, "error", {"kind": "protocol", "message": str(exc)})
         code = request.frames[1] if len(request.frames) > 1 else None
@@ -189,7 +214,9 @@ class WorkerService:
 
         call = _call_of(request.fields.get("call"))
         try:
-            outcome = await self.worker.invoke(sha, request.frames[0], limits, load_code, call)
+            outcome = await self.worker.invoke(
+                sha, request.frames[0], limits, load_code, call, deadline
+            )
         except FunctionTimeout as exc:
             return _reply(request, "error", {"kind": "timeout", "message": str(exc)})
         return _reply(request, "result", {}, (outcome.output,))

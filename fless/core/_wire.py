@@ -8,6 +8,7 @@ have on one machine. Limits travel as a plain map.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from fless.exec import (
@@ -46,6 +47,31 @@ def error_from(kind: str, message: str) -> ExecError:
         if name == kind:
             return cls(message)
     return FunctionTrap(message)
+
+
+def time_left_ms(deadline: float, now: float) -> int:
+    """What is left of a call's time, as an ``invoke`` carries it (``left_ms``).
+
+    Monotonic clocks differ between machines, so the wire carries what is
+    left, never the deadline itself; the worker's deadline starts from when
+    it reads the message, so the time on the way there is not counted.
+    """
+    return max(0, math.floor((deadline - now) * 1000))
+
+
+def deadline_from(value: object, timeout_s: float, now: float) -> float:
+    """The local deadline of an ``invoke`` whose ``left_ms`` is ``value``.
+
+    A core that sends none (an older one) gives its function its whole timeout.
+
+    Raises:
+        ValueError: ``left_ms`` is not a whole number of milliseconds, at least 0.
+    """
+    if value is None:
+        return now + timeout_s
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("left_ms must be a whole number of milliseconds, at least 0")
+    return now + min(value / 1000, timeout_s)
 
 
 def limits_to_fields(limits: Limits) -> dict[str, Any]:

@@ -174,16 +174,18 @@ def test_a_quick_function_that_runs_long_is_moved_off_the_event_loop(
     metrics = _metrics.enable()
     overruns = metrics.loop_overruns._value.get()
     thread_timeouts: list[float] = []
+    thread_time_left: list[float] = []
 
     async def scenario() -> tuple[float, bool]:
         local = one_thread()
         on_thread = local._timed
 
         def timed(sha: str, function: Any, args: bytes, limits: Limits,
-                  budget_s: float | None) -> Any:
+                  budget_s: float | None, deadline: float) -> Any:
             if budget_s is None:
                 thread_timeouts.append(limits.timeout_s)
-            return on_thread(sha, function, args, limits, budget_s)
+                thread_time_left.append(deadline - time.monotonic())
+            return on_thread(sha, function, args, limits, budget_s, deadline)
 
         local._timed = timed  # type: ignore[method-assign]
         gaps: list[float] = []
@@ -220,5 +222,42 @@ def test_a_quick_function_that_runs_long_is_moved_off_the_event_loop(
     assert metrics.loop_overruns._value.get() == overruns + 1
     # The first thread run is the first quick one; the second the one moved
     # off the loop, with the function's whole timeout: the stopped try on the
-    # loop costs it nothing.
+    # loop costs it nothing (its deadline moved by what the try took).
     assert thread_timeouts[:2] == [Limits().timeout_s, 1.5]
+    assert thread_time_left[1] > 1.4
+
+
+def test_a_storm_of_long_calls_leaves_a_thread_for_a_new_function_and_ends_by_its_deadline(
+    tmp_path: Path,
+) -> None:
+    spin, hello = wat("fl_loop"), wat("fl_hello")
+
+    async def scenario() -> tuple[float, float, int]:
+        local = worker(tmp_path, Clock())
+        try:
+            started = time.monotonic()
+            storm = [
+                asyncio.ensure_future(
+                    local.invoke("spin", b"{}", Limits(timeout_s=1.0), lambda: spin)
+                )
+                for _ in range(6)
+            ]
+            await asyncio.sleep(0.2)
+            # a function never seen, compiled on the loader, run on the free thread
+            outcome = await local.invoke("hello", b"5", Limits(), lambda: hello)
+            assert outcome.output == b'{"hello":5}'
+            served = time.monotonic() - started
+            results = await asyncio.gather(*storm, return_exceptions=True)
+            assert all(isinstance(r, FunctionTimeout) for r in results)
+            ended = time.monotonic() - started
+            await asyncio.sleep(0.3)
+            return served, ended, local._pool.lanes.busy
+        finally:
+            await local.stop()
+
+    served, ended, busy = asyncio.run(scenario())
+    assert served < 0.9  # before the first long call ends
+    # one thread ran the long calls: the five queued behind the first expired
+    # with it and never started (else two threads would run them for 3 s)
+    assert ended < 2.5
+    assert busy == 0
