@@ -7,10 +7,21 @@ result or an error message out) and may import ``log(line)`` and
 host, plus WASI preview 2 with no files, no environment and no sockets.
 Like a module, each invocation gets a fresh instance with the function's
 memory and time caps.
+
+WASI preview 2 waits inside Wasmtime (``wasi:io/poll``), where epoch
+interruption cannot reach: a Python ``time.sleep(10)`` would hold its thread
+for ten seconds whatever its timeout. The only thing a fless component can
+wait for is a clock (its streams are memory, it has no sockets or files), so
+the runtime shadows ``wasi:clocks/monotonic-clock``: its ``subscribe-*``
+calls make the same pollables through Wasmtime's own clock (a tiny helper
+component, ``CLOCK_WAT``, linked with plain WASI in the same store), but one
+that fires by the invocation's deadline at the latest. A wait cut short
+wakes at the deadline, and the call ends as a ``FunctionTimeout``.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +44,41 @@ from ._hostcalls import HostCalls, Invocation, _fetch, inv_fail
 from ._limits import Limits, Outcome
 
 EXPORT = "handle"
+# The interface whose waits are bounded, at the version Wasmtime matches to
+# every 0.2.x import.
+CLOCKS = "wasi:clocks/monotonic-clock@0.2.0"
+# A component that hands on Wasmtime's monotonic clock: linked with plain
+# WASI, it gives the shadowed interface real pollables of Wasmtime's type.
+CLOCK_WAT = """
+(component
+  (import "wasi:io/poll@0.2.0" (instance $poll (export "pollable" (type (sub resource)))))
+  (alias export $poll "pollable" (type $pollable))
+  (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock
+    (alias outer 1 $pollable (type $p))
+    (export "pollable" (type (eq $p)))
+    (export "now" (func (result u64)))
+    (export "resolution" (func (result u64)))
+    (export "subscribe-instant" (func (param "when" u64) (result (own $p))))
+    (export "subscribe-duration" (func (param "when" u64) (result (own $p))))))
+  (core func $now (canon lower (func $clock "now")))
+  (core func $resolution (canon lower (func $clock "resolution")))
+  (core func $instant (canon lower (func $clock "subscribe-instant")))
+  (core module $m
+    (import "c" "now" (func $now (result i64)))
+    (import "c" "resolution" (func $resolution (result i64)))
+    (import "c" "instant" (func $instant (param i64) (result i32)))
+    (func (export "now") (result i64) (call $now))
+    (func (export "resolution") (result i64) (call $resolution))
+    (func (export "instant") (param i64) (result i32) (call $instant (local.get 0))))
+  (core instance $i (instantiate $m (with "c" (instance
+    (export "now" (func $now))
+    (export "resolution" (func $resolution))
+    (export "instant" (func $instant))))))
+  (func (export "now") (result u64) (canon lift (core func $i "now")))
+  (func (export "resolution") (result u64) (canon lift (core func $i "resolution")))
+  (func (export "subscribe-instant") (param "when" u64) (result (own $pollable))
+    (canon lift (core func $i "instant"))))
+"""
 # What the engine makes of a trap: (trap, invocation, store, instance, limits).
 TrapMapper = Callable[[wasmtime.Trap, Invocation, wasmtime.Store, None, Limits], ExecError]
 
@@ -69,9 +115,25 @@ class ComponentHost:
         self._trap_error = trap_error
         self._linker = component.Linker(engine)
         self._linker.add_wasip2()
+        self._wasi_linker = component.Linker(engine)
+        self._wasi_linker.add_wasip2()
+        self._clock = component.Component(engine, wasmtime.wat2wasm(CLOCK_WAT))
+        # The helper's instance in the running invocation's store, made at
+        # its first wait (most functions never wait).
+        self._clocks = threading.local()
+        self._linker.allow_shadowing = True
         with self._linker.root() as root:
             root.add_func("log", hostcalls.guarded(self._log))
             root.add_func("http-request", hostcalls.guarded(self._http_request))
+            with root.add_instance(CLOCKS) as clocks:
+                # Defining the instance replaces all of Wasmtime's: every function.
+                clocks.add_func("now", hostcalls.guarded(self._clock_now))
+                clocks.add_func("resolution", hostcalls.guarded(self._clock_resolution))
+                clocks.add_func("subscribe-instant", hostcalls.guarded(self._subscribe_instant))
+                clocks.add_func(
+                    "subscribe-duration", hostcalls.guarded(self._subscribe_duration)
+                )
+        self._linker.allow_shadowing = False
 
     def compile(self, code: bytes) -> CompiledComponent:
         """Compiles a component.
@@ -119,12 +181,17 @@ class ComponentHost:
             text = args.decode("utf-8")
         except UnicodeDecodeError:
             raise FunctionError("the args are not UTF-8 text") from None
+        self._clocks.instance = None
         try:
             instance = self._linker.instantiate(store, function.module)
             handle = instance.get_func(store, EXPORT)
             if handle is None:
                 raise InvalidModule(f"component does not export {EXPORT}")
             result = handle(store, text)
+            if time.monotonic() >= inv.deadline:
+                # It got here after its deadline: a wait cut short by it,
+                # before the epoch tick that would have stopped it.
+                raise FunctionTimeout.after(limits.timeout_s)
         except ExecError:
             raise
         except wasmtime.Trap as trap:
@@ -136,7 +203,39 @@ class ComponentHost:
                 # A component's epoch interrupt comes as an error, not a trap.
                 raise FunctionTimeout.after(limits.timeout_s) from None
             raise FunctionTrap(f"function failed: {_first_line(exc)}") from None
+        finally:
+            self._clocks.instance = None
         return _outcome(result, inv)
+
+    # -- wasi:clocks/monotonic-clock, with waits bounded by the deadline ------
+
+    def _clock_call(self, store: Any, name: str, *args: int) -> Any:
+        """Calls ``name`` of Wasmtime's monotonic clock, through the helper."""
+        instance = self._clocks.instance
+        if instance is None:
+            instance = self._clocks.instance = self._wasi_linker.instantiate(store, self._clock)
+        return instance.get_func(store, name)(store, *args)
+
+    def _clock_now(self, store: Any) -> int:
+        """``now``: Wasmtime's monotonic clock, unchanged."""
+        now: int = self._clock_call(store, "now")
+        return now
+
+    def _clock_resolution(self, store: Any) -> int:
+        """``resolution``: Wasmtime's, unchanged."""
+        resolution: int = self._clock_call(store, "resolution")
+        return resolution
+
+    def _subscribe_instant(self, store: Any, when: int) -> Any:
+        """``subscribe-instant``: a pollable ready at ``when``, or at the deadline if sooner."""
+        left_ns = max(0, int((self._inv().deadline - time.monotonic()) * 1e9))
+        now: int = self._clock_call(store, "now")
+        return self._clock_call(store, "subscribe-instant", min(when, now + left_ns))
+
+    def _subscribe_duration(self, store: Any, when: int) -> Any:
+        """``subscribe-duration``: as ``subscribe-instant`` ``when`` from now."""
+        now: int = self._clock_call(store, "now")
+        return self._subscribe_instant(store, now + when)
 
     def _log(self, store: Any, line: str) -> None:
         """``log(line)``: one log line, kept while the log budget lasts."""

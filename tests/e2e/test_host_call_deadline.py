@@ -84,6 +84,19 @@ def test_sleepers_free_their_threads_at_their_timeout(two_threads: Node) -> None
           ", ".join(f"{t * 1000:.0f} ms" for t in first + second))
 
 
+def test_components_waiting_on_the_clock_free_their_threads_at_their_timeout(
+    two_threads: Node,
+) -> None:
+    # WASI preview 2: the wait is in wasi:io/poll, on a monotonic-clock pollable.
+    assert two_threads.upload("_", "csleeper", wat("component_sleep"),
+                              {"timeout": SLEEPER_TIMEOUT_MS})[0] == 201
+    bound = SLEEPER_TIMEOUT_MS / 1000
+    times = storm(two_threads, "csleeper", {}, bound)
+    times += storm(two_threads, "csleeper", {}, bound)
+    print(f"time to 504 of a component's 10 s wait with a {SLEEPER_TIMEOUT_MS} ms timeout:",
+          ", ".join(f"{t * 1000:.0f} ms" for t in times))
+
+
 def test_requests_to_a_stalling_server_free_their_threads_at_their_timeout(
     two_threads: Node,
 ) -> None:

@@ -18,11 +18,17 @@ FUNLESS = [
 WASI = ["wasi_hello", "wasi_exit", "wasi_flood", "wasi_open", "wasi_abort",
         "wasi_sleep", "wasi_poll", "wasi_random", "wasi_stderr_lines"]
 INVALID = ["no_exports", "unknown_import"]
+COMPONENTS = ["component_sleep"]
 
 
 def test_every_wat_fixture_is_checked_here() -> None:
     on_disk = {p.stem for p in (FIXTURES / "wat").glob("*.wat")}
-    assert on_disk == {*FUNLESS, *WASI, *INVALID}
+    assert on_disk == {*FUNLESS, *WASI, *INVALID, *COMPONENTS}
+
+
+@pytest.mark.parametrize("name", COMPONENTS)
+def test_component_fixtures_are_detected(name: str) -> None:
+    assert inspect_code(wat(name)) is Abi.COMPONENT
 
 
 @pytest.mark.parametrize("name", FUNLESS)

@@ -32,14 +32,20 @@ def timed(call: Callable[[], object]) -> tuple[float, object]:
     return time.monotonic() - start, result
 
 
+def run_timed(
+    runtime: WasmRuntime, function: CompiledFunction, args: bytes, limits: Limits
+) -> tuple[float, object]:
+    """How long a run of ``function`` (compiled before the clock starts) took, and its end."""
+    return timed(lambda: runtime.run(function, args, limits))
+
+
 # -- poll_oneoff -------------------------------------------------------------------
 
 
 def test_a_ten_second_sleep_ends_at_a_half_second_timeout(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
-    elapsed, result = timed(
-        lambda: runtime.run(compiled("wasi_sleep"), b"{}", Limits(timeout_s=0.5)))
+    elapsed, result = run_timed(runtime, compiled("wasi_sleep"), b"{}", Limits(timeout_s=0.5))
     assert isinstance(result, FunctionTimeout), result
     assert str(result) == "function exceeded its timeout of 500 ms"
     # It slept until its deadline, not 10 s, and not less than its time.
@@ -115,6 +121,7 @@ def test_streams_are_ready_at_once_beside_a_long_clock(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
     subs = clock_sub(1, 1, 10 * 10**9) + fd_sub(2, 1, 0) + fd_sub(3, 2, 1) + fd_sub(4, 2, 2)
+    compiled("wasi_poll")
     elapsed, result = timed(lambda: poll(runtime, compiled, subs, Limits(timeout_s=1)))
     assert not isinstance(result, Exception), result
     assert result[0] == 0 and result[3] == [(2, 0, 1, 1), (3, 0, 2, 1), (4, 0, 2, 1)]
@@ -136,6 +143,7 @@ def test_a_sleep_past_the_deadline_in_a_multi_clock_poll_is_a_timeout(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
     subs = clock_sub(1, 1, 10 * 10**9) + clock_sub(2, 0, 20 * 10**9)
+    compiled("wasi_poll")
     elapsed, result = timed(lambda: poll(runtime, compiled, subs, Limits(timeout_s=0.3)))
     assert isinstance(result, FunctionTimeout), result
     assert elapsed < 0.3 + SLACK_S
@@ -158,7 +166,7 @@ def test_large_random_fills_stop_at_the_deadline(
     # Wasmtime's random_get makes 64 MiB in one uninterruptible go (about
     # half a second here); fless's stops between mebibytes.
     limits = Limits(timeout_s=0.05, memory_bytes=80 * MiB)
-    elapsed, result = timed(lambda: runtime.run(compiled("wasi_random"), b"big", limits))
+    elapsed, result = run_timed(runtime, compiled("wasi_random"), b"big", limits)
     assert isinstance(result, FunctionTimeout), result
     assert elapsed < 0.05 + SLACK_S * 0.6
 
@@ -172,7 +180,7 @@ def test_a_server_that_never_answers_ends_at_the_function_timeout(
     with stalling_server() as host:
         limits = Limits(timeout_s=1.0, http_timeout_s=5.0, http_allow=frozenset({host}))
         args = json.dumps({"url": f"http://{host}/"}).encode()
-        elapsed, result = timed(lambda: runtime.run(compiled("c:http_get"), args, limits))
+        elapsed, result = run_timed(runtime, compiled("c:http_get"), args, limits)
     assert isinstance(result, FunctionTimeout), result
     assert 0.95 <= elapsed < 1.0 + SLACK_S
 
@@ -184,7 +192,7 @@ def test_a_server_that_drips_ends_at_the_function_timeout(
     with stalling_server(drip_s=0.1, for_s=8) as host:
         limits = Limits(timeout_s=1.0, http_timeout_s=5.0, http_allow=frozenset({host}))
         args = json.dumps({"url": f"http://{host}/"}).encode()
-        elapsed, result = timed(lambda: runtime.run(compiled("c:http_get"), args, limits))
+        elapsed, result = run_timed(runtime, compiled("c:http_get"), args, limits)
     assert isinstance(result, FunctionTimeout), result
     assert elapsed < 1.0 + SLACK_S
 
@@ -196,7 +204,7 @@ def test_a_dripping_server_fails_the_request_at_http_timeout(
     with stalling_server(drip_s=0.1, for_s=8) as host:
         limits = Limits(timeout_s=5.0, http_timeout_s=0.5, http_allow=frozenset({host}))
         args = json.dumps({"url": f"http://{host}/"}).encode()
-        elapsed, result = timed(lambda: runtime.run(compiled("c:http_get"), args, limits))
+        elapsed, result = run_timed(runtime, compiled("c:http_get"), args, limits)
     assert not isinstance(result, Exception), result
     assert json.loads(result.output) == {"status": 0, "length": 0}  # type: ignore[attr-defined]
     assert 0.45 <= elapsed < 0.5 + SLACK_S
@@ -214,3 +222,26 @@ def test_log_lines_are_capped_as_well_as_bytes(
     assert outcome.output == b"{}"
     assert len(outcome.logs) == 100
     assert outcome.logs_truncated
+
+
+# -- components (WASI preview 2) ------------------------------------------------------
+
+
+def test_a_component_waiting_on_the_clock_ends_at_its_timeout(
+    runtime: WasmRuntime, compiled: Compiled
+) -> None:
+    # component_sleep blocks in wasi:io/poll on a 10 s monotonic-clock pollable.
+    limits = Limits(timeout_s=0.5).for_abi("component")
+    elapsed, result = run_timed(runtime, compiled("component_sleep"), b"{}", limits)
+    assert isinstance(result, FunctionTimeout), result
+    assert 0.45 <= elapsed < 0.5 + SLACK_S
+
+
+def test_a_component_wait_within_its_timeout_still_waits_and_succeeds(
+    runtime: WasmRuntime, compiled: Compiled
+) -> None:
+    limits = Limits(timeout_s=5).for_abi("component")
+    elapsed, result = run_timed(runtime, compiled("component_sleep"), b'{"short":1}', limits)
+    assert not isinstance(result, Exception), result
+    assert result.output == b"{}"  # type: ignore[attr-defined]
+    assert 0.05 <= elapsed < 0.05 + SLACK_S
