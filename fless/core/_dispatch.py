@@ -3,12 +3,15 @@
 ``Dispatcher`` is what ``Platform`` talks to: it pushes code to every worker,
 drops it everywhere, and sends each invocation to the worker
 ``pick_worker`` chooses, counting the memory it has in flight there.
+
+An invocation has one deadline, fixed when it reaches the API (its timeout
+from then): every attempt, and every wait between attempts, fits in it, and
+each worker is told what is left of it. ``next_try`` is the retry policy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections import defaultdict
@@ -34,11 +37,40 @@ BACKOFF_S = 0.02
 BACKOFF_MAX_S = 0.5
 # A retry starts only if this much of the invocation's time is left.
 MIN_ATTEMPT_S = 0.01
+# With retries, a call that finds no worker it can use looks again this often
+# at most (a restarted worker is back in the view within a quarter second of
+# being alive for gossip).
+WAIT_POLL_S = 0.1
 
 
 def backoff(attempt: int) -> float:
     """Seconds to wait before retry number ``attempt`` (1 for the first retry)."""
     return min(BACKOFF_S * (1 << (attempt - 1)), BACKOFF_MAX_S)
+
+
+def next_try(lost: bool, sent: int, looked: int, retries: int, left_s: float) -> float | None:
+    """How long to wait before trying a call again, or None to give up now.
+
+    Without retries a call is at most once: a lost worker, or no worker,
+    fails it at once. With retries, a worker lost during the call costs one
+    (``sent`` attempts reached a worker, ``retries`` may follow the first);
+    finding no worker it can use costs none: the call waits for one to become
+    schedulable (a restarted worker, the view of a just-started core filling
+    up) as long as its deadline allows.
+
+    Args:
+        lost: the last attempt reached a worker and lost it (else: found none).
+        sent: attempts that reached a worker so far.
+        looked: attempts so far, lost or not (the backoff grows with them).
+        retries: how many retries the call has.
+        left_s: seconds until the call's deadline.
+    """
+    if retries == 0 or (lost and sent > retries):
+        return None
+    pause = backoff(looked) if lost else min(backoff(looked), WAIT_POLL_S)
+    if left_s - pause < MIN_ATTEMPT_S:
+        return None
+    return pause
 
 
 @dataclass(frozen=True)
@@ -72,8 +104,10 @@ class Worker(Protocol):
         limits: Limits,
         load_code: Callable[[], bytes],
         call: Call | None = None,
+        deadline: float | None = None,
     ) -> Outcome:
-        """Runs one invocation; fetches the code with ``load_code`` if it lacks it."""
+        """Runs one invocation by ``deadline`` (``time.monotonic()``; None: its
+        timeout from now); fetches the code with ``load_code`` if it lacks it."""
 
     async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:
         """The latest log entries of function ``fn`` (``"module/name"``), newest first."""
@@ -160,16 +194,23 @@ class Dispatcher:
         load_code: Callable[[], bytes],
         retries: int = 0,
         call: Call | None = None,
+        deadline: float | None = None,
     ) -> Outcome:
         """Runs one invocation on the best worker, and on others if it is lost.
 
-        With ``retries`` 0 the call is at most once: a lost worker fails it.
-        Otherwise a call whose worker died, disconnected or did not answer in
-        time is sent to another worker, up to ``retries`` more times, with a
-        backoff, while the invocation's time (``limits.timeout_s``, counted
-        from now) lasts; each attempt gets what is left of it. A call that
-        found no worker at all is tried again the same way. A function
-        that failed (error, trap, timeout) is never retried: it ran.
+        With ``retries`` 0 the call is at most once: a lost worker fails it,
+        and so does finding no worker. Otherwise a call whose worker died,
+        disconnected or did not answer in time is sent again, up to
+        ``retries`` more times, with a backoff, while the invocation's time
+        lasts; each attempt gets what is left of it. A worker not yet tried
+        goes first; when there is none, the call waits for any worker to be
+        schedulable (the lost one restarted, say), as long as the deadline
+        allows (see ``next_try``). A function that failed (error, trap,
+        timeout) is never retried: it ran.
+
+        Args:
+            deadline: when the invocation must end (``time.monotonic()``),
+                its timeout from its arrival; None: its timeout from now.
 
         Raises:
             NoWorker: no alive worker has room for the function's memory.
@@ -177,32 +218,28 @@ class Dispatcher:
                 worker tried, when retrying).
             ExecError: how the function failed.
         """
-        deadline = time.monotonic() + limits.timeout_s
+        if deadline is None:
+            deadline = time.monotonic() + limits.timeout_s
         tried: set[str] = set()
-        attempt = 0
+        looked = sent = 0
         while True:
-            attempt += 1
+            looked += 1
             try:
-                outcome = await self._invoke_once(sha, args, limits, load_code, tried, call)
+                outcome = await self._invoke_once(
+                    sha, args, limits, load_code, tried, call, deadline
+                )
             except (WorkerLost, NoWorker) as exc:
-                # No worker at all (a core just restarted, its view still
-                # filling) costs no retry: with retries, it is waited out
-                # within the deadline. Otherwise each worker tried is one.
-                waiting = isinstance(exc, NoWorker) and not tried
-                if retries == 0 or (not waiting and len(tried) > retries):
+                lost = isinstance(exc, WorkerLost)
+                sent += lost
+                pause = next_try(lost, sent, looked, retries, deadline - time.monotonic())
+                if pause is None:
                     raise _gave_up(exc, tried) from None
-                if isinstance(exc, NoWorker) and tried:
-                    raise _gave_up(exc, tried) from None  # no other worker to try
-                pause = backoff(attempt)
-                left = deadline - time.monotonic() - pause
-                if left < MIN_ATTEMPT_S:
-                    raise _gave_up(exc, tried) from None
-                log.info("retrying an invocation of %s (attempt %d failed: %s)",
-                         sha[:12], attempt, exc)
+                if lost:
+                    log.info("retrying an invocation of %s (attempt %d failed: %s)",
+                             sha[:12], sent, exc)
                 await asyncio.sleep(pause)
-                limits = dataclasses.replace(limits, timeout_s=min(limits.timeout_s, left))
                 continue
-            outcome.attempts = len(tried)
+            outcome.attempts = sent + 1
             return outcome
 
     async def _invoke_once(
@@ -213,24 +250,27 @@ class Dispatcher:
         load_code: Callable[[], bytes],
         tried: set[str],
         call: Call | None,
+        deadline: float,
     ) -> Outcome:
-        """One attempt on the best worker not in ``tried``, which it joins."""
+        """One attempt on the best worker, one not in ``tried`` if any fits; it joins them."""
         candidates = {c.state.name: c for c in self.candidates()}
         need = limits.instance_bytes
         chosen = pick_worker(
             (c.state for c in candidates.values()), need, self._reserved, exclude=frozenset(tried)
         )
+        if chosen is None and tried:
+            # None other fits: one tried before is schedulable again (restarted).
+            chosen = pick_worker((c.state for c in candidates.values()), need, self._reserved)
         if chosen is None:
-            if not any(c.state.alive and n not in tried for n, c in candidates.items()):
-                other = " other" if tried else ""
-                raise NoWorker(f"no{other} worker available")
+            if not any(c.state.alive for c in candidates.values()):
+                raise NoWorker("no worker available")
             raise NoWorker(f"no worker available with {need // MiB} MiB of free memory")
         tried.add(chosen.name)
         self._reserved[chosen.name] += need
         try:
             worker = candidates[chosen.name].worker
             try:
-                outcome = await worker.invoke(sha, args, limits, load_code, call)
+                outcome = await worker.invoke(sha, args, limits, load_code, call, deadline)
             except ExecError as exc:
                 exc.worker = chosen.name
                 raise

@@ -399,6 +399,9 @@ class Platform:
             BadRequest: ``retries`` is out of range.
             ExecError: how the function failed.
         """
+        # The call's time counts from its arrival: queues, loading and
+        # compiling, retries and the run all fit in it (see Dispatcher.invoke).
+        arrived = time.monotonic()
         record = self.store.get_function(module, name)
         if retries is None:
             retries = record.retries
@@ -415,6 +418,7 @@ class Platform:
                 lambda: self.store.get_code(record.hash),
                 retries,
                 call,
+                deadline=arrived + record.timeout_ms / 1000,
             )
             worker, attempts = outcome.worker, outcome.attempts
             return outcome
