@@ -5,7 +5,8 @@ joins a header's pieces until the line ends: four connections sending 48 MiB
 headers grew a node by 289 MiB), never closes a connection that opens and
 sends nothing, and accepts every connection. ``bounded_protocol`` makes a
 subclass that adds the four limits of ``[api]`` and nothing else: the hot
-path gains a counter, a comparison and one timer per request head.
+path gains a byte counter, two comparisons and a clock read per request;
+the head timer is one per connection, re-armed only when it fires.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # In a head: from the connection or a request's first byte to its blank line.
         self._in_head = True
         self._head_bytes = 0
-        self._header_count = 0
+        self._head_started = 0.0
         self._head_timer: TimerHandle | None = None
         self._refusal: bytes | None = None
 
@@ -75,11 +76,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(503, f"this API process has {limits.max_connections} connections "
                               "open, its limit (api.max_connections); retry later")
             return
-        self._start_head_timer()
+        self._head_started = self.loop.time()
+        self._arm_head_timer(limits.header_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stops the head timer with the connection."""
-        self._stop_head_timer()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -101,27 +105,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A new request's head starts: count it and time it."""
         super().on_message_begin()
-        self._in_head = True
-        self._header_count = 0
+        if not self._in_head:  # the first head's clock runs from the connection
+            self._in_head = True
+            self._head_started = self.loop.time()
         if self._head_timer is None:
-            self._start_head_timer()
+            self._arm_head_timer(self.LIMITS.header_timeout_s)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """Counts header fields; past ``max_headers`` the request is refused (431)."""
-        self._header_count += 1
-        if self._header_count > self.LIMITS.max_headers:
+    def on_headers_complete(self) -> None:
+        """The head is whole: its field count is checked (431), its clock stops."""
+        self._in_head = False
+        self._head_bytes = 0
+        # Counted here, not per field: the byte bound already caps what the
+        # parser holds, and the hot path keeps uvicorn's own on_header.
+        if len(self.headers) > self.LIMITS.max_headers:
             self._refusal = refusal(
                 431, f"a request may have at most {self.LIMITS.max_headers} header fields "
                      "(api.max_headers)"
             )
             raise _Refused  # httptools raises HttpParserCallbackError, see send_400_response
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        """The head is whole: the timer and the count stop until the next request."""
-        self._in_head = False
-        self._head_bytes = 0
-        self._stop_head_timer()
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -136,22 +137,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._close_with(self._refusal)
 
     def _close_with(self, response: bytes) -> None:
-        self._stop_head_timer()
         if not self.transport.is_closing():
             self.transport.write(response)
             self.transport.close()
 
-    def _start_head_timer(self) -> None:
-        self._head_timer = self.loop.call_later(self.LIMITS.header_timeout_s, self._head_late)
+    def _arm_head_timer(self, delay: float) -> None:
+        self._head_timer = self.loop.call_later(delay, self._head_timer_fired)
 
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_late(self) -> None:
+    def _head_timer_fired(self) -> None:
+        # One timer per connection, not per request: on a busy keep-alive
+        # connection it fires once a period and re-arms for the head under way.
         self._head_timer = None
-        if self._in_head and not self.transport.is_closing():
+        if not self._in_head or self.transport.is_closing():
+            return
+        left = self._head_started + self.LIMITS.header_timeout_s - self.loop.time()
+        if left > 0:
+            self._arm_head_timer(left)
+        else:
             # No 408: a client this slow is not reading either.
             self.transport.close()
 
