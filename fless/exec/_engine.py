@@ -326,7 +326,8 @@ class WasmRuntime:
         if budget >= ticks:
             return self._run(function, args, limits, ticks, end)
         try:
-            return self._run(function, args, limits, budget, end)
+            # Host calls (random_get) end by the budget too, not the deadline.
+            return self._run(function, args, limits, budget, min(end, now + (budget_s or 0)))
         except FunctionTimeout:
             raise OverBudget(f"function ran past its budget of {_ms(budget_s or 0)} ms") from None
 

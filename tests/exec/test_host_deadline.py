@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from fixtures.stalling import stalling_server
 
-from fless.exec import CompiledFunction, FunctionTimeout, Limits, WasmRuntime
+from fless.exec import CompiledFunction, FunctionTimeout, Limits, OverBudget, WasmRuntime
 
 MiB = 1024 * 1024
 Compiled = Callable[[str], CompiledFunction]
@@ -245,3 +245,15 @@ def test_a_component_wait_within_its_timeout_still_waits_and_succeeds(
     assert not isinstance(result, Exception), result
     assert result.output == b"{}"  # type: ignore[attr-defined]
     assert 0.05 <= elapsed < 0.05 + SLACK_S
+
+
+def test_a_random_fill_stops_at_a_run_budget(runtime: WasmRuntime, compiled: Compiled) -> None:
+    # A module without poll_oneoff may be tried on the event loop with a
+    # budget: a long host call must not hold the loop past it.
+    function = compiled("wasi_random")
+    assert runtime.budget_holds(function)
+    limits = Limits(timeout_s=10, memory_bytes=80 * MiB)
+    start = time.monotonic()
+    with pytest.raises(OverBudget):
+        runtime.run(function, b"big", limits, budget_s=0.01)
+    assert time.monotonic() - start < 0.01 + SLACK_S * 0.6
