@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fless.config import FunctionSettings
-from fless.exec import CodeBounds, ExecError, Limits, Outcome, validate_code
+from fless.exec import CodeBounds, ExecError, InvalidModule, Limits, Outcome, validate_code
 from fless.gossip import GossipError
 
 from . import _metrics
@@ -318,7 +318,13 @@ class Platform:
             updated=now,
         )
         self.store.put_function(record, code)
-        workers = await self._push(record.hash, code, wait)
+        try:
+            workers = await self._push(record.hash, code, wait)
+        except InvalidModule:
+            # A worker could not compile it (past its compile limits, say): the
+            # upload is refused whole, not kept as a function that never runs.
+            await self.delete_function(module, name)
+            raise
         log.info("created function %s/%s (%d bytes, %s ABI)", module, name, len(code), abi)
         return record, workers
 

@@ -108,11 +108,26 @@ _WHAT = {
 }
 
 
-def count_module(data: bytes, start: int = 8, end: int | None = None) -> ModuleCounts:
+def count_module(
+    data: bytes,
+    start: int = 8,
+    end: int | None = None,
+    bounds: CodeBounds | None = None,
+    where: str = "module",
+) -> ModuleCounts:
     """Reads the counts of the core module whose sections lie in ``data[start:end]``.
+
+    Args:
+        data: the bytes holding the module.
+        start: where its first section begins (after the header).
+        end: where it ends (the end of ``data`` when None).
+        bounds: if given, checked after each section, so that a module of a
+            million functions is refused before its code section is read.
+        where: how a refusal names the module.
 
     Raises:
         BinaryFormatError: truncated sections or malformed vectors.
+        BoundExceeded: past ``bounds``.
     """
     reader = _Reader(data, start, end)
     found: dict[str, int] = dict.fromkeys(_WHAT, 0)
@@ -144,6 +159,8 @@ def count_module(data: bytes, start: int = 8, end: int | None = None) -> ModuleC
             found["data_segments"] = body.u32()
         elif section == _CODE:
             _read_code(body, found)
+        if bounds is not None:
+            check_counts(ModuleCounts(**found), bounds, where)
     return ModuleCounts(**found)
 
 
@@ -278,10 +295,8 @@ def _check_at(
     if data[start : start + 4] != MAGIC:
         raise BinaryFormatError("an embedded module has wrong magic bytes")
     if version == VERSION_MODULE:
-        counts = count_module(data, start + 8, end)
         where = "module" if depth == 0 else f"core module {len(found) + 1} of the component"
-        check_counts(counts, bounds, where)
-        found.append(counts)
+        found.append(count_module(data, start + 8, end, bounds, where))
         return
     if version != VERSION_COMPONENT:
         raise BinaryFormatError(f"unsupported binary version {version.hex()}")

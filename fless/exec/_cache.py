@@ -23,6 +23,12 @@ from ._eviction import CacheEntry, choose_evictions
 
 # value of the "meta" database: size of the compiled code, last use (unix time), ABI
 _META = struct.Struct("<Qd16s")
+# Code that did not compile is remembered (by hash, with its error) so that
+# invoking it again does not pay for the compile again: up to this many, for
+# this long (a compile stopped at its time limit on a busy machine may pass
+# later).
+REFUSED_KEPT = 1024
+REFUSED_TTL_S = 600.0
 
 
 class CodeCache:
@@ -64,6 +70,7 @@ class CodeCache:
         self._loaded_bytes = 0
         self._loaded_max_bytes = loaded_max_bytes
         self._used: dict[str, float] = {}
+        self._refused: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _key(self, sha: str) -> bytes:
@@ -126,7 +133,19 @@ class CodeCache:
             InvalidModule: the code does not compile, or its compile went
                 past the limits.
         """
-        abi, compiled = self.runtime.precompile(code)
+        with self._lock:
+            refused = self._refused.get(sha)
+        if refused is not None and self._clock() - refused[1] < REFUSED_TTL_S:
+            raise InvalidModule(refused[0])
+        try:
+            abi, compiled = self.runtime.precompile(code)
+        except InvalidModule as exc:
+            with self._lock:
+                self._refused[sha] = (str(exc), self._clock())
+                self._refused.move_to_end(sha)
+                while len(self._refused) > REFUSED_KEPT:
+                    self._refused.popitem(last=False)
+            raise
         function = self.runtime.deserialize(abi, compiled)
         now = self._clock()
         meta = _META.pack(len(compiled), now, function.abi.value.encode())

@@ -20,6 +20,7 @@ Not imported from the package's ``__init__``: a worker imports it through
 from __future__ import annotations
 
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -30,6 +31,7 @@ import wasmtime
 # What the child's exit status says (besides 0: the compiled code is on stdout).
 _EXIT_INVALID = 3  # the code does not compile: the reason is on stderr
 _EXIT_OUT_OF_MEMORY = 4  # an allocation failed under the rlimit
+_OUT_OF_MEMORY = re.compile(r"mmap failed|memory allocation|out of memory|Cannot allocate")
 # The child's own footprint (interpreter, wasmtime's library, compiler
 # threads' stacks) is not the module's: the rlimit is this much above the cap.
 CHILD_BASE_BYTES = 256 << 20
@@ -139,7 +141,8 @@ def _child(kind: str, address_space: int) -> int:
     except wasmtime.WasmtimeError as exc:
         text = str(exc).strip()
         sys.stderr.write(text or type(exc).__name__)
-        return _EXIT_INVALID
+        # Under the rlimit Wasmtime may report a failed allocation as an error.
+        return _EXIT_OUT_OF_MEMORY if _OUT_OF_MEMORY.search(text) else _EXIT_INVALID
     except MemoryError:
         return _EXIT_OUT_OF_MEMORY
     sys.stdout.buffer.write(compiled)

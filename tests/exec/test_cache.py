@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lmdb
 import pytest
+from fixtures import bombs
 from fixtures.build import wat
 
 from fless.exec import (
@@ -20,6 +21,7 @@ from fless.exec import (
     WasmRuntime,
     choose_evictions,
 )
+from fless.exec._cache import REFUSED_TTL_S
 
 GiB = 1 << 30
 
@@ -305,3 +307,46 @@ def test_policy_applies_ttl_before_size() -> None:
 def test_policy_size_counts_what_ttl_already_freed() -> None:
     entries = [entry("idle", 100, 0), entry("fresh", 50, 990)]
     assert choose_evictions(entries, max_bytes=60, ttl_s=500, now=1000) == ["idle"]
+
+
+def test_loaded_modules_are_bounded_by_bytes(
+    tmp_path: Path, counting: CountingRuntime, clock: Clock
+) -> None:
+    hello, wasi, counter = wat("fl_hello"), wat("wasi_hello"), wat("fl_counter")
+    probe = open_cache(tmp_path / "probe", counting, clock)
+    probe.put(sha(hello), hello)
+    one = probe.loaded_bytes
+    assert one > 0
+    # Room for about two modules of hello's size in memory, however many on disk.
+    cache = CodeCache(tmp_path / "cache", counting, max_bytes=GiB, ttl_s=86400.0,
+                      loaded_max_bytes=one * 2 + one // 2, clock=clock)
+    for code in (hello, wasi, counter):
+        cache.put(sha(code), code)
+    assert cache.loaded_bytes <= one * 2 + one // 2
+    assert cache.loaded(sha(hello)) is None  # the least recently used went first
+    assert cache.loaded(sha(counter)) is not None
+    # Unloaded, not forgotten: it comes back from disk without a compile.
+    compiles = counting.compiles
+    assert cache.get(sha(hello)) is not None
+    assert counting.compiles == compiles
+    cache.drop(sha(counter))
+    cache.drop(sha(wasi))
+    cache.drop(sha(hello))
+    assert cache.loaded_bytes == 0
+
+
+def test_code_that_did_not_compile_is_not_compiled_again_for_a_while(
+    tmp_path: Path, counting: CountingRuntime, clock: Clock
+) -> None:
+    bad = bombs.functions(2, b"\x6a")  # i32.add on an empty stack: a compile error
+    cache = open_cache(tmp_path / "cache", counting, clock)
+    with pytest.raises(InvalidModule) as first:
+        cache.put(sha(bad), bad)
+    with pytest.raises(InvalidModule) as second:
+        cache.put(sha(bad), bad)
+    assert counting.compiles == 1
+    assert str(second.value) == str(first.value)
+    clock.now += REFUSED_TTL_S + 1
+    with pytest.raises(InvalidModule):
+        cache.put(sha(bad), bad)
+    assert counting.compiles == 2

@@ -1,0 +1,170 @@
+"""Hostile modules against a real node: each is refused with a clear 4xx or held to its cap.
+
+A user key uploads what ``fixtures.bombs`` generates: a table grown by 1.6
+GB, tables and memories past the bounds, a quarter of a million functions,
+a compile too big for the worker's compile limits. After each the node still
+serves, and its resident memory (every process of it, read from /proc) has
+not grown by the bomb.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e.node import Node, multipart
+from fixtures import bombs
+from fixtures.build import wat
+
+MiB = 1 << 20
+# 45,000 empty functions: within the default bounds, about 280 MiB and 6 s to
+# compile; over a compile limit of 64 MiB.
+HEAVY = 45_000
+# What a refused or contained bomb may leave in the node: allocator noise
+# and the small modules the test loads, not the bomb (each asks for hundreds
+# of MiB or more).
+RSS_MARGIN = 48 * MiB
+COMPILE_MEMORY_MIB = 64
+
+
+def node_rss(node: Node) -> int:
+    """Resident bytes of the node: its master and every API process."""
+    assert node.proc is not None
+    total = 0
+    for pid in [node.proc.pid, *node.api_pids()]:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def user_key(node: Node, name: str) -> str:
+    status, body = node.post_json("/v1/admin/subjects", {"subject": {"name": name}})
+    assert status == 200, body
+    key: str = body["data"]["token"]
+    return key
+
+
+def upload_as(node: Node, key: str, name: str, code: bytes) -> tuple[int, Any]:
+    body, ctype = multipart([("name", None, name.encode()), ("code", "code.wasm", code)])
+    return node.request("POST", "/v1/fn/_", body, {"Content-Type": ctype}, auth=key,
+                        timeout=120)
+
+
+def serves(node: Node) -> bool:
+    status, body = node.invoke("_", "hello", {"name": "still"})
+    return status == 200 and "still" in str(body)
+
+
+@pytest.fixture(scope="module")
+def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    data = tmp_path_factory.mktemp("bombs") / "data"
+    node = Node(data, env={
+        "FLESS_API_WORKERS": "1",
+        "FLESS_WORKER_COMPILE_MEMORY_MIB": str(COMPILE_MEMORY_MIB),
+    }).start()
+    try:
+        status, body = node.upload("_", "hello", wat("fl_hello"))
+        assert status in (200, 201), body
+        for _ in range(20):
+            assert serves(node)
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def key(bounded: Node) -> str:
+    return user_key(bounded, "bomber")
+
+
+REFUSED_AT_UPLOAD = [
+    ("functions", bombs.functions(250_000), "250000 functions; fless accepts at most 50000"),
+    ("big_table", bombs.big_table(50_000_000),
+     "50000000 elements in one table's initial size; fless accepts at most 100000"),
+    ("many_tables", bombs.many_tables(64), "64 tables; fless accepts at most 4"),
+    ("many_memories", bombs.many_memories(16), "16 linear memories; fless accepts at most 1"),
+    ("huge_body", bombs.functions(1, b"\x01" * (3 * MiB)),
+     "bytes in one function body; fless accepts at most 2097152"),
+]
+
+
+@pytest.mark.parametrize(("name", "code", "words"), REFUSED_AT_UPLOAD,
+                         ids=[r[0] for r in REFUSED_AT_UPLOAD])
+def test_a_bomb_past_a_bound_is_refused_before_it_is_stored(
+    bounded: Node, key: str, name: str, code: bytes, words: str
+) -> None:
+    before = node_rss(bounded)
+    start = time.monotonic()
+    status, body = upload_as(bounded, key, name, code)
+    assert status == 400, body
+    assert words in body["errors"]["detail"]
+    assert time.monotonic() - start < 10  # a read of the counts, not a compile
+    assert bounded.request("GET", f"/v1/fn/_/{name}")[0] == 404
+    assert serves(bounded)
+    assert node_rss(bounded) - before < RSS_MARGIN
+
+
+def test_a_table_grown_past_its_cap_is_refused_the_memory(bounded: Node, key: str) -> None:
+    # One table of one element passes upload; the grow asks for 1.6 GB.
+    status, body = upload_as(bounded, key, "table_grow", bombs.table_grow(200_000_000))
+    assert status in (200, 201), body
+    before = node_rss(bounded)
+    for _ in range(3):
+        status, body = bounded.invoke("_", "table_grow", {})
+        assert status == 422, body
+        assert "unreachable" in body["errors"]["detail"]
+    assert node_rss(bounded) - before < RSS_MARGIN
+    assert serves(bounded)
+
+
+def test_a_table_within_its_cap_grows(bounded: Node, key: str) -> None:
+    status, body = upload_as(bounded, key, "table_ok", bombs.table_grow(90_000))
+    assert status in (200, 201), body
+    status, body = bounded.invoke("_", "table_ok", {})
+    assert status == 200, body
+
+
+def test_a_compile_past_its_memory_limit_is_a_400_and_nothing_stays(
+    bounded: Node, key: str
+) -> None:
+    before = node_rss(bounded)
+    status, body = upload_as(bounded, key, "heavy", bombs.functions(HEAVY))
+    assert status == 400, body
+    detail = body["errors"]["detail"]
+    assert f"needed more than {COMPILE_MEMORY_MIB} MiB" in detail
+    assert "worker.compile_memory_mib" in detail
+    # Refused whole: not kept as a function that can never run.
+    assert bounded.request("GET", "/v1/fn/_/heavy")[0] == 404
+    assert serves(bounded)
+    assert node_rss(bounded) - before < RSS_MARGIN
+
+
+@pytest.fixture
+def roomy(tmp_path: Path) -> Iterator[Node]:
+    node = Node(tmp_path / "data", env={"FLESS_API_WORKERS": "1"}).start()
+    try:
+        status, body = node.upload("_", "hello", wat("fl_hello"))
+        assert status in (200, 201), body
+        for _ in range(20):
+            assert serves(node)
+        yield node
+    finally:
+        node.stop()
+
+
+def test_a_heavy_module_compiled_then_deleted_leaves_no_resident_memory(roomy: Node) -> None:
+    key = user_key(roomy, "heavy_user")
+    before = node_rss(roomy)
+    status, body = upload_as(roomy, key, "heavy", bombs.functions(HEAVY))
+    assert status in (200, 201), body
+    status, body = roomy.invoke("_", "heavy", {})
+    assert status == 200, body
+    # Compiled in a child: the node holds its machine code, not the compile.
+    assert node_rss(roomy) - before < 128 * MiB
+    assert roomy.request("DELETE", "/v1/fn/_/heavy", auth=key)[0] == 200
+    assert serves(roomy)
+    assert node_rss(roomy) - before < RSS_MARGIN
