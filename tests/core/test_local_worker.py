@@ -238,7 +238,7 @@ def test_a_storm_of_long_calls_leaves_a_thread_for_a_new_function_and_ends_by_it
             started = time.monotonic()
             storm = [
                 asyncio.ensure_future(
-                    local.invoke("spin", b"{}", Limits(timeout_s=1.0), lambda: spin)
+                    local.invoke("spin", b"{}", Limits(timeout_s=3.0), lambda: spin)
                 )
                 for _ in range(6)
             ]
@@ -256,8 +256,8 @@ def test_a_storm_of_long_calls_leaves_a_thread_for_a_new_function_and_ends_by_it
             await local.stop()
 
     served, ended, busy = asyncio.run(scenario())
-    assert served < 0.9  # before the first long call ends
+    assert served < 2.5  # before the first long call ends (compiling included)
     # one thread ran the long calls: the five queued behind the first expired
-    # with it and never started (else two threads would run them for 3 s)
-    assert ended < 2.5
+    # with it and never started (else two threads would run them for 9 s)
+    assert ended < 4.5
     assert busy == 0
