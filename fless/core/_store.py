@@ -27,6 +27,8 @@ from ._records import (
     FunctionRecord,
     Subject,
     check_name,
+    is_name,
+    shown,
 )
 
 GiB = 1 << 30
@@ -44,6 +46,17 @@ def key_hash(key: str) -> str:
 def new_key() -> str:
     """A fresh API key."""
     return "fl_" + secrets.token_urlsafe(32)
+
+
+def _named(kind: str, name: str) -> None:
+    """Refuses a lookup by a name no record can have (NotFound).
+
+    Only valid names are ever stored; an empty or 600-byte one would reach
+    LMDB as a key it refuses (a 500), and one holding "/" could reach into
+    another module's functions.
+    """
+    if not is_name(name):
+        raise NotFound(f"no {kind} is named {shown(name)}")
 
 
 def _fn_key(module: str, name: str) -> bytes:
@@ -86,6 +99,8 @@ class Store:
 
     def has_module(self, module: str) -> bool:
         """Whether ``module`` exists."""
+        if not is_name(module):
+            return False
         with self._env.begin(db=self._modules) as txn:
             return txn.get(module.encode()) is not None
 
@@ -103,6 +118,7 @@ class Store:
     def rename_module(self, module: str, new: str) -> list[FunctionRecord]:
         """Renames a module and moves its functions; returns them as renamed."""
         check_name("module", new)
+        _named("module", module)
         if module == DEFAULT_MODULE:
             raise BadRequest("the default module _ cannot be renamed")
         with self._env.begin(write=True) as txn:
@@ -121,6 +137,7 @@ class Store:
 
     def delete_module(self, module: str) -> list[FunctionRecord]:
         """Deletes a module with its functions; returns the functions deleted."""
+        _named("module", module)
         if module == DEFAULT_MODULE:
             raise BadRequest("the default module _ cannot be deleted")
         with self._env.begin(write=True) as txn:
@@ -150,6 +167,7 @@ class Store:
         Raises:
             NotFound: no such module.
         """
+        _named("module", module)
         with self._env.begin() as txn:
             if txn.get(module.encode(), db=self._modules) is None:
                 raise NotFound(f"module {module} not found")
@@ -161,6 +179,8 @@ class Store:
         Raises:
             NotFound: naming the module or the function that is missing.
         """
+        _named("module", module)
+        _named("function", name)
         with self._env.begin() as txn:
             raw = txn.get(_fn_key(module, name), db=self._functions)
             if raw is not None:
@@ -218,6 +238,8 @@ class Store:
 
     def delete_function(self, module: str, name: str) -> FunctionRecord:
         """Deletes a function; returns its last record."""
+        _named("module", module)
+        _named("function", name)
         with self._env.begin(write=True) as txn:
             raw = txn.pop(_fn_key(module, name), db=self._functions)
             if raw is None:
@@ -309,6 +331,7 @@ class Store:
             BadRequest: the subject is an admin (rotate its key instead, so
                 the cluster always keeps an admin).
         """
+        _named("subject", name)
         with self._env.begin(write=True) as txn:
             raw = txn.get(name.encode(), db=self._subjects)
             if raw is None:
@@ -330,6 +353,8 @@ class Store:
 
     def has_subject(self, name: str) -> bool:
         """Whether a subject of that name exists."""
+        if not is_name(name):
+            return False
         with self._env.begin(db=self._subjects) as txn:
             return txn.get(name.encode()) is not None
 

@@ -15,7 +15,7 @@ import pytest
 from fixtures import build
 from fixtures.asgi import AppDriver, fixed_output, multipart
 
-from fless.core import JSON_MAX_DEPTH
+from fless.core import JSON_MAX_DEPTH, NotFound
 
 DEEP = "[" * 100_000 + "]" * 100_000
 # Deep enough to refuse, small enough for a multipart field (64 KiB).
@@ -211,3 +211,20 @@ def test_the_app_logged_no_internal_error(
 def test_refused_requests_created_nothing(driver: AppDriver) -> None:
     listed = driver.request("GET", "/v1/fn")
     assert [m["name"] for m in strict_json(listed.text)["data"]] == ["_"]
+
+
+@pytest.mark.parametrize("name", ["", "a" * 600, "a/b", "m\n", "\x00"])
+def test_the_store_itself_refuses_names_no_record_can_have(driver: AppDriver, name: str) -> None:
+    store = driver.platform.store
+    assert not store.has_module(name) and not store.has_subject(name)
+    for lookup in (
+        lambda: store.get_function("_", name),
+        lambda: store.get_function(name, "hello"),
+        lambda: store.list_functions(name),
+        lambda: store.delete_function("_", name),
+        lambda: store.delete_module(name),
+        lambda: store.rename_module(name, "fresh"),
+        lambda: store.delete_subject(name),
+    ):
+        with pytest.raises(NotFound, match="is named"):
+            lookup()
