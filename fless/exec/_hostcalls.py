@@ -488,8 +488,12 @@ def _deadline_handlers() -> tuple[type, type]:
             _DeadlineSocket.arm(self)
             super().sendall(*args, **kwargs)
 
-    context = ssl.create_default_context()
-    context.sslsocket_class = DeadlineTLSSocket
+    @functools.cache
+    def tls_context() -> ssl.SSLContext:
+        # Made at the first https:// request: loading the CA bundle costs time and memory.
+        context = ssl.create_default_context()
+        context.sslsocket_class = DeadlineTLSSocket
+        return context
 
     class HTTPHandler(urllib.request.HTTPHandler):
         def http_open(self, req: Any) -> Any:
@@ -501,7 +505,7 @@ def _deadline_handlers() -> tuple[type, type]:
         def https_open(self, req: Any) -> Any:
             return self.do_open(
                 functools.partial(HTTPSConnection, deadline=deadline_of(req)), req,
-                context=context,
+                context=tls_context(),
             )
 
     return HTTPHandler, HTTPSHandler

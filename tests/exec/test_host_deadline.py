@@ -185,6 +185,17 @@ def test_a_server_that_never_answers_ends_at_the_function_timeout(
     assert 0.95 <= elapsed < 1.0 + SLACK_S
 
 
+def test_a_tls_handshake_that_never_comes_ends_at_the_function_timeout(
+    runtime: WasmRuntime, compiled: Compiled
+) -> None:
+    with stalling_server() as host:
+        limits = Limits(timeout_s=1.0, http_timeout_s=5.0, http_allow=frozenset({host}))
+        args = json.dumps({"url": f"https://{host}/"}).encode()
+        elapsed, result = run_timed(runtime, compiled("c:http_get"), args, limits)
+    assert isinstance(result, FunctionTimeout), result
+    assert elapsed < 1.0 + SLACK_S
+
+
 def test_a_server_that_drips_ends_at_the_function_timeout(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
