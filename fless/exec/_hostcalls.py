@@ -43,7 +43,9 @@ from ._errors import ExecError, FunctionTimeout, FunctionTrap, OutputLimitExceed
 from ._limits import Limits
 from ._wasi_poll import (
     ALIGN,
+    ERRNO_NOMEM,
     EVENT_SIZE,
+    MAX_SUBSCRIPTIONS,
     SUBSCRIPTION_SIZE,
     Clocks,
     PollError,
@@ -278,9 +280,10 @@ class HostCalls:
         nsubs &= 0xFFFFFFFF
         if subs_ptr % ALIGN or events_ptr % ALIGN or nevents_ptr % 4:
             raise wasmtime.Trap("poll_oneoff given a misaligned pointer")
+        if nsubs > MAX_SUBSCRIPTIONS:
+            return ERRNO_NOMEM
         memory = _memory(caller)
         if subs_ptr + nsubs * SUBSCRIPTION_SIZE > memory.data_len(caller):
-            # Checked before masking: 48 * nsubs can pass 32 bits.
             raise wasmtime.Trap("poll_oneoff given subscriptions outside the module's memory")
         raw = _read(caller, subs_ptr, nsubs * SUBSCRIPTION_SIZE)
         clocks = Clocks(time.monotonic_ns(), time.time_ns(), inv.clock_origin_ns)

@@ -35,6 +35,11 @@ SUBSCRIPTION_CLOCK_ABSTIME = 1
 ERRNO_SUCCESS = 0
 ERRNO_BADF = 8
 ERRNO_INVAL = 28
+ERRNO_NOMEM = 48
+# Most subscriptions one call may pass: reading a million would take the
+# host seconds, past any deadline (Wasmtime also refuses large arrays with
+# ENOMEM). Real programs pass a handful.
+MAX_SUBSCRIPTIONS = 4096
 
 _SUB_HEAD = struct.Struct("<QB")  # userdata, tag (then padding to 16)
 _SUB_CLOCK = struct.Struct("<I4xQQH")  # at 16: id, timeout, precision, flags

@@ -132,6 +132,7 @@ def test_streams_are_ready_at_once_beside_a_long_clock(
     (b"", 28),  # no subscription: EINVAL, not a sleep for ever
     (fd_sub(1, 1, 5), 8),  # EBADF: there is no fd 5
     (clock_sub(1, 2, 10), 28),  # EINVAL: no CPU-time clocks
+    (clock_sub(1, 1, 10) * 4097, 48),  # ENOMEM: more than fless reads in one call
 ])
 def test_refused_subscriptions_return_an_errno(
     runtime: WasmRuntime, compiled: Compiled, subs: bytes, errno: int
