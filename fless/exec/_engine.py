@@ -103,7 +103,8 @@ class CompiledModule:
         fast: its entry points have the types fless calls them with, checked
             at link time, so they are called unchecked (see ``_fastcall``).
         stoppable: epoch interruption can stop it at any time: it imports no
-            WASI ``poll_oneoff``, which sleeps inside a host call.
+            WASI ``poll_oneoff``, which sleeps inside a host call (until the
+            invocation's deadline at most, but past any shorter budget).
     """
 
     abi: Abi
@@ -278,8 +279,10 @@ class WasmRuntime:
         """Whether ``run``'s ``budget_s`` bounds a run of ``function``.
 
         Epoch interruption stops Wasm code, not a host call: a module that
-        imports WASI ``poll_oneoff`` can sleep past any budget, and a
-        component has WASI's clocks to wait on. Such runs stay on threads.
+        imports WASI ``poll_oneoff`` can sleep past any budget (fless's own
+        ``poll_oneoff`` ends at the deadline, not at a budget), and a
+        component has WASI's clocks to wait on. Such runs stay on threads:
+        a sleeping function never runs on the event loop.
         """
         return isinstance(function, CompiledModule) and function.stoppable
 
