@@ -3,8 +3,10 @@
 Starts one ``fless-node`` (role all, one API process) per bomb, uploads the
 bomb with a user key, invokes it when the upload was taken, deletes it, and
 prints the node's resident memory (master and API process, VmRSS from
-/proc) before, after the upload, after the invoke and after the delete, with
-the statuses and times. Usage:
+/proc) before, after the upload, after the invoke and after the delete, and
+the growth of its peak (VmHWM: the high-water mark, which a bomb that is
+freed at the end of its call still raises), with the statuses and times.
+Usage:
 
     .venv/bin/python bench/memory_bombs.py [NAME ...]
 
@@ -59,7 +61,7 @@ def measure(name: str, code: bytes) -> dict[str, object]:
             node.upload("_", "small", bombs.functions(1))
             node.post_json("/v1/fn/_/small", {"args": {}})
             time.sleep(1)
-            base, anon = rss(node), rss(node, "RssAnon")
+            base, anon, peak = rss(node), rss(node, "RssAnon"), rss(node, "VmHWM")
             row: dict[str, object] = {"bomb": name, "bytes": len(code)}
             form, ctype = multipart([("name", None, b"bomb"), ("code", "b.wasm", code)])
             start = time.monotonic()
@@ -78,6 +80,7 @@ def measure(name: str, code: bytes) -> dict[str, object]:
                 time.sleep(0.5)
                 row["after_delete_mib"] = round((rss(node) - base) / MiB)
                 row["after_delete_anon_mib"] = round((rss(node, "RssAnon") - anon) / MiB)
+            row["peak_growth_mib"] = round((rss(node, "VmHWM") - peak) / MiB)
             row["serves"] = node.request("GET", "/v1/", auth=False)[0] == 200
             return row
         finally:

@@ -71,7 +71,7 @@ class CodeBounds:
     table_elements: int = 100_000
     memories: int = 1
     element_segments: int = 10_000
-    data_segments: int = 10_000
+    data_segments: int = 100_000
 
 
 @dataclass(frozen=True)

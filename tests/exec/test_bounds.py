@@ -8,6 +8,8 @@ import pytest
 from fixtures import bombs
 from fixtures.build import c, wat
 
+from fless.config import FunctionSettings
+from fless.core._platform import code_bounds
 from fless.exec import CodeBounds, InvalidModule, validate_code
 from fless.exec._binary import BinaryFormatError
 from fless.exec._bounds import BoundExceeded, ModuleCounts, check_bounds, count_module
@@ -157,3 +159,13 @@ def test_truncated_or_foreign_bytes_are_format_errors(code: bytes) -> None:
 def test_truncated_bytes_are_a_clear_400_from_validate_code() -> None:
     with pytest.raises(InvalidModule, match="not a WebAssembly module"):
         validate_code(bombs.functions(3)[:-2])
+
+
+def test_the_defaults_are_the_settings_defaults() -> None:
+    # A core builds its bounds from [functions] max_module_*; CodeBounds()
+    # (what validate_code uses alone) must not be stricter or looser.
+    assert code_bounds(FunctionSettings()) == CodeBounds()
+    names = {f.name for f in dataclasses.fields(FunctionSettings)}
+    assert {f"max_module_{f.name}" for f in dataclasses.fields(CodeBounds)} - names == {
+        "max_module_memories"  # one memory: not a setting, more cannot be capped
+    }
