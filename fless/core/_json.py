@@ -32,15 +32,6 @@ class JsonRefused(ValueError):
     """The text is not JSON fless reads; the message says why, for a client."""
 
 
-def _int(text: str) -> int:
-    digits = len(text) - text.startswith("-")
-    if digits > MAX_INT_DIGITS:
-        raise JsonRefused(
-            f"it holds an integer of {digits} digits; at most {MAX_INT_DIGITS} are read"
-        )
-    return int(text)
-
-
 def _float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -54,6 +45,17 @@ def _constant(name: str) -> Any:
 
 def _keep(text: str) -> str:
     return text
+
+
+# Built once: json.loads with any option builds a decoder on every call.
+# Integers keep the C parser's own int (its 4300-digit limit is caught below).
+_READER = json.JSONDecoder(parse_float=_float, parse_constant=_constant)
+# Output is only checked, with the C parser's own numbers; an integer past
+# Python's digit limit is JSON all the same, so it is checked again as text.
+_CHECKER = json.JSONDecoder(parse_constant=_constant)
+_CHECKER_AS_TEXT = json.JSONDecoder(
+    parse_int=_keep, parse_float=_keep, parse_constant=_constant
+)
 
 
 def _nesting(value: Any) -> int:
@@ -85,6 +87,16 @@ def _may_hold_surrogate(data: bytes | str) -> bool:
     return "\\u" in data and _SURROGATE_ESCAPE.search(data) is not None
 
 
+def _text(data: bytes | str) -> str:
+    """``data`` as text, decoded as ``json.loads`` does (UTF-8, or UTF-16/32 by its BOM)."""
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode()  # what clients send (RFC 8259): the common path
+    except UnicodeDecodeError:
+        return data.decode(json.detect_encoding(data), "surrogatepass")
+
+
 def load(data: bytes | str) -> Any:
     """The value of a JSON text, read strictly.
 
@@ -94,13 +106,18 @@ def load(data: bytes | str) -> Any:
             deeper than ``MAX_DEPTH``, or a lone surrogate in a string.
     """
     try:
-        value = json.loads(data, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        value = _READER.decode(_text(data))
     except JsonRefused:
         raise
     except RecursionError:
         raise JsonRefused(f"it nests deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise JsonRefused(f"it is not valid JSON: {exc}") from None
+    except ValueError:
+        # int() past sys.get_int_max_str_digits(): the only other ValueError.
+        raise JsonRefused(
+            f"it holds an integer of more than {MAX_INT_DIGITS} digits, which is not read"
+        ) from None
     # The counts are cheap; the walk runs only when they allow deep nesting.
     if _containers(data) > MAX_DEPTH and _nesting(value) > MAX_DEPTH:
         raise JsonRefused(f"it nests deeper than {MAX_DEPTH} levels")
@@ -128,7 +145,13 @@ def check_output(data: bytes) -> bool:
         JsonRefused: JSON nested deeper than ``MAX_DEPTH``.
     """
     try:
-        value = json.loads(data, parse_int=_keep, parse_float=_keep, parse_constant=_constant)
+        text = _text(data)
+        try:
+            value = _CHECKER.decode(text)
+        except (JsonRefused, RecursionError, json.JSONDecodeError):
+            raise
+        except ValueError:
+            value = _CHECKER_AS_TEXT.decode(text)
     except JsonRefused:
         return False
     except RecursionError:
