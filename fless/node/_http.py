@@ -54,6 +54,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of ``LIMITS``."""
 
     LIMITS = HttpLimits(64 * 1024, 100, 10.0, 256)
+    _last_refusal_logged = -60.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,10 +70,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         limits = self.LIMITS
         if len(self.connections) > limits.max_connections:
-            log.warning(
-                "refused a connection: %d are open in this API process (api.max_connections)",
-                len(self.connections) - 1,
-            )
+            now = self.loop.time()
+            # Once a minute at most: a flood would otherwise flood the log too.
+            if now - BoundedHttpToolsProtocol._last_refusal_logged >= 60:
+                BoundedHttpToolsProtocol._last_refusal_logged = now
+                log.warning(
+                    "refusing connections: %d are open in this API process "
+                    "(api.max_connections); raise it if these are legitimate clients",
+                    len(self.connections) - 1,
+                )
             self._refuse(503, f"this API process has {limits.max_connections} connections "
                               "open, its limit (api.max_connections); retry later")
             return
