@@ -44,9 +44,11 @@ from ._hostcalls import HostCalls, Invocation, _fetch, inv_fail
 from ._limits import Limits, Outcome
 
 EXPORT = "handle"
-# The interface whose waits are bounded, at the version Wasmtime matches to
-# every 0.2.x import.
-CLOCKS = "wasi:clocks/monotonic-clock@0.2.0"
+# The interface whose waits are bounded. Wasmtime's linker matches an import
+# to the definition of the same version, or else to the latest 0.2.x: the
+# shadow is defined as the latest there can be, and over the version
+# Wasmtime 50 defines (0.2.12), for an import of exactly that one.
+CLOCKS = ("wasi:clocks/monotonic-clock@0.2.12", "wasi:clocks/monotonic-clock@0.2.999999")
 # A component that hands on Wasmtime's monotonic clock: linked with plain
 # WASI, it gives the shadowed interface real pollables of Wasmtime's type.
 CLOCK_WAT = """
@@ -125,14 +127,17 @@ class ComponentHost:
         with self._linker.root() as root:
             root.add_func("log", hostcalls.guarded(self._log))
             root.add_func("http-request", hostcalls.guarded(self._http_request))
-            with root.add_instance(CLOCKS) as clocks:
-                # Defining the instance replaces all of Wasmtime's: every function.
-                clocks.add_func("now", hostcalls.guarded(self._clock_now))
-                clocks.add_func("resolution", hostcalls.guarded(self._clock_resolution))
-                clocks.add_func("subscribe-instant", hostcalls.guarded(self._subscribe_instant))
-                clocks.add_func(
-                    "subscribe-duration", hostcalls.guarded(self._subscribe_duration)
-                )
+            for name in CLOCKS:
+                with root.add_instance(name) as clocks:
+                    # A new instance has none of Wasmtime's functions: all four.
+                    clocks.add_func("now", hostcalls.guarded(self._clock_now))
+                    clocks.add_func("resolution", hostcalls.guarded(self._clock_resolution))
+                    clocks.add_func(
+                        "subscribe-instant", hostcalls.guarded(self._subscribe_instant)
+                    )
+                    clocks.add_func(
+                        "subscribe-duration", hostcalls.guarded(self._subscribe_duration)
+                    )
         self._linker.allow_shadowing = False
 
     def compile(self, code: bytes) -> CompiledComponent:

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 
 import pytest
+import wasmtime
+from fixtures.build import FIXTURES
 from fixtures.stalling import stalling_server
 
 from fless.exec import CompiledFunction, FunctionTimeout, Limits, OverBudget, WasmRuntime
@@ -247,6 +249,19 @@ def test_a_component_waiting_on_the_clock_ends_at_its_timeout(
     elapsed, result = run_timed(runtime, compiled("component_sleep"), b"{}", limits)
     assert isinstance(result, FunctionTimeout), result
     assert 0.45 <= elapsed < 0.5 + SLACK_S
+
+
+@pytest.mark.parametrize("version", ["0.2.0", "0.2.9", "0.2.12"])
+def test_a_component_wait_is_bounded_whichever_wasi_version_it_imports(
+    runtime: WasmRuntime, version: str
+) -> None:
+    # 0.2.9: componentize-py's Python; 0.2.12: Wasmtime 50's own, matched exactly.
+    source = (FIXTURES / "wat" / "component_sleep.wat").read_text()
+    code = bytes(wasmtime.wat2wasm(source.replace("@0.2.0", f"@{version}")))
+    limits = Limits(timeout_s=0.3).for_abi("component")
+    elapsed, result = run_timed(runtime, runtime.compile(code), b"{}", limits)
+    assert isinstance(result, FunctionTimeout), result
+    assert elapsed < 0.3 + SLACK_S
 
 
 def test_a_component_wait_within_its_timeout_still_waits_and_succeeds(
