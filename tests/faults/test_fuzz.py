@@ -266,9 +266,9 @@ def test_odd_multipart_bodies_get_a_clean_answer(
 
 @PROPERTY
 @given(
-    method=st.sampled_from(["GET", "PUT", "POST", "DELETE"]),
+    method=st.sampled_from(["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"]),
     template=st.sampled_from(["/v1/fn/{}", "/v1/fn/{}/{}", "/v1/fn/_/{}", "/v1/fn/{}/{}/logs",
-                              "/v1/admin/subjects/{}", "/v1/fn/{}/echo"]),
+                              "/v1/admin/subjects/{}", "/v1/fn/{}/echo", "/ui/{}/{}"]),
     first=path_segment,
     second=path_segment,
 )
