@@ -103,6 +103,27 @@ def test_a_join_where_nothing_listens_is_the_documented_502(node: Node) -> None:
     assert address in body["errors"]["detail"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/v1/fn", b"[" * 100_000 + b"]" * 100_000, 400),
+        ("POST", "/v1/fn", b'{"module": {"name": ' + b"1" * 5000 + b"}}", 400),
+        ("POST", "/v1/fn", b'{"module": {"name": "m\\n"}}', 400),
+        ("POST", "/v1/fn", b'{"module": {"name": "\\ud800"}}', 400),
+        ("GET", "/v1/invocations?limit=%C2%B2", None, 400),
+        ("GET", "/v1/fn//x", None, 404),
+        ("DELETE", "/v1/admin/subjects/", None, 404),
+        ("POST", "/v1/admin/nodes", b'{"address": "127.0.0.1:\\u00b2"}', 400),
+    ],
+)
+def test_hand_made_inputs_get_a_clear_4xx_over_real_sockets(
+    node: Node, method: str, path: str, body: bytes | None, status: int
+) -> None:
+    got, answer = node.request(method, path, body, {"Content-Type": "application/json"})
+    assert got == status, answer
+    assert answer["errors"]["detail"]
+
+
 # -- the classes schemas miss, generated --------------------------------------
 
 # Bounded and repeatable: a few seconds per property on two cores.
