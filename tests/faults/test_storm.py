@@ -30,6 +30,11 @@ MEASURE_S = 3.5
 # Far under the storm's 5 s (and every function's own timeout), far over
 # the milliseconds it takes on an idle machine: the machine is shared.
 PROMPT_S = 1.5
+# A create validates and compiles (in a child process), which takes 0.1-0.4 s
+# on the idle test machine and several times that with the storm on both
+# cores: still far from the storm's 5 s it would wait queued behind the
+# long runs (9 s before the lanes).
+CREATE_PROMPT_S = 3.0
 
 
 def custom_section(code: bytes, tag: str) -> bytes:
@@ -75,8 +80,9 @@ def weather_the_storm(api: Node) -> dict[str, list[float]]:
         time.sleep(0.5)  # every call of the storm is in
         new = 0
         while time.monotonic() - started < MEASURE_S:
-            latency["warm"].append(timed(lambda: api.invoke("_", "quick", {"n": 1})))
-            latency["GET /v1/"].append(timed(lambda: api.request("GET", "/v1/", auth=False)))
+            for _ in range(5):
+                latency["warm"].append(timed(lambda: api.invoke("_", "quick", {"n": 1})))
+                latency["GET /v1/"].append(timed(lambda: api.request("GET", "/v1/", auth=False)))
             new += 1
             name = f"new{new}"
             code = custom_section(wat("fl_hello"), f"{time.time_ns()}-{new}")
@@ -89,6 +95,11 @@ def weather_the_storm(api: Node) -> dict[str, list[float]]:
     assert [status for status, _ in answers] == [504] * STORM
     assert max(at for _, at in answers) > measured
     return latency
+
+
+def assert_prompt(latency: dict[str, list[float]]) -> None:
+    for what, values in latency.items():
+        assert max(values) < (CREATE_PROMPT_S if what == "create" else PROMPT_S), (what, values)
 
 
 def report(where: str, latency: dict[str, list[float]]) -> None:
@@ -109,8 +120,7 @@ def role_all(tmp_path: Path) -> Iterator[Node]:
 def test_quick_calls_are_served_during_a_storm_on_role_all(role_all: Node) -> None:
     latency = weather_the_storm(role_all)
     report("role all", latency)
-    for what, values in latency.items():
-        assert max(values) < PROMPT_S, (what, values)
+    assert_prompt(latency)
 
 
 def test_quick_calls_are_served_during_a_storm_on_a_remote_worker(tmp_path: Path) -> None:
@@ -119,5 +129,4 @@ def test_quick_calls_are_served_during_a_storm_on_a_remote_worker(tmp_path: Path
     with start_cluster(tmp_path, {"w1": 16384}) as cluster:
         latency = weather_the_storm(cluster.core)
     report("core + worker", latency)
-    for what, values in latency.items():
-        assert max(values) < PROMPT_S, (what, values)
+    assert_prompt(latency)
