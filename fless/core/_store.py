@@ -285,7 +285,7 @@ class Store:
             txn.put(subject.key_hash.encode(), name.encode(), db=self._keys)
         return key
 
-    def reset_key(self, name: str, keep: Callable[[str], None] | None = None) -> str:
+    def reset_key(self, name: str, keep: Callable[[str], object] | None = None) -> str:
         """Gives a subject a new key, invalidating the old one in the same transaction.
 
         Args:
