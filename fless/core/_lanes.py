@@ -238,8 +238,12 @@ class RunPool:
                 job.future.set_exception(exc)
             else:
                 job.future.set_result(result)
+                del result
             finally:
                 with self._cond:
                     self.lanes.finish(job, time.monotonic())
                     if self.lanes.waiting:
                         self._cond.notify()
+            # An idle thread must not keep its last call (and so the compiled
+            # module it ran) alive: a deleted function's code would stay resident.
+            del job

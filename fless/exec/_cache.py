@@ -7,6 +7,8 @@ A restarted node finds its cache warm and does not recompile.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import struct
 import threading
 import time
@@ -29,6 +31,29 @@ _META = struct.Struct("<Qd16s")
 # later).
 REFUSED_KEPT = 1024
 REFUSED_TTL_S = 600.0
+
+
+def _libc_trim() -> Callable[[], None]:
+    """glibc's ``malloc_trim(0)``, or nothing where there is none (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes = [ctypes.c_size_t]
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+# The bytes of a compiled module (megabytes: read from the compiler child,
+# written to LMDB) land in the heap once glibc's mmap threshold has grown, and
+# glibc keeps freed heap pages resident. Trimming after a put or a drop gives
+# them back: it costs a walk of the heap (a millisecond or so), on paths that
+# compile or delete, never on an invocation's.
+release_heap = _libc_trim()
 
 
 class CodeCache:
@@ -154,6 +179,8 @@ class CodeCache:
             txn.put(self._key(sha), meta, db=self._meta)
         self._remember(sha, function, len(compiled), now)
         self.evict()
+        del compiled
+        release_heap()
         return function
 
     def drop(self, sha: str) -> bool:
@@ -166,6 +193,9 @@ class CodeCache:
         with self._env.begin(write=True) as txn:
             found: bool = txn.delete(self._key(sha), db=self._meta)
             txn.delete(self._key(sha), db=self._compiled)
+        if gone is not None:
+            del gone
+            release_heap()
         return found
 
     def _remember(self, sha: str, function: CompiledFunction, size: int, now: float) -> None:
