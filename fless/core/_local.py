@@ -14,14 +14,15 @@ instruction), and the runtime's budget holds for it (no WASI sleep, no
 component). Past ``LOOP_BUDGET_S`` the run is stopped and made again from
 the start on a thread, and the function stays off the loop for
 ``OFF_LOOP_S``, so that a function that alternates quick and long inputs
-stalls the loop once in that time at most. The run on the thread gets the
-whole timeout, so a moved call can end up to ``LOOP_BUDGET_S`` (plus a tick)
-later than one run on a thread from the start, and never fails for the move.
+stalls the loop once in that time at most. The stopped try does not count
+against the call's deadline (it moves by the time the try took), so a moved
+call can end up to ``LOOP_BUDGET_S`` (plus a tick) later than one run on a
+thread from the start, and never fails for the move.
 A function without HTTP has no effect but its answer, and the logs of the
 stopped run are dropped, so the answer is the same; a log line and
 ``fless_loop_overruns_total`` record the move.
 
-An invocation's deadline is fixed when it reaches the API (``Dispatcher``)
+An invocation's deadline is fixed when it reaches the API (``Platform``)
 and covers all of it here: loading or compiling the code, waiting for a
 thread, the run. The one exception is the stopped run on the loop, which
 moves the deadline by the time it took (see above). Runs wait for a thread
