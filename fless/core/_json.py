@@ -94,7 +94,9 @@ def _text(data: bytes | str) -> str:
     try:
         return data.decode()  # what clients send (RFC 8259): the common path
     except UnicodeDecodeError:
-        return data.decode(json.detect_encoding(data), "surrogatepass")
+        # Strict, not json.loads's "surrogatepass": that would read the UTF-8
+        # bytes of a lone surrogate (ED A0 80) into a string no encoder takes.
+        return data.decode(json.detect_encoding(data))
 
 
 def load(data: bytes | str) -> Any:

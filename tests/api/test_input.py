@@ -65,6 +65,26 @@ def test_invoke_args_that_cannot_be_read_get_400(driver: AppDriver, body: str, w
     refused(driver.request("POST", "/v1/fn/_/hello", body=body), 400, words)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xed\xa0\x80",  # U+D800 as UTF-8 bytes: what a lone surrogate would be, raw
+        b"\xed\xbf\xbf",  # U+DFFF
+        b"\xed\xa0\xbd\xed\xb8\x80",  # a pair, each half encoded alone (CESU-8)
+    ],
+)
+def test_raw_surrogate_bytes_in_any_json_body_get_400(driver: AppDriver, raw: bytes) -> None:
+    # Not an escape: the UTF-8 bytes of a surrogate, which Python's json reads
+    # (it decodes with "surrogatepass") into a string that cannot be written back.
+    for method, path in [("POST", "/v1/fn/_/hello"), ("POST", "/v1/fn"),
+                         ("POST", "/v1/admin/subjects"), ("POST", "/v1/admin/nodes")]:
+        for body in [b'{"args": {"x": "' + raw + b'"}}', b'{"module": {"name": "' + raw + b'"}}',
+                     b'{"' + raw + b'": 1}']:
+            result = driver.request(method, path, body=body)
+            assert result.status_code == 400, (path, body, result.text[:200])
+            assert "errors" in json.loads(result.text)
+
+
 def test_paired_surrogates_and_odd_text_are_args_like_any_other(driver: AppDriver) -> None:
     text = "\U0001f600 \u202e\u0301 \x00 \u0663"
     body = '{"args": {"x": "\\ud83d\\ude00 \\u202e\\u0301 \\u0000 \u0663"}}'

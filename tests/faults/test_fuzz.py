@@ -241,6 +241,29 @@ def test_odd_json_in_any_body_gets_a_clean_answer(
     answered_cleanly(app.request(method, path, body=body(value)), f"{method} {path}")
 
 
+# Text as raw bytes, not as escapes: a surrogate encoded alone (ED A0 80),
+# bytes that are not UTF-8, other encodings' byte order marks.
+raw_json_string = st.one_of(
+    st.integers(0xD800, 0xDFFF).map(
+        lambda c: b'"x' + chr(c).encode("utf-8", "surrogatepass") + b'"'
+    ),
+    odd_text.map(lambda t: b'"' + t.encode("utf-8", "surrogatepass") + b'"'),
+    st.binary(max_size=24).map(lambda b: b'"' + b + b'"'),
+    st.sampled_from([b"\xef\xbb\xbf{}", b"\xff\xfe{\x00}\x00", b"\xfe\xff\x00[\x00]"]),
+)
+
+
+@PROPERTY
+@given(route=st.sampled_from(JSON_ROUTES), value=raw_json_string)
+def test_raw_odd_bytes_in_any_body_get_a_clean_answer(
+    app: AppDriver, route: tuple[str, str, Any], value: bytes
+) -> None:
+    method, path, body = route
+    # The route's template is text; the value goes in as the bytes generated.
+    head, _, tail = body("\x00").encode().partition(b"\x00")
+    answered_cleanly(app.request(method, path, body=head + value + tail), f"{method} {path}")
+
+
 @PROPERTY
 @given(
     field=st.sampled_from(["metadata", "events", "sinks", "name", "wait_for_workers"]),
