@@ -20,7 +20,7 @@ import pytest
 from cluster.lab import Cluster, start_cluster, wait_for
 from fixtures.build import wat
 
-CALLS = 24  # on the worker's two threads: some in flight whenever it is killed
+CALLS = 48  # tens of ms each on the worker's two threads: many in flight at the kill
 TIMEOUT_MS = 30_000
 RESTART_AFTER_S = 1.0
 
