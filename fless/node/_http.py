@@ -34,6 +34,10 @@ class HttpLimits:
     max_connections: int
 
 
+# The versions uvicorn's httptools protocol serves (ASGI's "http" scope).
+_VERSIONS = frozenset({"1.0", "1.1"})
+
+
 class _Refused(Exception):
     """Stops httptools' parser from a callback; the refusal is on the protocol."""
 
@@ -48,6 +52,13 @@ def refusal(status: int, detail: str) -> bytes:
         b"connection: close\r\n\r\n",
         body,
     ])
+
+
+_MALFORMED = refusal(
+    400, "malformed HTTP request: its request line or headers are not HTTP/1.1 "
+         "(a method, path or header byte out of place, or a bad Content-Length or "
+         "Transfer-Encoding)"
+)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -118,9 +129,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._arm_head_timer(self.LIMITS.header_timeout_s)
 
     def on_headers_complete(self) -> None:
-        """The head is whole: its field count is checked (431), its clock stops."""
+        """The head is whole: field count (431) and version (505) checked; its clock stops."""
         self._in_head = False
         self._head_bytes = 0
+        # httptools parses any digit.digit; uvicorn would hand "0.9" or "2.0"
+        # on to the app, whose ASGI layer raises on it (a 500 in plain text).
+        if self.parser.get_http_version() not in _VERSIONS:
+            self._refusal = refusal(
+                505, f"HTTP/{self.parser.get_http_version()} is not served; use HTTP/1.1"
+            )
+            raise _Refused
         # Counted here, not per field: the byte bound already caps what the
         # parser holds, and the hot path keeps uvicorn's own on_header.
         if len(self.headers) > self.LIMITS.max_headers:
@@ -132,11 +150,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to a parser error, or the refusal a callback stopped the parser for."""
-        if self._refusal is not None:
-            self._close_with(self._refusal)
-            return
-        super().send_400_response(msg)
+        """The answer to a request httptools cannot parse, in fless's JSON error envelope.
+
+        uvicorn's own is a text/plain "Invalid HTTP request received." (an
+        unknown method, a byte that is not ASCII in the request line, a bad
+        or doubled Content-Length, a Transfer-Encoding that is not chunked...);
+        or it is the refusal a callback stopped the parser for.
+        """
+        self._close_with(self._refusal or _MALFORMED)
 
     def _refuse(self, status: int, detail: str) -> None:
         self._refusal = refusal(status, detail)
@@ -170,5 +191,7 @@ def bounded_worker(limits: HttpLimits) -> type[UvicornWorker]:
     Made in the gunicorn master before it forks; each API process inherits it.
     """
     protocol = type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"LIMITS": limits})
-    kwargs = {**UvicornWorker.CONFIG_KWARGS, "http": protocol}
+    # No WebSocket: fless has no WebSocket route, and an upgraded connection
+    # would leave this protocol (and its limits: it is no longer counted).
+    kwargs = {**UvicornWorker.CONFIG_KWARGS, "http": protocol, "ws": "none"}
     return type("FlessUvicornWorker", (UvicornWorker,), {"CONFIG_KWARGS": kwargs})

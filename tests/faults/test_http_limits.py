@@ -227,6 +227,69 @@ def test_connections_past_the_bound_are_refused_and_others_served_after(node: No
         time.sleep(0.1)
 
 
+def _exchange(node: Node, request: bytes) -> tuple[bytes, bytes]:
+    """``request`` sent as is on a new connection; the answer's head and body."""
+    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
+        sock.sendall(request)
+        reader = sock.makefile("rb")
+        head = b""
+        while not head.endswith(b"\r\n\r\n") and (line := reader.readline()):
+            head += line
+        length = next((int(h.split(b":")[1]) for h in head.lower().split(b"\r\n")
+                       if h.startswith(b"content-length:")), 0)
+        return head.strip(), reader.read(length)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"FOO /v1/ HTTP/1.1\r\nHost: x\r\n\r\n",  # a method httptools does not know
+        b"GET /v1/fn/\xff HTTP/1.1\r\nHost: x\r\n\r\n",  # a raw byte that is not ASCII
+        b"GET /v1/ HTTPS/1.1\r\nHost: x\r\n\r\n",
+        b"GET /v1/ HTTP/1.1\nHost: x\n\n",  # bare LF
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 64,  # TLS to plain HTTP
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        "POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Length: \u0663\r\n\r\n".encode(),
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n{}",
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /v1/ HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+        b"GET /v1/ HTTP/1.1\r\nHost: x\r\n: empty name\r\n\r\n",
+        b"GET /v1/ HTTP/1.1\r\nHost: x\r\nX-\xff: 1\r\n\r\n",
+    ],
+)
+def test_a_request_the_parser_refuses_gets_400_with_a_json_error(
+    node: Node, request_bytes: bytes
+) -> None:
+    head, body = _exchange(node, request_bytes)
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"content-type: application/json" in head.lower(), head
+    assert "malformed HTTP request" in json.loads(body)["errors"]["detail"]
+
+
+@pytest.mark.parametrize("version", [b"0.9", b"2.0", b"1.2", b"9.9"])
+def test_an_http_version_other_than_1_x_gets_a_json_error(node: Node, version: bytes) -> None:
+    # 0.9 and 2.0 reached the app, whose ASGI layer raised: a 500 in plain text.
+    head, body = _exchange(node, b"GET /v1/ HTTP/" + version + b"\r\nHost: x\r\n\r\n")
+    assert head.split(b" ")[1] in (b"400", b"505"), head
+    assert json.loads(body)["errors"]["detail"]
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(node: Node) -> None:
+    # fless has no WebSocket route: the request is served as HTTP, with its
+    # JSON answer, and never leaves the bounded protocol (an empty 400 before).
+    head, body = _exchange(
+        node,
+        b"GET /v1/fn HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    assert head.startswith(b"HTTP/1.1 401"), head
+    assert json.loads(body)["errors"]["detail"]
+
+
 def test_the_node_logged_no_traceback(node: Node) -> None:
     assert "Traceback" not in node.log(), node.log()[-3000:]
 
