@@ -55,6 +55,9 @@ class ApiSettings:
     max_headers: int = 100
     header_timeout_ms: int = 10_000
     max_connections: int = 256
+    # A request body that sends no byte for this long (while the node is
+    # reading it) closes the connection.
+    body_timeout_ms: int = 30_000
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,7 @@ def _validate(settings: Settings) -> None:
         "api.max_headers": settings.api.max_headers,
         "api.header_timeout_ms": settings.api.header_timeout_ms,
         "api.max_connections": settings.api.max_connections,
+        "api.body_timeout_ms": settings.api.body_timeout_ms,
         "functions.default_memory_mib": settings.functions.default_memory_mib,
         "functions.max_memory_mib": settings.functions.max_memory_mib,
         "functions.default_timeout_ms": settings.functions.default_timeout_ms,

@@ -58,6 +58,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
                     max_headers=api.max_headers,
                     header_timeout_s=api.header_timeout_ms / 1000,
                     max_connections=api.max_connections,
+                    body_timeout_s=api.body_timeout_ms / 1000,
                 )
             ),
             "proc_name": "fless-node",

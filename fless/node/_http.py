@@ -3,10 +3,14 @@
 uvicorn's httptools protocol reads a request head without bound (httptools
 joins a header's pieces until the line ends: four connections sending 48 MiB
 headers grew a node by 289 MiB), never closes a connection that opens and
-sends nothing, and accepts every connection. ``bounded_protocol`` makes a
-subclass that adds the four limits of ``[api]`` and nothing else: the hot
-path gains a byte counter, two comparisons and a clock read per request;
-the head timer is one per connection, re-armed only when it fires.
+sends nothing, or whose body stops coming (a head and half a body held a
+connection for good, with a key or without one), and accepts every
+connection. ``bounded_protocol`` makes a subclass that adds the five limits
+of ``[api]`` and nothing else: the hot path gains a byte counter, two
+comparisons and a clock read per request; the head timer is one per
+connection, re-armed only when it fires, and it also closes a connection
+whose unfinished body sent nothing for a whole ``body_timeout_ms``.
+It also answers what its parser refuses with fless's JSON error envelope.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class HttpLimits:
     max_headers: int
     header_timeout_s: float
     max_connections: int
+    body_timeout_s: float = 30.0
 
 
 # The versions uvicorn's httptools protocol serves (ASGI's "http" scope).
@@ -64,7 +69,7 @@ _MALFORMED = refusal(
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of ``LIMITS``."""
 
-    LIMITS = HttpLimits(64 * 1024, 100, 10.0, 256)
+    LIMITS = HttpLimits(64 * 1024, 100, 10.0, 256, 30.0)
     _last_refusal_logged = -60.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -75,6 +80,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_started = 0.0
         self._head_timer: TimerHandle | None = None
         self._refusal: bytes | None = None
+        # In a body: from a head's end to the body's last byte. A body that
+        # stops arriving holds its connection as a head that never ends would.
+        self._in_body = False
+        self._body_moved = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Refuses a connection past the bound; starts the head timer of the others."""
@@ -109,6 +118,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._in_head:
             self._head_bytes += len(data)
+        elif self._in_body:
+            self._body_moved = True
         super().data_received(data)
         # Checked after feeding: a chunk that ends the head (and carries body
         # bytes after it) is fine, and httptools holds at most one chunk more.
@@ -148,6 +159,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             )
             raise _Refused  # httptools raises HttpParserCallbackError, see send_400_response
         super().on_headers_complete()
+        # Until on_message_complete, which comes at once for a request without a body.
+        self._in_body = True
+        self._body_moved = True
+        if self._head_timer is None:
+            self._arm_head_timer(self.LIMITS.body_timeout_s)
+
+    def on_message_complete(self) -> None:
+        """The body is whole: its idle clock stops."""
+        self._in_body = False
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         """The answer to a request httptools cannot parse, in fless's JSON error envelope.
@@ -175,7 +196,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # One timer per connection, not per request: on a busy keep-alive
         # connection it fires once a period and re-arms for the head under way.
         self._head_timer = None
-        if not self._in_head or self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if self._in_body:
+            # Closed when not one byte of it came in a whole period, unless
+            # the app is not reading it yet (uvicorn paused the socket).
+            if self._body_moved or self.flow.read_paused:
+                self._body_moved = False
+                self._arm_head_timer(self.LIMITS.body_timeout_s)
+            else:
+                self.transport.close()
+            return
+        if not self._in_head:
             return
         left = self._head_started + self.LIMITS.header_timeout_s - self.loop.time()
         if left > 0:

@@ -29,6 +29,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
 HEADER_TIMEOUT_S = 1.5
 MAX_CONNECTIONS = 8
+BODY_TIMEOUT_S = 3.0
 LIMITS_ENV = {
     # One API process: the connection bound is per process.
     "FLESS_API_WORKERS": "1",
@@ -36,6 +37,7 @@ LIMITS_ENV = {
     "FLESS_API_MAX_HEADERS": str(MAX_HEADERS),
     "FLESS_API_HEADER_TIMEOUT_MS": str(int(HEADER_TIMEOUT_S * 1000)),
     "FLESS_API_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+    "FLESS_API_BODY_TIMEOUT_MS": str(int(BODY_TIMEOUT_S * 1000)),
 }
 
 
@@ -184,6 +186,46 @@ def test_a_slow_request_body_is_not_cut_by_the_head_timeout(node: Node) -> None:
     )
     time.sleep(HEADER_TIMEOUT_S + 0.5)
     sock.sendall(body)
+    answer = _read_answer(sock)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
+
+
+@pytest.mark.parametrize("with_key", [True, False])
+def test_a_body_that_stops_coming_is_closed_after_the_body_timeout(
+    node: Node, with_key: bool
+) -> None:
+    # Half a body, then nothing: without a key the 401 came at once, but the
+    # connection was held for good all the same (and with one, no answer
+    # ever came); max_connections of these would shut the node to everyone.
+    key = b"Authorization: Bearer " + node.key.encode() + b"\r\n" if with_key else b""
+    sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
+    started = time.monotonic()
+    sock.sendall(
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + key
+        + b"Content-Length: 100\r\n\r\n{\"module\": "
+    )
+    _read_answer(sock, timeout=2 * BODY_TIMEOUT_S + HEADER_TIMEOUT_S + 10)
+    closed_after = time.monotonic() - started
+    sock.close()
+    assert BODY_TIMEOUT_S * 0.8 <= closed_after <= 2 * BODY_TIMEOUT_S + HEADER_TIMEOUT_S + 5, (
+        closed_after
+    )
+    assert _status(node) == 200
+
+
+def test_a_body_that_keeps_coming_slowly_is_not_cut(node: Node) -> None:
+    # One byte every half body timeout: slow, but never idle for a whole one.
+    body = json.dumps({"module": {"name": "drip"}}).encode()
+    sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
+    sock.sendall(
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + node.key.encode() + b"\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    for piece in (body[:5], body[5:10], body[10:]):
+        time.sleep(BODY_TIMEOUT_S / 2)
+        sock.sendall(piece)
     answer = _read_answer(sock)
     sock.close()
     assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
