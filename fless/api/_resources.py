@@ -34,6 +34,8 @@ from fless.exec import ExecError
 
 # Small multipart fields (name, metadata, flags) are read up to this size.
 _FIELD_MAX = 64 * 1024
+# The fields of a function's form (a part naming another is ignored).
+_FIELDS = frozenset({"name", "code", "metadata", "wait_for_workers", "events", "sinks"})
 
 
 def _json(resp: falcon.asgi.Response, status: int, payload: Any) -> None:
@@ -97,9 +99,17 @@ class FunctionForm:
         if not (req.content_type or "").startswith("multipart/form-data"):
             raise BadRequest("function code must be sent as multipart/form-data")
         form = cls()
+        seen: set[str] = set()
         try:
             parts = await req.get_media()
             async for part in parts:
+                # Each field is one value: a second one, or a part naming no
+                # field (RFC 7578 requires a name), leaves the form ambiguous.
+                if not part.name:
+                    raise BadRequest("malformed multipart body: a part has no field name")
+                if part.name in seen and part.name in _FIELDS:
+                    raise BadRequest(f"multipart field {part.name!r} is given more than once")
+                seen.add(part.name)
                 if part.name == "code":
                     data = await part.stream.read(max_code + 1)
                     if len(data) > max_code:

@@ -130,6 +130,38 @@ def test_multipart_fields_are_read_by_the_same_rules(
 
 
 @pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ([("metadata", None, b"{}"), ("metadata", None, b'{"memory": 1}')], "more than once"),
+        ([("code", "a.wasm", b"not wasm"), ("code", "b.wasm", b"\0asm")], "more than once"),
+        ([("name", None, b"other")], "more than once"),
+        ([("wait_for_workers", None, b"false")] * 2, "more than once"),
+    ],
+)
+def test_a_field_given_twice_is_refused_and_nothing_changes(
+    driver: AppDriver, extra: list[tuple[str, str | None, bytes]], words: str
+) -> None:
+    # Which one counts would be a guess: the last one did, silently.
+    before = json.loads(driver.request("GET", "/v1/fn/_/hello").text)["data"]
+    form = multipart([("name", None, b"renamed"), *extra])
+    refused(driver.request("PUT", "/v1/fn/_/hello", **form), 400, words)
+    assert json.loads(driver.request("GET", "/v1/fn/_/hello").text)["data"] == before
+    assert driver.request("GET", "/v1/fn/_/renamed").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"Content-Disposition: form-data", b"X-Other: 1", b'Content-Disposition: form-data; name=""'],
+)
+def test_a_part_without_a_field_name_is_refused(driver: AppDriver, head: bytes) -> None:
+    # It was skipped silently, as if the form had no such part.
+    body = b"--b\r\n" + head + b"\r\n\r\nx\r\n--b--\r\n"
+    result = driver.request("PUT", "/v1/fn/_/hello", body=body,
+                            headers={"Content-Type": "multipart/form-data; boundary=b"})
+    refused(result, 400, "no field name")
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/v1/fn/_/hello?retries=\u00b2",
