@@ -11,6 +11,14 @@ Waiting calls of quick or unseen functions go before waiting long ones, and
 a call whose deadline has passed while it waited is never started (its
 client has been answered already).
 
+Which functions run long is a guess from their past, and a wrong guess
+could still hold every thread: a function quick on one input and long on
+another, seen quick, then called with the long input on every thread at
+once, or as many new functions as threads that all loop. So when every
+thread is held by a run that has gone long (``LONG_S`` or more), a waiting
+quick or unseen call gets a spare thread, up to ``threads`` spare ones:
+long runs end by their deadline, and spares never run calls known long.
+
 ``Lanes`` decides, with no thread and no clock (the caller passes the time);
 ``RunPool`` is the thread pool around it, with ``concurrent.futures``'
 ``submit`` so an event loop awaits it as it would a ``ThreadPoolExecutor``
@@ -79,6 +87,8 @@ class Lanes:
         self.threads = max(1, threads)
         # With one thread there is nothing to keep back.
         self.long_most = max(1, self.threads - 1)
+        # Spare threads, for quick and unseen calls while long runs hold every thread.
+        self.spare_most = self.threads
         self.busy = 0
         self._fresh: deque[Job] = deque()  # quick or unseen when they came
         self._long: deque[Job] = deque()
@@ -111,7 +121,7 @@ class Lanes:
     def take(self, now: float) -> Pick:
         """The call a free thread runs now (it is marked started), and the expired ones."""
         expired: list[Job] = []
-        if self.busy >= self.threads:
+        if self.busy >= self.threads and not self._spare(now):
             return Pick(None, expired)
         while self._fresh:
             job = self._fresh.popleft()
@@ -122,7 +132,7 @@ class Lanes:
             else:
                 self._start(job, now)
                 return Pick(job, expired)
-        while self._long and self.long_held(now) < self.long_most:
+        while self._long and self.busy < self.threads and self.long_held(now) < self.long_most:
             job = self._long.popleft()
             if job.deadline is not None and job.deadline <= now:
                 expired.append(job)
@@ -130,6 +140,33 @@ class Lanes:
                 self._start(job, now)
                 return Pick(job, expired)
         return Pick(None, expired)
+
+    def _spare(self, now: float) -> bool:
+        """Whether a quick or unseen call may take a spare thread now."""
+        return self.busy < self.threads + self.spare_most and self._gone_long(now) == self.busy
+
+    def _gone_long(self, now: float) -> int:
+        """How many runs going are known long or have run ``LONG_S`` (not just unseen)."""
+        return sum(
+            1 for k, starts in self._running.items() for s in starts
+            if now - s >= LONG_S or self._last.get(k, 0.0) >= LONG_S
+        )
+
+    def recheck_at(self, now: float) -> float | None:
+        """When a quick or unseen call waiting now may get a spare thread; None: not by time.
+
+        That is when the next run going turns long, if every thread is busy
+        and a spare is left. ``take`` says whether one may start at once.
+        """
+        if not self._fresh or self.busy < self.threads:
+            return None
+        if self.busy >= self.threads + self.spare_most:
+            return None
+        turns = [
+            s + LONG_S for k, starts in self._running.items() for s in starts
+            if now - s < LONG_S and self._last.get(k, 0.0) < LONG_S
+        ]
+        return min(turns) if turns else None
 
     def drop(self) -> list[Job]:
         """Every waiting call, taken out of the queues."""
@@ -169,7 +206,10 @@ class RunPool:
         self._name = name
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
+        # Threads waiting for a call, and how many of them were told of one
+        # and have not woken yet: a call needs an idle thread not yet told.
         self._idle = 0
+        self._told = 0
         self._closed = False
 
     def submit(
@@ -185,9 +225,9 @@ class RunPool:
             if self._closed:
                 raise RuntimeError("the run pool is shut down")
             self.lanes.add(job)
-            if self._idle:
-                self._cond.notify()
-            elif len(self._threads) < self.lanes.threads:
+            if not self._wake() and len(self._threads) < (
+                self.lanes.threads + self.lanes.spare_most
+            ):
                 thread = threading.Thread(
                     target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True
                 )
@@ -207,6 +247,14 @@ class RunPool:
             for thread in self._threads:
                 thread.join()
 
+    def _wake(self) -> bool:
+        """Tells one idle thread not yet told that a call waits; False if none."""
+        if self._idle <= self._told:
+            return False
+        self._told += 1
+        self._cond.notify()
+        return True
+
     def _next(self) -> Job | None:
         """The next call this thread runs; None when the pool is shut down and drained."""
         with self._cond:
@@ -222,13 +270,19 @@ class RunPool:
                     continue
                 if self._closed and not self.lanes.waiting:
                     return None
+                recheck = self.lanes.recheck_at(time.monotonic())
                 self._idle += 1
                 try:
                     # Woken by a new call, or by a thread that ended while
-                    # calls waited (only an end lets a waiting long call start).
-                    self._cond.wait()
+                    # calls waited (only an end lets a waiting long call
+                    # start), or when a run turns long (a spare thread).
+                    self._cond.wait(
+                        None if recheck is None else max(recheck - time.monotonic(), 0.001)
+                    )
                 finally:
                     self._idle -= 1
+                    # Told or not (timed out), it is awake and looks again.
+                    self._told = max(self._told - 1, 0)
 
     def _work(self) -> None:
         while (job := self._next()) is not None:
@@ -243,7 +297,7 @@ class RunPool:
                 with self._cond:
                     self.lanes.finish(job, time.monotonic())
                     if self.lanes.waiting:
-                        self._cond.notify()
+                        self._wake()
             # An idle thread must not keep its last call (and so the compiled
             # module it ran) alive: a deleted function's code would stay resident.
             del job

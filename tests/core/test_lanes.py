@@ -124,7 +124,9 @@ def test_the_pool_fails_expired_calls_and_skips_cancelled_ones() -> None:
     ran: list[str] = []
     try:
         holder = pool.submit("a", None, release.wait, 10.0)
-        time.sleep(0.05)
+        time.sleep(0.1)  # "a" has run long: the next call takes the spare thread
+        spare = pool.submit("a2", None, release.wait, 10.0)
+        time.sleep(0.1)
         expired = pool.submit("b", time.monotonic() + 0.05, ran.append, "b")
         cancelled = pool.submit("c", None, ran.append, "c")
         kept = pool.submit("d", None, ran.append, "d")
@@ -132,6 +134,7 @@ def test_the_pool_fails_expired_calls_and_skips_cancelled_ones() -> None:
         time.sleep(0.1)
         release.set()
         assert holder.result(timeout=5) is True
+        assert spare.result(timeout=5) is True
         kept.result(timeout=5)
         with pytest.raises(Expired):
             expired.result(timeout=5)
@@ -140,3 +143,78 @@ def test_the_pool_fails_expired_calls_and_skips_cancelled_ones() -> None:
     finally:
         pool.shutdown(wait=True)
     assert ran == ["d"]
+
+
+def test_two_calls_queued_while_the_one_idle_thread_wakes_both_start() -> None:
+    # The idle thread is told of the first call; the second must get a thread
+    # of its own, not wait for the first to end (a lost wake-up).
+    pool = RunPool(threads=4)
+    release = threading.Event()
+    try:
+        pool.submit("warm", None, lambda: None).result(timeout=5)
+        time.sleep(0.1)  # its thread is idle now
+        with pool._cond:  # both queued before the idle thread can wake
+            held = pool.submit("long", None, release.wait, 10.0)
+            quick = pool.submit("quick", None, lambda: "done")
+        assert quick.result(timeout=3) == "done"
+        assert held.running()
+    finally:
+        release.set()
+        pool.shutdown(wait=True)
+
+
+def test_runs_of_a_quick_function_that_turn_long_leave_a_spare_thread_for_quick_ones() -> None:
+    # A function quick on one input and long on another: seen quick, then two
+    # long calls at once take both threads before either has run 50 ms.
+    lanes = Lanes(threads=2)
+    lanes.add(job("f"))
+    seen = lanes.take(0.0).job
+    assert seen is not None
+    lanes.finish(seen, 0.001)
+    a, b, quick, other = job("f"), job("f"), job("q"), job("q2")
+    for j in (a, b, quick):
+        lanes.add(j)
+    assert lanes.take(1.0).job is a
+    assert lanes.take(1.0).job is b
+    assert lanes.take(1.0).job is None  # not known long yet: the quick call waits
+    assert lanes.recheck_at(1.0) == pytest.approx(1.0 + LONG_S)
+    # both runs are long now, so every thread is held by long runs: a spare one
+    assert lanes.take(1.0 + LONG_S).job is quick
+    assert lanes.recheck_at(1.0 + LONG_S) is None
+    lanes.add(other)
+    assert lanes.take(1.0 + LONG_S).job is None  # the spare is busy with a quick run
+    lanes.add(job("f"))
+    lanes.finish(quick, 1.1)
+    assert lanes.take(1.1).job is other
+    assert lanes.take(1.1).job is None  # a long call never takes a spare thread
+
+
+def test_spare_threads_are_bounded() -> None:
+    lanes = Lanes(threads=1)
+    runs = []
+    for i in range(3):
+        lanes.add(job(f"new{i}"))
+        runs.append(lanes.take(float(i)).job)
+    # the second comes once the first has run long; a third finds none
+    assert runs[0] is not None and runs[1] is not None and runs[2] is None
+    assert lanes.busy == 2 * lanes.threads
+    assert lanes.recheck_at(5.0) is None
+
+
+def test_the_pool_gives_a_quick_call_a_spare_thread_when_long_runs_hold_every_one() -> None:
+    pool = RunPool(threads=2)
+    release = threading.Event()
+    try:
+        pool.submit("f", None, lambda: None).result(timeout=5)  # seen quick
+        with pool._cond:
+            held = [pool.submit("f", None, release.wait, 10.0) for _ in range(2)]
+        deadline = time.monotonic() + 5
+        while sum(f.running() for f in held) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert all(f.running() for f in held)
+        started = time.monotonic()
+        assert pool.submit("quick", None, lambda: "done").result(timeout=5) == "done"
+        assert time.monotonic() - started < 2.0
+    finally:
+        release.set()
+        pool.shutdown(wait=True)

@@ -53,11 +53,13 @@ def timed(action: Callable[[], tuple[int, object]]) -> float:
     return took
 
 
-def storm_call(port: int, key: str) -> tuple[int, float]:
+def storm_call(
+    port: int, key: str, name: str = "loop", body: bytes = b'{"args": {}}'
+) -> tuple[int, float]:
     started = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        conn.request("POST", "/v1/fn/_/loop", b'{"args": {}}', {"Authorization": f"Bearer {key}"})
+        conn.request("POST", f"/v1/fn/_/{name}", body, {"Authorization": f"Bearer {key}"})
         response = conn.getresponse()
         response.read()
         return response.status, time.monotonic()
@@ -130,3 +132,32 @@ def test_quick_calls_are_served_during_a_storm_on_a_remote_worker(tmp_path: Path
         latency = weather_the_storm(cluster.core)
     report("core + worker", latency)
     assert_prompt(latency)
+
+
+def test_a_function_seen_quick_that_runs_long_on_every_thread_leaves_one_for_quick_ones(
+    role_all: Node,
+) -> None:
+    # fl_loop_if_long answers short input at once and loops on long input.
+    # Seen quick, then called long many times at once: the first calls on
+    # each API process start together before any has run long, and took
+    # every thread until their 5 s timeout before spare threads.
+    api = role_all
+    shifty = wat("fl_loop_if_long")
+    assert api.upload("_", "shifty", shifty, {"timeout": STORM_TIMEOUT_MS})[0] == 201
+    # It may sleep (imports poll_oneoff), so it never runs on the event loop:
+    # it needs a thread.
+    assert api.upload("_", "quick", wat("fl_hello_may_sleep"))[0] == 201
+    for i in range(20):  # both seen quick on every API process
+        assert api.invoke("_", "shifty", {"i": i})[0] == 200
+        assert api.invoke("_", "quick", {"i": i})[0] == 200
+    warm: list[float] = []
+    with ThreadPoolExecutor(STORM) as pool:
+        call = partial(storm_call, api.port, api.key, "shifty", b'{"args": {"run": "long please"}}')
+        storm = [pool.submit(call) for _ in range(STORM)]
+        time.sleep(0.5)  # every call of the storm is in
+        while len(warm) < 10:
+            warm.append(timed(lambda: api.invoke("_", "quick", {"n": 1})))
+        answers = [f.result() for f in storm]
+    assert [status for status, _ in answers] == [504] * STORM
+    report("role all, seen quick", {"warm": warm})
+    assert max(warm) < PROMPT_S, warm
