@@ -22,8 +22,10 @@ from __future__ import annotations
 import os
 import re
 import resource
+import select
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 
 import wasmtime
@@ -31,6 +33,11 @@ import wasmtime
 # What the child's exit status says (besides 0: the compiled code is on stdout).
 _EXIT_INVALID = 3  # the code does not compile: the reason is on stderr
 _EXIT_OUT_OF_MEMORY = 4  # an allocation failed under the rlimit
+_EXIT_IDLE = 5  # a spare that was never used
+# (module (func)): what a spare compiles while it waits.
+_WARM_UP = bytes.fromhex("0061736d01000000010401600000030201000a040102000b")
+# How long a spare child waits for code before it exits.
+SPARE_IDLE_S = 300.0
 _OUT_OF_MEMORY = re.compile(r"mmap failed|memory allocation|out of memory|Cannot allocate")
 # The child's own footprint (interpreter, wasmtime's library, compiler
 # threads' stacks) is not the module's: the rlimit is this much above the cap.
@@ -88,51 +95,122 @@ class CompileFailed(Exception):
         self.over_limit = over_limit
 
 
-def compile_in_child(code: bytes, component: bool, limits: CompileLimits) -> bytes:
-    """Compiles ``code`` in a child process and returns the serialized machine code.
+class Compiler:
+    """Compiles in child processes, one spare child started ahead of need.
+
+    A child's start (the interpreter, importing wasmtime, an engine) takes
+    100 to 300 ms here, more than compiling a small module. So after each
+    compile a spare child is started, which readies itself and waits on its
+    stdin for the next code; it exits by itself after ``SPARE_IDLE_S``
+    unused (or when this process goes, at the end of its stdin). It holds
+    about 9 MiB of anonymous memory while it waits. No spare is started
+    before the first compile.
 
     Args:
-        code: a core module or a component.
-        component: compile it as a component.
-        limits: the child's time and memory.
-
-    Raises:
-        CompileFailed: with a message for the user (invalid code, over a limit).
+        limits: the time and memory of each compile.
+        spare: start a spare child after each compile.
     """
-    args = [sys.executable, "-I", __file__, "component" if component else "module",
-            str(limits.memory_bytes + CHILD_BASE_BYTES)]
-    try:
-        done = subprocess.run(
-            args, input=code, capture_output=True, timeout=limits.timeout_s, check=False,
-            env={"PATH": os.environ.get("PATH", ""), "MALLOC_ARENA_MAX": "2"},
-        )
-    except subprocess.TimeoutExpired:
-        raise CompileFailed(
-            f"compiling the code took longer than {limits.timeout_s:g} s, the limit"
-            " (worker.compile_timeout_s)", over_limit=True
-        ) from None
-    if done.returncode == 0:
-        return done.stdout
-    detail = done.stderr.decode("utf-8", "replace").strip()
-    if done.returncode == _EXIT_INVALID:
+
+    def __init__(self, limits: CompileLimits, spare: bool = True) -> None:
+        self.limits = limits
+        self._spare: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._closed = not spare
+
+    def compile(self, code: bytes, component: bool) -> bytes:
+        """Compiles ``code`` in a child and returns the serialized machine code.
+
+        Raises:
+            CompileFailed: with a message for the user (invalid code, over a limit).
+        """
+        child = self._take()
+        try:
+            out, err = child.communicate(
+                (b"c" if component else b"m") + code, timeout=self.limits.timeout_s
+            )
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise CompileFailed(
+                f"compiling the code took longer than {self.limits.timeout_s:g} s, the limit"
+                " (worker.compile_timeout_s)", over_limit=True
+            ) from None
+        return _result(child.returncode, out, err, self.limits)
+
+    def close(self) -> None:
+        """Ends the spare child, if any."""
+        with self._lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.kill()
+            spare.communicate()
+
+    def _take(self) -> subprocess.Popen[bytes]:
+        """A ready (or readying) child for this compile, and a spare started for the next."""
+        with self._lock:
+            child, self._spare = self._spare, None
+            if child is None or child.poll() is not None:
+                if child is not None:
+                    child.communicate()  # reaped: it went idle and exited
+                child = _spawn(self.limits)
+            if not self._closed:
+                self._spare = _spawn(self.limits)
+        return child
+
+
+def _spawn(limits: CompileLimits) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-I", __file__, str(limits.memory_bytes + CHILD_BASE_BYTES),
+         str(SPARE_IDLE_S)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"PATH": os.environ.get("PATH", ""), "MALLOC_ARENA_MAX": "2"},
+    )
+
+
+def _result(returncode: int, out: bytes, err: bytes, limits: CompileLimits) -> bytes:
+    """The child's machine code, or the error its exit status and stderr tell."""
+    if returncode == 0:
+        return out
+    detail = err.decode("utf-8", "replace").strip()
+    if returncode == _EXIT_INVALID:
         raise CompileFailed(detail or "the code does not compile")
-    if done.returncode in (_EXIT_OUT_OF_MEMORY, -6, 134) or "memory allocation" in detail:
+    if returncode in (_EXIT_OUT_OF_MEMORY, -6, 134) or "memory allocation" in detail:
         # A Rust allocation failure aborts (SIGABRT) with "memory allocation of N bytes failed".
         raise CompileFailed(
             f"compiling the code needed more than {limits.memory_bytes >> 20} MiB,"
             " the limit (worker.compile_memory_mib)", over_limit=True
         )
-    last = detail.splitlines()[-1] if detail else f"exit status {done.returncode}"
+    last = detail.splitlines()[-1] if detail else f"exit status {returncode}"
     raise CompileFailed(f"the compiler failed: {last}")
 
 
-def _child(kind: str, address_space: int) -> int:
+def compile_in_child(code: bytes, component: bool, limits: CompileLimits) -> bytes:
+    """Compiles ``code`` in a child process of its own (no spare) and returns the machine code.
+
+    Raises:
+        CompileFailed: with a message for the user (invalid code, over a limit).
+    """
+    return Compiler(limits, spare=False).compile(code, component)
+
+
+def _child(address_space: int, idle_s: float) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    code = sys.stdin.buffer.read()
     engine = wasmtime.Engine(engine_config())
+    # One function compiled ahead: the compiler's own first-use setup is not
+    # the caller's wait.
+    wasmtime.Module(engine, _WARM_UP)
+    # Ready: wait for the code, but not for ever.
+    ready, _, _ = select.select([sys.stdin], [], [], idle_s)
+    if not ready:
+        return _EXIT_IDLE
+    data = sys.stdin.buffer.read()
+    kind, code = data[:1], data[1:]
+    if kind not in (b"m", b"c"):
+        return _EXIT_IDLE  # the parent went away (end of stdin) or sent nothing
     try:
-        if kind == "component":
+        if kind == b"c":
             from wasmtime import component
 
             compiled = component.Component(engine, code).serialize()
@@ -151,4 +229,9 @@ def _child(kind: str, address_space: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], int(sys.argv[2])))
+    status = _child(int(sys.argv[1]), float(sys.argv[2]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # No interpreter teardown (tens of ms with wasmtime loaded): the parent
+    # waits for this exit.
+    os._exit(status)

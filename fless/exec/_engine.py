@@ -27,6 +27,7 @@ from ._abi import FUNLESS_IMPORTS, FUNLESS_MODULE, WASI_MODULE, Abi, inspect_cod
 from ._compiler import (
     CompileFailed,
     CompileLimits,
+    Compiler,
     compile_in_child,
     config_words,
     engine_config,
@@ -132,7 +133,7 @@ class WasmRuntime:
         hold_gil_for_short_calls()
         self.engine = wasmtime.Engine(engine_config())
         self._config_words = config_words()
-        self._compile_limits = compile_limits
+        self._compiler = Compiler(compile_limits) if compile_limits is not None else None
         self._linker = wasmtime.Linker(self.engine)
         self._linker.define_wasi()
         self._hostcalls = HostCalls()
@@ -174,9 +175,11 @@ class WasmRuntime:
         return hashlib.sha256("\0".join(words).encode()).hexdigest()[:16]
 
     def close(self) -> None:
-        """Stops the epoch ticker."""
+        """Stops the epoch ticker and the spare compiler child."""
         self._stop.set()
         self._ticker.join()
+        if self._compiler is not None:
+            self._compiler.close()
 
     def _tick(self) -> None:
         while not self._stop.wait(self._tick_s):
@@ -204,7 +207,7 @@ class WasmRuntime:
             InvalidModule: the bytes are not a module fless can run, or the
                 compile went past its limits.
         """
-        if self._compile_limits is not None:
+        if self._compiler is not None:
             return self.deserialize(*self.precompile(code))
         abi = inspect_code(code)
         if abi is Abi.COMPONENT:
@@ -223,10 +226,12 @@ class WasmRuntime:
                 compile went past its limits.
         """
         abi = inspect_code(code)
+        component = abi is Abi.COMPONENT
         try:
-            compiled = compile_in_child(
-                code, abi is Abi.COMPONENT, self._compile_limits or CompileLimits()
-            )
+            if self._compiler is not None:
+                compiled = self._compiler.compile(code, component)
+            else:
+                compiled = compile_in_child(code, component, CompileLimits())
         except CompileFailed as exc:
             if exc.over_limit:
                 raise InvalidModule(str(exc)) from None

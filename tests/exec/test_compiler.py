@@ -10,13 +10,15 @@ import pytest
 from fixtures import bombs
 from fixtures.build import wat
 
-from fless.exec import Abi, CompileLimits, InvalidModule, Limits, WasmRuntime
-from fless.exec._compiler import CompileFailed, compile_in_child
+from fless.exec import Abi, CompileLimits, InvalidModule, Limits, WasmRuntime, _compiler
+from fless.exec._compiler import CompileFailed, Compiler, compile_in_child
 
 MiB = 1 << 20
 # 45,000 empty functions (within the default bounds): about 280 MiB and
 # 6 s of compiling on this machine's 2 cores.
 HEAVY = 45_000
+# Slack for a loaded 2-core machine on a bound that is about a child's start.
+STARTUP_MARGIN_S = 0.15
 
 
 def rss() -> int:
@@ -77,3 +79,43 @@ def test_a_heavy_compile_leaves_nothing_resident_in_the_parent(runtime: WasmRunt
     del function
     # The child held ~280 MiB; the parent only loaded machine code and let it go.
     assert rss() - before < 40 * MiB
+
+
+def test_a_spare_child_makes_the_next_compile_quick() -> None:
+    compiler = Compiler(CompileLimits())
+    try:
+        code = wat("fl_hello")
+        compiler.compile(code, False)  # no spare yet: this one starts a child
+        spare = compiler._spare
+        assert spare is not None and spare.poll() is None
+        time.sleep(1.0)  # the spare readies itself meanwhile
+        start = time.monotonic()
+        compiler.compile(code, False)
+        # A child's start is 100-300 ms here; the ready spare only compiles.
+        assert time.monotonic() - start < 0.1 + STARTUP_MARGIN_S
+        assert spare.poll() is not None  # it was used, and has exited
+    finally:
+        compiler.close()
+    assert compiler._spare is None
+
+
+def test_an_unused_spare_exits_by_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_compiler, "SPARE_IDLE_S", 0.5)
+    compiler = Compiler(CompileLimits())
+    compiler.compile(wat("fl_hello"), False)
+    spare = compiler._spare
+    assert spare is not None
+    assert spare.wait(timeout=30) == _compiler._EXIT_IDLE
+    # The next compile notices and starts another.
+    compiler.compile(wat("fl_hello"), False)
+    compiler.close()
+
+
+def test_closing_the_runtime_ends_its_spare() -> None:
+    rt = WasmRuntime()
+    rt.compile(wat("fl_hello"))
+    assert rt._compiler is not None
+    spare = rt._compiler._spare
+    assert spare is not None and spare.poll() is None
+    rt.close()
+    assert spare.poll() is not None
