@@ -27,7 +27,7 @@ from fless.gossip import GossipError
 
 from . import _metrics
 from ._dispatch import Call, Dispatcher
-from ._errors import BadRequest, NoWorker, TooLarge, WorkerLost
+from ._errors import BadRequest, CoreError, NoWorker, TooLarge, WorkerLost
 from ._json import JsonRefused
 from ._json import load as load_json
 from ._recent import Recent
@@ -356,10 +356,25 @@ class Platform:
         if spec.retries is not None:
             changes["retries"] = spec.retries
         record = dataclasses.replace(old, **changes)
-        self.store.put_function(record, code, replace=name)
         workers = 0
+        if code is not None and wait:
+            # Compiled by the workers before it is stored: code they refuse
+            # (past a compile limit, say) is a 400 that leaves the function
+            # as it was, not one that can no longer run.
+            try:
+                workers = await self._push(record.hash, code, wait)
+            except Exception:
+                await self._drop_unused(record.hash)
+                raise
+        try:
+            self.store.put_function(record, code, replace=name)
+        except CoreError:
+            if code is not None and wait:
+                await self._drop_unused(record.hash)
+            raise
         if code is not None:
-            workers = await self._push(record.hash, code, wait)
+            if not wait:
+                workers = await self._push(record.hash, code, wait)
             if record.hash != old.hash:
                 await self._drop_unused(old.hash)
         log.info("updated function %s/%s", module, record.name)
