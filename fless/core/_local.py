@@ -27,8 +27,10 @@ and covers all of it here: loading or compiling the code, waiting for a
 thread, the run. The one exception is the stopped run on the loop, which
 moves the deadline by the time it took (see above). Runs wait for a thread
 in ``RunPool``'s two lanes, so long functions never hold every thread, and
-a call whose deadline passed while it waited never starts. Loads, compiles,
-drops and evictions have a thread of their own, never behind runs.
+a call whose deadline passed while it waited never starts. Loads, drops
+and evictions have a thread of their own, never behind runs, and compiles
+another: a compile may take a minute within its bounds, and loading code
+compiled before (a cold start from disk) must not wait for it.
 """
 
 from __future__ import annotations
@@ -98,9 +100,11 @@ class LocalWorker:
         self.log_book = logs
         self._sweeper: asyncio.Task[None] | None = None
         self._pool = RunPool(threads, "fless-exec")
-        # Loading and compiling never wait behind runs (one thread: compiles
-        # are rare and each may take much memory).
+        # Loading and compiling never wait behind runs, and loads never wait
+        # behind a compile (one thread each: compiles are rare and each may
+        # take much memory).
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="fless-load")
+        self._compiler = ThreadPoolExecutor(1, thread_name_prefix="fless-compile")
         # By code hash, the functions that may run on the event loop: from
         # when (0.0 when their last run was quick; later when they were
         # stopped there). See the module's doc.
@@ -110,6 +114,7 @@ class LocalWorker:
         """Waits for running invocations, then closes the cache."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._loader.shutdown(wait=True, cancel_futures=True)
+        self._compiler.shutdown(wait=True, cancel_futures=True)
         self.cache.close()
         self.cache.runtime.close()
         if self.log_book is not None:
@@ -154,7 +159,7 @@ class LocalWorker:
         """
         if sha in self.cache:
             return
-        await asyncio.get_running_loop().run_in_executor(self._loader, self.cache.put, sha, code)
+        await asyncio.get_running_loop().run_in_executor(self._compiler, self.cache.put, sha, code)
 
     async def drop(self, sha: str) -> None:
         """Removes a function's compiled code."""
@@ -252,13 +257,7 @@ class LocalWorker:
         metrics = _metrics.active()
         found = "memory"
 
-        def load() -> CompiledFunction:
-            nonlocal found
-            function = self.cache.get(sha)
-            if function is not None:
-                found = "disk"
-                return function
-            found = "miss"
+        def compile_code() -> CompiledFunction:
             return self.cache.put(sha, load_code())
 
         # Loading (and compiling, on a miss) counts against the deadline; a
@@ -267,7 +266,11 @@ class LocalWorker:
         if function is None:
             try:
                 async with asyncio.timeout(deadline - time.monotonic()):
-                    function = await loop.run_in_executor(self._loader, load)
+                    function = await loop.run_in_executor(self._loader, self.cache.get, sha)
+                    found = "disk"
+                    if function is None:
+                        found = "miss"
+                        function = await loop.run_in_executor(self._compiler, compile_code)
             except TimeoutError:
                 raise FunctionTimeout.after(limits.timeout_s) from None
         if metrics is not None:
