@@ -104,7 +104,7 @@ class Compiler:
     stdin for the next code; it exits by itself after ``SPARE_IDLE_S``
     unused (or when this process goes, at the end of its stdin). It holds
     about 9 MiB of anonymous memory while it waits. No spare is started
-    before the first compile.
+    before the first compile unless ``start_spare`` is called.
 
     Args:
         limits: the time and memory of each compile.
@@ -136,6 +136,12 @@ class Compiler:
                 " (worker.compile_timeout_s)", over_limit=True
             ) from None
         return _result(child.returncode, out, err, self.limits)
+
+    def start_spare(self) -> None:
+        """Starts a spare child now (if there is none), so the first compile needs no start."""
+        with self._lock:
+            if self._spare is None and not self._closed:
+                self._spare = _spawn(self.limits)
 
     def close(self) -> None:
         """Ends the spare child, if any."""

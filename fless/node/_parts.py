@@ -49,9 +49,13 @@ def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
         timeout_s=settings.worker.compile_timeout_s,
         memory_bytes=settings.worker.compile_memory_mib * MiB,
     )
+    runtime = WasmRuntime(compile_limits=compile_limits)
+    # A worker's first calls are often no_code ones (it just joined, or lost
+    # its cache): a compiler child ready ahead saves each a process start.
+    runtime.ready_compiler()
     cache = CodeCache(
         settings.data_path / "cache",
-        WasmRuntime(compile_limits=compile_limits),
+        runtime,
         max_bytes=settings.worker.cache_max_bytes,
         ttl_s=settings.worker.cache_ttl_s,
         loaded_max_bytes=settings.worker.loaded_max_mib * MiB,
