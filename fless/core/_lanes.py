@@ -225,9 +225,7 @@ class RunPool:
             if self._closed:
                 raise RuntimeError("the run pool is shut down")
             self.lanes.add(job)
-            if not self._wake() and len(self._threads) < (
-                self.lanes.threads + self.lanes.spare_most
-            ):
+            if not self._wake() and self._may_add_thread():
                 thread = threading.Thread(
                     target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True
                 )
@@ -246,6 +244,18 @@ class RunPool:
         if wait:
             for thread in self._threads:
                 thread.join()
+
+    def _may_add_thread(self) -> bool:
+        """Whether a call that found no idle thread gets a new one.
+
+        Up to ``threads``; a spare one more only while every thread is busy
+        (it waits there for the runs to go long), not for a moment's overlap
+        of quick calls, which would only make more threads to wake.
+        """
+        made, lanes = len(self._threads), self.lanes
+        if made < lanes.threads:
+            return True
+        return lanes.busy >= lanes.threads and made < lanes.threads + lanes.spare_most
 
     def _wake(self) -> bool:
         """Tells one idle thread not yet told that a call waits; False if none."""
