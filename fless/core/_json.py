@@ -12,6 +12,8 @@ of these is a refusal with a reason (a 400 for a client) rather than a 500.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import json
 import math
 import re
@@ -26,6 +28,12 @@ MAX_INT_DIGITS = 4300
 # A \uD800-\uDFFF escape: a surrogate, lone unless its pair follows.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+# Texts this long are read with the GC paused (see _decode).
+_LARGE_TEXT = 64 * 1024
+# A JSON string (in text already read as JSON), and the bracket bytes.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_OPEN_CLOSE = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
 
 
 class JsonRefused(ValueError):
@@ -58,20 +66,44 @@ _CHECKER_AS_TEXT = json.JSONDecoder(
 )
 
 
-def _nesting(value: Any) -> int:
-    """How deep ``value`` nests, counting up to one past ``MAX_DEPTH`` (no recursion)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            break
-        stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+def _decode(decoder: json.JSONDecoder, text: str) -> Any:
+    """``decoder.decode(text)``, with the cyclic GC paused for a large text.
+
+    Every list the parser makes is tracked by the GC, whose collections then
+    walk them all again and again: 8 MiB of ``[]`` took 1.3 s to read, 0.27 s
+    with the GC paused. Nothing read from JSON holds a cycle to collect.
+    """
+    if len(text) < _LARGE_TEXT or not gc.isenabled():
+        return decoder.decode(text)
+    gc.disable()
+    try:
+        return decoder.decode(text)
+    finally:
+        gc.enable()
+
+
+def _deepest(marks: bytes) -> int:
+    """The deepest nesting of the brackets in ``marks`` (other bytes are ignored)."""
+    # +1 per opening, -1 per closing bracket (as signed bytes), summed in C.
+    steps = memoryview(marks.translate(_OPEN_CLOSE, _NOT_BRACKET)).cast("b")
+    return max(itertools.accumulate(steps), default=0)
+
+
+def _nesting(data: bytes | str, text: str) -> int:
+    """How deep the JSON text nests, from its brackets outside strings.
+
+    Read from the text in C (translate, accumulate, one regex), not by walking
+    the value in Python: a walk took 8 s (and 300 MB) over the 2.8 million
+    objects of an 8 MiB body, blocking its API process all along.
+    """
+    if isinstance(data, bytes) and json.detect_encoding(data).startswith("utf-8"):
+        raw = data
+    else:
+        raw = text.encode("utf-8", "surrogatepass")
+    deepest = _deepest(raw)
+    if deepest > MAX_DEPTH:
+        # Brackets inside strings counted too: count again without the strings.
+        deepest = _deepest(_STRING.sub(b"", raw))
     return deepest
 
 
@@ -107,8 +139,10 @@ def load(data: bytes | str) -> Any:
             out of range or longer than ``MAX_INT_DIGITS`` digits, nesting
             deeper than ``MAX_DEPTH``, or a lone surrogate in a string.
     """
+    text = ""
     try:
-        value = _READER.decode(_text(data))
+        text = _text(data)
+        value = _decode(_READER, text)
     except JsonRefused:
         raise
     except RecursionError:
@@ -120,8 +154,8 @@ def load(data: bytes | str) -> Any:
         raise JsonRefused(
             f"it holds an integer of more than {MAX_INT_DIGITS} digits, which is not read"
         ) from None
-    # The counts are cheap; the walk runs only when they allow deep nesting.
-    if _containers(data) > MAX_DEPTH and _nesting(value) > MAX_DEPTH:
+    # The counts are cheap; the scan runs only when they allow deep nesting.
+    if _containers(data) > MAX_DEPTH and _nesting(data, text) > MAX_DEPTH:
         raise JsonRefused(f"it nests deeper than {MAX_DEPTH} levels")
     if _may_hold_surrogate(data):
         try:
@@ -149,17 +183,17 @@ def check_output(data: bytes) -> bool:
     try:
         text = _text(data)
         try:
-            value = _CHECKER.decode(text)
+            _decode(_CHECKER, text)
         except (JsonRefused, RecursionError, json.JSONDecodeError):
             raise
         except ValueError:
-            value = _CHECKER_AS_TEXT.decode(text)
+            _decode(_CHECKER_AS_TEXT, text)
     except JsonRefused:
         return False
     except RecursionError:
         raise JsonRefused(f"it nests deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         return False
-    if _containers(data) > MAX_DEPTH and _nesting(value) > MAX_DEPTH:
+    if _containers(data) > MAX_DEPTH and _nesting(data, text) > MAX_DEPTH:
         raise JsonRefused(f"it nests deeper than {MAX_DEPTH} levels")
     return True
