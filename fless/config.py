@@ -56,7 +56,8 @@ class ApiSettings:
     header_timeout_ms: int = 10_000
     max_connections: int = 256
     # A request body that sends no byte for this long (while the node is
-    # reading it) closes the connection.
+    # reading it), or a client that reads no byte of its answer for this
+    # long, closes the connection.
     body_timeout_ms: int = 30_000
 
 

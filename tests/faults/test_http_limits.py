@@ -23,6 +23,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from e2e.node import Node
+from fixtures.asgi import fixed_output
 
 MiB = 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
@@ -229,6 +230,31 @@ def test_a_body_that_keeps_coming_slowly_is_not_cut(node: Node) -> None:
     answer = _read_answer(sock)
     sock.close()
     assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
+
+
+def test_an_answer_the_client_does_not_read_is_dropped_after_the_body_timeout(
+    node: Node,
+) -> None:
+    # A function answering 4 MiB, asked for by a client that reads nothing:
+    # the node held the connection and the whole answer for good (40 such
+    # clients held 212 MiB); now it drops them once the body timeout passes.
+    output = b'"' + b"a" * (4 * MiB - 64) + b'"'
+    status, body = node.upload("_", "big_answer", fixed_output(output))
+    assert status == 201, body
+    whole = len(b'{"data":') + len(output) + 1
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", node.port))
+    sock.sendall(b"POST /v1/fn/_/big_answer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 b"Authorization: Bearer " + node.key.encode() + b"\r\nContent-Length: 0\r\n\r\n")
+    time.sleep(2 * BODY_TIMEOUT_S + 2)
+    got = _read_answer(sock, timeout=30)
+    sock.close()
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    # Cut: what the kernel buffers held, not the whole answer.
+    assert len(got) < whole, "the node kept the unread answer until it was read"
+    assert _status(node) == 200
 
 
 def test_connections_past_the_bound_are_refused_and_others_served_after(node: Node) -> None:
