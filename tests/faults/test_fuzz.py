@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -347,6 +348,73 @@ def test_odd_join_addresses_get_a_clean_answer(app: AppDriver, host: str, port: 
     # with "not part of a cluster", so nothing is ever sent anywhere.
     body = json.dumps({"address": f"{host}:{port}"})
     answered_cleanly(app.request("POST", "/v1/admin/nodes", body=body), "join")
+
+
+# A request head's pieces, as bytes a client could send: odd methods, paths
+# with raw bytes, versions, header names and values that break HTTP/1.1.
+head_token = st.one_of(
+    st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS",
+                     b"TRACE", b"CONNECT", b"PRI", b"FOO", b"get", b"G\x00T", b"X" * 300]),
+    st.binary(min_size=1, max_size=12).filter(lambda b: b" " not in b and b"\r\n" not in b),
+)
+head_path = st.one_of(
+    st.sampled_from([b"/v1/", b"/v1/fn", b"/v1/fn//x", b"*", b"http://x/v1/", b"/v1/fn/%ED%A0%80",
+                     b"/v1/fn/\xff", b"/v1/fn/a%00", b"/v1/../v1/fn", b"/ui/../v1/fn"]),
+    st.binary(max_size=40).map(lambda b: b"/v1/fn/" + b.replace(b" ", b"").replace(b"\r", b"")
+                               .replace(b"\n", b"")),
+)
+head_version = st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/0.9", b"HTTP/2.0", b"HTTP/1.2",
+                                b"HTTPS/1.1", b"", b"HTTP/11"])
+head_field = st.one_of(
+    st.sampled_from([b"Content-Length: -1", b"Content-Length: 1e3", b"Content-Length: 99999999999",
+                     "Content-Length: \u0663".encode(), b"Transfer-Encoding: gzip",
+                     b"Transfer-Encoding: chunked", b"Upgrade: websocket", b"Upgrade: h2c",
+                     b"Connection: Upgrade", b"Expect: 100-continue", b"Expect: nonsense",
+                     b"Authorization: Basic eDp5", b"Authorization: Bearer \xff\x00",
+                     b"Content-Type: \xff", b": empty", b"X-A: a\x00b", b"no colon"]),
+    st.tuples(st.binary(min_size=1, max_size=10), st.binary(max_size=20)).map(
+        lambda nv: nv[0].replace(b"\r", b"").replace(b"\n", b"") + b": "
+        + nv[1].replace(b"\r", b"").replace(b"\n", b"")
+    ),
+)
+
+
+def exchange(node: Node, request: bytes) -> bytes:
+    """``request`` as is on a new connection; all the node answered before closing."""
+    with socket.create_connection(("127.0.0.1", node.port), timeout=15) as sock:
+        sock.sendall(request)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        return answer
+
+
+@settings(PROPERTY, max_examples=60)
+@given(method=head_token, path=head_path, version=head_version,
+       fields=st.lists(head_field, max_size=4), body=st.binary(max_size=16))
+def test_odd_request_heads_get_a_json_answer_over_real_sockets(
+    node: Node, method: bytes, path: bytes, version: bytes, fields: list[bytes], body: bytes
+) -> None:
+    head = b"%s %s %s\r\nHost: x\r\nConnection: close\r\n" % (method, path, version)
+    answer = exchange(node, head + b"".join(f + b"\r\n" for f in fields) + b"\r\n" + body)
+    what = f"{head[:80]!r} {fields}"
+    if not answer:
+        return  # closed without an answer (a head that names a body never sent, say)
+    status_line, _, rest = answer.partition(b"\r\n")
+    status = int(status_line.split(b" ")[1])
+    assert status != 500, f"{what}: {answer[:300]!r}"
+    headers, _, content = rest.partition(b"\r\n\r\n")
+    if status >= 400 and method != b"HEAD":
+        fields_sent = dict(
+            line.lower().split(b": ", 1) for line in headers.split(b"\r\n") if b": " in line
+        )
+        assert fields_sent.get(b"content-type") == b"application/json", f"{what}: {answer[:300]!r}"
+        # Only this answer's bytes (a body sent without a length may be read as a next request).
+        length = int(fields_sent[b"content-length"])
+        assert json.loads(content[:length])["errors"]["detail"], what
 
 
 _output_names = (f"out{i}" for i in itertools.count())
