@@ -268,9 +268,12 @@ class ComponentHost:
         return status, data.decode("utf-8", "replace")
 
     def _inv(self) -> Invocation:
+        """The running invocation; past its deadline, the end of it (as ``HostCalls._inv``)."""
         inv = self._hostcalls.current.inv
         if inv is None:
             raise wasmtime.Trap("host function called outside an invocation")
+        if time.monotonic() >= inv.deadline:
+            raise inv_fail(inv, FunctionTimeout.after(inv.limits.timeout_s))
         return inv
 
 

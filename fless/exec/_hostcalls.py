@@ -202,9 +202,19 @@ class HostCalls:
         return host_function
 
     def _inv(self) -> Invocation:
+        """The running invocation; past its deadline, the end of it.
+
+        A guest that calls the host back to back (each call returning at
+        once: a poll of a clock in the past, an empty write, a log line past
+        the cap) keeps taking the GIL, and can starve the epoch ticker of
+        it: a 0.3 s timeout ran to 3 s. So every host call ends the run at
+        the deadline itself (a clock read, tens of nanoseconds).
+        """
         inv = self.current.inv
         if inv is None:
             raise wasmtime.Trap("host function called outside an invocation")
+        if time.monotonic() >= inv.deadline:
+            raise inv_fail(inv, FunctionTimeout.after(inv.limits.timeout_s))
         return inv
 
     def get_input_data(self, caller: wasmtime.Caller, ptr: int) -> None:

@@ -13,10 +13,11 @@ FUNLESS = [
     "fl_hello", "fl_error", "fl_trap", "fl_loop", "fl_membomb", "fl_recursion",
     "fl_big_response", "fl_log_flood", "fl_bad_utf8", "fl_http_denied", "fl_counter",
     "fl_stdout", "fl_big_memory", "fl_reactor", "fl_exit", "fl_spin", "fl_loop_if_long",
-    "fl_hello_may_sleep", "fl_log_empty",
+    "fl_hello_may_sleep", "fl_log_empty", "fl_log_spin",
 ]
 WASI = ["wasi_hello", "wasi_exit", "wasi_flood", "wasi_open", "wasi_abort",
-        "wasi_sleep", "wasi_poll", "wasi_random", "wasi_stderr_lines"]
+        "wasi_sleep", "wasi_poll", "wasi_random", "wasi_stderr_lines",
+        "wasi_poll_spin", "wasi_write_spin"]
 INVALID = ["no_exports", "unknown_import"]
 COMPONENTS = ["component_sleep"]
 
