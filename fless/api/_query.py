@@ -1,4 +1,4 @@
-"""Refusing query parameters a route does not take, from the OpenAPI document.
+"""Refusing query parameters a route does not take (or given twice), from the OpenAPI document.
 
 A misspelt parameter (``?retrys=2``) silently ignored would run a call the
 client did not ask for; like an unknown metadata key it is a 400 that names
@@ -58,3 +58,8 @@ class QueryCheck:
         if unknown:
             takes = ", ".join(sorted(allowed)) or "none"
             raise BadRequest(f"unknown query parameter {unknown[0]!r}; this route takes: {takes}")
+        # falcon gives a repeated parameter as a list; which value counts
+        # would be a guess (one did, silently).
+        repeated = sorted(name for name, value in req.params.items() if isinstance(value, list))
+        if repeated:
+            raise BadRequest(f"query parameter {repeated[0]!r} is given more than once")

@@ -167,6 +167,19 @@ def test_a_field_given_twice_is_refused_and_nothing_changes(
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [("POST", "/v1/fn/_/hello", "retries=0&retries=5"),
+     ("GET", "/v1/invocations", "limit=1&limit=2"),
+     ("GET", "/v1/fn/_/hello/logs", "limit=3&limit=3")],
+)
+def test_a_query_parameter_given_twice_is_refused(
+    driver: AppDriver, method: str, path: str, query: str
+) -> None:
+    # One of the values counted, silently (a call with retries the client may not have meant).
+    refused(driver.request(method, path, query_string=query), 400, "more than once")
+
+
+@pytest.mark.parametrize(
     "head",
     [b"Content-Disposition: form-data", b"X-Other: 1", b'Content-Disposition: form-data; name=""'],
 )
