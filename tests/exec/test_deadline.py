@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -36,3 +38,28 @@ def test_a_deadline_later_than_the_timeout_does_not_extend_it(
         runtime.run(compiled("fl_loop"), b"{}", Limits(timeout_s=0.2), deadline=start + 60)
     assert time.monotonic() - start < 3.0
     assert runtime.run(compiled("fl_hello"), b"1", Limits(), deadline=start + 60).output
+
+
+def test_spinning_runs_on_a_busy_machine_stop_at_their_timeout(
+    runtime: WasmRuntime, compiled: Compiled
+) -> None:
+    # More runs spinning than cores: the epoch ticker wakes late every time,
+    # and when each late tick counted as a whole one a 1 s timeout stopped at
+    # 1.5 s on the 2-core test machine. The epoch now follows the clock.
+    function = compiled("fl_loop")
+    took: list[float] = []
+
+    def spin() -> None:
+        start = time.monotonic()
+        with pytest.raises(FunctionTimeout):
+            runtime.run(function, b"{}", Limits(timeout_s=1.0))
+        took.append(time.monotonic() - start)
+
+    spinners = [threading.Thread(target=spin) for _ in range((os.cpu_count() or 1) + 1)]
+    for thread in spinners:
+        thread.start()
+    for thread in spinners:
+        thread.join()
+    assert len(took) == len(spinners)
+    assert max(took) < 1.0 + 0.2, took
+    assert min(took) > 0.95, took
