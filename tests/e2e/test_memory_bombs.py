@@ -89,6 +89,10 @@ REFUSED_AT_UPLOAD = [
     ("many_memories", bombs.many_memories(16), "16 linear memories; fless accepts at most 1"),
     ("huge_body", bombs.functions(1, b"\x01" * (3 * MiB)),
      "bytes in one function body; fless accepts at most 2097152"),
+    # 120 KB, each function within the bound of one: compiled for longer
+    # than the two-minute compile limit, on every core.
+    ("many_locals", bombs.many_locals(15_000, 50_000),
+     "750000000 locals in all its functions; fless accepts at most 500000"),
 ]
 
 

@@ -78,6 +78,8 @@ PAST: list[tuple[str, int, bytes, str]] = [
     ("locals", 10, bombs.wat_command(
         '(memory (export "memory") 1) (func (export "_start") (local i32 i32 i32 i32 i32 i32)'
         ' (local i64 i64 i64 i64 i64))'), "11 locals in one function; fless accepts at most 10"),
+    ("total_locals", 25, bombs.many_locals(3, 10),
+     "30 locals in all its functions; fless accepts at most 25"),
     ("types", 2, bombs.wat_command(
         '(memory (export "memory") 1) (type (func)) (type (func (param i32)))'
         ' (type (func (param i64))) (func (export "_start"))'), "3 types"),
@@ -117,6 +119,17 @@ def test_a_quarter_million_functions_are_refused_by_the_defaults() -> None:
     code = bombs.functions(250_000)
     with pytest.raises(InvalidModule, match="250000 functions; fless accepts at most 50000"):
         validate_code(code)
+
+
+def test_locals_are_bounded_in_all_functions_together() -> None:
+    # 15,000 functions of 50,000 locals each: a 140 KB upload, each function
+    # within the bound of one, that compiled for longer than two minutes.
+    code = bombs.many_locals(15_000, 50_000)
+    assert len(code) < 200_000
+    with pytest.raises(InvalidModule, match="locals in all its functions; fless accepts at most"):
+        validate_code(code)
+    # CPython's core module, the most of any real one, has 41,709 in all.
+    validate_code(bombs.many_locals(10, 45_000))
 
 
 def test_validate_code_takes_its_bounds() -> None:
