@@ -118,6 +118,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._write_timer = None
         super().connection_lost(exc)
 
+    def eof_received(self) -> bool | None:  # type: ignore[override]
+        """The client half-closed: a whole request under way is still answered, then closed.
+
+        uvicorn let asyncio close the connection at the EOF, so a call or an
+        upload whose client sent its request and then shut its side (as
+        ``nc -N`` and some proxies do) ran, and changed the store, while its
+        answer was lost. A head or a body cut by the EOF can never finish:
+        those connections close as before.
+        """
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete
+                and not self._in_head and not self._in_body):
+            cycle.keep_alive = False  # closed once the answer is sent
+            return True
+        return None
+
     def pause_writing(self) -> None:
         """The client stopped reading (the answer fills the buffer): it must resume in time.
 

@@ -24,6 +24,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from e2e.node import Node
 from fixtures.asgi import fixed_output
+from fixtures.build import wat
 
 MiB = 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
@@ -255,6 +256,24 @@ def test_an_answer_the_client_does_not_read_is_dropped_after_the_body_timeout(
     # Cut: what the kernel buffers held, not the whole answer.
     assert len(got) < whole, "the node kept the unread answer until it was read"
     assert _status(node) == 200
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_answer(node: Node) -> None:
+    # shutdown(SHUT_WR) after a whole request (nc -N, some proxies): uvicorn
+    # closed the connection at the EOF, so a call or an upload under way ran
+    # (and changed the store) while its answer was lost.
+    status, body = node.upload("_", "half_close", wat("fl_hello"))
+    assert status == 201, body
+    request = (b"POST /v1/fn/_/half_close HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Authorization: Bearer " + node.key.encode() + b"\r\nContent-Length: 16\r\n\r\n"
+               b'{"args":{"a":1}}')
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+            answer = _read_answer(sock)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        assert answer.endswith(b'{"data":{"hello":{"a":1}}}'), answer[-300:]
 
 
 def test_connections_past_the_bound_are_refused_and_others_served_after(node: Node) -> None:
