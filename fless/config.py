@@ -85,7 +85,7 @@ class FunctionSettings:
     max_module_functions: int = 50_000
     max_module_function_bytes: int = 2 * MiB
     max_module_locals: int = 50_000
-    max_module_total_locals: int = 500_000
+    max_module_total_locals: int = 200_000
     max_module_types: int = 20_000
     max_module_imports: int = 5_000
     max_module_exports: int = 20_000

@@ -18,6 +18,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +37,9 @@ from ._store import Store
 from ._wire import error_kind
 
 log = logging.getLogger("fless.core")
+
+# Validates uploads, one at a time per process (see ``Platform._check_code``).
+_VALIDATOR = ThreadPoolExecutor(1, thread_name_prefix="fless-validate")
 
 # FunLess metadata keys fless accepts and ignores.
 _FUNLESS_IGNORED = frozenset({"tag", "params", "main_func", "miniSL_services", "miniSL_equation"})
@@ -264,12 +268,17 @@ class Platform:
             tables=fn.max_module_tables,
         ).for_abi(record.abi)
 
-    def _check_code(self, code: bytes) -> str:
+    async def _check_code(self, code: bytes) -> str:
         if len(code) > self.max_upload_bytes:
             raise TooLarge(
                 f"code is {len(code)} bytes, above the upload limit of {self.max_upload_bytes}"
             )
-        return validate_code(code, code_bounds(self.settings)).value
+        # Off the event loop: validating 46 MB took 2 s, every request of the
+        # process waiting. One thread: one upload's validator memory at a time.
+        abi = await asyncio.get_running_loop().run_in_executor(
+            _VALIDATOR, validate_code, code, code_bounds(self.settings)
+        )
+        return abi.value
 
     async def _push(self, sha: str, code: bytes, wait: bool) -> int:
         """Sends code to the workers; how many took it (0 when not waiting)."""
@@ -302,7 +311,7 @@ class Platform:
         """
         check_name("function", name)
         spec = parse_metadata(metadata, self.settings)
-        abi = self._check_code(code)
+        abi = await self._check_code(code)
         now = time.time()
         record = FunctionRecord(
             module=module,
@@ -344,7 +353,7 @@ class Platform:
         if new_name is not None:
             changes["name"] = check_name("function", new_name)
         if code is not None:
-            changes["abi"] = self._check_code(code)
+            changes["abi"] = await self._check_code(code)
             changes["hash"] = hashlib.sha256(code).hexdigest()
             changes["size"] = len(code)
         if spec.memory_mib is not None:

@@ -68,7 +68,7 @@ class CodeBounds:
     functions: int = 50_000
     function_bytes: int = 2 * 1024 * 1024
     locals: int = 50_000
-    total_locals: int = 500_000
+    total_locals: int = 200_000
     types: int = 20_000
     imports: int = 5_000
     exports: int = 20_000
@@ -166,7 +166,7 @@ def count_module(
         elif section == _DATA:
             found["data_segments"] = body.u32()
         elif section == _CODE:
-            _read_code(body, found)
+            _read_code(body, found, bounds, where)
         if bounds is not None:
             check_counts(ModuleCounts(**found), bounds, where)
     return ModuleCounts(**found)
@@ -199,7 +199,15 @@ def _read_imports(body: _Reader, found: dict[str, int]) -> None:
             raise BinaryFormatError(f"unknown import kind {kind}")
 
 
-def _read_code(body: _Reader, found: dict[str, int]) -> None:
+def _read_code(
+    body: _Reader, found: dict[str, int], bounds: CodeBounds | None, where: str
+) -> None:
+    # The locals are read in runs (a count and a type), one Python step each:
+    # runs of no local cost two bytes, and a 2 MB body of them took this
+    # loop 2.4 s. Each run counts as one local at least, and a function past
+    # a locals bound is refused at once, so the steps stay within the bounds.
+    most = bounds.locals if bounds is not None else None
+    most_total = bounds.total_locals if bounds is not None else None
     for _ in range(body.u32()):
         size = body.u32()
         fn_start = body.pos
@@ -208,8 +216,14 @@ def _read_code(body: _Reader, found: dict[str, int]) -> None:
         fn = _Reader(body.data, fn_start, fn_start + size)
         declared = 0
         for _ in range(fn.u32()):
-            declared += fn.u32()
+            declared += fn.u32() or 1
             _value_type(fn)
+            if most is not None and most_total is not None and (
+                declared > most or found["total_locals"] + declared > most_total
+            ):
+                found["locals"] = max(found["locals"], declared)
+                found["total_locals"] += declared
+                check_counts(ModuleCounts(**found), bounds or CodeBounds(), where)
         found["locals"] = max(found["locals"], declared)
         found["total_locals"] += declared
 

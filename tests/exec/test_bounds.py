@@ -129,7 +129,18 @@ def test_locals_are_bounded_in_all_functions_together() -> None:
     with pytest.raises(InvalidModule, match="locals in all its functions; fless accepts at most"):
         validate_code(code)
     # CPython's core module, the most of any real one, has 41,709 in all.
-    validate_code(bombs.many_locals(10, 45_000))
+    validate_code(bombs.many_locals(4, 45_000))
+
+
+def test_runs_of_no_locals_count_and_are_not_read_past_the_bound() -> None:
+    # A 2 MB body of a million runs that each declare no local: valid for
+    # Wasmtime, and 2.4 s of this reader's Python loop (on the API's event
+    # loop) before it counted each run as a local and stopped at the bound.
+    code = bombs.local_runs(1, 1_000_000, 0)
+    with pytest.raises(BoundExceeded, match="50001 locals in one function"):
+        check_bounds(code, CodeBounds())
+    found = counts(bombs.local_runs(2, 5, 0))
+    assert (found.locals, found.total_locals) == (5, 10)
 
 
 def test_validate_code_takes_its_bounds() -> None:
