@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from asyncio import TimerHandle
 from dataclasses import dataclass
 from typing import Any
@@ -264,11 +265,44 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+class ThinnedWarnings(logging.Filter):
+    """Lets each warning a client can cause at will through once a minute.
+
+    uvicorn logs a line for every request its parser refuses, and two for
+    every ``Upgrade: websocket``: without a key, a client could write the
+    node's log as fast as it sends requests.
+    """
+
+    PREFIXES = ("Invalid HTTP request", "Unsupported upgrade", "No supported WebSocket")
+
+    def __init__(self, period_s: float = 60.0) -> None:
+        super().__init__()
+        self._period_s = period_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a repeat of such a warning within the period."""
+        text = record.msg
+        if record.levelno != logging.WARNING or not isinstance(text, str) or not text.startswith(
+            self.PREFIXES
+        ):
+            return True
+        now = time.monotonic()
+        if now - self._last.get(text, -self._period_s) < self._period_s:
+            return False
+        self._last[text] = now
+        return True
+
+
 def bounded_worker(limits: HttpLimits) -> type[UvicornWorker]:
     """A uvicorn worker class for gunicorn whose connections keep ``limits``.
 
-    Made in the gunicorn master before it forks; each API process inherits it.
+    Made in the gunicorn master before it forks; each API process inherits it
+    (and the filter that thins uvicorn's per-request warnings).
     """
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ThinnedWarnings) for f in error_log.filters):
+        error_log.addFilter(ThinnedWarnings())
     protocol = type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"LIMITS": limits})
     # No WebSocket: fless has no WebSocket route, and an upgraded connection
     # would leave this protocol (and its limits: it is no longer counted).

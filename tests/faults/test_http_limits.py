@@ -377,6 +377,18 @@ def test_a_websocket_upgrade_is_answered_as_plain_http(node: Node) -> None:
     assert json.loads(body)["errors"]["detail"]
 
 
+def test_refused_requests_do_not_write_a_log_line_each(node: Node) -> None:
+    # Without a key, each of these wrote a warning (two for an Upgrade).
+    for _ in range(20):
+        _exchange(node, b"FOO /v1/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        _exchange(node, b"GET /v1/ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                        b"Upgrade: websocket\r\n\r\n")
+    log = node.log()
+    # Once a minute each: at most two if a minute turned during the module.
+    assert log.count("Invalid HTTP request received") <= 2, log[-2000:]
+    assert log.count("Unsupported upgrade request") <= 2, log[-2000:]
+
+
 def test_the_node_logged_no_traceback(node: Node) -> None:
     assert "Traceback" not in node.log(), node.log()[-3000:]
 
