@@ -286,13 +286,25 @@ class LocalWorker:
                 # function time: the deadline moves by what the try took.
                 deadline += time.monotonic() - tried
                 self._moved_off_loop(sha, metrics)
-        future = asyncio.wrap_future(self._pool.submit(
+        job = self._pool.submit(
             sha, deadline, self._timed, sha, function, args, limits, None, deadline
-        ))
+        )
         try:
             # asyncio.timeout, not wait_for: no extra task per call on the hot path.
+            async with asyncio.timeout(deadline - time.monotonic()):
+                return await asyncio.wrap_future(job)
+        except Expired:
+            raise FunctionTimeout.after(limits.timeout_s) from None
+        except TimeoutError:
+            if not job.running():
+                # Still queued (the wrapper's cancel withdrew it) or ended:
+                # it will not start, so its client need not wait longer.
+                if not job.done() or job.cancelled():
+                    raise FunctionTimeout.after(limits.timeout_s) from None
+        # It runs: it ends by the deadline plus a tick, with its own verdict.
+        try:
             async with asyncio.timeout(deadline - time.monotonic() + GRACE_S):
-                return await future
+                return await asyncio.wrap_future(job)
         except (TimeoutError, Expired):
             raise FunctionTimeout.after(limits.timeout_s) from None
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+
+import pytest
 from pathlib import Path
 
 from fixtures.build import wat
 
 from fless.core._local import LocalWorker
-from fless.exec import CodeCache, Limits, WasmRuntime
+from fless.exec import CodeCache, FunctionTimeout, Limits, WasmRuntime
 
 
 def leb(n: int) -> bytes:
@@ -72,3 +74,34 @@ def test_a_function_compiled_on_disk_loads_while_another_compiles(tmp_path: Path
     # did not wait for it (it waited, and got a 504, before its own thread)
     assert still_compiling
     assert loaded < 1.5
+
+
+def test_a_call_queued_for_a_thread_gets_its_504_at_its_deadline(tmp_path: Path) -> None:
+    spin, hello = wat("fl_loop"), wat("fl_hello")
+
+    async def scenario() -> float:
+        local = LocalWorker(CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30,
+                                      ttl_s=60.0), threads=1)
+        try:
+            # two long runs: the thread and the spare a quick call would get
+            longs = []
+            for key in ("spin", "spin2"):
+                await local.push(key, spin)
+                longs.append(asyncio.ensure_future(
+                    local.invoke(key, b"{}", Limits(timeout_s=3), lambda: spin)
+                ))
+                await asyncio.sleep(0.2)
+            await local.push("hello", hello)
+            started = time.monotonic()
+            with pytest.raises(FunctionTimeout, match="500 ms"):
+                await local.invoke("hello", b"1", Limits(timeout_s=0.5), lambda: hello)
+            answered = time.monotonic() - started
+            await asyncio.gather(*longs, return_exceptions=True)
+            return answered
+        finally:
+            await local.stop()
+
+    answered = asyncio.run(scenario())
+    # it never started, so nothing to wait for past its deadline (it waited
+    # the run's grace of 0.5 s more before)
+    assert answered < 0.5 + 0.25, answered
