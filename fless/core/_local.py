@@ -296,11 +296,10 @@ class LocalWorker:
         except Expired:
             raise FunctionTimeout.after(limits.timeout_s) from None
         except TimeoutError:
-            if not job.running():
-                # Still queued (the wrapper's cancel withdrew it) or ended:
-                # it will not start, so its client need not wait longer.
-                if not job.done() or job.cancelled():
-                    raise FunctionTimeout.after(limits.timeout_s) from None
+            # Still queued (the wrapper's cancel withdrew it): it will not
+            # start, so its client need not wait longer.
+            if not job.running() and (not job.done() or job.cancelled()):
+                raise FunctionTimeout.after(limits.timeout_s) from None
         # It runs: it ends by the deadline plus a tick, with its own verdict.
         try:
             async with asyncio.timeout(deadline - time.monotonic() + GRACE_S):

@@ -1,14 +1,13 @@
-"""A long compile does not hold up loading other functions' compiled code."""
+"""The local worker's waits: loads never behind a compile, queued calls end at their deadline."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-
-import pytest
 from pathlib import Path
 
+import pytest
 from fixtures.build import wat
 
 from fless.core._local import LocalWorker
