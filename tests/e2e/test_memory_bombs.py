@@ -9,6 +9,7 @@ not grown by the bomb.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -49,8 +50,13 @@ def user_key(node: Node, name: str) -> str:
     return key
 
 
-def upload_as(node: Node, key: str, name: str, code: bytes) -> tuple[int, Any]:
-    body, ctype = multipart([("name", None, name.encode()), ("code", "code.wasm", code)])
+def upload_as(
+    node: Node, key: str, name: str, code: bytes, metadata: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    fields = [("name", None, name.encode()), ("code", "code.wasm", code)]
+    if metadata is not None:
+        fields.append(("metadata", None, json.dumps(metadata).encode()))
+    body, ctype = multipart(fields)
     return node.request("POST", "/v1/fn/_", body, {"Content-Type": ctype}, auth=key,
                         timeout=120)
 
@@ -154,6 +160,21 @@ def test_a_table_grown_past_its_cap_is_refused_the_memory(bounded: Node, key: st
         assert status == 422, body
         assert "unreachable" in body["errors"]["detail"]
     assert node_rss(bounded) - before < RSS_MARGIN
+    assert serves(bounded)
+
+
+def test_trapped_calls_leave_no_memory_behind(bounded: Node, key: str) -> None:
+    # Each call fills 16 MiB, then traps: every few calls left its 16 MiB in
+    # the node (147 MiB after 40 calls, 67 MiB still after the delete).
+    code = bombs.fill_then_trap(256)
+    status, body = upload_as(bounded, key, "fill_trap", code, {"memory": 32})
+    assert status in (200, 201), body
+    before = node_rss(bounded)
+    for _ in range(48):
+        status, body = bounded.invoke("_", "fill_trap", {})
+        assert status == 422, body
+    assert node_rss(bounded) - before < RSS_MARGIN
+    assert bounded.request("DELETE", "/v1/fn/_/fill_trap", auth=key)[0] == 200
     assert serves(bounded)
 
 

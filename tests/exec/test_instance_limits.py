@@ -6,6 +6,7 @@ this process's resident memory is read from /proc around each run.
 
 from __future__ import annotations
 
+import gc
 import resource
 from collections.abc import Iterator
 
@@ -40,6 +41,24 @@ def test_a_table_grown_past_its_cap_is_refused_without_the_memory(runtime: WasmR
     with pytest.raises(FunctionTrap, match="unreachable"):
         runtime.run(function, b"{}", Limits())
     assert rss() - before < RSS_MARGIN
+
+
+def test_a_trapped_instance_is_freed_while_its_error_is_kept(runtime: WasmRuntime) -> None:
+    # The error's traceback (through the Trap it replaced) holds the frames
+    # that held the store: each kept error, or cycle not yet collected, kept
+    # the instance's memory (a real node grew by 16 MiB every few calls).
+    function = runtime.compile(bombs.fill_then_trap(255))
+    kept: list[FunctionTrap] = []
+    before = rss()
+    gc.disable()
+    try:
+        for _ in range(16):
+            with pytest.raises(FunctionTrap, match="unreachable") as caught:
+                runtime.run(function, b"{}", Limits(memory_bytes=32 * MiB))
+            kept.append(caught.value)
+        assert rss() - before < RSS_MARGIN  # 16 calls of 16 MiB
+    finally:
+        gc.enable()
 
 
 def test_a_table_may_grow_up_to_its_cap(runtime: WasmRuntime) -> None:
