@@ -36,6 +36,9 @@ class ApiSettings:
     workers: int = 0
     max_upload_bytes: int = 50 * MiB
     max_request_bytes: int = 8 * MiB
+    # Bytes of request bodies over 64 KiB one API process holds at once
+    # (while their requests run); past it, such a request gets 503 at once.
+    max_body_bytes_in_flight: int = 128 * MiB
     recent_invocations: int = 1000
     # Serve Prometheus metrics at /metrics (with an API key, as every route).
     metrics: bool = True
@@ -317,6 +320,7 @@ def _validate(settings: Settings) -> None:
     positive = {
         "api.max_upload_bytes": settings.api.max_upload_bytes,
         "api.max_request_bytes": settings.api.max_request_bytes,
+        "api.max_body_bytes_in_flight": settings.api.max_body_bytes_in_flight,
         "api.max_header_bytes": settings.api.max_header_bytes,
         "api.max_headers": settings.api.max_headers,
         "api.header_timeout_ms": settings.api.header_timeout_ms,

@@ -20,6 +20,7 @@ from fless.core import Platform
 from . import _errors
 from ._admin import AdminKey, SubjectItem
 from ._auth import AuthMiddleware
+from ._budget import BodyBudget
 from ._paths import PathCheck
 from ._query import QueryCheck
 from ._ratelimit import RateLimiter
@@ -68,6 +69,7 @@ def create_app(
     rate_limit_per_s: float = 0,
     rate_burst: int = 1,
     save_admin_key: Callable[[str], None] | None = None,
+    max_body_bytes_in_flight: int = 128 * 1024 * 1024,
 ) -> falcon.asgi.App[Any, Any]:
     """Builds the v1 API around ``platform``, and the dashboard at ``/ui``.
 
@@ -78,11 +80,14 @@ def create_app(
             process; 0 for no limit.
         rate_burst: requests a subject may send at once before the rate applies.
         save_admin_key: keeps a rotated admin key where the node keeps it.
+        max_body_bytes_in_flight: the bytes of large request bodies this API
+            process holds at once (see ``_budget``).
 
     Returns:
         The ASGI application.
     """
     limiter = RateLimiter(rate_limit_per_s, rate_burst)
+    budget = BodyBudget(max_body_bytes_in_flight)
     # The dashboard's pages come first: they need no key (the page asks for one).
     middleware: list[Any] = [
         Dashboard(),
@@ -100,15 +105,15 @@ def create_app(
     app.add_route("/v1", Root())
     app.add_route("/v1/", Root())
     app.add_route("/v1/openapi.json", OpenApi(openapi_document()))
-    app.add_route("/v1/fn", Modules(platform, max_request_bytes))
-    app.add_route("/v1/fn/{module}", Module(platform, max_request_bytes))
-    app.add_route("/v1/fn/{module}/{name}", Function(platform, max_request_bytes))
+    app.add_route("/v1/fn", Modules(platform, max_request_bytes, budget))
+    app.add_route("/v1/fn/{module}", Module(platform, max_request_bytes, budget))
+    app.add_route("/v1/fn/{module}/{name}", Function(platform, max_request_bytes, budget))
     app.add_route("/v1/fn/{module}/{name}/logs", FunctionLogs(platform))
     app.add_route("/v1/invocations", Invocations(platform))
     app.add_route("/metrics", Metrics(platform))
-    app.add_route("/v1/admin/subjects", Subjects(platform, max_request_bytes))
+    app.add_route("/v1/admin/subjects", Subjects(platform, max_request_bytes, budget))
     app.add_route("/v1/admin/subjects/{name}", SubjectItem(platform))
     app.add_route("/v1/admin/key", AdminKey(platform, save_admin_key))
     app.add_route("/v1/nodes", Nodes(platform))
-    app.add_route("/v1/admin/nodes", JoinNode(platform, max_request_bytes))
+    app.add_route("/v1/admin/nodes", JoinNode(platform, max_request_bytes, budget))
     return app

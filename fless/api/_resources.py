@@ -32,6 +32,8 @@ from fless.core import (
 )
 from fless.exec import ExecError
 
+from ._budget import BodyBudget
+
 # Small multipart fields (name, metadata, flags) are read up to this size.
 _FIELD_MAX = 64 * 1024
 # The fields of a function's form (a part naming another is ignored).
@@ -58,9 +60,12 @@ async def read_body(req: falcon.asgi.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json_object(req: falcon.asgi.Request, limit: int) -> dict[str, Any]:
-    """A JSON object body, or a 400 saying why it is not one."""
-    return parse_object(await read_body(req, limit))
+async def read_json_object(
+    req: falcon.asgi.Request, limit: int, budget: BodyBudget
+) -> dict[str, Any]:
+    """A JSON object body, or a 400 saying why it is not one (503 past the budget)."""
+    async with budget.hold(req, limit):
+        return parse_object(await read_body(req, limit))
 
 
 def _named(body: dict[str, Any], outer: str) -> str:
@@ -183,9 +188,10 @@ class OpenApi:
 class Modules:
     """``/v1/fn``: list and create modules."""
 
-    def __init__(self, platform: Platform, max_request: int) -> None:
+    def __init__(self, platform: Platform, max_request: int, budget: BodyBudget) -> None:
         self._platform = platform
         self._max_request = max_request
+        self._budget = budget
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Every module's name."""
@@ -195,7 +201,7 @@ class Modules:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Creates a module from ``{"module": {"name": ...}}``."""
-        name = _named(await read_json_object(req, self._max_request), "module")
+        name = _named(await read_json_object(req, self._max_request, self._budget), "module")
         self._platform.store.create_module(name)
         _json(resp, 201, {"data": {"name": name}})
 
@@ -203,9 +209,10 @@ class Modules:
 class Module:
     """``/v1/fn/{module}``: show, rename, delete a module; create a function in it."""
 
-    def __init__(self, platform: Platform, max_request: int) -> None:
+    def __init__(self, platform: Platform, max_request: int, budget: BodyBudget) -> None:
         self._platform = platform
         self._max_request = max_request
+        self._budget = budget
 
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str
@@ -218,7 +225,7 @@ class Module:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str
     ) -> None:
         """Renames the module (its functions move with it)."""
-        new = _named(await read_json_object(req, self._max_request), "module")
+        new = _named(await read_json_object(req, self._max_request, self._budget), "module")
         self._platform.store.rename_module(module, new)
         _json(resp, 200, {"data": {"name": new}})
 
@@ -235,23 +242,25 @@ class Module:
         """Creates a function from a multipart ``name``, ``code`` and ``metadata``."""
         if not self._platform.store.has_module(module):
             raise NotFound(f"module {module} not found")
-        form = await FunctionForm.read(req, self._platform.max_upload_bytes)
-        if not form.name:
-            raise BadRequest("multipart field 'name' is missing")
-        if form.code is None:
-            raise BadRequest("multipart field 'code' (the .wasm file) is missing")
-        record, workers = await self._platform.create_function(
-            module, form.name, form.code, form.metadata, form.wait
-        )
+        async with self._budget.hold(req, self._platform.max_upload_bytes + _FIELD_MAX):
+            form = await FunctionForm.read(req, self._platform.max_upload_bytes)
+            if not form.name:
+                raise BadRequest("multipart field 'name' is missing")
+            if form.code is None:
+                raise BadRequest("multipart field 'code' (the .wasm file) is missing")
+            record, workers = await self._platform.create_function(
+                module, form.name, form.code, form.metadata, form.wait
+            )
         _json(resp, 201, {"data": _function_data(record, workers)})
 
 
 class Function:
     """``/v1/fn/{module}/{name}``: show, update, delete and invoke a function."""
 
-    def __init__(self, platform: Platform, max_request: int) -> None:
+    def __init__(self, platform: Platform, max_request: int, budget: BodyBudget) -> None:
         self._platform = platform
         self._max_request = max_request
+        self._budget = budget
 
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
@@ -267,11 +276,12 @@ class Function:
     ) -> None:
         """Updates the code, the settings or the name."""
         self._platform.store.get_function(module, name)
-        form = await FunctionForm.read(req, self._platform.max_upload_bytes)
-        new_name = form.name if form.name and form.name != name else None
-        record, workers = await self._platform.update_function(
-            module, name, form.code, form.metadata, new_name, form.wait
-        )
+        async with self._budget.hold(req, self._platform.max_upload_bytes + _FIELD_MAX):
+            form = await FunctionForm.read(req, self._platform.max_upload_bytes)
+            new_name = form.name if form.name and form.name != name else None
+            record, workers = await self._platform.update_function(
+                module, name, form.code, form.metadata, new_name, form.wait
+            )
         _json(resp, 200, {"data": _function_data(record, workers)})
 
     async def on_delete(
@@ -285,14 +295,17 @@ class Function:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
     ) -> None:
         """Invokes the function with ``{"args": {...}}`` (``?retries=N`` to allow retries)."""
-        body = await read_body(req, self._max_request)
-        args = parse_args(body)
-        invocation = new_invocation_id()
-        # Set first: an error answer names the invocation too.
-        resp.set_header("X-Fless-Invocation", invocation)
-        outcome = await self._platform.invoke(
-            module, name, args, req.get_param("retries"), invocation
-        )
+        # Held until the call ends: the args stay in memory as long as it runs.
+        async with self._budget.hold(req, self._max_request):
+            body = await read_body(req, self._max_request)
+            args = parse_args(body)
+            del body
+            invocation = new_invocation_id()
+            # Set first: an error answer names the invocation too.
+            resp.set_header("X-Fless-Invocation", invocation)
+            outcome = await self._platform.invoke(
+                module, name, args, req.get_param("retries"), invocation
+            )
         resp.set_header("X-Fless-Worker", outcome.worker)
         resp.set_header("X-Fless-Attempts", str(outcome.attempts))
         resp.content_type = falcon.MEDIA_JSON
@@ -389,9 +402,10 @@ def envelope(output: bytes) -> bytes:
 class Subjects:
     """``/v1/admin/subjects``: list users, create one with a new key (admin only)."""
 
-    def __init__(self, platform: Platform, max_request: int) -> None:
+    def __init__(self, platform: Platform, max_request: int, budget: BodyBudget) -> None:
         self._platform = platform
         self._max_request = max_request
+        self._budget = budget
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Every subject (names and roles, never keys)."""
@@ -399,7 +413,7 @@ class Subjects:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Creates a user from ``{"subject": {"name": ...}}``; the key is shown once."""
-        name = _named(await read_json_object(req, self._max_request), "subject")
+        name = _named(await read_json_object(req, self._max_request, self._budget), "subject")
         key = self._platform.store.create_subject(name)
         _json(resp, 200, {"data": {"name": name, "token": key}})
 
@@ -419,13 +433,14 @@ class Nodes:
 class JoinNode:
     """``/v1/admin/nodes``: join one more node to the cluster (admin only)."""
 
-    def __init__(self, platform: Platform, max_request: int) -> None:
+    def __init__(self, platform: Platform, max_request: int, budget: BodyBudget) -> None:
         self._platform = platform
         self._max_request = max_request
+        self._budget = budget
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Joins the node at ``{"address": "HOST:PORT"}`` (its gossip port)."""
-        body = await read_json_object(req, self._max_request)
+        body = await read_json_object(req, self._max_request, self._budget)
         address = body.get("address")
         if not isinstance(address, str):
             raise BadRequest('request body must be {"address": "HOST:PORT"}')

@@ -102,4 +102,5 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             rate_limit_per_s=settings.api.rate_limit_per_s,
             rate_burst=settings.api.rate_burst,
             save_admin_key=save_admin_key,
+            max_body_bytes_in_flight=settings.api.max_body_bytes_in_flight,
         )

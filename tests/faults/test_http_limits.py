@@ -32,6 +32,7 @@ MAX_HEADERS = 100
 HEADER_TIMEOUT_S = 1.5
 MAX_CONNECTIONS = 8
 BODY_TIMEOUT_S = 3.0
+BODY_BUDGET = 3 * MiB
 LIMITS_ENV = {
     # One API process: the connection bound is per process.
     "FLESS_API_WORKERS": "1",
@@ -40,6 +41,7 @@ LIMITS_ENV = {
     "FLESS_API_HEADER_TIMEOUT_MS": str(int(HEADER_TIMEOUT_S * 1000)),
     "FLESS_API_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
     "FLESS_API_BODY_TIMEOUT_MS": str(int(BODY_TIMEOUT_S * 1000)),
+    "FLESS_API_MAX_BODY_BYTES_IN_FLIGHT": str(BODY_BUDGET),
 }
 
 
@@ -274,6 +276,33 @@ def test_a_client_that_half_closes_after_its_request_gets_the_answer(node: Node)
             answer = _read_answer(sock)
         assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
         assert answer.endswith(b'{"data":{"hello":{"a":1}}}'), answer[-300:]
+
+
+def _large_invoke_head(node: Node, size: int) -> bytes:
+    return (b"POST /v1/fn/_/no_such_function HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nAuthorization: Bearer " + node.key.encode()
+            + b"\r\nContent-Length: %d\r\n\r\n" % size)
+
+
+def test_large_bodies_past_the_budget_get_503_and_small_ones_are_served(node: Node) -> None:
+    # Each body is within max_request_bytes, but not their sum: a key could
+    # hold max_connections of them (or 50 MiB uploads) in an API process.
+    size = 2 * MiB
+    holder = socket.create_connection(("127.0.0.1", node.port), timeout=30)
+    holder.sendall(_large_invoke_head(node, size) + b" " * MiB)  # its body is under way
+    time.sleep(0.5)
+    head, body = _exchange(node, _large_invoke_head(node, size) + b" " * size)
+    assert head.startswith(b"HTTP/1.1 503"), head
+    assert b"retry-after: 1" in head.lower(), head
+    assert "api.max_body_bytes_in_flight" in json.loads(body)["errors"]["detail"]
+    # Small bodies never count.
+    assert node.post_json("/v1/fn", {"module": {"name": "while_held"}})[0] == 201
+    # The first one ends (its body whole): its bytes are free again.
+    holder.sendall(b" " * (size - MiB - 2) + b"{}")
+    assert _read_answer(holder).startswith(b"HTTP/1.1 404")
+    holder.close()
+    head, _ = _exchange(node, _large_invoke_head(node, size) + b" " * (size - 2) + b"{}")
+    assert head.startswith(b"HTTP/1.1 404"), head
 
 
 def test_connections_past_the_bound_are_refused_and_others_served_after(node: Node) -> None:
