@@ -13,8 +13,8 @@ never touch it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, nullcontext
+from types import TracebackType
 
 import falcon
 import falcon.asgi
@@ -35,9 +35,13 @@ class BodyBudget:
         self.total = total
         self.free = total
 
-    @asynccontextmanager
-    async def hold(self, req: falcon.asgi.Request, limit: int) -> AsyncIterator[None]:
+    def hold(
+        self, req: falcon.asgi.Request, limit: int
+    ) -> AbstractAsyncContextManager[object]:
         """Holds the body's size while the request is handled (503 past the budget).
+
+        Used as ``async with budget.hold(req, limit):``; for a small body it
+        is a shared no-op (no generator, no allocation: the common invoke).
 
         Args:
             req: the request; its Content-Length, or ``limit`` for a chunked body.
@@ -48,8 +52,7 @@ class BodyBudget:
             size = limit if req.get_header("Transfer-Encoding") else 0
         size = min(size, limit, self.total)
         if size <= SMALL:
-            yield
-            return
+            return _NOTHING
         if size > self.free:
             raise falcon.HTTPServiceUnavailable(
                 title="Service Unavailable",
@@ -60,7 +63,26 @@ class BodyBudget:
                 retry_after=1,
             )
         self.free -= size
-        try:
-            yield
-        finally:
-            self.free += size
+        return _Held(self, size)
+
+
+class _Held:
+    """Gives ``size`` back to the budget when the request's handling ends, however it ends."""
+
+    def __init__(self, budget: BodyBudget, size: int) -> None:
+        self._budget = budget
+        self._size = size
+
+    async def __aenter__(self) -> object:
+        return None
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._budget.free += self._size
+
+
+_NOTHING: AbstractAsyncContextManager[object] = nullcontext()
