@@ -97,6 +97,10 @@ class FunctionSettings:
     max_module_table_elements: int = 100_000
     max_module_element_segments: int = 10_000
     max_module_data_segments: int = 100_000
+    # A module over 64 KiB is validated in a child process, stopped past
+    # these: the validator's time is not bounded by a module's size.
+    validate_timeout_s: int = 30
+    validate_memory_mib: int = 512
 
 
 @dataclass(frozen=True)

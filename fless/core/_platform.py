@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fless.config import FunctionSettings
-from fless.exec import CodeBounds, ExecError, InvalidModule, Limits, Outcome, validate_code
+from fless.exec import (
+    CodeBounds,
+    CompileLimits,
+    ExecError,
+    InvalidModule,
+    Limits,
+    Outcome,
+    validate_code,
+)
 from fless.gossip import GossipError
 
 from . import _metrics
@@ -275,8 +283,12 @@ class Platform:
             )
         # Off the event loop: validating 46 MB took 2 s, every request of the
         # process waiting. One thread: one upload's validator memory at a time.
+        limits = CompileLimits(
+            timeout_s=self.settings.validate_timeout_s,
+            memory_bytes=self.settings.validate_memory_mib << 20,
+        )
         abi = await asyncio.get_running_loop().run_in_executor(
-            _VALIDATOR, validate_code, code, code_bounds(self.settings)
+            _VALIDATOR, validate_code, code, code_bounds(self.settings), limits
         )
         return abi.value
 

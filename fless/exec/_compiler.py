@@ -200,6 +200,43 @@ def compile_in_child(code: bytes, component: bool, limits: CompileLimits) -> byt
     return Compiler(limits, spare=False).compile(code, component)
 
 
+def validate_in_child(code: bytes, limits: CompileLimits) -> None:
+    """Runs Wasmtime's validator on ``code`` in a child process, within ``limits``.
+
+    The validator's time is not bounded by a module's size: a block whose
+    type has a thousand results, and a ``br_table`` of 100,000 targets to
+    it, is 100 KB that took 2.5 s to validate (each target checks every
+    result), and 50 MB of it would take many minutes. In a child it is
+    stopped at the time limit.
+
+    Raises:
+        CompileFailed: the code is invalid (Wasmtime's message), or the
+            validation went past a limit (``over_limit``).
+    """
+    child = _spawn(limits)
+    try:
+        _, err = child.communicate(b"v" + code, timeout=limits.timeout_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise CompileFailed(
+            f"validating the code took longer than {limits.timeout_s:g} s, the limit"
+            " (functions.validate_timeout_s)", over_limit=True
+        ) from None
+    if child.returncode == 0:
+        return
+    detail = err.decode("utf-8", "replace").strip()
+    if child.returncode == _EXIT_INVALID:
+        raise CompileFailed(detail or "invalid")
+    if child.returncode in (_EXIT_OUT_OF_MEMORY, -6, 134) or "memory allocation" in detail:
+        raise CompileFailed(
+            f"validating the code needed more than {limits.memory_bytes >> 20} MiB,"
+            " the limit (functions.validate_memory_mib)", over_limit=True
+        )
+    last = detail.splitlines()[-1] if detail else f"exit status {child.returncode}"
+    raise CompileFailed(f"the validator failed: {last}")
+
+
 def _child(address_space: int, idle_s: float) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -213,9 +250,12 @@ def _child(address_space: int, idle_s: float) -> int:
         return _EXIT_IDLE
     data = sys.stdin.buffer.read()
     kind, code = data[:1], data[1:]
-    if kind not in (b"m", b"c"):
+    if kind not in (b"m", b"c", b"v"):
         return _EXIT_IDLE  # the parent went away (end of stdin) or sent nothing
     try:
+        if kind == b"v":
+            wasmtime.Module.validate(engine, code)
+            return 0
         if kind == b"c":
             from wasmtime import component
 

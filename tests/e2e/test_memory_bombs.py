@@ -30,6 +30,9 @@ HEAVY = 45_000
 # of MiB or more).
 RSS_MARGIN = 48 * MiB
 COMPILE_MEMORY_MIB = 64
+# Time to validate a module: the slow-to-validate bomb would take minutes, a
+# module validated to its end (test_validating_...) 2 or 3 s.
+VALIDATE_TIMEOUT_S = 10
 
 
 def node_rss(node: Node) -> int:
@@ -72,6 +75,7 @@ def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     node = Node(data, env={
         "FLESS_API_WORKERS": "1",
         "FLESS_WORKER_COMPILE_MEMORY_MIB": str(COMPILE_MEMORY_MIB),
+        "FLESS_FUNCTIONS_VALIDATE_TIMEOUT_S": str(VALIDATE_TIMEOUT_S),
     }).start()
     try:
         status, body = node.upload("_", "hello", wat("fl_hello"))
@@ -148,6 +152,21 @@ def test_validating_a_large_upload_leaves_the_api_prompt(bounded: Node, key: str
         poller.join()
     assert len(waits) > 5
     assert max(waits) < spent / 3, (max(waits), spent)
+
+
+def test_a_module_slow_to_validate_is_stopped_at_its_time(bounded: Node, key: str) -> None:
+    # 2 MB of br_table targets to a thousand results: about a minute of
+    # Wasmtime's validator (100 KB took 2.5 s), in the API process, which
+    # nothing stopped; each upload of it held a core (and, before validation
+    # left the event loop, every request of the process) for as long.
+    start = time.monotonic()
+    status, body = upload_as(bounded, key, "slow_br", bombs.slow_br_table(1000, 2_000_000))
+    assert status == 400, body
+    assert (f"validating the code took longer than {VALIDATE_TIMEOUT_S} s, the limit"
+            " (functions.validate_timeout_s)") in body["errors"]["detail"]
+    assert time.monotonic() - start < VALIDATE_TIMEOUT_S + 15
+    assert bounded.request("GET", "/v1/fn/_/slow_br")[0] == 404
+    assert serves(bounded)
 
 
 def test_a_table_grown_past_its_cap_is_refused_the_memory(bounded: Node, key: str) -> None:

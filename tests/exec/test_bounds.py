@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 from fixtures import bombs
@@ -10,9 +11,10 @@ from fixtures.build import c, wat
 
 from fless.config import FunctionSettings
 from fless.core._platform import code_bounds
-from fless.exec import CodeBounds, InvalidModule, validate_code
+from fless.exec import Abi, CodeBounds, CompileLimits, InvalidModule, validate_code
 from fless.exec._binary import BinaryFormatError
 from fless.exec._bounds import BoundExceeded, ModuleCounts, check_bounds, count_module
+from fless.exec._validate import IN_PROCESS_BYTES
 
 COMPONENT_HEADER = b"\x00asm\x0d\x00\x01\x00"
 
@@ -141,6 +143,27 @@ def test_runs_of_no_locals_count_and_are_not_read_past_the_bound() -> None:
         check_bounds(code, CodeBounds())
     found = counts(bombs.local_runs(2, 5, 0))
     assert (found.locals, found.total_locals) == (5, 10)
+
+
+def test_a_large_module_is_validated_in_a_child_within_its_time() -> None:
+    # 1 MB that Wasmtime's validator takes about 25 s over (each br_table
+    # target checks a thousand results); in this process nothing stopped it.
+    code = bombs.slow_br_table(1000, 1_000_000)
+    assert len(code) > IN_PROCESS_BYTES
+    start = time.monotonic()
+    with pytest.raises(InvalidModule, match=r"validating the code took longer than 1 s, the limit"
+                       r" \(functions.validate_timeout_s\)"):
+        validate_code(code, limits=CompileLimits(timeout_s=1))
+    assert time.monotonic() - start < 10
+
+
+def test_a_large_module_validated_in_a_child_is_refused_or_taken_as_in_process() -> None:
+    valid = bombs.functions(30_000)
+    assert len(valid) > IN_PROCESS_BYTES
+    assert validate_code(valid) is Abi.WASI
+    invalid = bombs.slow_to_validate(1)
+    with pytest.raises(InvalidModule, match="not a valid WebAssembly module: type mismatch"):
+        validate_code(invalid)
 
 
 def test_validate_code_takes_its_bounds() -> None:
