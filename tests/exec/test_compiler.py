@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import resource
 import time
 from collections.abc import Iterator
 
 import pytest
 from fixtures import bombs
 from fixtures.build import wat
+from fixtures.memory import rss
 
 from fless.exec import Abi, CompileLimits, InvalidModule, Limits, WasmRuntime, _compiler
 from fless.exec._compiler import CompileFailed, Compiler, compile_in_child
@@ -19,11 +19,6 @@ MiB = 1 << 20
 HEAVY = 45_000
 # Slack for a loaded 2-core machine on a bound that is about a child's start.
 STARTUP_MARGIN_S = 0.15
-
-
-def rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize()
 
 
 @pytest.fixture(scope="module")

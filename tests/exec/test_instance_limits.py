@@ -7,11 +7,11 @@ this process's resident memory is read from /proc around each run.
 from __future__ import annotations
 
 import gc
-import resource
 from collections.abc import Iterator
 
 import pytest
 from fixtures import bombs
+from fixtures.memory import rss
 
 from fless.exec import FunctionTrap, InvalidModule, Limits, WasmRuntime
 from fless.exec._limits import COMPONENT_INSTANCES, TABLE_ELEMENT_BYTES
@@ -21,11 +21,6 @@ MiB = 1 << 20
 TABLE_BOMB = 200_000_000
 # What a refused bomb may leave behind in this process: noise, not the bomb.
 RSS_MARGIN = 32 * MiB
-
-
-def rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize()
 
 
 @pytest.fixture(scope="module")
