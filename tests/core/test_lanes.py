@@ -15,6 +15,14 @@ def job(key: str, deadline: float | None = None) -> Job:
     return Job(key, deadline, lambda: None)
 
 
+def seen(lanes: Lanes, key: str, ran_s: float) -> None:
+    """One call of ``key`` taken at 0.0 and finished at ``ran_s``: now the lanes know its length."""
+    lanes.add(job(key))
+    run = lanes.take(0.0).job
+    assert run is not None
+    lanes.finish(run, ran_s)
+
+
 def test_an_unseen_function_takes_a_thread_but_not_a_second_one_while_it_runs() -> None:
     lanes = Lanes(threads=2)
     first, second, other = job("storm"), job("storm"), job("new")
@@ -33,10 +41,7 @@ def test_an_unseen_function_takes_a_thread_but_not_a_second_one_while_it_runs() 
 
 def test_long_functions_keep_one_thread_free_for_quick_and_new_ones() -> None:
     lanes = Lanes(threads=3)
-    lanes.add(job("long"))
-    run = lanes.take(0.0).job
-    assert run is not None
-    lanes.finish(run, 1.0)  # seen long now
+    seen(lanes, "long", 1.0)  # seen long now
     for _ in range(5):
         lanes.add(job("long"))
     assert [lanes.take(1.0).job is not None for _ in range(3)] == [True, True, False]
@@ -48,10 +53,7 @@ def test_long_functions_keep_one_thread_free_for_quick_and_new_ones() -> None:
 
 def test_waiting_quick_calls_go_before_waiting_long_ones() -> None:
     lanes = Lanes(threads=2)
-    lanes.add(job("long"))
-    seen = lanes.take(0.0).job
-    assert seen is not None
-    lanes.finish(seen, 1.0)
+    seen(lanes, "long", 1.0)
     holder = job("long")
     lanes.add(holder)
     assert lanes.take(1.0).job is holder
@@ -66,10 +68,7 @@ def test_waiting_quick_calls_go_before_waiting_long_ones() -> None:
 
 def test_a_quick_function_that_runs_long_now_counts_as_long() -> None:
     lanes = Lanes(threads=2)
-    lanes.add(job("f"))
-    first = lanes.take(0.0).job
-    assert first is not None
-    lanes.finish(first, 0.001)  # quick
+    seen(lanes, "f", 0.001)  # quick
     lanes.add(job("f"))
     lanes.add(job("f"))
     assert lanes.take(1.0).job is not None
@@ -167,10 +166,7 @@ def test_runs_of_a_quick_function_that_turn_long_leave_a_spare_thread_for_quick_
     # A function quick on one input and long on another: seen quick, then two
     # long calls at once take both threads before either has run 50 ms.
     lanes = Lanes(threads=2)
-    lanes.add(job("f"))
-    seen = lanes.take(0.0).job
-    assert seen is not None
-    lanes.finish(seen, 0.001)
+    seen(lanes, "f", 0.001)
     a, b, quick, other = job("f"), job("f"), job("q"), job("q2")
     for j in (a, b, quick):
         lanes.add(j)
