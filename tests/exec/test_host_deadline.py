@@ -179,13 +179,27 @@ def test_large_random_fills_stop_at_the_deadline(
 # -- __http_request ----------------------------------------------------------------
 
 
+def get_from_stalling_server(
+    runtime: WasmRuntime, compiled: Compiled, scheme: str, *, timeout_s: float,
+    http_timeout_s: float, **server: float,
+) -> tuple[float, object]:
+    """Runs c:http_get on ``scheme://<host>/`` of a ``stalling_server(**server)`` it may reach.
+
+    Returns:
+        How long the run took, and its end (as ``run_timed``).
+    """
+    with stalling_server(**server) as host:
+        limits = Limits(timeout_s=timeout_s, http_timeout_s=http_timeout_s,
+                        http_allow=frozenset({host}))
+        args = json.dumps({"url": f"{scheme}://{host}/"}).encode()
+        return run_timed(runtime, compiled("c:http_get"), args, limits)
+
+
 def test_a_server_that_never_answers_ends_at_the_function_timeout(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
-    with stalling_server() as host:
-        limits = Limits(timeout_s=1.0, http_timeout_s=5.0, http_allow=frozenset({host}))
-        args = json.dumps({"url": f"http://{host}/"}).encode()
-        elapsed, result = run_timed(runtime, compiled("c:http_get"), args, limits)
+    elapsed, result = get_from_stalling_server(
+        runtime, compiled, "http", timeout_s=1.0, http_timeout_s=5.0)
     assert isinstance(result, FunctionTimeout), result
     assert 0.95 <= elapsed < 1.0 + SLACK_S
 
@@ -193,10 +207,8 @@ def test_a_server_that_never_answers_ends_at_the_function_timeout(
 def test_a_tls_handshake_that_never_comes_ends_at_the_function_timeout(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
-    with stalling_server() as host:
-        limits = Limits(timeout_s=1.0, http_timeout_s=5.0, http_allow=frozenset({host}))
-        args = json.dumps({"url": f"https://{host}/"}).encode()
-        elapsed, result = run_timed(runtime, compiled("c:http_get"), args, limits)
+    elapsed, result = get_from_stalling_server(
+        runtime, compiled, "https", timeout_s=1.0, http_timeout_s=5.0)
     assert isinstance(result, FunctionTimeout), result
     assert elapsed < 1.0 + SLACK_S
 
@@ -205,10 +217,8 @@ def test_a_server_that_drips_ends_at_the_function_timeout(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
     # A byte every 0.1 s: no socket timeout (per read) ever fires.
-    with stalling_server(drip_s=0.1, for_s=8) as host:
-        limits = Limits(timeout_s=1.0, http_timeout_s=5.0, http_allow=frozenset({host}))
-        args = json.dumps({"url": f"http://{host}/"}).encode()
-        elapsed, result = run_timed(runtime, compiled("c:http_get"), args, limits)
+    elapsed, result = get_from_stalling_server(
+        runtime, compiled, "http", timeout_s=1.0, http_timeout_s=5.0, drip_s=0.1, for_s=8)
     assert isinstance(result, FunctionTimeout), result
     assert elapsed < 1.0 + SLACK_S
 
@@ -217,10 +227,8 @@ def test_a_dripping_server_fails_the_request_at_http_timeout(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
     # http_timeout bounds the whole request too: the function goes on with status 0.
-    with stalling_server(drip_s=0.1, for_s=8) as host:
-        limits = Limits(timeout_s=5.0, http_timeout_s=0.5, http_allow=frozenset({host}))
-        args = json.dumps({"url": f"http://{host}/"}).encode()
-        elapsed, result = run_timed(runtime, compiled("c:http_get"), args, limits)
+    elapsed, result = get_from_stalling_server(
+        runtime, compiled, "http", timeout_s=5.0, http_timeout_s=0.5, drip_s=0.1, for_s=8)
     assert not isinstance(result, Exception), result
     assert json.loads(result.output) == {"status": 0, "length": 0}  # type: ignore[attr-defined]
     assert 0.45 <= elapsed < 0.5 + SLACK_S
