@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +70,10 @@ def serves(node: Node) -> bool:
     return status == 200 and "still" in str(body)
 
 
-@pytest.fixture(scope="module")
-def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    data = tmp_path_factory.mktemp("bombs") / "data"
-    node = Node(data, env={
-        "FLESS_API_WORKERS": "1",
-        "FLESS_WORKER_COMPILE_MEMORY_MIB": str(COMPILE_MEMORY_MIB),
-        "FLESS_FUNCTIONS_VALIDATE_TIMEOUT_S": str(VALIDATE_TIMEOUT_S),
-    }).start()
+@contextmanager
+def serving_node(data: Path, env: dict[str, str]) -> Iterator[Node]:
+    """A node with one API process and ``env``, serving hello: warmed by 20 calls, stopped after."""
+    node = Node(data, env={"FLESS_API_WORKERS": "1", **env}).start()
     try:
         status, body = node.upload("_", "hello", wat("fl_hello"))
         assert status in (200, 201), body
@@ -85,6 +82,15 @@ def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="module")
+def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    with serving_node(tmp_path_factory.mktemp("bombs") / "data", {
+        "FLESS_WORKER_COMPILE_MEMORY_MIB": str(COMPILE_MEMORY_MIB),
+        "FLESS_FUNCTIONS_VALIDATE_TIMEOUT_S": str(VALIDATE_TIMEOUT_S),
+    }) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
@@ -221,15 +227,8 @@ def test_a_compile_past_its_memory_limit_is_a_400_and_nothing_stays(
 
 @pytest.fixture
 def roomy(tmp_path: Path) -> Iterator[Node]:
-    node = Node(tmp_path / "data", env={"FLESS_API_WORKERS": "1"}).start()
-    try:
-        status, body = node.upload("_", "hello", wat("fl_hello"))
-        assert status in (200, 201), body
-        for _ in range(20):
-            assert serves(node)
+    with serving_node(tmp_path / "data", {}) as node:
         yield node
-    finally:
-        node.stop()
 
 
 def test_a_heavy_module_compiled_then_deleted_leaves_no_resident_memory(roomy: Node) -> None:
