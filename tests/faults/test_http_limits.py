@@ -180,18 +180,30 @@ def test_a_head_that_never_ends_is_closed_after_the_timeout(node: Node, opening:
     assert _status(node) == 200
 
 
-def test_a_slow_request_body_is_not_cut_by_the_head_timeout(node: Node) -> None:
-    body = json.dumps({"module": {"name": "slow_body"}}).encode()
+def create_module_slowly(node: Node, pieces: list[bytes], pause_s: float) -> bytes:
+    """POSTs /v1/fn: the whole head at once, then each of ``pieces`` of its body after ``pause_s``.
+
+    Returns:
+        All the node answered before closing.
+    """
+    body = b"".join(pieces)
     sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
     sock.sendall(
         b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Authorization: Bearer " + node.key.encode() + b"\r\n"
         b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
     )
-    time.sleep(HEADER_TIMEOUT_S + 0.5)
-    sock.sendall(body)
+    for piece in pieces:
+        time.sleep(pause_s)
+        sock.sendall(piece)
     answer = _read_answer(sock)
     sock.close()
+    return answer
+
+
+def test_a_slow_request_body_is_not_cut_by_the_head_timeout(node: Node) -> None:
+    body = json.dumps({"module": {"name": "slow_body"}}).encode()
+    answer = create_module_slowly(node, [body], HEADER_TIMEOUT_S + 0.5)
     assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
 
 
@@ -221,17 +233,7 @@ def test_a_body_that_stops_coming_is_closed_after_the_body_timeout(
 def test_a_body_that_keeps_coming_slowly_is_not_cut(node: Node) -> None:
     # One byte every half body timeout: slow, but never idle for a whole one.
     body = json.dumps({"module": {"name": "drip"}}).encode()
-    sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
-    sock.sendall(
-        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + node.key.encode() + b"\r\n"
-        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
-    )
-    for piece in (body[:5], body[5:10], body[10:]):
-        time.sleep(BODY_TIMEOUT_S / 2)
-        sock.sendall(piece)
-    answer = _read_answer(sock)
-    sock.close()
+    answer = create_module_slowly(node, [body[:5], body[5:10], body[10:]], BODY_TIMEOUT_S / 2)
     assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
 
 
