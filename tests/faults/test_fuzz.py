@@ -30,6 +30,7 @@ import schemathesis
 from e2e.node import Node, free_port
 from fixtures import build
 from fixtures.asgi import AppDriver, fixed_output, multipart
+from fixtures.wire import read_until_closed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -383,13 +384,7 @@ def exchange(node: Node, request: bytes) -> bytes:
     """``request`` as is on a new connection; all the node answered before closing."""
     with socket.create_connection(("127.0.0.1", node.port), timeout=15) as sock:
         sock.sendall(request)
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except ConnectionResetError:
-            pass
-        return answer
+        return read_until_closed(sock, timeout=15)
 
 
 @settings(PROPERTY, max_examples=60)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from e2e.node import Node
 from fixtures.asgi import fixed_output
 from fixtures.build import wat
+from fixtures.wire import read_until_closed
 
 MiB = 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
@@ -65,18 +66,6 @@ def _kib(pid: int, field: str) -> int:
     raise AssertionError(f"no {field} for {pid}")
 
 
-def _read_answer(sock: socket.socket, timeout: float = 10.0) -> bytes:
-    """What the server sent before closing (b"" when it reset the connection)."""
-    sock.settimeout(timeout)
-    got = b""
-    try:
-        while chunk := sock.recv(65536):
-            got += chunk
-    except ConnectionResetError:
-        pass
-    return got
-
-
 def send_huge_header(port: int, size: int) -> tuple[int, bytes]:
     """Sends a request whose one header is ``size`` bytes; how much went out, and the answer."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -89,7 +78,7 @@ def send_huge_header(port: int, size: int) -> tuple[int, bytes]:
             sent += len(chunk)
     except (BrokenPipeError, ConnectionResetError):
         pass
-    return sent, _read_answer(sock)
+    return sent, read_until_closed(sock)
 
 
 def header_resident_growth(node: Node, connections: int = 4, size: int = 48 * MiB) -> float:
@@ -140,7 +129,7 @@ def test_too_many_header_fields_get_431_with_a_json_error(node: Node) -> None:
     sock = socket.create_connection(("127.0.0.1", node.port), timeout=10)
     fields = b"".join(b"X-H%d: v\r\n" % i for i in range(MAX_HEADERS + 1))
     sock.sendall(b"GET /v1/ HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
-    answer = _read_answer(sock)
+    answer = read_until_closed(sock)
     sock.close()
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 431"), answer[:300]
@@ -196,7 +185,7 @@ def create_module_slowly(node: Node, pieces: list[bytes], pause_s: float) -> byt
     for piece in pieces:
         time.sleep(pause_s)
         sock.sendall(piece)
-    answer = _read_answer(sock)
+    answer = read_until_closed(sock)
     sock.close()
     return answer
 
@@ -221,7 +210,7 @@ def test_a_body_that_stops_coming_is_closed_after_the_body_timeout(
         b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + key
         + b"Content-Length: 100\r\n\r\n{\"module\": "
     )
-    _read_answer(sock, timeout=2 * BODY_TIMEOUT_S + HEADER_TIMEOUT_S + 10)
+    read_until_closed(sock, timeout=2 * BODY_TIMEOUT_S + HEADER_TIMEOUT_S + 10)
     closed_after = time.monotonic() - started
     sock.close()
     assert BODY_TIMEOUT_S * 0.8 <= closed_after <= 2 * BODY_TIMEOUT_S + HEADER_TIMEOUT_S + 5, (
@@ -254,7 +243,7 @@ def test_an_answer_the_client_does_not_read_is_dropped_after_the_body_timeout(
     sock.sendall(b"POST /v1/fn/_/big_answer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                  b"Authorization: Bearer " + node.key.encode() + b"\r\nContent-Length: 0\r\n\r\n")
     time.sleep(2 * BODY_TIMEOUT_S + 2)
-    got = _read_answer(sock, timeout=30)
+    got = read_until_closed(sock, timeout=30)
     sock.close()
     assert got.startswith(b"HTTP/1.1 200"), got[:200]
     # Cut: what the kernel buffers held, not the whole answer.
@@ -275,7 +264,7 @@ def test_a_client_that_half_closes_after_its_request_gets_the_answer(node: Node)
         with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
             sock.sendall(request)
             sock.shutdown(socket.SHUT_WR)
-            answer = _read_answer(sock)
+            answer = read_until_closed(sock)
         assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
         assert answer.endswith(b'{"data":{"hello":{"a":1}}}'), answer[-300:]
 
@@ -301,7 +290,7 @@ def test_large_bodies_past_the_budget_get_503_and_small_ones_are_served(node: No
     assert node.post_json("/v1/fn", {"module": {"name": "while_held"}})[0] == 201
     # The first one ends (its body whole): its bytes are free again.
     holder.sendall(b" " * (size - MiB - 2) + b"{}")
-    assert _read_answer(holder).startswith(b"HTTP/1.1 404")
+    assert read_until_closed(holder).startswith(b"HTTP/1.1 404")
     holder.close()
     head, _ = _exchange(node, _large_invoke_head(node, size) + b" " * (size - 2) + b"{}")
     assert head.startswith(b"HTTP/1.1 404"), head
@@ -321,7 +310,7 @@ def test_connections_past_the_bound_are_refused_and_others_served_after(node: No
         extra = socket.create_connection(("127.0.0.1", node.port), timeout=10)
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             extra.sendall(b"GET /v1/ HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = _read_answer(extra)
+        answer = read_until_closed(extra)
         extra.close()
         assert answer == b"" or answer.startswith(b"HTTP/1.1 503"), answer[:300]
         if answer:
