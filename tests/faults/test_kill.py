@@ -6,61 +6,28 @@ deadline plus a second, none hangs; with retries, at least 99.5 % succeed.
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import pytest
 from cluster.lab import Cluster, start_cluster, wait_for
 from fixtures.build import wat
+from fixtures.calls import Answer, call
 
 CALLS = 200
 TIMEOUT_MS = 30_000  # the function's deadline: the 200 calls queue on six threads
+CLIENT_TIMEOUT_S = TIMEOUT_MS / 1000 + 1
 WORKERS = {"w1": 8192, "w2": 8192, "w3": 8192}
-
-
-@dataclass
-class Answer:
-    status: int  # 0: no answer at all
-    seconds: float
-    finished: float  # time.monotonic() at the answer
-    worker: str
-    attempts: int
-    detail: str
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with start_cluster(tmp_path_factory.mktemp("kill"), WORKERS) as running:
         yield running
-
-
-def call(cluster: Cluster, name: str, query: str, index: int) -> Answer:
-    started = time.monotonic()
-    conn = http.client.HTTPConnection(
-        "127.0.0.1", cluster.core.port, timeout=TIMEOUT_MS / 1000 + 1
-    )
-    try:
-        conn.request("POST", f"/v1/fn/_/{name}{query}", json.dumps({"args": {"i": index}}).encode(),
-                     {"Authorization": f"Bearer {cluster.core.key}"})
-        response = conn.getresponse()
-        body = json.loads(response.read())
-        detail = body.get("errors", {}).get("detail", "") if response.status != 200 else ""
-        if response.status == 200:
-            assert body == {"data": {"hello": {"i": index}}}
-        return Answer(response.status, time.monotonic() - started, time.monotonic(),
-                      response.getheader("X-Fless-Worker") or "",
-                      int(response.getheader("X-Fless-Attempts") or 0), detail)
-    except OSError as exc:  # includes the client's timeout: a hung request
-        return Answer(0, time.monotonic() - started, time.monotonic(), "", 0, repr(exc))
-    finally:
-        conn.close()
 
 
 def kill_one_under_load(
@@ -75,7 +42,8 @@ def kill_one_under_load(
     assert victim.proc is not None
     answers: list[Answer] = []
     with ThreadPoolExecutor(CALLS) as pool:
-        futures = [pool.submit(call, cluster, name, query, i) for i in range(CALLS)]
+        futures = [pool.submit(call, cluster.core, name, query, i, CLIENT_TIMEOUT_S)
+                   for i in range(CALLS)]
         # Kill once the victim has answered a first call: it has its share of
         # the 200 queued then, on a fast machine as on a slow one (a fixed
         # delay could let it finish them all first).
@@ -158,6 +126,6 @@ def test_retries_per_invocation_override_the_functions_setting(cluster: Cluster)
 def test_a_bad_retries_value_is_refused_and_runs_nothing(cluster: Cluster) -> None:
     cluster.core.upload("_", "plain", wat("fl_hello"))
     for query in ("?retries=-1", "?retries=99", "?retries=x"):
-        answer = call(cluster, "plain", query, 1)
+        answer = call(cluster.core, "plain", query, 1, CLIENT_TIMEOUT_S)
         assert answer.status == 400, answer
         assert "retries must be an integer from 0 to 5" in answer.detail

@@ -7,31 +7,21 @@ still fails at once (at most once, as documented).
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import pytest
 from cluster.lab import Cluster, start_cluster, wait_for
 from fixtures.build import wat
+from fixtures.calls import Answer, call
 
 CALLS = 48  # tens of ms each on the worker's two threads: many in flight at the kill
 TIMEOUT_MS = 30_000
+CLIENT_TIMEOUT_S = TIMEOUT_MS / 1000 + 5
 RESTART_AFTER_S = 1.0
-
-
-@dataclass
-class Answer:
-    status: int  # 0: no answer at all
-    finished: float  # time.monotonic() at the answer
-    worker: str
-    attempts: int
-    detail: str
 
 
 @pytest.fixture(scope="module")
@@ -40,27 +30,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         status, _ = running.core.upload("_", "spin", wat("fl_spin"), {"timeout": TIMEOUT_MS})
         assert status == 201
         yield running
-
-
-def call(cluster: Cluster, query: str, index: int) -> Answer:
-    conn = http.client.HTTPConnection(
-        "127.0.0.1", cluster.core.port, timeout=TIMEOUT_MS / 1000 + 5
-    )
-    try:
-        conn.request("POST", f"/v1/fn/_/spin{query}", json.dumps({"args": {"i": index}}).encode(),
-                     {"Authorization": f"Bearer {cluster.core.key}"})
-        response = conn.getresponse()
-        body = json.loads(response.read())
-        if response.status == 200:
-            assert body == {"data": {"hello": {"i": index}}}
-        return Answer(response.status, time.monotonic(),
-                      response.getheader("X-Fless-Worker") or "",
-                      int(response.getheader("X-Fless-Attempts") or 0),
-                      body.get("errors", {}).get("detail", ""))
-    except OSError as exc:
-        return Answer(0, time.monotonic(), "", 0, repr(exc))
-    finally:
-        conn.close()
 
 
 def kill_and_restart(cluster: Cluster, query: str) -> tuple[list[Answer], float, float]:
@@ -72,7 +41,8 @@ def kill_and_restart(cluster: Cluster, query: str) -> tuple[list[Answer], float,
     worker = cluster.workers["w1"]
     assert worker.proc is not None
     with ThreadPoolExecutor(CALLS) as pool:
-        futures = [pool.submit(call, cluster, query, i) for i in range(CALLS)]
+        futures = [pool.submit(call, cluster.core, "spin", query, i, CLIENT_TIMEOUT_S)
+                   for i in range(CALLS)]
         wait_for(lambda: any(f.done() for f in futures), 30, "a first answer")
         os.kill(worker.proc.pid, signal.SIGKILL)
         killed = time.monotonic()
