@@ -9,15 +9,14 @@ running.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from e2e.node import Node
 from fixtures.build import c, wat
 from fixtures.stalling import stalling_server
+from fixtures.two_threads import quick_behind_stuck, two_thread_node
 
 SLEEPER_TIMEOUT_MS = 500
 HTTP_TIMEOUT_MS = 1000
@@ -29,9 +28,7 @@ SLACK_S = 1.0
 
 @pytest.fixture(scope="module")
 def two_threads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    data = tmp_path_factory.mktemp("host-deadline") / "data"
-    node = Node(data, env={"FLESS_WORKER_THREADS": "2", "FLESS_API_WORKERS": "1"}).start()
-    try:
+    with two_thread_node(tmp_path_factory.mktemp("host-deadline") / "data") as node:
         assert node.upload("_", "sleeper", wat("wasi_sleep"),
                            {"timeout": SLEEPER_TIMEOUT_MS})[0] == 201
         # Imports poll_oneoff, so it always runs on an executor thread (never on
@@ -40,14 +37,6 @@ def two_threads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
                            {"timeout": QUICK_TIMEOUT_MS})[0] == 201
         assert node.invoke("_", "quick", {"warm": 1}) == (200, {"data": {"hello": {"warm": 1}}})
         yield node
-    finally:
-        node.stop()
-
-
-def timed_invoke(node: Node, name: str, args: Any) -> tuple[int, Any, float]:
-    start = time.monotonic()
-    status, body = node.invoke("_", name, args)
-    return status, body, time.monotonic() - start
 
 
 def storm(node: Node, stuck: str, stuck_args: Any, bound_s: float) -> list[float]:
@@ -56,13 +45,8 @@ def storm(node: Node, stuck: str, stuck_args: Any, bound_s: float) -> list[float
     Returns:
         The stuck calls' times to their 504, after checking the quick call.
     """
-    with ThreadPoolExecutor(2) as pool:
-        stuck_calls: list[Future[tuple[int, Any, float]]] = [
-            pool.submit(timed_invoke, node, stuck, stuck_args) for _ in range(2)
-        ]
-        time.sleep(0.15)  # both are in their host call now
-        status, body, quick_s = timed_invoke(node, "quick", {"n": 1})
-        results = [f.result() for f in stuck_calls]
+    # 0.15 s: both are in their host call by then
+    (status, body, quick_s), results = quick_behind_stuck(node, stuck, stuck_args, 0.15)
     assert status == 200, body
     assert body == {"data": {"hello": {"n": 1}}}
     # It waited at most for the stuck calls' deadline, not for their sleep.

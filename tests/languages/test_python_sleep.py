@@ -8,16 +8,14 @@ their whole sleep, and a quick call queued behind them got a 504.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 from e2e.node import Node
 from fixtures.build import wat
-from languages.langkit import build, deploy, invoke, project_with
+from fixtures.two_threads import quick_behind_stuck, timed_invoke, two_thread_node
+from languages.langkit import build, deploy, project_with
 
 LANG = "python"
 # A build takes half a minute and an upload waits for the worker to compile
@@ -38,16 +36,8 @@ SLACK_S = 1.0
 
 @pytest.fixture(scope="module")
 def two_threads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    data = tmp_path_factory.mktemp("py-sleep") / "data"
-    node = Node(data, env={"FLESS_WORKER_THREADS": "2", "FLESS_API_WORKERS": "1"}).start()
-    yield node
-    node.stop()
-
-
-def timed(node: Node, name: str, args: Any) -> tuple[int, Any, float]:
-    start = time.monotonic()
-    status, body = invoke(node, name, args)
-    return status, body, time.monotonic() - start
+    with two_thread_node(tmp_path_factory.mktemp("py-sleep") / "data") as node:
+        yield node
 
 
 def test_time_sleep_ends_at_the_timeout_and_frees_the_thread(
@@ -58,23 +48,19 @@ def test_time_sleep_ends_at_the_timeout_and_frees_the_thread(
     # Imports poll_oneoff, so it runs on a thread, never on the event loop.
     deploy(two_threads, "quick", wat("fl_hello_may_sleep"), timeout_ms=5000)
     # A sleep within the timeout sleeps, and the function answers.
-    status, body, elapsed = timed(two_threads, "py_sleep", {"sleep": 0.2})
+    status, body, elapsed = timed_invoke(two_threads, "py_sleep", {"sleep": 0.2})
     assert (status, body) == (200, {"data": {"slept": 0.2}})
     assert elapsed >= 0.2
     for _ in range(2):  # the second round runs only if the first freed the threads
-        with ThreadPoolExecutor(2) as pool:
-            sleepers = [pool.submit(timed, two_threads, "py_sleep", {"sleep": 10})
-                        for _ in range(2)]
-            time.sleep(0.3)
-            status, body, quick_s = timed(two_threads, "quick", {"n": 1})
-            stuck = [f.result() for f in sleepers]
+        (status, body, quick_s), stuck = quick_behind_stuck(
+            two_threads, "py_sleep", {"sleep": 10}, 0.3)
         assert (status, body) == (200, {"data": {"hello": {"n": 1}}})
         assert quick_s < TIMEOUT_MS / 1000 + SLACK_S, quick_s
         for status, body, elapsed in stuck:
             assert status == 504, body
             assert elapsed < TIMEOUT_MS / 1000 + SLACK_S, elapsed
         # The sleepers' thread is free at once: the same function runs again.
-        status, body, elapsed = timed(two_threads, "py_sleep", {"sleep": 0})
+        status, body, elapsed = timed_invoke(two_threads, "py_sleep", {"sleep": 0})
         assert (status, body) == (200, {"data": {"slept": 0}})
         assert elapsed < SLACK_S
         print(f"time to 504 of time.sleep(10) with a {TIMEOUT_MS} ms timeout:",
