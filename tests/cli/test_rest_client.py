@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import ssl
 from pathlib import Path
 
 import pytest
+from e2e.node import free_port
 
 from fless.client import Client, FlessError, encode_multipart
 
@@ -16,13 +16,6 @@ from .fake_fless import FakeFless
 
 WASM = b"\0asm\x01\0\0\0" + bytes(range(256)) + b"\r\n--\r\n\xff"
 FUNCTION = {"name": "hello", "module": "_", "hash": "ab", "size": len(WASM), "abi": "funless"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

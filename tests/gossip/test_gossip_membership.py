@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
+from e2e.node import free_port
 
 from fless.gossip import (
     MAX_ENCODED,
@@ -157,12 +158,6 @@ def test_join_at_run_time() -> None:
             await stop_all(d, a)
 
     run(main)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def test_join_unreachable_raises_clear_error() -> None:
