@@ -124,15 +124,8 @@ class Compiler:
             CompileFailed: with a message for the user (invalid code, over a limit).
         """
         child = self._take()
-        try:
-            out, err = _send(child, b"c" if component else b"m", code, self.limits.timeout_s)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.communicate()
-            raise CompileFailed(
-                f"compiling the code took longer than {self.limits.timeout_s:g} s, the limit"
-                " (worker.compile_timeout_s)", over_limit=True
-            ) from None
+        out, err = _send(child, b"c" if component else b"m", code, self.limits.timeout_s,
+                         "compiling", "worker.compile_timeout_s")
         return _result(child.returncode, out, err, self.limits)
 
     def start_spare(self) -> None:
@@ -164,12 +157,17 @@ class Compiler:
 
 
 def _send(
-    child: subprocess.Popen[bytes], kind: bytes, code: bytes, timeout_s: float
+    child: subprocess.Popen[bytes], kind: bytes, code: bytes, timeout_s: float,
+    doing: str, setting: str,
 ) -> tuple[bytes, bytes]:
     """Sends ``kind`` and ``code`` to ``child`` apart: no copy of the code is made to join them.
 
+    Args:
+        doing: what the child does ("compiling"), for the message past the time limit.
+        setting: the setting that holds ``timeout_s``, for the same message.
+
     Raises:
-        subprocess.TimeoutExpired: past ``timeout_s``.
+        CompileFailed: past ``timeout_s`` (``over_limit``); the child is killed.
     """
     assert child.stdin is not None
     try:
@@ -177,7 +175,15 @@ def _send(
         child.stdin.flush()
     except BrokenPipeError:
         pass  # a spare gone idle: communicate reaps it, its exit status says so
-    return child.communicate(code, timeout=timeout_s)
+    try:
+        return child.communicate(code, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise CompileFailed(
+            f"{doing} the code took longer than {timeout_s:g} s, the limit ({setting})",
+            over_limit=True,
+        ) from None
 
 
 def _spawn(limits: CompileLimits) -> subprocess.Popen[bytes]:
@@ -229,15 +235,8 @@ def validate_in_child(code: bytes, limits: CompileLimits) -> None:
             validation went past a limit (``over_limit``).
     """
     child = _spawn(limits)
-    try:
-        _, err = _send(child, b"v", code, limits.timeout_s)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.communicate()
-        raise CompileFailed(
-            f"validating the code took longer than {limits.timeout_s:g} s, the limit"
-            " (functions.validate_timeout_s)", over_limit=True
-        ) from None
+    _, err = _send(child, b"v", code, limits.timeout_s,
+                   "validating", "functions.validate_timeout_s")
     if child.returncode == 0:
         return
     detail = err.decode("utf-8", "replace").strip()
