@@ -8,6 +8,7 @@ needs, not a validator: Wasmtime's validator runs too (``validate_module``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 MAGIC = b"\x00asm"
@@ -121,6 +122,21 @@ _COMPONENT_SECTION_EXPORT = 11
 _COMPONENT_SECTION_LAST = 12  # value section; 0 is custom
 
 
+def sections(data: bytes, start: int, end: int | None = None) -> Iterator[tuple[int, _Reader]]:
+    """The sections that lie in ``data[start:end]``: each one's id and a reader of its body.
+
+    Raises:
+        BinaryFormatError: a section header or size runs past the end.
+    """
+    reader = _Reader(data, start, end)
+    while reader.pos < reader.end:
+        section = reader.byte()
+        size = reader.u32()
+        body_start = reader.pos
+        reader.skip(size)
+        yield section, _Reader(data, body_start, body_start + size)
+
+
 def is_component(data: bytes) -> bool:
     """Whether ``data`` starts like a Wasm component rather than a core module."""
     return data[:4] == MAGIC and data[4:8] == VERSION_COMPONENT
@@ -164,15 +180,9 @@ def read_shape(data: bytes) -> ModuleShape:
         raise BinaryFormatError("this is a Wasm component, fless runs core modules")
     if data[4:8] != VERSION_MODULE:
         raise BinaryFormatError(f"unsupported binary version {data[4:8].hex()}")
-    reader = _Reader(data, 8)
     imports: list[Import] = []
     exports: list[Export] = []
-    while reader.pos < reader.end:
-        section = reader.byte()
-        size = reader.u32()
-        start = reader.pos
-        reader.skip(size)
-        body = _Reader(data, start, start + size)
+    for section, body in sections(data, 8):
         if section == _SECTION_IMPORT:
             for _ in range(body.u32()):
                 module = body.name()

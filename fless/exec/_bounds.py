@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._binary import MAGIC, VERSION_COMPONENT, VERSION_MODULE, BinaryFormatError, _Reader
+from ._binary import (
+    MAGIC,
+    VERSION_COMPONENT,
+    VERSION_MODULE,
+    BinaryFormatError,
+    _Reader,
+    sections,
+)
 
 # Core module sections, by id.
 _TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _GLOBAL, _EXPORT = 1, 2, 3, 4, 5, 6, 7
@@ -137,14 +144,8 @@ def count_module(
         BinaryFormatError: truncated sections or malformed vectors.
         BoundExceeded: past ``bounds``.
     """
-    reader = _Reader(data, start, end)
     found: dict[str, int] = dict.fromkeys(_WHAT, 0)
-    while reader.pos < reader.end:
-        section = reader.byte()
-        size = reader.u32()
-        body_start = reader.pos
-        reader.skip(size)
-        body = _Reader(data, body_start, body_start + size)
+    for section, body in sections(data, start, end):
         if section == _TYPE:
             found["types"] = body.u32()
         elif section == _IMPORT:
@@ -325,13 +326,8 @@ def _check_at(
         raise BinaryFormatError(f"unsupported binary version {version.hex()}")
     if depth >= _MAX_NESTING:
         raise BoundExceeded(f"components nested more than {_MAX_NESTING} deep")
-    reader = _Reader(data, start + 8, end)
-    while reader.pos < reader.end:
-        section = reader.byte()
-        size = reader.u32()
-        body_start = reader.pos
-        reader.skip(size)
+    for section, body in sections(data, start + 8, end):
         if section in (_COMPONENT_CORE_MODULE, _COMPONENT_COMPONENT):
-            if size < 8:
+            if body.end - body.pos < 8:
                 raise BinaryFormatError("an embedded module is truncated")
-            _check_at(data, body_start, body_start + size, bounds, found, depth + 1)
+            _check_at(data, body.pos, body.end, bounds, found, depth + 1)
