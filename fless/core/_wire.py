@@ -74,9 +74,21 @@ def deadline_from(value: object, timeout_s: float, now: float) -> float:
     return now + min(value / 1000, timeout_s)
 
 
+# How each field of Limits travels, read once (this runs twice per remote call):
+# "hosts" a list of strings, "seconds" a positive number, "count" a positive integer.
+_LIMIT_KINDS: dict[str, str] = {
+    f.name: "hosts" if f.name == "http_allow" else "seconds" if f.name.endswith("_s") else "count"
+    for f in dataclasses.fields(Limits)
+}
+
+
 def limits_to_fields(limits: Limits) -> dict[str, Any]:
-    """Limits as a CBOR-friendly map."""
-    data = dataclasses.asdict(limits)
+    """Limits as a CBOR-friendly map.
+
+    Read field by field: ``dataclasses.asdict`` deep-copies every value and
+    took 45 us of a remote call's core side.
+    """
+    data = {name: getattr(limits, name) for name in _LIMIT_KINDS}
     data["http_allow"] = sorted(limits.http_allow)
     return data
 
@@ -87,16 +99,16 @@ def limits_from_fields(data: dict[str, Any]) -> Limits:
     Raises:
         ValueError: a value of the wrong type.
     """
-    known = {f.name: f for f in dataclasses.fields(Limits)}
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in known:
+        kind = _LIMIT_KINDS.get(key)
+        if kind is None:
             continue
-        if key == "http_allow":
+        if kind == "hosts":
             if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
                 raise ValueError("limits.http_allow must be a list of strings")
             values[key] = frozenset(value)
-        elif key.endswith("_s"):
+        elif kind == "seconds":
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"limits.{key} must be a positive number")
             values[key] = float(value)
