@@ -151,8 +151,10 @@ class CodeCache:
     def put(self, sha: str, code: bytes) -> CompiledFunction:
         """Compiles ``code`` (whose hash is ``sha``) and keeps the result.
 
-        Compiled in a child process under the runtime's compile limits: no
-        memory of the compile stays in this one.
+        Compiled in a child process under the runtime's compile limits, or
+        here for a core module of at most ``IN_PROCESS_BYTES`` (see
+        ``WasmRuntime.precompile``); the heap is trimmed after either, so no
+        memory of the compile stays in this process.
 
         Raises:
             InvalidModule: the code does not compile, or its compile went

@@ -39,6 +39,13 @@ _WARM_UP = bytes.fromhex("0061736d01000000010401600000030201000a040102000b")
 # How long a spare child waits for code before it exits.
 SPARE_IDLE_S = 300.0
 _OUT_OF_MEMORY = re.compile(r"mmap failed|memory allocation|out of memory|Cannot allocate")
+# A core module this small is validated and compiled in the calling process,
+# not in a child: starting one (100 to 300 ms) would cost more than the work.
+# The worst measured within it (tests/exec/test_small_compiles.py): 16,000
+# empty functions, 0.9 s and 87 MiB at the peak, 7 MiB left once the heap is
+# trimmed; a br_table of 64,000 targets to a thousand results, 1.6 s to
+# validate. Components always go to a child.
+IN_PROCESS_BYTES = 64 * 1024
 # The child's own footprint (interpreter, wasmtime's library, compiler
 # threads' stacks) is not the module's: the rlimit is this much above the cap.
 CHILD_BASE_BYTES = 256 << 20

@@ -25,6 +25,7 @@ from wasmtime import _ffi as ffi
 
 from ._abi import FUNLESS_IMPORTS, FUNLESS_MODULE, WASI_MODULE, Abi, inspect_code
 from ._compiler import (
+    IN_PROCESS_BYTES,
     CompileFailed,
     CompileLimits,
     Compiler,
@@ -228,11 +229,17 @@ class WasmRuntime:
         try:
             module = wasmtime.Module(self.engine, code)
         except wasmtime.WasmtimeError as exc:
-            raise InvalidModule(f"not a valid WebAssembly module: {_describe(exc)}") from exc
+            raise InvalidModule(
+                f"not a valid WebAssembly module: {_describe(exc, deepest=True)}"
+            ) from exc
         return self._link(abi, module)
 
     def precompile(self, code: bytes) -> tuple[Abi, bytes]:
-        """Compiles ``code`` in a child process to what ``deserialize`` loads.
+        """Compiles ``code`` to what ``deserialize`` loads.
+
+        In a child process (see ``_compiler``), unless it is a core module of
+        at most ``IN_PROCESS_BYTES``: that one compiles here, on the calling
+        thread, in less time than a child takes to start.
 
         Raises:
             InvalidModule: the bytes are not a module fless can run, or the
@@ -240,6 +247,13 @@ class WasmRuntime:
         """
         abi = inspect_code(code)
         component = abi is Abi.COMPONENT
+        if not component and len(code) <= IN_PROCESS_BYTES:
+            try:
+                return abi, bytes(wasmtime.Module(self.engine, code).serialize())
+            except wasmtime.WasmtimeError as exc:
+                raise InvalidModule(
+                    f"not a valid WebAssembly module: {_describe(exc, deepest=True)}"
+                ) from None
         try:
             if self._compiler is not None:
                 compiled = self._compiler.compile(code, component)
@@ -249,7 +263,9 @@ class WasmRuntime:
             if exc.over_limit:
                 raise InvalidModule(str(exc)) from None
             kind = "component" if abi is Abi.COMPONENT else "module"
-            raise InvalidModule(f"not a valid WebAssembly {kind}: {_describe(exc)}") from None
+            raise InvalidModule(
+                f"not a valid WebAssembly {kind}: {_describe(exc, deepest=True)}"
+            ) from None
         return abi, compiled
 
     def serialize(self, function: CompiledFunction) -> bytes:
@@ -434,17 +450,20 @@ def _call(
     return instance.exports(store)[name](store, *params)
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, deepest: bool = False) -> str:
     """The line of a Wasmtime error that says what went wrong.
 
     Wasmtime errors start with context ("error while executing at wasm
-    backtrace:") and give the cause under "Caused by:".
+    backtrace:") and give the cause under "Caused by:", from the outermost
+    to the deepest: a compile error's first cause is only "WebAssembly
+    translation error", its last one names the offset and the fault, so
+    compile errors take the ``deepest``.
     """
     lines = [line.strip() for line in str(exc).strip().splitlines()]
     if "Caused by:" in lines:
-        causes = lines[lines.index("Caused by:") + 1 :]
-        if causes and causes[0]:
-            return re.sub(r"^\d+:\s*", "", causes[0])  # "0: In func ..."
+        causes = [c for c in lines[lines.index("Caused by:") + 1 :] if c]
+        if causes:
+            return re.sub(r"^\d+:\s*", "", causes[-1 if deepest else 0])  # "0: In func ..."
     return lines[0] if lines and lines[0] else type(exc).__name__
 
 

@@ -22,12 +22,14 @@ import wasmtime
 from ._abi import Abi, inspect_code
 from ._binary import BinaryFormatError
 from ._bounds import BoundExceeded, CodeBounds, check_bounds
-from ._compiler import CompileFailed, CompileLimits, engine_config, validate_in_child
+from ._compiler import (
+    IN_PROCESS_BYTES,
+    CompileFailed,
+    CompileLimits,
+    engine_config,
+    validate_in_child,
+)
 from ._errors import InvalidModule
-
-# The largest module validated in this process (64 KiB): the worst measured
-# within it, a br_table of 64,000 targets to a thousand results, takes 1.6 s.
-IN_PROCESS_BYTES = 64 * 1024
 
 
 @functools.cache

@@ -11,7 +11,7 @@ from fixtures.build import wat
 from fixtures.memory import rss
 
 from fless.exec import Abi, CompileLimits, InvalidModule, Limits, WasmRuntime, _compiler
-from fless.exec._compiler import CompileFailed, Compiler, compile_in_child
+from fless.exec._compiler import IN_PROCESS_BYTES, CompileFailed, Compiler, compile_in_child
 
 MiB = 1 << 20
 # 45,000 empty functions (within the default bounds): about 280 MiB and
@@ -29,7 +29,8 @@ def runtime() -> Iterator[WasmRuntime]:
 
 
 def test_the_child_compiles_what_the_parent_loads(runtime: WasmRuntime) -> None:
-    abi, compiled = runtime.precompile(wat("fl_hello"))
+    # Past IN_PROCESS_BYTES: a smaller module compiles in this process.
+    abi, compiled = runtime.precompile(bombs.padded(wat("fl_hello"), IN_PROCESS_BYTES + 1))
     assert abi is Abi.FUNLESS
     function = runtime.deserialize(abi, compiled)
     assert runtime.run(function, b'{"name":"x"}', Limits()).output
@@ -108,7 +109,7 @@ def test_an_unused_spare_exits_by_itself(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_closing_the_runtime_ends_its_spare() -> None:
     rt = WasmRuntime()
-    rt.compile(wat("fl_hello"))
+    rt.ready_compiler()
     assert rt._compiler is not None
     spare = rt._compiler._spare
     assert spare is not None and spare.poll() is None
