@@ -111,7 +111,7 @@ class Compiler:
     stdin for the next code; it exits by itself after ``SPARE_IDLE_S``
     unused (or when this process goes, at the end of its stdin). It holds
     about 9 MiB of anonymous memory while it waits. No spare is started
-    before the first compile unless ``start_spare`` is called.
+    before the first compile.
 
     Args:
         limits: the time and memory of each compile.
@@ -134,12 +134,6 @@ class Compiler:
         out, err = _send(child, b"c" if component else b"m", code, self.limits.timeout_s,
                          "compiling", "worker.compile_timeout_s")
         return _result(child.returncode, out, err, self.limits)
-
-    def start_spare(self) -> None:
-        """Starts a spare child now (if there is none), so the first compile needs no start."""
-        with self._lock:
-            if self._spare is None and not self._closed:
-                self._spare = _spawn(self.limits)
 
     def close(self) -> None:
         """Ends the spare child, if any."""

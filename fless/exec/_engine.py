@@ -175,12 +175,6 @@ class WasmRuntime:
         words = (_WASMTIME_VERSION, platform.machine(), *self._config_words)
         return hashlib.sha256("\0".join(words).encode()).hexdigest()[:16]
 
-    def ready_compiler(self) -> None:
-        """Starts a compiler child ahead of the first compile (a worker's first
-        ``no_code`` call then waits only for the compile itself)."""
-        if self._compiler is not None:
-            self._compiler.start_spare()
-
     def close(self) -> None:
         """Stops the epoch ticker and the spare compiler child."""
         self._stop.set()

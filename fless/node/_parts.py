@@ -49,10 +49,11 @@ def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
         timeout_s=settings.worker.compile_timeout_s,
         memory_bytes=settings.worker.compile_memory_mib * MiB,
     )
+    # No compiler child is started ahead: small modules compile in this
+    # process, and a child's start (100-300 ms of a core) made a just-started
+    # worker's first calls 2-3 times slower; a large module's compile, a
+    # second or more, pays it once and leaves a spare for the next.
     runtime = WasmRuntime(compile_limits=compile_limits)
-    # A worker's first calls are often no_code ones (it just joined, or lost
-    # its cache): a compiler child ready ahead saves each a process start.
-    runtime.ready_compiler()
     cache = CodeCache(
         settings.data_path / "cache",
         runtime,

@@ -109,7 +109,7 @@ def test_an_unused_spare_exits_by_itself(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_closing_the_runtime_ends_its_spare() -> None:
     rt = WasmRuntime()
-    rt.ready_compiler()
+    rt.compile(bombs.padded(wat("fl_hello"), IN_PROCESS_BYTES + 1))  # in a child
     assert rt._compiler is not None
     spare = rt._compiler._spare
     assert spare is not None and spare.poll() is None
