@@ -39,8 +39,11 @@ class Node:
         port: int | None = None,
         *extra: str,
         env: dict[str, str] | None = None,
+        bin_dir: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
+        # Where fless-node is: this interpreter's venv, or another tree's (bench/ab.py).
+        self.bin_dir = bin_dir or BIN
         self.port = port or free_port()
         self.extra = extra
         self.env = env or {}
@@ -67,7 +70,7 @@ class Node:
         env.update(self.env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
-            [str(BIN / "fless-node"), "--host", "127.0.0.1", "--port", str(self.port),
+            [str(self.bin_dir / "fless-node"), "--host", "127.0.0.1", "--port", str(self.port),
              "--data-dir", str(self.data_dir), *self.extra],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
@@ -177,7 +180,7 @@ class WorkerNode(Node):
     def __init__(
         self, data_dir: Path, *, seeds: str, key_dir: Path, memory_mib: int,
         rpc_port: int | None = None, gossip_port: int | None = None,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, bin_dir: Path | None = None,
     ) -> None:
         self.rpc_port = rpc_port or free_port()
         self.gossip_port = gossip_port or free_port()
@@ -185,6 +188,7 @@ class WorkerNode(Node):
             data_dir, None, "--role", "worker", "--seeds", seeds, "--key-dir", str(key_dir),
             "--rpc-port", str(self.rpc_port), "--gossip-port", str(self.gossip_port),
             env={"FLESS_WORKER_MEMORY_MIB": str(memory_mib), **(env or {})},
+            bin_dir=bin_dir,
         )
 
     def start(self, timeout: float = 30.0) -> WorkerNode:

@@ -1,0 +1,214 @@
+"""Two trees of fless side by side: which one serves a warm call faster, drift cancelled.
+
+Whole runs of ``python -m bench`` one after the other differ by 10% on this
+kind of shared machine even for the same tree: its speed drifts between
+them. Here the two trees' nodes run at once, and the calls alternate between
+them in small batches, in a random order each round, so that whatever the
+machine does at a moment falls on both alike. What it prints for each tree:
+
+- the p50, p90 and mean of one client's sequential calls, and the p50 ratio
+  to the other tree ("latency");
+- the CPU each of its processes spent per call (from /proc), which names
+  the process that got costlier;
+- with ``--wrk N``, the calls a second of ``wrk -cN`` runs of 2 s (one per
+  eight rounds), alternated the same way, with their median ratio.
+
+Each tree is a checkout with its own venv (``TREE/.venv/bin/fless-node``):
+for a commit, ``git worktree add /tmp/base COMMIT``, then
+``python3 -m venv /tmp/base/.venv && /tmp/base/.venv/bin/pip install -e '/tmp/base[test]'``.
+Usage, from this tree:
+
+    .venv/bin/python -m bench.ab /tmp/base [--setup all|cluster] [--abi funless|wasi]
+        [--rounds 60] [--batch 100] [--wrk 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fless.exec import Abi
+
+from . import _load, hello
+from ._model import ROOT, BenchConfig  # puts tests/ on sys.path
+
+# isort: split
+from e2e.node import Node, WorkerNode, free_port
+
+WORKERS = 2
+WORKER_MEMORY_MIB = 2048
+# The first rounds warm both trees up and are not counted.
+WARMUP_ROUNDS = 3
+
+
+@dataclass
+class Side:
+    """One tree's nodes, and what was measured of them."""
+
+    label: str
+    tree: Path
+    core: Node
+    workers: list[WorkerNode] = field(default_factory=list)
+    calls: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.tree / ".venv" / "bin"
+
+    def pids(self) -> dict[str, int]:
+        """Its processes by role: the core's API processes and each worker."""
+        found = {f"api {i}": pid for i, pid in enumerate(self.core.api_pids())}
+        for i, worker in enumerate(self.workers):
+            assert worker.proc is not None
+            found[f"worker {i}"] = worker.proc.pid
+        return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has spent (its children not included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def started(label: str, tree: Path, root: Path, setup: str) -> Iterator[Side]:
+    """The tree's node (role all), or a core with two workers, until the block ends."""
+    bin_dir = tree / ".venv" / "bin"
+    if not (bin_dir / "fless-node").exists():
+        raise SystemExit(f"{tree} has no .venv/bin/fless-node: see this module's doc")
+    (root / label).mkdir(parents=True)
+    gossip = free_port()
+    extra = () if setup == "all" else ("--role", "core", "--gossip-port", str(gossip))
+    side = Side(label, tree, Node(root / label / "core", None, *extra,
+                                  env={"FLESS_API_WORKERS": "1"}, bin_dir=bin_dir))
+    try:
+        side.core.start()
+        if setup == "cluster":
+            side.workers = [
+                WorkerNode(root / label / f"worker{i}", seeds=f"127.0.0.1:{gossip}",
+                           key_dir=root / label / "core" / "keys",
+                           memory_mib=WORKER_MEMORY_MIB, bin_dir=bin_dir).start()
+                for i in range(WORKERS)
+            ]
+            wait_alive(side.core, {w.name for w in side.workers})
+        yield side
+    finally:
+        for worker in side.workers:
+            worker.stop()
+        side.core.stop()
+
+
+def wait_alive(core: Node, names: set[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = core.request("GET", "/v1/nodes")
+        if status == 200 and names <= {
+            n["name"] for n in body["data"] if n["role"] == "worker" and n["state"] == "alive"
+        }:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"the workers were not alive in the core's view within {timeout} s")
+
+
+def compare(base: Path, setup: str, abi: Abi, rounds: int, batch: int, wrk: int) -> str:
+    """Runs both trees side by side; the report, as text."""
+    config = BenchConfig(work_dir=Path(tempfile.mkdtemp(prefix="fless-ab-")))
+    code = hello.wasm(config, abi).read_bytes()
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, config.work_dir, ignore_errors=True)
+        sides = [stack.enter_context(started(label, tree, config.work_dir, setup))
+                 for label, tree in (("base", base.resolve()), ("this", ROOT))]
+        clients = {}
+        for side in sides:
+            status, body = side.core.upload("_", "hello", code)
+            if status != 201:
+                raise SystemExit(f"{side.label}: uploading hello answered {status}: {body}")
+            clients[side.label] = http.client.HTTPConnection("127.0.0.1", side.core.port,
+                                                             timeout=30)
+        body = json.dumps({"args": hello.ARGS}).encode()
+        spent: dict[str, dict[str, float]] = {}
+        for number in range(rounds + WARMUP_ROUNDS):
+            if number == WARMUP_ROUNDS:
+                spent = {s.label: {r: cpu_seconds(p) for r, p in s.pids().items()} for s in sides}
+            for side in random.sample(sides, len(sides)):
+                client = clients[side.label]
+                headers = {"Authorization": f"Bearer {side.core.key}",
+                           "Content-Type": "application/json"}
+                for _ in range(batch):
+                    start = time.perf_counter()
+                    client.request("POST", "/v1/fn/_/hello", body, headers)
+                    answer = client.getresponse()
+                    answer.read()
+                    took = time.perf_counter() - start
+                    if answer.status != 200:
+                        raise SystemExit(f"{side.label}: a call answered {answer.status}")
+                    if number >= WARMUP_ROUNDS:
+                        side.calls.append(took)
+        cpu = {s.label: {r: cpu_seconds(p) - spent[s.label][r] for r, p in s.pids().items()}
+               for s in sides}
+        for _ in range(max(1, rounds // 8) if wrk else 0):
+            for side in random.sample(sides, len(sides)):
+                target = _load.Target(f"{side.core.url}/v1/fn/_/hello",
+                                      (("Authorization", f"Bearer {side.core.key}"),))
+                run = _load.run_wrk(config, target, connections=wrk, threads=1, seconds=2)
+                side.rates.append(run.rate)
+    return report(sides, cpu, setup, abi, rounds * batch, wrk)
+
+
+def report(sides: list[Side], cpu: dict[str, dict[str, float]], setup: str, abi: Abi,
+           calls: int, wrk: int) -> str:
+    base = sides[0]
+    lines = [f"{setup}, {abi.value} ABI, {calls} sequential calls per tree:"]
+    for side in sides:
+        ordered = sorted(side.calls)
+        p50 = statistics.median(ordered)
+        lines.append(
+            f"  {side.label:5s} {side.tree}: p50 {p50 * 1000:.3f} ms, "
+            f"p90 {ordered[int(len(ordered) * 0.9)] * 1000:.3f} ms, "
+            f"mean {statistics.fmean(ordered) * 1000:.3f} ms, "
+            f"p50 ratio {p50 / statistics.median(base.calls):.3f}"
+        )
+        per_call = ", ".join(f"{role} {seconds / calls * 1e6:.0f}"
+                             for role, seconds in cpu[side.label].items())
+        lines.append(f"        CPU per call, us: {per_call}")
+    if wrk:
+        lines.append(f"throughput, wrk -c{wrk}, runs of 2 s alternated:")
+        for side in sides:
+            rate = statistics.median(side.rates)
+            lines.append(f"  {side.label:5s} median {rate:.0f} calls/s "
+                         f"({', '.join(f'{r:.0f}' for r in sorted(side.rates))}), "
+                         f"ratio {rate / statistics.median(base.rates):.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.split("\n")[0])
+    parser.add_argument("base", type=Path, help="the other tree (with its own .venv)")
+    parser.add_argument("--setup", choices=("all", "cluster"), default="all")
+    parser.add_argument("--abi", choices=("funless", "wasi"), default="funless")
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--wrk", type=int, default=0, metavar="CONNECTIONS",
+                        help="also alternate wrk runs with this many connections")
+    args = parser.parse_args(argv)
+    if args.wrk and _load.wrk_binary() is None:
+        raise SystemExit(f"wrk is not installed: {_load.WRK_INSTALL}")
+    print(compare(args.base, args.setup, Abi(args.abi), args.rounds, args.batch, args.wrk))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
