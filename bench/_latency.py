@@ -138,7 +138,7 @@ def _cluster(root: Path) -> Iterator[Node]:
                        key_dir=root / "core" / "keys", memory_mib=WORKER_MEMORY_MIB).start()
             for i in range(WORKERS)
         ]
-        _wait_alive(core, {w.name for w in workers})
+        wait_alive(core, {w.name for w in workers})
         yield core
     finally:
         for worker in workers:
@@ -146,7 +146,12 @@ def _cluster(root: Path) -> Iterator[Node]:
         core.stop()
 
 
-def _wait_alive(core: Node, names: set[str], timeout: float = 30.0) -> None:
+def wait_alive(core: Node, names: set[str], timeout: float = 30.0) -> None:
+    """Waits until the core lists every worker of ``names`` alive.
+
+    Raises:
+        LoadError: not within ``timeout``.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status, body = core.request("GET", "/v1/nodes")

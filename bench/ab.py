@@ -42,6 +42,7 @@ from pathlib import Path
 from fless.exec import Abi
 
 from . import _load, hello
+from ._latency import wait_alive
 from ._model import ROOT, BenchConfig  # puts tests/ on sys.path
 
 # isort: split
@@ -103,24 +104,12 @@ def started(label: str, tree: Path, root: Path, setup: str) -> Iterator[Side]:
                            memory_mib=WORKER_MEMORY_MIB, bin_dir=bin_dir).start()
                 for i in range(WORKERS)
             ]
-            wait_alive(side.core, {w.name for w in side.workers})
+            wait_alive(side.core, {w.name for w in side.workers}, timeout=60.0)
         yield side
     finally:
         for worker in side.workers:
             worker.stop()
         side.core.stop()
-
-
-def wait_alive(core: Node, names: set[str], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, body = core.request("GET", "/v1/nodes")
-        if status == 200 and names <= {
-            n["name"] for n in body["data"] if n["role"] == "worker" and n["state"] == "alive"
-        }:
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"the workers were not alive in the core's view within {timeout} s")
 
 
 def compare(base: Path, setup: str, abi: Abi, rounds: int, batch: int, wrk: int) -> str:
