@@ -51,10 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
     busy = _report.cpu_busy()
     if busy > 0.25:
-        print(f"bench: the machine is {busy:.0%} busy before the run: the figures will be "
-              "skewed", file=sys.stderr, flush=True)
-    machine: dict[str, Any] = {"cpu_busy_before": round(busy, 3),
-                               "load_start": _report.load_average()}
+        print(
+            f"bench: the machine is {busy:.0%} busy before the run: the figures will be skewed",
+            file=sys.stderr,
+            flush=True,
+        )
+    machine: dict[str, Any] = {
+        "cpu_busy_before": round(busy, 3),
+        "load_start": _report.load_average(),
+    }
     times = _report.cpu_times()
     if args.install:
         for reason in (_load.install_wrk(), _peer.install_workerd()):
@@ -76,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
             failures.append({"module": name, "error": f"{type(exc).__name__}: {exc}"})
             continue
-        print(f"bench: {name}: {len(produced)} figures in {time.monotonic() - began:.0f} s",
-              flush=True)
+        print(
+            f"bench: {name}: {len(produced)} figures in {time.monotonic() - began:.0f} s",
+            flush=True,
+        )
         figures += produced
 
     figures = _report.with_ratios(figures)
@@ -85,8 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = {"wrk": _load.wrk_version(), "workerd": _peer.workerd_version()}
     machine["load_end"] = _report.load_average()
     machine["cpu_during"] = _report.cpu_shares(times, _report.cpu_times())
-    doc = _report.document(figures, config, _report.versions(tools), failures, started,
-                           time.monotonic() - clock, machine)
+    doc = _report.document(
+        figures,
+        config,
+        _report.versions(tools),
+        failures,
+        started,
+        time.monotonic() - clock,
+        machine,
+    )
     json_path, md_path = _report.write(Path(args.out), doc)
     print(_report.markdown(doc))
     print(f"bench: wrote {json_path} and {md_path}", flush=True)
@@ -95,17 +109,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny counts: checks the harness works, measures nothing")
-    parser.add_argument("--out", default=str(ROOT / "bench-results"),
-                        help="where latest.json and latest.md go (default: bench-results/)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny counts: checks the harness works, measures nothing",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(ROOT / "bench-results"),
+        help="where latest.json and latest.md go (default: bench-results/)",
+    )
     parser.add_argument("--only", help=f"comma-separated modules, of: {', '.join(MODULES)}")
     parser.add_argument("--repeats", type=int, help="runs per figure")
     parser.add_argument("--requests", type=int, help="requests per latency run")
     parser.add_argument("--seconds", type=float, help="seconds per throughput run")
     parser.add_argument("--work-dir", help=f"scratch space (default {BenchConfig.work_dir})")
-    parser.add_argument("--no-install", dest="install", action="store_false",
-                        help="do not install wrk or workerd")
+    parser.add_argument(
+        "--no-install", dest="install", action="store_false", help="do not install wrk or workerd"
+    )
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(MODULES) if args.only else set()
     if unknown:

@@ -88,8 +88,16 @@ class _Runs:
     def figure(self, name: str, floor: str | None = None, note: str = "") -> Figure:
         runs = self.values[name]
         p99 = median(self.p99s[name]) if self.p99s.get(name) else None
-        return Figure(GROUP, name, median(runs), "ms", p99=p99, runs=tuple(runs),
-                      floor=f"{GROUP}: {floor}" if floor else None, note=note)
+        return Figure(
+            GROUP,
+            name,
+            median(runs),
+            "ms",
+            p99=p99,
+            runs=tuple(runs),
+            floor=f"{GROUP}: {floor}" if floor else None,
+            note=note,
+        )
 
 
 def _create(node: Node, name: str, code: bytes) -> None:
@@ -115,7 +123,12 @@ def _warm_up(node: Node, caller: Caller) -> None:
 
 
 def _after_create(
-    runs: _Runs, setup: str, node: Node, caller: Caller, run: int, warm: int,
+    runs: _Runs,
+    setup: str,
+    node: Node,
+    caller: Caller,
+    run: int,
+    warm: int,
     on: WorkerNode | None,
 ) -> dict[str, bytes]:
     """Creates each ABI's hello anew, times its first call, then its warm calls.
@@ -145,7 +158,10 @@ def _restart(cluster: LocalCluster, worker: WorkerNode, keep_cache: bool) -> Non
 
 
 def _worker_restarts(
-    runs: _Runs, cluster: LocalCluster, caller: Caller, worker: WorkerNode,
+    runs: _Runs,
+    cluster: LocalCluster,
+    caller: Caller,
+    worker: WorkerNode,
     created: dict[str, bytes],
 ) -> None:
     """Times the first calls on ``worker`` without the code, then with it on disk.
@@ -190,8 +206,7 @@ def measure(config: BenchConfig) -> list[Figure]:
         try:
             _warm_up(cluster.core, caller)
             for run in range(config.repeats):
-                created = _after_create(runs, "core + worker", cluster.core, caller, run,
-                                        warm, big)
+                created = _after_create(runs, "core + worker", cluster.core, caller, run, warm, big)
                 _worker_restarts(runs, cluster, caller, big, created)
         finally:
             caller.close()
@@ -203,17 +218,31 @@ def _figures(runs: _Runs) -> list[Figure]:
     for setup in SETUPS:
         for label, _ in ABIS:
             warm = f"warm, same function, {setup}, {label}"
-            figures.append(runs.figure(
-                f"first invoke after create, {setup}, {label}", floor=warm,
-                note="code pushed at create; target: at most 2 ms above the warm p50"))
+            figures.append(
+                runs.figure(
+                    f"first invoke after create, {setup}, {label}",
+                    floor=warm,
+                    note="code pushed at create; target: at most 2 ms above the warm p50",
+                )
+            )
             figures.append(runs.figure(warm, note="p50 on the same keep-alive connection"))
     floor = "warm, same function, core + worker, FunLess ABI"
-    figures.append(runs.figure(NO_CODE, floor=floor,
-                               note="worker restarted with its cache deleted"))
-    figures.append(runs.figure(NO_CODE_NEXT, floor=floor,
-                               note="right after the first call: the connection is up"))
-    figures.append(runs.figure(FROM_DISK, floor=floor,
-                               note="worker restarted, machine code deserialized from disk"))
-    figures.append(runs.figure(FROM_DISK_NEXT, floor=floor,
-                               note="right after the first call: the connection is up"))
+    figures.append(
+        runs.figure(NO_CODE, floor=floor, note="worker restarted with its cache deleted")
+    )
+    figures.append(
+        runs.figure(
+            NO_CODE_NEXT, floor=floor, note="right after the first call: the connection is up"
+        )
+    )
+    figures.append(
+        runs.figure(
+            FROM_DISK, floor=floor, note="worker restarted, machine code deserialized from disk"
+        )
+    )
+    figures.append(
+        runs.figure(
+            FROM_DISK_NEXT, floor=floor, note="right after the first call: the connection is up"
+        )
+    )
     return figures

@@ -29,8 +29,7 @@ from fless.node._api import ApiServer, api_processes
 class Hello:
     """Greets the ``name`` in the args, as the benchmark function does."""
 
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
-                      **_: str) -> None:
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **_: str) -> None:
         body = json.loads(await req.stream.read())
         args = body.get("args") or {}
         resp.content_type = falcon.MEDIA_JSON
@@ -57,9 +56,13 @@ class FloorServer(ApiServer):
 
 def main(port: int) -> None:
     """Serves the floor on 127.0.0.1:``port`` until terminated."""
-    settings = load_settings(environ={}, overrides={
-        "api": {"host": "127.0.0.1", "port": port}, "log_level": "warning",
-    })
+    settings = load_settings(
+        environ={},
+        overrides={
+            "api": {"host": "127.0.0.1", "port": port},
+            "log_level": "warning",
+        },
+    )
     cpus = len(os.sched_getaffinity(0))
     FloorServer(settings, api_processes(settings.role, settings.api.workers, cpus)).run()
 

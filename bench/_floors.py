@@ -94,13 +94,20 @@ def _wasm(config: BenchConfig, abi: Abi) -> Figure:
         p50s, p99s, stolen = _timed_runs(config, call)
     finally:
         runtime.close()
-    return Figure(group=GROUP, name=wasm_name(abi), value=median(p50s), unit="us",
-                  p99=median(p99s), runs=tuple(p50s),
-                  note=join_notes("in process, fresh store and instance per call", stolen))
+    return Figure(
+        group=GROUP,
+        name=wasm_name(abi),
+        value=median(p50s),
+        unit="us",
+        p99=median(p99s),
+        runs=tuple(p50s),
+        note=join_notes("in process, fresh store and instance per call", stolen),
+    )
 
 
 def _timed_runs(
-    config: BenchConfig, call: Callable[[], None],
+    config: BenchConfig,
+    call: Callable[[], None],
 ) -> tuple[list[float], list[float], str]:
     """``config.repeats`` runs of ``config.requests`` calls: each run's p50 and p99, in
     us, and a note if the hypervisor stole CPU time meanwhile."""
@@ -162,9 +169,15 @@ def _rpc(config: BenchConfig) -> Figure:
         except subprocess.TimeoutExpired:
             echo.kill()
             echo.wait()
-    return Figure(group=GROUP, name=RPC, value=median(p50s), unit="us", p99=median(p99s),
-                  runs=tuple(p50s), note=join_notes(
-                      "blocking DEALER here, echoing ROUTER in another process", stolen))
+    return Figure(
+        group=GROUP,
+        name=RPC,
+        value=median(p50s),
+        unit="us",
+        p99=median(p99s),
+        runs=tuple(p50s),
+        note=join_notes("blocking DEALER here, echoing ROUTER in another process", stolen),
+    )
 
 
 # -- HTTP -------------------------------------------------------------------
@@ -183,10 +196,15 @@ def _http(config: BenchConfig) -> list[Figure]:
     run_dir = config.work_dir / "floors"
     command = [sys.executable, "-m", "bench._falcon_hello", str(port)]
     with _load.served(command, target, run_dir / "falcon.log"):
-        figures = [_load.latency_figure(config, target, GROUP, HTTP,
-                                        note="gunicorn + uvicorn worker, as fless-node")]
-        figures += [_load.throughput_figure(config, target, c, GROUP, http_rate_name(c))
-                    for c in CONNECTIONS]
+        figures = [
+            _load.latency_figure(
+                config, target, GROUP, HTTP, note="gunicorn + uvicorn worker, as fless-node"
+            )
+        ]
+        figures += [
+            _load.throughput_figure(config, target, c, GROUP, http_rate_name(c))
+            for c in CONNECTIONS
+        ]
     return figures
 
 
@@ -200,8 +218,10 @@ def _sums(figures: list[Figure]) -> list[Figure]:
     sums = []
     for abi in ABIS:
         wasm = by_key[key(GROUP, wasm_name(abi))]
-        for floor, parts in ((local_floor(abi), (http, wasm)),
-                             (cluster_floor(abi), (http, rpc, wasm))):
+        for floor, parts in (
+            (local_floor(abi), (http, wasm)),
+            (cluster_floor(abi), (http, rpc, wasm)),
+        ):
             name = floor.removeprefix(f"{GROUP}: ")
             absent = [p for p in parts if is_missing(p)]
             if absent:
@@ -209,12 +229,19 @@ def _sums(figures: list[Figure]) -> list[Figure]:
                 sums.append(missing(GROUP, name, "ms", f"{absent[0].name}: {reason}"))
                 continue
             scale = [1.0 if p.unit == "ms" else 1e-3 for p in parts]
-            runs = tuple(sum(p.runs[i] * s for p, s in zip(parts, scale, strict=True))
-                         for i in range(min(len(p.runs) for p in parts)))
-            sums.append(Figure(
-                group=GROUP, name=name, unit="ms",
-                value=sum(p.value * s for p, s in zip(parts, scale, strict=True)),
-                p99=sum((p.p99 or 0.0) * s for p, s in zip(parts, scale, strict=True)),
-                runs=runs, note="sum of the medians above (p99: sum of the p99s)",
-            ))
+            runs = tuple(
+                sum(p.runs[i] * s for p, s in zip(parts, scale, strict=True))
+                for i in range(min(len(p.runs) for p in parts))
+            )
+            sums.append(
+                Figure(
+                    group=GROUP,
+                    name=name,
+                    unit="ms",
+                    value=sum(p.value * s for p, s in zip(parts, scale, strict=True)),
+                    p99=sum((p.p99 or 0.0) * s for p, s in zip(parts, scale, strict=True)),
+                    runs=runs,
+                    note="sum of the medians above (p99: sum of the p99s)",
+                )
+            )
     return sums

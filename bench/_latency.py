@@ -72,10 +72,16 @@ def measure(config: BenchConfig) -> list[Figure]:
     if _load.wrk_binary() is None:
         reason = f"wrk is not installed: {_load.WRK_INSTALL}"
         return [
-            *(missing(LATENCY, latency_name(s, abi), "ms", reason)
-              for s in (ALL, CLUSTER) for abi in ABIS),
-            *(missing(THROUGHPUT, rate_name(abi, c), "req/s", reason)
-              for abi in ABIS for c in CONNECTIONS),
+            *(
+                missing(LATENCY, latency_name(s, abi), "ms", reason)
+                for s in (ALL, CLUSTER)
+                for abi in ABIS
+            ),
+            *(
+                missing(THROUGHPUT, rate_name(abi, c), "req/s", reason)
+                for abi in ABIS
+                for c in CONNECTIONS
+            ),
         ]
     codes = {abi: hello.wasm(config, abi).read_bytes() for abi in ABIS}
     figures: list[Figure] = []
@@ -83,21 +89,38 @@ def measure(config: BenchConfig) -> list[Figure]:
         with _single_node(root) as node:
             targets = {abi: _upload(node, abi, codes[abi]) for abi in ABIS}
             figures += [
-                _load.latency_figure(config, targets[abi], LATENCY, latency_name(ALL, abi),
-                                     floor=_floors.local_floor(abi))
+                _load.latency_figure(
+                    config,
+                    targets[abi],
+                    LATENCY,
+                    latency_name(ALL, abi),
+                    floor=_floors.local_floor(abi),
+                )
                 for abi in ABIS
             ]
             figures += [
-                _load.throughput_figure(config, targets[abi], c, THROUGHPUT,
-                                        rate_name(abi, c), floor=_floors.rate_floor(c))
-                for abi in ABIS for c in CONNECTIONS
+                _load.throughput_figure(
+                    config,
+                    targets[abi],
+                    c,
+                    THROUGHPUT,
+                    rate_name(abi, c),
+                    floor=_floors.rate_floor(c),
+                )
+                for abi in ABIS
+                for c in CONNECTIONS
             ]
         with _cluster(root) as core:
             targets = {abi: _upload(core, abi, codes[abi], workers=WORKERS) for abi in ABIS}
             figures += [
-                _load.latency_figure(config, targets[abi], LATENCY, latency_name(CLUSTER, abi),
-                                     floor=_floors.cluster_floor(abi),
-                                     note="every call crosses ZeroMQ to a worker")
+                _load.latency_figure(
+                    config,
+                    targets[abi],
+                    LATENCY,
+                    latency_name(CLUSTER, abi),
+                    floor=_floors.cluster_floor(abi),
+                    note="every call crosses ZeroMQ to a worker",
+                )
                 for abi in ABIS
             ]
     return figures
@@ -134,8 +157,12 @@ def _cluster(root: Path) -> Iterator[Node]:
     try:
         core.start()
         workers += [
-            WorkerNode(root / f"worker{i}", seeds=f"127.0.0.1:{gossip_port}",
-                       key_dir=root / "core" / "keys", memory_mib=WORKER_MEMORY_MIB).start()
+            WorkerNode(
+                root / f"worker{i}",
+                seeds=f"127.0.0.1:{gossip_port}",
+                key_dir=root / "core" / "keys",
+                memory_mib=WORKER_MEMORY_MIB,
+            ).start()
             for i in range(WORKERS)
         ]
         wait_alive(core, {w.name for w in workers})
@@ -171,8 +198,9 @@ def _upload(node: Node, abi: Abi, code: bytes, workers: int | None = None) -> Ta
     if status != 201:
         raise _load.LoadError(f"uploading {name} answered {status}: {body}")
     if workers is not None and body["data"].get("workers") != workers:
-        raise _load.LoadError(f"{name} was pushed to {body['data'].get('workers')} workers, "
-                              f"not {workers}")
+        raise _load.LoadError(
+            f"{name} was pushed to {body['data'].get('workers')} workers, not {workers}"
+        )
     status, body = node.invoke("_", name, hello.ARGS)
     if (status, body) != (200, {"data": hello.OUTPUT}):
         raise _load.LoadError(f"invoking {name} answered {status}: {body}")

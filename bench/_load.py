@@ -134,8 +134,7 @@ def install_wrk() -> str | None:
     result = None
     # The package lists may be missing or stale on a fresh machine: update, then retry.
     for step in (WRK_INSTALL, "apt-get update -qq", WRK_INSTALL):
-        result = subprocess.run(step.split(), capture_output=True, text=True, env=env,
-                                check=False)
+        result = subprocess.run(step.split(), capture_output=True, text=True, env=env, check=False)
         if step == WRK_INSTALL and result.returncode == 0:
             break
     if wrk_binary() is None:
@@ -174,7 +173,8 @@ def parse_wrk(output: str) -> WrkRun:
         for m in re.finditer(r"^\s+(\d+)%\s+(\S+)\s*$", output, re.M)
     }
     socket = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     scripted = re.search(r"^fless-bench non200: (\d+)", output, re.M)
     # The script's count covers wrk's non-2xx count (and 3xx too); without the
@@ -192,8 +192,14 @@ def parse_wrk(output: str) -> WrkRun:
 
 
 def run_wrk(
-    config: BenchConfig, target: Target, *, connections: int, threads: int,
-    seconds: int, budget: int = 0, latency: bool = False,
+    config: BenchConfig,
+    target: Target,
+    *,
+    connections: int,
+    threads: int,
+    seconds: int,
+    budget: int = 0,
+    latency: bool = False,
 ) -> WrkRun:
     """One wrk run against ``target``.
 
@@ -217,8 +223,16 @@ def run_wrk(
     if not script.exists() or script.read_text() != SCRIPT:
         script.parent.mkdir(parents=True, exist_ok=True)
         script.write_text(SCRIPT)
-    command = [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, seconds)}s",
-               "--timeout", "5s", "-s", str(script)]
+    command = [
+        binary,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, seconds)}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+    ]
     if latency:
         command.append("--latency")
     for name, value in (("Content-Type", "application/json"), *target.headers):
@@ -230,8 +244,9 @@ def run_wrk(
 
 def _run_until_spent(command: list[str], threads: int, timeout: float) -> str:
     """Runs wrk; once ``threads`` threads said their budget is spent, interrupts it."""
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as proc:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         # wrk ends by itself after -d; this only guards against a hung client.
         guard = threading.Timer(timeout, proc.kill)
@@ -257,21 +272,31 @@ def _run_until_spent(command: list[str], threads: int, timeout: float) -> str:
 
 def warm_up(config: BenchConfig, target: Target) -> None:
     """A short run to warm the server (caches, JIT, connection handling), not measured."""
-    run_wrk(config, target, connections=1, threads=1, seconds=5,
-            budget=20 if config.smoke else 300)
+    run_wrk(config, target, connections=1, threads=1, seconds=5, budget=20 if config.smoke else 300)
 
 
 def latency_figure(
-    config: BenchConfig, target: Target, group: str, name: str,
-    floor: str | None = None, note: str = "",
+    config: BenchConfig,
+    target: Target,
+    group: str,
+    name: str,
+    floor: str | None = None,
+    note: str = "",
 ) -> Figure:
     """Warm latency over one keep-alive connection: the median over the runs of each
     run's p50 (``value``) and p99, in ms, from ``config.requests`` requests a run."""
     warm_up(config, target)
     before = cpu_times()
     runs = [
-        run_wrk(config, target, connections=1, threads=1, latency=True,
-                budget=config.requests, seconds=_latency_cap(config.requests))
+        run_wrk(
+            config,
+            target,
+            connections=1,
+            threads=1,
+            latency=True,
+            budget=config.requests,
+            seconds=_latency_cap(config.requests),
+        )
         for _ in range(config.repeats)
     ]
     stolen = stolen_since(before)
@@ -282,15 +307,26 @@ def latency_figure(
     short = [r.requests for r in runs if r.requests < config.requests]
     cut = f"runs ended by the time cap after {min(short)} requests" if short else ""
     return Figure(
-        group=group, name=name, value=median(p50s), unit="ms", p99=median(p99s),
-        floor=floor, runs=tuple(p50s), errors=sum(r.errors for r in runs),
+        group=group,
+        name=name,
+        value=median(p50s),
+        unit="ms",
+        p99=median(p99s),
+        floor=floor,
+        runs=tuple(p50s),
+        errors=sum(r.errors for r in runs),
         note=join_notes(note, cut, stolen),
     )
 
 
 def throughput_figure(
-    config: BenchConfig, target: Target, connections: int, group: str, name: str,
-    floor: str | None = None, note: str = "",
+    config: BenchConfig,
+    target: Target,
+    connections: int,
+    group: str,
+    name: str,
+    floor: str | None = None,
+    note: str = "",
 ) -> Figure:
     """Invocations per second with ``connections`` keep-alive connections on two
     client threads, for ``config.seconds`` a run; the median over the runs."""
@@ -301,14 +337,20 @@ def throughput_figure(
     budget = 0 if config.seconds >= 1 else max(1, math.ceil(config.requests / threads))
     before = cpu_times()
     runs = [
-        run_wrk(config, target, connections=connections, threads=threads,
-                seconds=seconds, budget=budget)
+        run_wrk(
+            config, target, connections=connections, threads=threads, seconds=seconds, budget=budget
+        )
         for _ in range(config.repeats)
     ]
     rates = [r.rate for r in runs]
     return Figure(
-        group=group, name=name, value=median(rates), unit="req/s", floor=floor,
-        runs=tuple(rates), errors=sum(r.errors for r in runs),
+        group=group,
+        name=name,
+        value=median(rates),
+        unit="req/s",
+        floor=floor,
+        runs=tuple(rates),
+        errors=sum(r.errors for r in runs),
         note=join_notes(note, stolen_since(before)),
     )
 
@@ -320,8 +362,9 @@ def _latency_cap(requests: int) -> int:
 
 
 @contextlib.contextmanager
-def served(command: list[str], target: Target, log_path: Path,
-           timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
+def served(
+    command: list[str], target: Target, log_path: Path, timeout: float = 30.0
+) -> Iterator[subprocess.Popen[bytes]]:
     """Runs a server (its own process group) until the block ends; ready once it
     answers the target's request with 200.
 
@@ -330,8 +373,9 @@ def served(command: list[str], target: Target, log_path: Path,
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + timeout
         while not _answers(target):
@@ -354,8 +398,12 @@ def _answers(target: Target) -> bool:
     parts = urllib.parse.urlsplit(target.url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=2)
     try:
-        conn.request("POST", parts.path, target.body.encode(),
-                     {"Content-Type": "application/json", **dict(target.headers)})
+        conn.request(
+            "POST",
+            parts.path,
+            target.body.encode(),
+            {"Content-Type": "application/json", **dict(target.headers)},
+        )
         return conn.getresponse().status == 200
     except OSError:
         return False

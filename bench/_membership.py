@@ -88,8 +88,7 @@ class Caller:
     def __init__(self, node: Node, timeout: float = 60.0) -> None:
         self.node = node
         self.timeout = timeout
-        self._headers = {"Authorization": f"Bearer {node.key}",
-                         "Content-Type": "application/json"}
+        self._headers = {"Authorization": f"Bearer {node.key}", "Content-Type": "application/json"}
         self._conn: http.client.HTTPConnection | None = None
 
     def invoke(self, name: str, args: dict[str, Any] | None = None) -> Call:
@@ -98,7 +97,8 @@ class Caller:
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = http.client.HTTPConnection(
-                    "127.0.0.1", self.node.port, timeout=self.timeout)
+                    "127.0.0.1", self.node.port, timeout=self.timeout
+                )
                 self._conn.connect()
             started = time.perf_counter()
             try:
@@ -110,8 +110,12 @@ class Caller:
                 if attempt == 2:
                     raise
                 continue
-            return Call(response.status, time.perf_counter() - started,
-                        response.getheader("X-Fless-Worker") or "", raw)
+            return Call(
+                response.status,
+                time.perf_counter() - started,
+                response.getheader("X-Fless-Worker") or "",
+                raw,
+            )
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -138,15 +142,18 @@ class LocalCluster:
         root.mkdir(parents=True)
         self.root = root
         self.gossip_port = free_port()
-        self.core = Node(root / "core", None, "--role", role,
-                         "--gossip-port", str(self.gossip_port), env=env)
+        self.core = Node(
+            root / "core", None, "--role", role, "--gossip-port", str(self.gossip_port), env=env
+        )
         self.workers: list[WorkerNode] = []
 
     def __enter__(self) -> LocalCluster:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None,
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()
@@ -156,11 +163,16 @@ class LocalCluster:
         self.core.start()
         return self
 
-    def spawn_worker(self, label: str, memory_mib: int,
-                     env: dict[str, str] | None = None) -> WorkerNode:
+    def spawn_worker(
+        self, label: str, memory_mib: int, env: dict[str, str] | None = None
+    ) -> WorkerNode:
         """Starts a worker seeded with the core's gossip address; does not wait."""
-        worker = WorkerNode(self.root / label, seeds=f"127.0.0.1:{self.gossip_port}",
-                            key_dir=self.root / "core" / "keys", memory_mib=memory_mib)
+        worker = WorkerNode(
+            self.root / label,
+            seeds=f"127.0.0.1:{self.gossip_port}",
+            key_dir=self.root / "core" / "keys",
+            memory_mib=memory_mib,
+        )
         worker.env.update(env or {})
         self.workers.append(worker)
         worker.start()
@@ -179,8 +191,11 @@ class LocalCluster:
 
     def alive_workers(self) -> set[str]:
         """The workers the core lists alive."""
-        return {name for name, n in self.nodes().items()
-                if n["role"] == "worker" and n["state"] == "alive"}
+        return {
+            name
+            for name, n in self.nodes().items()
+            if n["role"] == "worker" and n["state"] == "alive"
+        }
 
     def wait_alive(self, workers: Iterable[WorkerNode], timeout: float = 60.0) -> float:
         """Waits until the core lists every one of ``workers`` alive; the seconds it took."""
@@ -188,8 +203,11 @@ class LocalCluster:
 
         def check() -> bool:
             for worker in self.workers:
-                if worker.name in names and worker.proc is not None \
-                        and worker.proc.poll() is not None:
+                if (
+                    worker.name in names
+                    and worker.proc is not None
+                    and worker.proc.poll() is not None
+                ):
                     raise RuntimeError(f"worker {worker.name} exited:\n{worker.log()}")
             return names <= self.alive_workers()
 
@@ -197,8 +215,11 @@ class LocalCluster:
 
     def wait_not_alive(self, worker: WorkerNode, timeout: float = 30.0) -> float:
         """Waits until the core no longer lists ``worker`` alive; the seconds it took."""
-        return wait_for(lambda: worker.name not in self.alive_workers(), timeout,
-                        f"worker {worker.name} not alive in the core's view")
+        return wait_for(
+            lambda: worker.name not in self.alive_workers(),
+            timeout,
+            f"worker {worker.name} not alive in the core's view",
+        )
 
     def stop(self) -> None:
         """Stops every worker (at once) and the core."""
@@ -283,8 +304,14 @@ def churn(cluster: LocalCluster, caller: Caller, label: str) -> Churn:
         watcher.join()
     if not states:
         raise RuntimeError(f"the core still lists {newcomer.name} alive")
-    return Churn(schedulable, None if gossip is None else alive_wall - gossip,
-                 unscheduled, gone[0], states[0], failed)
+    return Churn(
+        schedulable,
+        None if gossip is None else alive_wall - gossip,
+        unscheduled,
+        gone[0],
+        states[0],
+        failed,
+    )
 
 
 def measure(config: BenchConfig) -> list[Figure]:
@@ -312,22 +339,38 @@ def measure(config: BenchConfig) -> list[Figure]:
 
 def _figures(size: int, runs: list[Churn]) -> list[Figure]:
     def figure(name: str, values: list[float], note: str) -> Figure:
-        return Figure(GROUP, f"{name}, {size} nodes", median(values), "s",
-                      runs=tuple(values), note=note)
+        return Figure(
+            GROUP, f"{name}, {size} nodes", median(values), "s", runs=tuple(values), note=note
+        )
 
     failed = sum(r.failed for r in runs)
     found = [
-        figure("new worker schedulable, from process start", [r.schedulable for r in runs],
-               "until the core's /v1/nodes lists it alive; target 1 s"),
-        figure("killed worker unscheduled", [r.unscheduled for r in runs],
-               f"kill -9 until a call lands on another worker; target 3 s; "
-               f"{failed} call(s) failed in between"),
-        figure("killed worker listed not alive", [r.not_alive for r in runs],
-               "kill -9 until the core's /v1/nodes lists it not alive (listed "
-               f"{'/'.join(sorted({r.state for r in runs}))})"),
+        figure(
+            "new worker schedulable, from process start",
+            [r.schedulable for r in runs],
+            "until the core's /v1/nodes lists it alive; target 1 s",
+        ),
+        figure(
+            "killed worker unscheduled",
+            [r.unscheduled for r in runs],
+            f"kill -9 until a call lands on another worker; target 3 s; "
+            f"{failed} call(s) failed in between",
+        ),
+        figure(
+            "killed worker listed not alive",
+            [r.not_alive for r in runs],
+            "kill -9 until the core's /v1/nodes lists it not alive (listed "
+            f"{'/'.join(sorted({r.state for r in runs}))})",
+        ),
     ]
     gossip = [r.from_gossip for r in runs if r.from_gossip is not None]
     if gossip:
-        found.insert(1, figure("new worker schedulable, from gossip up", gossip,
-                               "from the worker's 'kinship: node started' log line"))
+        found.insert(
+            1,
+            figure(
+                "new worker schedulable, from gossip up",
+                gossip,
+                "from the worker's 'kinship: node started' log line",
+            ),
+        )
     return found

@@ -89,11 +89,13 @@ def cache_bytes(worker: WorkerNode) -> tuple[int, int]:
 def padded(tag: str, size: int) -> bytes:
     """A FunLess-ABI module carrying ``size`` bytes of data: that much machine code too."""
     pages = size // 65536 + 2
-    return bytes(wasmtime.wat2wasm(
-        f'(module (memory (export "memory") {pages})'
-        f' (data (i32.const 0) "{tag}{"." * size}")'
-        ' (func (export "__invoke") (param i32) (result i32) (i32.const 0)))'
-    ))
+    return bytes(
+        wasmtime.wat2wasm(
+            f'(module (memory (export "memory") {pages})'
+            f' (data (i32.const 0) "{tag}{"." * size}")'
+            ' (func (export "__invoke") (param i32) (result i32) (i32.const 0)))'
+        )
+    )
 
 
 class _Runs:
@@ -108,8 +110,10 @@ class _Runs:
         self.notes[name] = note
 
     def figures(self) -> list[Figure]:
-        return [Figure(GROUP, name, median(runs), "MiB", runs=tuple(runs),
-                       note=self.notes[name]) for name, runs in self.values.items()]
+        return [
+            Figure(GROUP, name, median(runs), "MiB", runs=tuple(runs), note=self.notes[name])
+            for name, runs in self.values.items()
+        ]
 
 
 def _settle(config: BenchConfig) -> None:
@@ -117,8 +121,9 @@ def _settle(config: BenchConfig) -> None:
     time.sleep(0.3 if config.smoke else 2.0)
 
 
-def _idle_node(runs: _Runs, config: BenchConfig, cluster: LocalCluster, label: str,
-               target: str) -> None:
+def _idle_node(
+    runs: _Runs, config: BenchConfig, cluster: LocalCluster, label: str, target: str
+) -> None:
     _settle(config)
     core = cluster.core
     assert core.proc is not None
@@ -128,8 +133,11 @@ def _idle_node(runs: _Runs, config: BenchConfig, cluster: LocalCluster, label: s
     # node really holds.
     pss = sum(pss_mib(pid) for pid in [core.proc.pid, *core.api_pids()])
     for part, value in node_rss(core).items():
-        runs.add(f"{label}: {part}", value,
-                 ", ".join([target, "sum of VmRSS"]) if part == "total" else "")
+        runs.add(
+            f"{label}: {part}",
+            value,
+            ", ".join([target, "sum of VmRSS"]) if part == "total" else "",
+        )
     runs.add(f"{label}: total PSS", pss, f"{target}; shared pages counted once")
 
 
@@ -143,8 +151,11 @@ def _loaded_worker(runs: _Runs, config: BenchConfig, run: int) -> None:
         cluster.wait_alive([worker])
         _settle(config)
         runs.add("idle worker (role worker)", worker_rss(worker), "target 40 MiB")
-        runs.add("idle worker (role worker): PSS", pss_mib(worker.proc.pid),
-                 "libraries shared with other processes counted in part")
+        runs.add(
+            "idle worker (role worker): PSS",
+            pss_mib(worker.proc.pid),
+            "libraries shared with other processes counted in part",
+        )
 
         small = wat("fl_hello")
         with cluster.client() as client:
@@ -153,25 +164,35 @@ def _loaded_worker(runs: _Runs, config: BenchConfig, run: int) -> None:
         held, modules = cache_bytes(worker)
         if modules < count:
             raise RuntimeError(f"the worker's cache holds {modules} modules, not {count}")
-        runs.add(f"worker holding {count:,} functions in its cache", worker_rss(worker),
-                 f"{held / MiB:.1f} MiB of machine code cached")
+        runs.add(
+            f"worker holding {count:,} functions in its cache",
+            worker_rss(worker),
+            f"{held / MiB:.1f} MiB of machine code cached",
+        )
 
         limited = cluster.spawn_worker(
-            "limited", 1024, env={"FLESS_WORKER_CACHE_MAX_BYTES": str(THRESHOLD_BYTES)})
+            "limited", 1024, env={"FLESS_WORKER_CACHE_MAX_BYTES": str(THRESHOLD_BYTES)}
+        )
         cluster.wait_alive([limited])
         before, _ = cache_bytes(worker)
         with cluster.client() as client:
             for index in range(PADDED_COUNT):
-                client.create_function("_", f"padded{index}",
-                                       padded(f"memory {run} {index} ", PADDED_BYTES))
+                client.create_function(
+                    "_", f"padded{index}", padded(f"memory {run} {index} ", PADDED_BYTES)
+                )
         pushed = cache_bytes(worker)[0] - before
         if pushed <= THRESHOLD_BYTES:
-            raise RuntimeError(f"pushed only {pushed} bytes of machine code, not over "
-                               f"the {THRESHOLD_BYTES}-byte threshold")
+            raise RuntimeError(
+                f"pushed only {pushed} bytes of machine code, not over "
+                f"the {THRESHOLD_BYTES}-byte threshold"
+            )
         kept, modules = cache_bytes(limited)
-        runs.add("the cache's size threshold held: size on disk", kept / MiB,
-                 f"threshold {THRESHOLD_BYTES} bytes; {pushed} bytes of machine code "
-                 f"pushed ({PADDED_COUNT} modules), {modules} kept")
+        runs.add(
+            "the cache's size threshold held: size on disk",
+            kept / MiB,
+            f"threshold {THRESHOLD_BYTES} bytes; {pushed} bytes of machine code "
+            f"pushed ({PADDED_COUNT} modules), {modules} kept",
+        )
 
 
 def measure(config: BenchConfig) -> list[Figure]:

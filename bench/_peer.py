@@ -39,8 +39,7 @@ def rate_name(connections: int) -> str:
 # fless's figure, then workerd's: the harness reports their ratio.
 PAIRS: list[tuple[str, str]] = [
     (_latency.latency_key(_latency.ALL, Abi.FUNLESS), key(GROUP, LATENCY)),
-    *((_latency.rate_key(Abi.FUNLESS, c), key(GROUP, rate_name(c)))
-      for c in _floors.CONNECTIONS),
+    *((_latency.rate_key(Abi.FUNLESS, c), key(GROUP, rate_name(c))) for c in _floors.CONNECTIONS),
 ]
 
 
@@ -64,8 +63,10 @@ def install_workerd() -> str | None:
     print(f"bench: installing workerd: {NPM_INSTALL_HINT}", flush=True)
     result = subprocess.run(NPM_INSTALL, cwd=HERE, capture_output=True, text=True, check=False)
     if result.returncode != 0 or workerd_binary() is None:
-        return (f"`{NPM_INSTALL_HINT}` failed ({result.returncode}): "
-                f"{(result.stderr or result.stdout).strip()[-500:]}")
+        return (
+            f"`{NPM_INSTALL_HINT}` failed ({result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-500:]}"
+        )
     return None
 
 
@@ -81,8 +82,11 @@ def measure(config: BenchConfig) -> list[Figure]:
     names = [(LATENCY, "ms"), *((rate_name(c), "req/s") for c in _floors.CONNECTIONS)]
     binary = workerd_binary()
     if binary is None or _load.wrk_binary() is None:
-        reason = (f"workerd is not installed: {NPM_INSTALL_HINT}" if binary is None
-                  else f"wrk is not installed: {_load.WRK_INSTALL}")
+        reason = (
+            f"workerd is not installed: {NPM_INSTALL_HINT}"
+            if binary is None
+            else f"wrk is not installed: {_load.WRK_INSTALL}"
+        )
         return [missing(GROUP, name, unit, reason) for name, unit in names]
     from e2e.node import free_port  # importable once bench._model put tests/ on sys.path
 
@@ -93,14 +97,29 @@ def measure(config: BenchConfig) -> list[Figure]:
     shutil.copy(hello.wasm(config, Abi.FUNLESS), root / "hello.wasm")
     port = free_port()
     target = Target(f"http://127.0.0.1:{port}{_floors.INVOKE_PATH}")
-    command = [str(binary), "serve", str(root / "config.capnp"),
-               "--socket-addr", f"http=127.0.0.1:{port}"]
+    command = [
+        str(binary),
+        "serve",
+        str(root / "config.capnp"),
+        "--socket-addr",
+        f"http=127.0.0.1:{port}",
+    ]
     with _load.served(command, target, root / "workerd.log"):
-        figures = [_load.latency_figure(config, target, GROUP, LATENCY,
-                                        floor=_floors.local_floor(Abi.FUNLESS),
-                                        note="fresh WebAssembly.Instance per request")]
-        figures += [_load.throughput_figure(config, target, c, GROUP, rate_name(c),
-                                            floor=_floors.rate_floor(c))
-                    for c in _floors.CONNECTIONS]
+        figures = [
+            _load.latency_figure(
+                config,
+                target,
+                GROUP,
+                LATENCY,
+                floor=_floors.local_floor(Abi.FUNLESS),
+                note="fresh WebAssembly.Instance per request",
+            )
+        ]
+        figures += [
+            _load.throughput_figure(
+                config, target, c, GROUP, rate_name(c), floor=_floors.rate_floor(c)
+            )
+            for c in _floors.CONNECTIONS
+        ]
     shutil.rmtree(root, ignore_errors=True)
     return figures

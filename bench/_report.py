@@ -41,8 +41,9 @@ def key_of(figure: Figure) -> str:
 
 def missing(group: str, name: str, unit: str, reason: str, floor: str | None = None) -> Figure:
     """A figure that was not measured, and why (e.g. the command that would install a tool)."""
-    return Figure(group=group, name=name, value=math.nan, unit=unit, floor=floor,
-                  note=f"missing: {reason}")
+    return Figure(
+        group=group, name=name, value=math.nan, unit=unit, floor=floor, note=f"missing: {reason}"
+    )
 
 
 def is_missing(figure: Figure) -> bool:
@@ -74,7 +75,9 @@ def with_ratios(figures: Sequence[Figure]) -> list[Figure]:
 
 
 def comparisons(
-    figures: Sequence[Figure], pairs: Iterable[tuple[str, str]], group: str,
+    figures: Sequence[Figure],
+    pairs: Iterable[tuple[str, str]],
+    group: str,
 ) -> list[Figure]:
     """One figure per (ours, theirs) pair of keys measured both: value is ours / theirs
     (p99 too, where both have one), unit ``x``; pairs not both measured are skipped."""
@@ -87,11 +90,21 @@ def comparisons(
         p99 = ours.p99 / theirs.p99 if ours.p99 and theirs.p99 else None
         # A time is better lower, a rate higher.
         better = "under 1 is better" if ours.unit in _SECONDS else "over 1 is better"
-        note = (f"{_number(ours.value)} against {_number(theirs.value)} {theirs.unit} "
-                f"({theirs.name}); {better}")
-        out.append(Figure(group=group, name=f"{ours.group}: {ours.name}",
-                          value=ours.value / theirs.value, unit="x", p99=p99,
-                          errors=ours.errors, note=note))
+        note = (
+            f"{_number(ours.value)} against {_number(theirs.value)} {theirs.unit} "
+            f"({theirs.name}); {better}"
+        )
+        out.append(
+            Figure(
+                group=group,
+                name=f"{ours.group}: {ours.name}",
+                value=ours.value / theirs.value,
+                unit="x",
+                p99=p99,
+                errors=ours.errors,
+                note=note,
+            )
+        )
     return out
 
 
@@ -102,10 +115,17 @@ def versions(tools: dict[str, str | None]) -> dict[str, str | None]:
     """The versions a reader needs to compare runs: fless, Python, the libraries on
     the hot path, the tools (``tools``: name to version, None if missing),
     kernel and CPU."""
-    found: dict[str, str | None] = {"fless": _package("fless"),
-                                    "python": platform.python_version()}
-    for name in ("wasmtime", "pyzmq", "falcon", "gunicorn", "uvicorn", "uvloop",
-                 "httptools", "ziglang"):
+    found: dict[str, str | None] = {"fless": _package("fless"), "python": platform.python_version()}
+    for name in (
+        "wasmtime",
+        "pyzmq",
+        "falcon",
+        "gunicorn",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "ziglang",
+    ):
         found[name] = _package(name)
     try:
         import zmq
@@ -142,8 +162,7 @@ def cpu_model() -> str:
 def tool_version(command: list[str]) -> str | None:
     """The first line a tool prints about its version, or None if it cannot run."""
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30,
-                                check=False)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     lines = (result.stdout or result.stderr).strip().splitlines()
@@ -167,8 +186,10 @@ def cpu_shares(before: list[int], after: list[int]) -> dict[str, float]:
         return {}
     delta = [b - a for a, b in zip(before, after, strict=False)]
     total = max(1, sum(delta))
-    return {"busy": round(1 - (delta[3] + delta[4]) / total, 3),
-            "steal": round(delta[7] / total, 3)}
+    return {
+        "busy": round(1 - (delta[3] + delta[4]) / total, 3),
+        "steal": round(delta[7] / total, 3),
+    }
 
 
 def stolen_since(before: list[int]) -> str:
@@ -200,8 +221,12 @@ def load_average() -> list[float]:
 
 
 def document(
-    figures: Sequence[Figure], config: BenchConfig, versions: dict[str, str | None],
-    failures: Sequence[dict[str, str]], started: datetime.datetime, seconds: float,
+    figures: Sequence[Figure],
+    config: BenchConfig,
+    versions: dict[str, str | None],
+    failures: Sequence[dict[str, str]],
+    started: datetime.datetime,
+    seconds: float,
     machine: dict[str, Any],
 ) -> dict[str, Any]:
     """Everything a run found, as JSON-ready data. ``machine`` says how busy the
@@ -213,15 +238,18 @@ def document(
         "seconds": round(seconds, 1),
         "machine": machine,
         "config": {
-            "repeats": config.repeats, "requests": config.requests,
-            "seconds": config.seconds, "smoke": config.smoke,
+            "repeats": config.repeats,
+            "requests": config.requests,
+            "seconds": config.seconds,
+            "smoke": config.smoke,
             "work_dir": str(config.work_dir),
         },
         "versions": versions,
         "figures": [_figure_json(f) for f in figures if not is_missing(f)],
         "missing": [
             {"group": f.group, "name": f.name, "reason": f.note.removeprefix("missing: ")}
-            for f in figures if is_missing(f)
+            for f in figures
+            if is_missing(f)
         ],
         "failures": list(failures),
     }
@@ -238,8 +266,12 @@ def markdown(doc: dict[str, Any]) -> str:
     lines = [
         f"Run of {doc['date']} ({doc['seconds']} s): `{' '.join(doc['command'])}`",
         "",
-        ", ".join(f"{name} {value}" for name, value in doc["versions"].items()
-                  if value and name not in ("kernel", "cpu")) + ".",
+        ", ".join(
+            f"{name} {value}"
+            for name, value in doc["versions"].items()
+            if value and name not in ("kernel", "cpu")
+        )
+        + ".",
         f"{doc['versions']['kernel']}; {doc['versions']['cpu']}.",
         _machine_line(doc["machine"]),
         "",
@@ -248,9 +280,12 @@ def markdown(doc: dict[str, Any]) -> str:
     for figure in doc["figures"]:
         groups.setdefault(figure["group"], []).append(figure)
     for group, rows in groups.items():
-        lines += [f"### {group}", "",
-                  "| figure | median | p99 | unit | ratio to floor | runs | errors | note |",
-                  "|---|---:|---:|---|---:|---:|---:|---|"]
+        lines += [
+            f"### {group}",
+            "",
+            "| figure | median | p99 | unit | ratio to floor | runs | errors | note |",
+            "|---|---:|---:|---|---:|---:|---:|---|",
+        ]
         for f in rows:
             note = f["note"]
             if f["ratio"] is not None and f["floor"]:
@@ -277,10 +312,14 @@ def _machine_line(machine: dict[str, Any]) -> str:
     during = machine.get("cpu_during") or {}
     line = f"CPU busy before the run: {machine['cpu_busy_before']:.0%}"
     if during:
-        line += (f"; during it: {during['busy']:.0%} busy, {during['steal']:.1%} stolen by "
-                 "the hypervisor")
-    return (f"{line}; load average {' '.join(map(str, machine['load_start']))} at the start, "
-            f"{' '.join(map(str, machine['load_end']))} at the end.")
+        line += (
+            f"; during it: {during['busy']:.0%} busy, {during['steal']:.1%} stolen by "
+            "the hypervisor"
+        )
+    return (
+        f"{line}; load average {' '.join(map(str, machine['load_start']))} at the start, "
+        f"{' '.join(map(str, machine['load_end']))} at the end."
+    )
 
 
 def _number(value: float) -> str:

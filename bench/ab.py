@@ -93,15 +93,22 @@ def started(label: str, tree: Path, root: Path, setup: str) -> Iterator[Side]:
     (root / label).mkdir(parents=True)
     gossip = free_port()
     extra = () if setup == "all" else ("--role", "core", "--gossip-port", str(gossip))
-    side = Side(label, tree, Node(root / label / "core", None, *extra,
-                                  env={"FLESS_API_WORKERS": "1"}, bin_dir=bin_dir))
+    side = Side(
+        label,
+        tree,
+        Node(root / label / "core", None, *extra, env={"FLESS_API_WORKERS": "1"}, bin_dir=bin_dir),
+    )
     try:
         side.core.start()
         if setup == "cluster":
             side.workers = [
-                WorkerNode(root / label / f"worker{i}", seeds=f"127.0.0.1:{gossip}",
-                           key_dir=root / label / "core" / "keys",
-                           memory_mib=WORKER_MEMORY_MIB, bin_dir=bin_dir).start()
+                WorkerNode(
+                    root / label / f"worker{i}",
+                    seeds=f"127.0.0.1:{gossip}",
+                    key_dir=root / label / "core" / "keys",
+                    memory_mib=WORKER_MEMORY_MIB,
+                    bin_dir=bin_dir,
+                ).start()
                 for i in range(WORKERS)
             ]
             wait_alive(side.core, {w.name for w in side.workers}, timeout=60.0)
@@ -118,15 +125,18 @@ def compare(base: Path, setup: str, abi: Abi, rounds: int, batch: int, wrk: int)
     code = hello.wasm(config, abi).read_bytes()
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, config.work_dir, ignore_errors=True)
-        sides = [stack.enter_context(started(label, tree, config.work_dir, setup))
-                 for label, tree in (("base", base.resolve()), ("this", ROOT))]
+        sides = [
+            stack.enter_context(started(label, tree, config.work_dir, setup))
+            for label, tree in (("base", base.resolve()), ("this", ROOT))
+        ]
         clients = {}
         for side in sides:
             status, body = side.core.upload("_", "hello", code)
             if status != 201:
                 raise SystemExit(f"{side.label}: uploading hello answered {status}: {body}")
-            clients[side.label] = http.client.HTTPConnection("127.0.0.1", side.core.port,
-                                                             timeout=30)
+            clients[side.label] = http.client.HTTPConnection(
+                "127.0.0.1", side.core.port, timeout=30
+            )
         body = json.dumps({"args": hello.ARGS}).encode()
         spent: dict[str, dict[str, float]] = {}
         for number in range(rounds + WARMUP_ROUNDS):
@@ -134,8 +144,10 @@ def compare(base: Path, setup: str, abi: Abi, rounds: int, batch: int, wrk: int)
                 spent = {s.label: {r: cpu_seconds(p) for r, p in s.pids().items()} for s in sides}
             for side in random.sample(sides, len(sides)):
                 client = clients[side.label]
-                headers = {"Authorization": f"Bearer {side.core.key}",
-                           "Content-Type": "application/json"}
+                headers = {
+                    "Authorization": f"Bearer {side.core.key}",
+                    "Content-Type": "application/json",
+                }
                 for _ in range(batch):
                     start = time.perf_counter()
                     client.request("POST", "/v1/fn/_/hello", body, headers)
@@ -146,19 +158,24 @@ def compare(base: Path, setup: str, abi: Abi, rounds: int, batch: int, wrk: int)
                         raise SystemExit(f"{side.label}: a call answered {answer.status}")
                     if number >= WARMUP_ROUNDS:
                         side.calls.append(took)
-        cpu = {s.label: {r: cpu_seconds(p) - spent[s.label][r] for r, p in s.pids().items()}
-               for s in sides}
+        cpu = {
+            s.label: {r: cpu_seconds(p) - spent[s.label][r] for r, p in s.pids().items()}
+            for s in sides
+        }
         for _ in range(max(1, rounds // 8) if wrk else 0):
             for side in random.sample(sides, len(sides)):
-                target = _load.Target(f"{side.core.url}/v1/fn/_/hello",
-                                      (("Authorization", f"Bearer {side.core.key}"),))
+                target = _load.Target(
+                    f"{side.core.url}/v1/fn/_/hello",
+                    (("Authorization", f"Bearer {side.core.key}"),),
+                )
                 run = _load.run_wrk(config, target, connections=wrk, threads=1, seconds=2)
                 side.rates.append(run.rate)
     return report(sides, cpu, setup, abi, rounds * batch, wrk)
 
 
-def report(sides: list[Side], cpu: dict[str, dict[str, float]], setup: str, abi: Abi,
-           calls: int, wrk: int) -> str:
+def report(
+    sides: list[Side], cpu: dict[str, dict[str, float]], setup: str, abi: Abi, calls: int, wrk: int
+) -> str:
     base = sides[0]
     lines = [f"{setup}, {abi.value} ABI, {calls} sequential calls per tree:"]
     for side in sides:
@@ -170,16 +187,19 @@ def report(sides: list[Side], cpu: dict[str, dict[str, float]], setup: str, abi:
             f"mean {statistics.fmean(ordered) * 1000:.3f} ms, "
             f"p50 ratio {p50 / statistics.median(base.calls):.3f}"
         )
-        per_call = ", ".join(f"{role} {seconds / calls * 1e6:.0f}"
-                             for role, seconds in cpu[side.label].items())
+        per_call = ", ".join(
+            f"{role} {seconds / calls * 1e6:.0f}" for role, seconds in cpu[side.label].items()
+        )
         lines.append(f"        CPU per call, us: {per_call}")
     if wrk:
         lines.append(f"throughput, wrk -c{wrk}, runs of 2 s alternated:")
         for side in sides:
             rate = statistics.median(side.rates)
-            lines.append(f"  {side.label:5s} median {rate:.0f} calls/s "
-                         f"({', '.join(f'{r:.0f}' for r in sorted(side.rates))}), "
-                         f"ratio {rate / statistics.median(base.rates):.3f}")
+            lines.append(
+                f"  {side.label:5s} median {rate:.0f} calls/s "
+                f"({', '.join(f'{r:.0f}' for r in sorted(side.rates))}), "
+                f"ratio {rate / statistics.median(base.rates):.3f}"
+            )
     return "\n".join(lines)
 
 
@@ -190,8 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--abi", choices=("funless", "wasi"), default="funless")
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--wrk", type=int, default=0, metavar="CONNECTIONS",
-                        help="also alternate wrk runs with this many connections")
+    parser.add_argument(
+        "--wrk",
+        type=int,
+        default=0,
+        metavar="CONNECTIONS",
+        help="also alternate wrk runs with this many connections",
+    )
     args = parser.parse_args(argv)
     if args.wrk and _load.wrk_binary() is None:
         raise SystemExit(f"wrk is not installed: {_load.WRK_INSTALL}")

@@ -65,8 +65,9 @@ def measure(name: str, code: bytes) -> dict[str, object]:
             row: dict[str, object] = {"bomb": name, "bytes": len(code)}
             form, ctype = multipart([("name", None, b"bomb"), ("code", "b.wasm", code)])
             start = time.monotonic()
-            status, answer = node.request("POST", "/v1/fn/_", form, {"Content-Type": ctype},
-                                          auth=key, timeout=600)
+            status, answer = node.request(
+                "POST", "/v1/fn/_", form, {"Content-Type": ctype}, auth=key, timeout=600
+            )
             row["upload"] = status
             row["upload_s"] = round(time.monotonic() - start, 1)
             if status >= 400:

@@ -48,10 +48,14 @@ async def main(count: int) -> None:
         hopped.append(time.perf_counter() - start)
     runtime.close()
     for name, samples in (("inline", inline), ("run_in_executor", hopped)):
-        print(f"{name:16} p50 {percentile(samples, 0.5) * 1e6:7.1f} us   "
-              f"p99 {percentile(samples, 0.99) * 1e6:7.1f} us")
-    print(f"thread hop adds {(statistics.median(hopped) - statistics.median(inline)) * 1e6:.1f} us "
-          f"at p50 (ratio {statistics.median(hopped) / statistics.median(inline):.2f})")
+        print(
+            f"{name:16} p50 {percentile(samples, 0.5) * 1e6:7.1f} us   "
+            f"p99 {percentile(samples, 0.99) * 1e6:7.1f} us"
+        )
+    print(
+        f"thread hop adds {(statistics.median(hopped) - statistics.median(inline)) * 1e6:.1f} us "
+        f"at p50 (ratio {statistics.median(hopped) / statistics.median(inline):.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -37,9 +37,7 @@ def defer_openssl() -> None:
     """
     # Some distributions build CPython with OpenSSL's hashes only
     # (--with-builtin-hashlib-hashes): hashlib then needs _hashlib.
-    own_sha2 = any(
-        all(importlib.util.find_spec(name) for name in names) for names in _OWN_SHA2
-    )
+    own_sha2 = any(all(importlib.util.find_spec(name) for name in names) for names in _OWN_SHA2)
     for name in _DEFERRED if own_sha2 else ("ssl",):
         if name not in sys.modules:
             sys.modules[name] = None  # type: ignore[assignment]

@@ -717,7 +717,7 @@ def _chunks(payload: bytes, progress: Progress) -> Iterator[bytes]:
     """``payload`` in pieces, reporting each as sent."""
     total = len(payload)
     for start in range(0, total, UPLOAD_CHUNK):
-        piece = payload[start:start + UPLOAD_CHUNK]
+        piece = payload[start : start + UPLOAD_CHUNK]
         yield piece
         progress(start + len(piece), total)
 

@@ -14,8 +14,9 @@ BIN = Path(sys.executable).parent
 def fless_node(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FLESS_")}
     clean.update(env or {})
-    return subprocess.run([str(BIN / "fless-node"), *args], capture_output=True, text=True,
-                          env=clean, timeout=60)
+    return subprocess.run(
+        [str(BIN / "fless-node"), *args], capture_output=True, text=True, env=clean, timeout=60
+    )
 
 
 def test_keygen_writes_private_keys_once(tmp_path: Path) -> None:
@@ -32,16 +33,30 @@ def test_keygen_writes_private_keys_once(tmp_path: Path) -> None:
 
 
 def test_a_worker_without_keys_refuses_to_run_off_loopback(tmp_path: Path) -> None:
-    done = fless_node("--role", "worker", "--data-dir", str(tmp_path), "--rpc-port", "0",
-                      "--gossip-port", "0", env={"FLESS_CLUSTER_ADVERTISE_HOST": "10.99.0.1",
-                                                 "FLESS_CLUSTER_DISCOVERY": "false"})
+    done = fless_node(
+        "--role",
+        "worker",
+        "--data-dir",
+        str(tmp_path),
+        "--rpc-port",
+        "0",
+        "--gossip-port",
+        "0",
+        env={"FLESS_CLUSTER_ADVERTISE_HOST": "10.99.0.1", "FLESS_CLUSTER_DISCOVERY": "false"},
+    )
     assert done.returncode == 2
     assert "no cluster keys" in done.stderr and "cluster.insecure" in done.stderr
 
 
 def test_show_config_applies_flags_over_environment(tmp_path: Path) -> None:
-    done = fless_node("--port", "4321", "--seeds", "a.lan:7471,b.lan:7471", "show-config",
-                      env={"FLESS_API_PORT": "1234", "FLESS_WORKER_THREADS": "3"})
+    done = fless_node(
+        "--port",
+        "4321",
+        "--seeds",
+        "a.lan:7471,b.lan:7471",
+        "show-config",
+        env={"FLESS_API_PORT": "1234", "FLESS_WORKER_THREADS": "3"},
+    )
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert shown["api"]["port"] == 4321

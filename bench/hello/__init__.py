@@ -83,7 +83,10 @@ def wasm(config: BenchConfig, abi: Abi) -> Path:
     try:
         result = subprocess.run(
             [*command, *flags, str(source), "-o", tmp],
-            capture_output=True, text=True, check=False, cwd=HERE,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=HERE,
         )
         if result.returncode != 0:
             raise BuildError(f"building {source.name} failed:\n{result.stderr}")

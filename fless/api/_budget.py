@@ -35,9 +35,7 @@ class BodyBudget:
         self.total = total
         self.free = total
 
-    def hold(
-        self, req: falcon.asgi.Request, limit: int
-    ) -> AbstractAsyncContextManager[object]:
+    def hold(self, req: falcon.asgi.Request, limit: int) -> AbstractAsyncContextManager[object]:
         """Holds the body's size while the request is handled (503 past the budget).
 
         Used as ``async with budget.hold(req, limit):``; for a small body it

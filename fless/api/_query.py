@@ -31,7 +31,8 @@ def allowed_parameters(document: bytes) -> dict[tuple[str, str], frozenset[str]]
             if method == "parameters" or not isinstance(operation, dict):
                 continue
             names = {
-                p["name"] for p in [*shared, *operation.get("parameters", [])]
+                p["name"]
+                for p in [*shared, *operation.get("parameters", [])]
                 if isinstance(p, dict) and p.get("in") == "query"
             }
             allowed[(shape, method.upper())] = frozenset(names)

@@ -125,8 +125,10 @@ def progress_bar(label: str, stream: TextIO | None = None) -> Callable[[int, int
         filled = width * done // total if total else width
         percent = 100 * done // total if total else 100
         end = "\n" if done >= total else ""
-        err.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {percent:3d}% "
-                  f"{done // 1024} KiB{end}")
+        err.write(
+            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {percent:3d}% "
+            f"{done // 1024} KiB{end}"
+        )
         err.flush()
 
     return report

@@ -174,8 +174,13 @@ def build_project(
     lines: list[str] = []
     proc = subprocess.Popen(
         ["sh", str(script), str(project.resolve()), str(output)],
-        cwd=project, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+        cwd=project,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
     )
     assert proc.stdout is not None
     try:

@@ -219,8 +219,10 @@ def _fn_new(args: argparse.Namespace) -> None:
     lang = language(args.lang)
     dest = Path(args.dir) if args.dir else Path(args.name)
     new_project(lang, args.name, dest)
-    print(f"fless: wrote a {lang.name} function in {dest}; build it with `fless fn build {dest}`",
-          file=sys.stderr)
+    print(
+        f"fless: wrote a {lang.name} function in {dest}; build it with `fless fn build {dest}`",
+        file=sys.stderr,
+    )
 
 
 def _fn_build(args: argparse.Namespace) -> None:
@@ -410,7 +412,10 @@ def _add_no_wait_option(parser: argparse.ArgumentParser) -> None:
 def _add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", metavar="LANG", help="the language (default: from the files)")
     parser.add_argument(
-        "-o", "--out", dest="wasm_out", metavar="FILE.wasm",
+        "-o",
+        "--out",
+        dest="wasm_out",
+        metavar="FILE.wasm",
         help="where the module goes (default: in DIR)",
     )
     parser.add_argument(

@@ -96,12 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         from fless.node._keys import has_keys, keygen
 
         if has_keys(settings.key_path):
-            print(f"fless-node: {settings.key_path} already holds keys; not replacing them",
-                  file=sys.stderr)
+            print(
+                f"fless-node: {settings.key_path} already holds keys; not replacing them",
+                file=sys.stderr,
+            )
             return 1
         keygen(settings.key_path)
-        print(f"fless-node: cluster keys written to {settings.key_path}; "
-              "copy this directory to every node", file=sys.stderr)
+        print(
+            f"fless-node: cluster keys written to {settings.key_path}; "
+            "copy this directory to every node",
+            file=sys.stderr,
+        )
         return 0
     if args.command == "reset-admin-key":
         path = node.reset_admin_key(settings)

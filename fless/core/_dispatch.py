@@ -235,8 +235,9 @@ class Dispatcher:
                 if pause is None:
                     raise _gave_up(exc, tried) from None
                 if lost:
-                    log.info("retrying an invocation of %s (attempt %d failed: %s)",
-                             sha[:12], sent, exc)
+                    log.info(
+                        "retrying an invocation of %s (attempt %d failed: %s)", sha[:12], sent, exc
+                    )
                 await asyncio.sleep(pause)
                 continue
             outcome.attempts = sent + 1

@@ -61,9 +61,7 @@ _READER = json.JSONDecoder(parse_float=_float, parse_constant=_constant)
 # Output is only checked, with the C parser's own numbers; an integer past
 # Python's digit limit is JSON all the same, so it is checked again as text.
 _CHECKER = json.JSONDecoder(parse_constant=_constant)
-_CHECKER_AS_TEXT = json.JSONDecoder(
-    parse_int=_keep, parse_float=_keep, parse_constant=_constant
-)
+_CHECKER_AS_TEXT = json.JSONDecoder(parse_int=_keep, parse_float=_keep, parse_constant=_constant)
 
 
 def _decode(decoder: json.JSONDecoder, text: str) -> Any:

@@ -148,7 +148,9 @@ class Lanes:
     def _gone_long(self, now: float) -> int:
         """How many runs going are known long or have run ``LONG_S`` (not just unseen)."""
         return sum(
-            1 for k, starts in self._running.items() for s in starts
+            1
+            for k, starts in self._running.items()
+            for s in starts
             if now - s >= LONG_S or self._last.get(k, 0.0) >= LONG_S
         )
 
@@ -163,7 +165,9 @@ class Lanes:
         if self.busy >= self.threads + self.spare_most:
             return None
         turns = [
-            s + LONG_S for k, starts in self._running.items() for s in starts
+            s + LONG_S
+            for k, starts in self._running.items()
+            for s in starts
             if now - s < LONG_S and self._last.get(k, 0.0) < LONG_S
         ]
         return min(turns) if turns else None

@@ -202,8 +202,9 @@ class LocalWorker:
             if metrics is not None:
                 metrics.execution_seconds.observe(time.monotonic() - clock)
             if call is not None:
-                self._keep(call, started, clock, error_kind(exc), exc.logs,
-                           exc.logs_truncated, str(exc))
+                self._keep(
+                    call, started, clock, error_kind(exc), exc.logs, exc.logs_truncated, str(exc)
+                )
             raise
         if metrics is not None:
             metrics.execution_seconds.observe(time.monotonic() - clock)
@@ -249,7 +250,11 @@ class LocalWorker:
             log.exception("keeping the logs of invocation %s failed", call.id)
 
     async def _run(
-        self, sha: str, args: bytes, limits: Limits, load_code: Callable[[], bytes],
+        self,
+        sha: str,
+        args: bytes,
+        limits: Limits,
+        load_code: Callable[[], bytes],
         deadline: float,
     ) -> Outcome:
         loop = asyncio.get_running_loop()
@@ -312,9 +317,13 @@ class LocalWorker:
         self._on_loop[sha] = time.monotonic() + OFF_LOOP_S
         if metrics is not None:
             metrics.loop_overruns.inc()
-        log.info("function code %s ran past %.0f ms on the event loop: running it "
-                 "on a thread, and on threads for %.0f s", sha[:12],
-                 LOOP_BUDGET_S * 1000, OFF_LOOP_S)
+        log.info(
+            "function code %s ran past %.0f ms on the event loop: running it "
+            "on a thread, and on threads for %.0f s",
+            sha[:12],
+            LOOP_BUDGET_S * 1000,
+            OFF_LOOP_S,
+        )
 
     def _may_run_on_loop(self, sha: str, function: CompiledFunction, limits: Limits) -> bool:
         return (
@@ -325,8 +334,13 @@ class LocalWorker:
         )
 
     def _timed(
-        self, sha: str, function: CompiledFunction, args: bytes, limits: Limits,
-        budget_s: float | None, deadline: float,
+        self,
+        sha: str,
+        function: CompiledFunction,
+        args: bytes,
+        limits: Limits,
+        budget_s: float | None,
+        deadline: float,
     ) -> Outcome:
         """Runs ``function`` by ``deadline`` and notes whether the run was quick."""
         if deadline <= time.monotonic():

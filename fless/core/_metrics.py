@@ -17,8 +17,25 @@ import os
 from typing import Any
 
 # Seconds: from a hello's fraction of a millisecond to the longest timeout.
-BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-           10.0, 30.0, 60.0, 300.0)
+BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
 
 
 class NodeMetrics:
@@ -28,12 +45,14 @@ class NodeMetrics:
         from prometheus_client import Counter, Gauge, Histogram
 
         self.invocations = Counter(
-            "fless_invocations", "Invocations through this core, by function and outcome.",
+            "fless_invocations",
+            "Invocations through this core, by function and outcome.",
             ["module", "function", "outcome"],
         )
         self.invoke_seconds = Histogram(
             "fless_invoke_seconds",
-            "Time from an invocation's arrival at the core to its answer.", buckets=BUCKETS,
+            "Time from an invocation's arrival at the core to its answer.",
+            buckets=BUCKETS,
         )
         self.execution_seconds = Histogram(
             "fless_execution_seconds",
@@ -43,7 +62,8 @@ class NodeMetrics:
         self.cold_starts = Counter(
             "fless_cold_starts",
             "Invocations whose code was not in memory: loaded from the disk cache (disk) "
-            "or compiled (compile).", ["kind"],
+            "or compiled (compile).",
+            ["kind"],
         )
         self.cache_lookups = Counter(
             "fless_cache_lookups",
@@ -59,7 +79,8 @@ class NodeMetrics:
             "fless_cache_evictions", "Compiled modules evicted from the cache (idle or excess)."
         )
         self.cache_bytes = Gauge(
-            "fless_cache_bytes", "Machine code held in the cache on disk.",
+            "fless_cache_bytes",
+            "Machine code held in the cache on disk.",
             multiprocess_mode="max",
         )
         self.pushed_bytes = Counter(
@@ -67,12 +88,16 @@ class NodeMetrics:
             "Code bytes pushed to workers (once per worker that took it).",
         )
         self.members = Gauge(
-            "fless_members", "Cluster members as this node sees them, by state.", ["state"],
+            "fless_members",
+            "Cluster members as this node sees them, by state.",
+            ["state"],
             multiprocess_mode="max",
         )
         self.memory = Gauge(
-            "fless_node_memory_bytes", "Memory this node offers to functions: total and free.",
-            ["kind"], multiprocess_mode="max",
+            "fless_node_memory_bytes",
+            "Memory this node offers to functions: total and free.",
+            ["kind"],
+            multiprocess_mode="max",
         )
         # Series with known labels exist from the start, at 0: a rate over a
         # series that appears only at its first event misses that event.

@@ -72,11 +72,13 @@ class FunctionSpec:
 
 def code_bounds(settings: FunctionSettings) -> CodeBounds:
     """The ``max_module_*`` settings: what an uploaded module may declare."""
-    return CodeBounds(**{
-        f.name: getattr(settings, f"max_module_{f.name}")
-        for f in dataclasses.fields(CodeBounds)
-        if hasattr(settings, f"max_module_{f.name}")
-    })
+    return CodeBounds(
+        **{
+            f.name: getattr(settings, f"max_module_{f.name}")
+            for f in dataclasses.fields(CodeBounds)
+            if hasattr(settings, f"max_module_{f.name}")
+        }
+    )
 
 
 def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:

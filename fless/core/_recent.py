@@ -39,8 +39,11 @@ class Recent:
         self.max_bytes = max_bytes
         # Room for the kept entries, the pages freed by trimming, and the index.
         self._env = lmdb.open(
-            str(path), map_size=max(4 * max_bytes, 16 << 20), max_dbs=3,
-            sync=False, metasync=False,
+            str(path),
+            map_size=max(4 * max_bytes, 16 << 20),
+            max_dbs=3,
+            sync=False,
+            metasync=False,
         )
         self._entries = self._env.open_db(b"entries")
         self._topics = self._env.open_db(b"topics")
@@ -94,7 +97,7 @@ class Recent:
                 key = bytes(cursor.key())
                 if not key.startswith(prefix):
                     break
-                raw = txn.get(key[len(prefix):], db=self._entries)
+                raw = txn.get(key[len(prefix) :], db=self._entries)
                 if raw is not None:
                     found.append(cbor2.loads(raw))
                 if not cursor.prev():

@@ -200,9 +200,7 @@ def _read_imports(body: _Reader, found: dict[str, int]) -> None:
             raise BinaryFormatError(f"unknown import kind {kind}")
 
 
-def _read_code(
-    body: _Reader, found: dict[str, int], bounds: CodeBounds | None, where: str
-) -> None:
+def _read_code(body: _Reader, found: dict[str, int], bounds: CodeBounds | None, where: str) -> None:
     # The locals are read in runs (a count and a type), one Python step each:
     # runs of no local cost two bytes, and a 2 MB body of them took this
     # loop 2.4 s. Each run counts as one local at least, and a function past
@@ -219,8 +217,10 @@ def _read_code(
         for _ in range(fn.u32()):
             declared += fn.u32() or 1
             _value_type(fn)
-            if most is not None and most_total is not None and (
-                declared > most or found["total_locals"] + declared > most_total
+            if (
+                most is not None
+                and most_total is not None
+                and (declared > most or found["total_locals"] + declared > most_total)
             ):
                 found["locals"] = max(found["locals"], declared)
                 found["total_locals"] += declared

@@ -131,8 +131,14 @@ class Compiler:
             CompileFailed: with a message for the user (invalid code, over a limit).
         """
         child = self._take()
-        out, err = _send(child, b"c" if component else b"m", code, self.limits.timeout_s,
-                         "compiling", "worker.compile_timeout_s")
+        out, err = _send(
+            child,
+            b"c" if component else b"m",
+            code,
+            self.limits.timeout_s,
+            "compiling",
+            "worker.compile_timeout_s",
+        )
         return _result(child.returncode, out, err, self.limits)
 
     def close(self) -> None:
@@ -158,8 +164,12 @@ class Compiler:
 
 
 def _send(
-    child: subprocess.Popen[bytes], kind: bytes, code: bytes, timeout_s: float,
-    doing: str, setting: str,
+    child: subprocess.Popen[bytes],
+    kind: bytes,
+    code: bytes,
+    timeout_s: float,
+    doing: str,
+    setting: str,
 ) -> tuple[bytes, bytes]:
     """Sends ``kind`` and ``code`` to ``child`` apart: no copy of the code is made to join them.
 
@@ -189,9 +199,16 @@ def _send(
 
 def _spawn(limits: CompileLimits) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-I", __file__, str(limits.memory_bytes + CHILD_BASE_BYTES),
-         str(SPARE_IDLE_S)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-I",
+            __file__,
+            str(limits.memory_bytes + CHILD_BASE_BYTES),
+            str(SPARE_IDLE_S),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env={"PATH": os.environ.get("PATH", ""), "MALLOC_ARENA_MAX": "2"},
     )
 
@@ -207,7 +224,8 @@ def _result(returncode: int, out: bytes, err: bytes, limits: CompileLimits) -> b
         # A Rust allocation failure aborts (SIGABRT) with "memory allocation of N bytes failed".
         raise CompileFailed(
             f"compiling the code needed more than {limits.memory_bytes >> 20} MiB,"
-            " the limit (worker.compile_memory_mib)", over_limit=True
+            " the limit (worker.compile_memory_mib)",
+            over_limit=True,
         )
     last = detail.splitlines()[-1] if detail else f"exit status {returncode}"
     raise CompileFailed(f"the compiler failed: {last}")
@@ -236,8 +254,9 @@ def validate_in_child(code: bytes, limits: CompileLimits) -> None:
             validation went past a limit (``over_limit``).
     """
     child = _spawn(limits)
-    _, err = _send(child, b"v", code, limits.timeout_s,
-                   "validating", "functions.validate_timeout_s")
+    _, err = _send(
+        child, b"v", code, limits.timeout_s, "validating", "functions.validate_timeout_s"
+    )
     if child.returncode == 0:
         return
     detail = err.decode("utf-8", "replace").strip()
@@ -246,7 +265,8 @@ def validate_in_child(code: bytes, limits: CompileLimits) -> None:
     if child.returncode in (_EXIT_OUT_OF_MEMORY, -6, 134) or "memory allocation" in detail:
         raise CompileFailed(
             f"validating the code needed more than {limits.memory_bytes >> 20} MiB,"
-            " the limit (functions.validate_memory_mib)", over_limit=True
+            " the limit (functions.validate_memory_mib)",
+            over_limit=True,
         )
     last = detail.splitlines()[-1] if detail else f"exit status {child.returncode}"
     raise CompileFailed(f"the validator failed: {last}")

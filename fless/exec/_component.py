@@ -132,9 +132,7 @@ class ComponentHost:
                     # A new instance has none of Wasmtime's functions: all four.
                     clocks.add_func("now", hostcalls.guarded(self._clock_now))
                     clocks.add_func("resolution", hostcalls.guarded(self._clock_resolution))
-                    clocks.add_func(
-                        "subscribe-instant", hostcalls.guarded(self._subscribe_instant)
-                    )
+                    clocks.add_func("subscribe-instant", hostcalls.guarded(self._subscribe_instant))
                     clocks.add_func(
                         "subscribe-duration", hostcalls.guarded(self._subscribe_duration)
                     )
@@ -163,7 +161,11 @@ class ComponentHost:
             raise InvalidModule(f"cannot load compiled code: {_first_line(exc)}") from exc
 
     def run(
-        self, function: CompiledComponent, args: bytes, limits: Limits, inv: Invocation,
+        self,
+        function: CompiledComponent,
+        args: bytes,
+        limits: Limits,
+        inv: Invocation,
         store: wasmtime.Store,
     ) -> Outcome:
         """Runs one invocation in a fresh instance, on the calling thread.
@@ -259,10 +261,13 @@ class ComponentHost:
             raise inv_fail(inv, FunctionTrap(f"http-request: unknown method {method!r}"))
         if not host_allowed(url, inv.limits.http_allow):
             host = urlsplit(url).hostname or url
-            raise inv_fail(inv, FunctionTrap(
-                f"outbound HTTP to {host!r} denied:"
-                " not on the function's or the cluster's allow-list"
-            ))
+            raise inv_fail(
+                inv,
+                FunctionTrap(
+                    f"outbound HTTP to {host!r} denied:"
+                    " not on the function's or the cluster's allow-list"
+                ),
+            )
         payload = body.encode() if body else None
         status, data = _fetch(method.upper(), url, list(headers), payload, inv)
         return status, data.decode("utf-8", "replace")

@@ -315,8 +315,12 @@ class WasmRuntime:
         return isinstance(function, CompiledModule) and function.stoppable
 
     def run(
-        self, function: CompiledFunction, args: bytes, limits: Limits,
-        budget_s: float | None = None, deadline: float | None = None,
+        self,
+        function: CompiledFunction,
+        args: bytes,
+        limits: Limits,
+        budget_s: float | None = None,
+        deadline: float | None = None,
     ) -> Outcome:
         """Runs one invocation to its end, on the calling thread.
 
@@ -380,8 +384,11 @@ class WasmRuntime:
         # monotonic times never wake early (tests/exec/test_host_deadline.py).
         inv.clock_origin_ns = time.monotonic_ns()
         store.set_limits(
-            memory_size=limits.memory_bytes, table_elements=limits.table_elements,
-            instances=limits.instances, tables=limits.tables, memories=limits.memories,
+            memory_size=limits.memory_bytes,
+            table_elements=limits.table_elements,
+            instances=limits.instances,
+            tables=limits.tables,
+            memories=limits.memories,
         )
         store.set_epoch_deadline(ticks)
         instance: wasmtime.Instance | None = None

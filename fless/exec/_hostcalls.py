@@ -112,10 +112,13 @@ class Invocation:
         if fd == 1 and self.stdout_is_output:
             if len(self.stdout) + size > self.limits.max_output_bytes:
                 self.output_overflow = True
-                raise inv_fail(self, OutputLimitExceeded(
-                    "function output exceeds the output limit of"
-                    f" {self.limits.max_output_bytes} bytes"
-                ))
+                raise inv_fail(
+                    self,
+                    OutputLimitExceeded(
+                        "function output exceeds the output limit of"
+                        f" {self.limits.max_output_bytes} bytes"
+                    ),
+                )
             self.stdout += data
             return
         if fd == 2:
@@ -226,9 +229,13 @@ class HostCalls:
         inv = self._inv()
         if length & 0xFFFFFFFF > inv.limits.max_output_bytes:
             inv.output_overflow = True
-            raise inv_fail(inv, OutputLimitExceeded(
-                f"function response exceeds the output limit of {inv.limits.max_output_bytes} bytes"
-            ))
+            raise inv_fail(
+                inv,
+                OutputLimitExceeded(
+                    "function response exceeds the output limit of "
+                    f"{inv.limits.max_output_bytes} bytes"
+                ),
+            )
         inv.response = _read(caller, ptr, length)
 
     def insert_error(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
@@ -241,8 +248,10 @@ class HostCalls:
         """``__console_log(ptr, len)``: a log line, kept while the log budget lasts."""
         inv = self._inv()
         length &= 0xFFFFFFFF
-        if (inv.log_bytes + length > inv.limits.max_log_bytes
-                or len(inv.logs) >= inv.limits.max_log_lines):
+        if (
+            inv.log_bytes + length > inv.limits.max_log_bytes
+            or len(inv.logs) >= inv.limits.max_log_lines
+        ):
             inv.logs_truncated = True
             return
         inv.add_log(_read(caller, ptr, length).decode("utf-8", "replace"))
@@ -258,8 +267,10 @@ class HostCalls:
         if iovs_len > WASI_IOV_MAX:
             return WASI_ERRNO_INVAL
         memory = _memory(caller)
-        spans = [_span(caller, memory, ptr, length)
-                 for ptr, length in struct.iter_unpack("<II", _read(caller, iovs, iovs_len * 8))]
+        spans = [
+            _span(caller, memory, ptr, length)
+            for ptr, length in struct.iter_unpack("<II", _read(caller, iovs, iovs_len * 8))
+        ]
         size = sum(length for _, length in spans)
         # Copy no more than could be kept: iovecs may name the same memory many times.
         room = inv.stream_room(fd)
@@ -274,7 +285,11 @@ class HostCalls:
         return 0
 
     def poll_oneoff(
-        self, caller: wasmtime.Caller, subs_ptr: int, events_ptr: int, nsubs: int,
+        self,
+        caller: wasmtime.Caller,
+        subs_ptr: int,
+        events_ptr: int,
+        nsubs: int,
         nevents_ptr: int,
     ) -> int:
         """WASI ``poll_oneoff``: waits for a clock or a stream, never past the deadline.
@@ -353,10 +368,13 @@ class HostCalls:
         url = _read(caller, uri_ptr, uri_len).decode("utf-8", "replace")
         if not host_allowed(url, inv.limits.http_allow):
             host = urlsplit(url).hostname or url
-            raise inv_fail(inv, FunctionTrap(
-                f"outbound HTTP to {host!r} denied:"
-                " not on the function's or the cluster's allow-list"
-            ))
+            raise inv_fail(
+                inv,
+                FunctionTrap(
+                    f"outbound HTTP to {host!r} denied:"
+                    " not on the function's or the cluster's allow-list"
+                ),
+            )
         try:
             headers = parse_headers(_read(caller, hdr_ptr, hdr_len).decode("utf-8", "replace"))
         except ValueError as exc:
@@ -409,9 +427,10 @@ def _fetch(
     except (OSError, ValueError) as exc:
         return _failed(inv, method, url, exc)
     if len(payload) > cap:
-        raise inv_fail(inv, OutputLimitExceeded(
-            f"HTTP response from {urlsplit(url).hostname} exceeds {cap} bytes"
-        ))
+        raise inv_fail(
+            inv,
+            OutputLimitExceeded(f"HTTP response from {urlsplit(url).hostname} exceeds {cap} bytes"),
+        )
     return status, payload
 
 
@@ -510,14 +529,13 @@ def _deadline_handlers() -> tuple[type, type]:
 
     class HTTPHandler(urllib.request.HTTPHandler):
         def http_open(self, req: Any) -> Any:
-            return self.do_open(
-                functools.partial(HTTPConnection, deadline=deadline_of(req)), req
-            )
+            return self.do_open(functools.partial(HTTPConnection, deadline=deadline_of(req)), req)
 
     class HTTPSHandler(urllib.request.HTTPSHandler):
         def https_open(self, req: Any) -> Any:
             return self.do_open(
-                functools.partial(HTTPSConnection, deadline=deadline_of(req)), req,
+                functools.partial(HTTPSConnection, deadline=deadline_of(req)),
+                req,
                 context=tls_context(),
             )
 
@@ -580,8 +598,7 @@ def _resolve(host: str, port: int, deadline: float) -> list[Any]:
     alone. An IP address needs no lookup.
     """
     try:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                  flags=socket.AI_NUMERICHOST)
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     except socket.gaierror:
         pass
     future = _resolver().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)

@@ -347,8 +347,9 @@ class RpcClient:
         if len(keys) < 2 or not current or tried + 1 >= len(keys) * 2:
             return False  # every key refused, twice: a stranger, not a rotation
         self._server_key[peer.endpoint] = tried + 1
-        log.info("RPC handshake with %s failed; trying the cluster's other server key",
-                 peer.endpoint)
+        log.info(
+            "RPC handshake with %s failed; trying the cluster's other server key", peer.endpoint
+        )
         del self._peers[peer.endpoint]
         self._retire(peer)
         fresh = self._peer(peer.endpoint)

@@ -215,8 +215,9 @@ class Gossip:
         if not home or self.membership.port == home or not _udp_port_free(self.host, home):
             return
         old = self.membership
-        peers = tuple(m.address for m in old.members()
-                      if m.state == "alive" and m.address != old.address)
+        peers = tuple(
+            m.address for m in old.members() if m.state == "alive" and m.address != old.address
+        )
         self._homes += 1
         self._name = f"{node_name(self._role, self._settings)}.{self._homes}"
         new = self._member(home, join=peers)
@@ -256,8 +257,9 @@ class Gossip:
         """Writes the alive peers' addresses, when they changed (atomically: API
         processes of one node share the file)."""
         own = self.membership.address
-        alive = tuple(sorted(m.address for m in self.members()
-                             if m.state == "alive" and m.address != own))
+        alive = tuple(
+            sorted(m.address for m in self.members() if m.state == "alive" and m.address != own)
+        )
         if not alive or alive == self._remembered:
             return  # alone: keep what the last company was
         self._remembered = alive
@@ -333,4 +335,3 @@ class Gossip:
         if self._beacon is not None:
             await self._beacon.stop()
         await self.membership.stop()
-

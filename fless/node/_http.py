@@ -52,19 +52,24 @@ class _Refused(Exception):
 def refusal(status: int, detail: str) -> bytes:
     """A whole HTTP response that closes the connection, with fless's error body."""
     body = json.dumps({"errors": {"detail": detail}}).encode()
-    return b"".join([
-        STATUS_LINE[status],
-        b"content-type: application/json\r\n",
-        b"content-length: ", str(len(body)).encode(), b"\r\n",
-        b"connection: close\r\n\r\n",
-        body,
-    ])
+    return b"".join(
+        [
+            STATUS_LINE[status],
+            b"content-type: application/json\r\n",
+            b"content-length: ",
+            str(len(body)).encode(),
+            b"\r\n",
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+    )
 
 
 _MALFORMED = refusal(
-    400, "malformed HTTP request: its request line or headers are not HTTP/1.1 "
-         "(a method, path or header byte out of place, or a bad Content-Length or "
-         "Transfer-Encoding)"
+    400,
+    "malformed HTTP request: its request line or headers are not HTTP/1.1 "
+    "(a method, path or header byte out of place, or a bad Content-Length or "
+    "Transfer-Encoding)",
 )
 
 
@@ -103,8 +108,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                     "(api.max_connections); raise it if these are legitimate clients",
                     len(self.connections) - 1,
                 )
-            self._refuse(503, f"this API process has {limits.max_connections} connections "
-                              "open, its limit (api.max_connections); retry later")
+            self._refuse(
+                503,
+                f"this API process has {limits.max_connections} connections "
+                "open, its limit (api.max_connections); retry later",
+            )
             return
         self._head_started = self.loop.time()
         self._arm_head_timer(limits.header_timeout_s)
@@ -129,8 +137,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         those connections close as before.
         """
         cycle = self.cycle
-        if (cycle is not None and not cycle.response_complete
-                and not self._in_head and not self._in_body):
+        if (
+            cycle is not None
+            and not cycle.response_complete
+            and not self._in_head
+            and not self._in_body
+        ):
             cycle.keep_alive = False  # closed once the answer is sent
             return True
         return None
@@ -202,8 +214,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # parser holds, and the hot path keeps uvicorn's own on_header.
         if len(self.headers) > self.LIMITS.max_headers:
             self._refusal = refusal(
-                431, f"a request may have at most {self.LIMITS.max_headers} header fields "
-                     "(api.max_headers)"
+                431,
+                f"a request may have at most {self.LIMITS.max_headers} header fields "
+                "(api.max_headers)",
             )
             raise _Refused  # httptools raises HttpParserCallbackError, see send_400_response
         super().on_headers_complete()
@@ -289,8 +302,10 @@ class ThinnedWarnings(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """False for a repeat of such a warning within the period."""
         text = record.msg
-        if record.levelno != logging.WARNING or not isinstance(text, str) or not text.startswith(
-            self.PREFIXES
+        if (
+            record.levelno != logging.WARNING
+            or not isinstance(text, str)
+            or not text.startswith(self.PREFIXES)
         ):
             return True
         now = time.monotonic()

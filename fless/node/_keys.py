@@ -116,7 +116,8 @@ def _load_with_rotation(directory: Path) -> ClusterKeys:
         servers_also.append(other_curve.server_public)
         log.info(
             "key rotation: also accepting the keys in %s (gossip, beacons, RPC clients "
-            "and servers)", other
+            "and servers)",
+            other,
         )
     curve = dataclasses.replace(
         curve, also_accept=tuple(clients_also), also_servers=tuple(servers_also)

@@ -42,6 +42,8 @@ log = logging.getLogger("fless.node")
 MiB = 1 << 20
 # How old a reading of this machine's free memory may be when used.
 MEMORY_MAX_AGE_S = 0.25
+
+
 # Free memory is re-advertised when it moved by this much, and at least this often.
 def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
     """The executor of this node: runtime, compiled-code cache, thread pool."""
@@ -185,8 +187,11 @@ def _member_view(member: Member) -> dict[str, object]:
 
 
 def _hangup(name: str) -> None:
-    log.warning("worker %s: SIGHUP ignored: a worker reads its keys and settings when it "
-                "starts; restart it to take up new ones", name)
+    log.warning(
+        "worker %s: SIGHUP ignored: a worker reads its keys and settings when it "
+        "starts; restart it to take up new ones",
+        name,
+    )
 
 
 async def run_worker(settings: Settings) -> None:
@@ -216,11 +221,15 @@ async def run_worker(settings: Settings) -> None:
             settings.worker.metrics_port,
             lambda: refresh_gauges(gossip.members(), memory(), local),
         )
-        log.info("worker metrics on http://%s:%d/metrics", cluster.rpc_host,
-                 settings.worker.metrics_port)
+        log.info(
+            "worker metrics on http://%s:%d/metrics", cluster.rpc_host, settings.worker.metrics_port
+        )
     log.info(
         "worker %s ready: RPC on %s, gossip on %s:%s",
-        local.name, gossip.meta.rpc, host, gossip.membership.port,
+        local.name,
+        gossip.meta.rpc,
+        host,
+        gossip.membership.port,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -231,12 +240,19 @@ async def run_worker(settings: Settings) -> None:
     await stop.wait()
     # Stop taking work, finish what runs, and only then leave: a core fails the
     # calls pending on a member the moment it leaves.
-    log.info("worker %s stopping: taking no new work, finishing %d invocations",
-             local.name, in_flight.count)
+    log.info(
+        "worker %s stopping: taking no new work, finishing %d invocations",
+        local.name,
+        in_flight.count,
+    )
     await gossip.drain()
     if not await in_flight.wait_idle(DRAIN_TIMEOUT_S):
-        log.warning("worker %s: %d invocations still running after %.0f s; cancelling them",
-                    local.name, in_flight.count, DRAIN_TIMEOUT_S)
+        log.warning(
+            "worker %s: %d invocations still running after %.0f s; cancelling them",
+            local.name,
+            in_flight.count,
+            DRAIN_TIMEOUT_S,
+        )
     await asyncio.sleep(REPLY_GRACE_S)
     if exporter is not None:
         exporter.close()

@@ -42,6 +42,7 @@ def refused(result: Any, status: int, words: str) -> None:
 
 def strict_json(text: str) -> Any:
     """``text`` parsed as JSON that any parser takes (no NaN, no Infinity)."""
+
     def constant(name: str) -> None:
         raise AssertionError(f"{name} in an answer: not JSON")
 
@@ -93,10 +94,17 @@ def test_a_wide_body_is_read_in_about_the_time_of_parsing_it(
 def test_raw_surrogate_bytes_in_any_json_body_get_400(driver: AppDriver, raw: bytes) -> None:
     # Not an escape: the UTF-8 bytes of a surrogate, which Python's json reads
     # (it decodes with "surrogatepass") into a string that cannot be written back.
-    for method, path in [("POST", "/v1/fn/_/hello"), ("POST", "/v1/fn"),
-                         ("POST", "/v1/admin/subjects"), ("POST", "/v1/admin/nodes")]:
-        for body in [b'{"args": {"x": "' + raw + b'"}}', b'{"module": {"name": "' + raw + b'"}}',
-                     b'{"' + raw + b'": 1}']:
+    for method, path in [
+        ("POST", "/v1/fn/_/hello"),
+        ("POST", "/v1/fn"),
+        ("POST", "/v1/admin/subjects"),
+        ("POST", "/v1/admin/nodes"),
+    ]:
+        for body in [
+            b'{"args": {"x": "' + raw + b'"}}',
+            b'{"module": {"name": "' + raw + b'"}}',
+            b'{"' + raw + b'": 1}',
+        ]:
             result = driver.request(method, path, body=body)
             assert result.status_code == 400, (path, body, result.text[:200])
             assert "errors" in json.loads(result.text)
@@ -112,8 +120,12 @@ def test_paired_surrogates_and_odd_text_are_args_like_any_other(driver: AppDrive
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/fn"), ("PUT", "/v1/fn/_"), ("POST", "/v1/admin/subjects"),
-     ("POST", "/v1/admin/nodes")],
+    [
+        ("POST", "/v1/fn"),
+        ("PUT", "/v1/fn/_"),
+        ("POST", "/v1/admin/subjects"),
+        ("POST", "/v1/admin/nodes"),
+    ],
 )
 @pytest.mark.parametrize(
     ("body", "words"),
@@ -141,8 +153,13 @@ def test_every_json_body_is_read_by_the_same_rules(
 def test_multipart_fields_are_read_by_the_same_rules(
     driver: AppDriver, field: str, value: str, words: str
 ) -> None:
-    form = multipart([("name", None, b"f"), ("code", "c.wasm", build.wat("fl_hello")),
-                      (field, None, value.encode())])
+    form = multipart(
+        [
+            ("name", None, b"f"),
+            ("code", "c.wasm", build.wat("fl_hello")),
+            (field, None, value.encode()),
+        ]
+    )
     refused(driver.request("POST", "/v1/fn/_", **form), 400, words)
 
 
@@ -168,9 +185,11 @@ def test_a_field_given_twice_is_refused_and_nothing_changes(
 
 @pytest.mark.parametrize(
     ("method", "path", "query"),
-    [("POST", "/v1/fn/_/hello", "retries=0&retries=5"),
-     ("GET", "/v1/invocations", "limit=1&limit=2"),
-     ("GET", "/v1/fn/_/hello/logs", "limit=3&limit=3")],
+    [
+        ("POST", "/v1/fn/_/hello", "retries=0&retries=5"),
+        ("GET", "/v1/invocations", "limit=1&limit=2"),
+        ("GET", "/v1/fn/_/hello/logs", "limit=3&limit=3"),
+    ],
 )
 def test_a_query_parameter_given_twice_is_refused(
     driver: AppDriver, method: str, path: str, query: str
@@ -186,8 +205,12 @@ def test_a_query_parameter_given_twice_is_refused(
 def test_a_part_without_a_field_name_is_refused(driver: AppDriver, head: bytes) -> None:
     # It was skipped silently, as if the form had no such part.
     body = b"--b\r\n" + head + b"\r\n\r\nx\r\n--b--\r\n"
-    result = driver.request("PUT", "/v1/fn/_/hello", body=body,
-                            headers={"Content-Type": "multipart/form-data; boundary=b"})
+    result = driver.request(
+        "PUT",
+        "/v1/fn/_/hello",
+        body=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
     refused(result, 400, "no field name")
 
 
@@ -213,8 +236,17 @@ def test_limit_is_ascii_digits_in_range(driver: AppDriver, value: str) -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1:\u00b2", "127.0.0.1:\u0664\u0667", "\ud800:7946", "host\x00:7946",
-     "h\u00e9te:7946", ":7946", "127.0.0.1:" + LONG_INT, "127.0.0.1:0", "127.0.0.1:65536"],
+    [
+        "127.0.0.1:\u00b2",
+        "127.0.0.1:\u0664\u0667",
+        "\ud800:7946",
+        "host\x00:7946",
+        "h\u00e9te:7946",
+        ":7946",
+        "127.0.0.1:" + LONG_INT,
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+    ],
 )
 def test_join_addresses_are_checked_before_any_packet(driver: AppDriver, address: str) -> None:
     # json.dumps escapes a lone surrogate as \ud800, as a client would send it.
@@ -248,10 +280,16 @@ def test_path_segments_that_name_nothing_get_404(
 
 @pytest.mark.parametrize("name", ["m\n", "m\r\n", "\nm", "m\x00", "\u0663", "m\u0301"])
 def test_names_must_match_whole(driver: AppDriver, name: str) -> None:
-    refused(driver.request("POST", "/v1/fn", json={"module": {"name": name}}), 400,
-            "invalid module name")
-    refused(driver.request("POST", "/v1/admin/subjects", json={"subject": {"name": name}}),
-            400, "invalid subject name")
+    refused(
+        driver.request("POST", "/v1/fn", json={"module": {"name": name}}),
+        400,
+        "invalid module name",
+    )
+    refused(
+        driver.request("POST", "/v1/admin/subjects", json={"subject": {"name": name}}),
+        400,
+        "invalid subject name",
+    )
     # A multipart name field is stripped (a file's last newline), then checked.
     if name.strip() != name:
         return

@@ -24,10 +24,13 @@ HEAVY = 45_000
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    started = Node(tmp_path_factory.mktemp("refused") / "n", env={
-        "FLESS_API_WORKERS": "1",
-        "FLESS_WORKER_COMPILE_MEMORY_MIB": str(COMPILE_MEMORY_MIB),
-    }).start()
+    started = Node(
+        tmp_path_factory.mktemp("refused") / "n",
+        env={
+            "FLESS_API_WORKERS": "1",
+            "FLESS_WORKER_COMPILE_MEMORY_MIB": str(COMPILE_MEMORY_MIB),
+        },
+    ).start()
     try:
         status, body = started.upload("_", "victim", wat("fl_hello"))
         assert status == 201, body
@@ -45,8 +48,9 @@ def test_code_the_workers_refuse_leaves_the_function_as_it_was(
     node: Node, new_name: str | None
 ) -> None:
     before = record(node, "victim")[1]["data"]
-    status, body = node.upload("_", new_name, bombs.functions(HEAVY), method="PUT",
-                               path="/v1/fn/_/victim")
+    status, body = node.upload(
+        "_", new_name, bombs.functions(HEAVY), method="PUT", path="/v1/fn/_/victim"
+    )
     assert status == 400, body
     assert "worker.compile_memory_mib" in body["errors"]["detail"]
     after = record(node, "victim")[1]["data"]
@@ -60,8 +64,7 @@ def test_code_the_workers_refuse_leaves_the_function_as_it_was(
 
 def test_an_update_the_workers_take_is_stored(node: Node) -> None:
     # The reordering (compile, then store) still stores what compiles.
-    status, body = node.upload("_", None, wat("fl_counter"), method="PUT",
-                               path="/v1/fn/_/victim")
+    status, body = node.upload("_", None, wat("fl_counter"), method="PUT", path="/v1/fn/_/victim")
     assert status == 200, body
     assert body["data"]["workers"] == 1
     assert record(node, "victim")[1]["data"]["hash"] == body["data"]["hash"]

@@ -13,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_comparison_runs_both_trees_and_reports_ratios() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.ab", str(ROOT), "--rounds", "2", "--batch", "5"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -29,7 +33,11 @@ def test_the_comparison_runs_both_trees_and_reports_ratios() -> None:
 def test_a_tree_without_its_own_venv_is_refused(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.ab", str(tmp_path), "--rounds", "1", "--batch", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode != 0
     assert "has no .venv/bin/fless-node" in result.stderr

@@ -59,8 +59,11 @@ def test_memory_figures(tmp_path: Path) -> None:
     figures = check(_memory.measure(smoke(tmp_path)), "memory", "MiB")
     for node in ("idle core (role core, no workers)", "idle role all"):
         # one API process per CPU with role all, one with role core
-        parts = [f for name, f in figures.items()
-                 if name.startswith(f"{node}: ") and ("master" in name or "API process" in name)]
+        parts = [
+            f
+            for name, f in figures.items()
+            if name.startswith(f"{node}: ") and ("master" in name or "API process" in name)
+        ]
         assert len(parts) >= 2
         assert abs(figures[f"{node}: total"].value - sum(p.value for p in parts)) < 1e-6
         assert 0 < figures[f"{node}: total PSS"].value <= figures[f"{node}: total"].value
@@ -76,8 +79,11 @@ def test_memory_figures(tmp_path: Path) -> None:
 
 def test_membership_figures(tmp_path: Path) -> None:
     figures = check(_membership.measure(smoke(tmp_path)), "membership", "s")
-    for name in ("new worker schedulable, from process start", "killed worker unscheduled",
-                 "killed worker listed not alive"):
+    for name in (
+        "new worker schedulable, from process start",
+        "killed worker unscheduled",
+        "killed worker listed not alive",
+    ):
         assert f"{name}, 3 nodes" in figures
     assert all("10 nodes" not in name for name in figures)
     assert no_fless_node_left(tmp_path)

@@ -24,14 +24,30 @@ ROOT = Path(__file__).resolve().parents[2]
 PEER = ROOT / "bench" / "peer" / "node_modules"
 # Always produced by the harness's own modules (measured, or missing with a reason).
 GROUPS = {"floors", "warm latency", "throughput", "peer (workerd)"}
-VERSIONS = {"fless", "python", "wasmtime", "pyzmq", "falcon", "gunicorn", "uvicorn", "workerd",
-            "wrk", "kernel", "cpu"}
+VERSIONS = {
+    "fless",
+    "python",
+    "wasmtime",
+    "pyzmq",
+    "falcon",
+    "gunicorn",
+    "uvicorn",
+    "workerd",
+    "wrk",
+    "kernel",
+    "cpu",
+}
 
 
 def workerd_installed() -> bool:
     arch = {"x86_64": "linux-64", "aarch64": "linux-arm64"}.get(platform.machine(), "")
-    return any(p.is_file() for p in (PEER / "@cloudflare" / f"workerd-{arch}" / "bin" / "workerd",
-                                     PEER / ".bin" / "workerd"))
+    return any(
+        p.is_file()
+        for p in (
+            PEER / "@cloudflare" / f"workerd-{arch}" / "bin" / "workerd",
+            PEER / ".bin" / "workerd",
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +56,17 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Pa
     work = tmp_path_factory.mktemp("bench-work")
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--work-dir", str(work)],
-        cwd=ROOT, capture_output=True, text=True, timeout=280, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
     )
     assert (out / "latest.json").exists(), f"no report:\n{result.stdout}\n{result.stderr}"
     doc = json.loads((out / "latest.json").read_text())
     assert result.returncode == 0, (
-        f"modules failed: {doc['failures']}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        f"modules failed: {doc['failures']}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return doc, out
 
 

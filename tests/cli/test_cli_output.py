@@ -22,11 +22,28 @@ def test_a_table_aligns_its_columns_and_says_when_empty() -> None:
 
 def test_nodes_show_memory_in_mib() -> None:
     out = io.StringIO()
-    node = {"name": "pi", "role": "worker", "state": "alive", "arch": "aarch64",
-            "mem_free": 512 << 20, "mem_total": 1024 << 20, "address": "10.0.0.2:7471"}
+    node = {
+        "name": "pi",
+        "role": "worker",
+        "state": "alive",
+        "arch": "aarch64",
+        "mem_free": 512 << 20,
+        "mem_total": 1024 << 20,
+        "address": "10.0.0.2:7471",
+    }
     show([node], "table", "nodes", out)
     assert out.getvalue().splitlines()[1].split() == [
-        "pi", "worker", "alive", "aarch64", "512", "MiB", "/", "1024", "MiB", "10.0.0.2:7471"]
+        "pi",
+        "worker",
+        "alive",
+        "aarch64",
+        "512",
+        "MiB",
+        "/",
+        "1024",
+        "MiB",
+        "10.0.0.2:7471",
+    ]
 
 
 def test_json_when_asked_or_for_kinds_without_a_table() -> None:

@@ -26,18 +26,26 @@ class Cluster:
 
     def alive_workers(self) -> set[str]:
         return {
-            name for name, n in self.nodes().items()
+            name
+            for name, n in self.nodes().items()
             if n["role"] == "worker" and n["state"] == "alive"
         }
 
     def invoke(self, name: str, args: Any) -> tuple[int, Any, str]:
         conn = http.client.HTTPConnection("127.0.0.1", self.core.port, timeout=30)
         try:
-            conn.request("POST", f"/v1/fn/_/{name}", json.dumps({"args": args}).encode(),
-                         {"Authorization": f"Bearer {self.core.key}"})
+            conn.request(
+                "POST",
+                f"/v1/fn/_/{name}",
+                json.dumps({"args": args}).encode(),
+                {"Authorization": f"Bearer {self.core.key}"},
+            )
             response = conn.getresponse()
-            return response.status, json.loads(response.read()), response.getheader(
-                "X-Fless-Worker") or ""
+            return (
+                response.status,
+                json.loads(response.read()),
+                response.getheader("X-Fless-Worker") or "",
+            )
         finally:
             conn.close()
 
@@ -66,7 +74,12 @@ def start_cluster(
     """
     gossip_port = free_port()
     core = Node(
-        root / "core", None, "--role", "core", "--gossip-port", str(gossip_port),
+        root / "core",
+        None,
+        "--role",
+        "core",
+        "--gossip-port",
+        str(gossip_port),
         env=dict(core_env or {}),
     ).start()
     keys = root / "core" / "keys"
@@ -74,12 +87,18 @@ def start_cluster(
     try:
         for label, mib in workers.items():
             started[label] = WorkerNode(
-                root / label, seeds=f"127.0.0.1:{gossip_port}", key_dir=keys, memory_mib=mib,
+                root / label,
+                seeds=f"127.0.0.1:{gossip_port}",
+                key_dir=keys,
+                memory_mib=mib,
                 env=dict(worker_env or {}),
             ).start()
         running = Cluster(core, started)
-        wait_for(lambda: running.alive_workers() == {w.name for w in started.values()}, 30,
-                 "every worker alive in the core's view")
+        wait_for(
+            lambda: running.alive_workers() == {w.name for w in started.values()},
+            30,
+            "every worker alive in the core's view",
+        )
         yield running
     finally:
         for worker in started.values():

@@ -68,7 +68,10 @@ class Net:
         return (self.root / "core" / "admin.key").read_text().strip()
 
     def request(
-        self, method: str, path: str, body: bytes | None = None,
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any, str]:
         """One HTTP request from the root namespace to the core: status, body, worker."""
@@ -92,13 +95,18 @@ class Net:
     def alive_workers(self) -> dict[str, str]:
         """Alive workers in the core's view: name -> gossip address."""
         return {
-            name: n["address"] for name, n in self.nodes().items()
+            name: n["address"]
+            for name, n in self.nodes().items()
             if n["role"] == "worker" and n["state"] == "alive"
         }
 
     def invoke(self, name: str, args: Any) -> tuple[int, Any, str]:
-        return self.request("POST", f"/v1/fn/_/{name}", json.dumps({"args": args}).encode(),
-                            {"Content-Type": "application/json"})
+        return self.request(
+            "POST",
+            f"/v1/fn/_/{name}",
+            json.dumps({"args": args}).encode(),
+            {"Content-Type": "application/json"},
+        )
 
     def upload(self, name: str, code: bytes) -> tuple[int, Any]:
         body, ctype = multipart([("name", None, name.encode()), ("code", "code.wasm", code)])
@@ -108,9 +116,20 @@ class Net:
     def start_worker(self, i: int, key_dir: Path, *extra: str) -> None:
         self.procs[f"worker{i}"] = self.lab.spawn(
             i,
-            [str(BIN / "fless-node"), "--role", "worker", "--data-dir", str(self.root / f"w{i}"),
-             "--key-dir", str(key_dir), "--rpc-port", str(rpc_port(i)),
-             "--gossip-port", str(GOSSIP_PORT), *extra],
+            [
+                str(BIN / "fless-node"),
+                "--role",
+                "worker",
+                "--data-dir",
+                str(self.root / f"w{i}"),
+                "--key-dir",
+                str(key_dir),
+                "--rpc-port",
+                str(rpc_port(i)),
+                "--gossip-port",
+                str(GOSSIP_PORT),
+                *extra,
+            ],
             node_env(self.lab.host(i), FLESS_WORKER_MEMORY_MIB=str(MEMORY_MIB), **self.env),
             f"worker{i}",
         )
@@ -123,8 +142,12 @@ class Net:
         """Runs a Python script in namespace ``i``; its last line of output, as JSON."""
         path = self.root / f"script-{abs(hash(script))}.py"
         path.write_text(script)
-        done = self.lab.run(i, [str(BIN / "python"), str(path), *args],
-                            env=node_env(self.lab.host(i)), timeout=timeout)
+        done = self.lab.run(
+            i,
+            [str(BIN / "python"), str(path), *args],
+            env=node_env(self.lab.host(i)),
+            timeout=timeout,
+        )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -141,8 +164,10 @@ class Net:
         script.write_text(PING)
         endpoint = f"tcp://{self.lab.host(target)}:{rpc_port(target)}"
         done = self.lab.run(
-            i, [str(BIN / "python"), str(script), str(key_dir), endpoint, str(timeout)],
-            env=node_env(self.lab.host(i)), timeout=timeout + 20,
+            i,
+            [str(BIN / "python"), str(script), str(key_dir), endpoint, str(timeout)],
+            env=node_env(self.lab.host(i)),
+            timeout=timeout + 20,
         )
         assert done.returncode == 0, done.stderr
         out: str = done.stdout
@@ -151,8 +176,12 @@ class Net:
 
 def keygen(directory: Path) -> None:
     """Writes a new set of cluster keys to ``directory``."""
-    done = subprocess.run([str(BIN / "fless-node"), "keygen", "--key-dir", str(directory)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(BIN / "fless-node"), "keygen", "--key-dir", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -191,9 +220,21 @@ def start_lan(
         running = Net(lab, root, keys, dict(env or {}))
         running.procs["core"] = lab.spawn(
             CORE,
-            [str(BIN / "fless-node"), "--role", "core", "--host", lab.host(CORE),
-             "--port", str(API_PORT), "--data-dir", str(root / "core"), "--key-dir", str(keys),
-             "--gossip-port", str(GOSSIP_PORT)],
+            [
+                str(BIN / "fless-node"),
+                "--role",
+                "core",
+                "--host",
+                lab.host(CORE),
+                "--port",
+                str(API_PORT),
+                "--data-dir",
+                str(root / "core"),
+                "--key-dir",
+                str(keys),
+                "--gossip-port",
+                str(GOSSIP_PORT),
+            ],
             node_env(lab.host(CORE), **running.env),
             "core",
         )

@@ -177,7 +177,10 @@ class Lab:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", self.ns(i), *argv],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         self._procs.append(proc)
         return proc
@@ -188,7 +191,11 @@ class Lab:
         """Runs ``argv`` in namespace ``i`` to its end."""
         return subprocess.run(
             ["ip", "netns", "exec", self.ns(i), *argv],
-            capture_output=True, text=True, env=env, timeout=timeout, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
         )
 
     @staticmethod
@@ -227,14 +234,16 @@ class Lab:
 def node_env(address: str, **extra: str) -> dict[str, str]:
     """The environment of a node at ``address``: no loopback settings, discovery on."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLESS_")}
-    env.update({
-        "FLESS_API_HOST": address,
-        "FLESS_CLUSTER_RPC_HOST": address,
-        "FLESS_CLUSTER_ADVERTISE_HOST": address,
-        "FLESS_CLUSTER_DISCOVERY": "true",
-        "FLESS_CLUSTER_BEACON_GROUP": BEACON_GROUP,
-        "FLESS_CLUSTER_BEACON_PORT": str(BEACON_PORT),
-    })
+    env.update(
+        {
+            "FLESS_API_HOST": address,
+            "FLESS_CLUSTER_RPC_HOST": address,
+            "FLESS_CLUSTER_ADVERTISE_HOST": address,
+            "FLESS_CLUSTER_DISCOVERY": "true",
+            "FLESS_CLUSTER_BEACON_GROUP": BEACON_GROUP,
+            "FLESS_CLUSTER_BEACON_PORT": str(BEACON_PORT),
+        }
+    )
     env.update(extra)
     return env
 

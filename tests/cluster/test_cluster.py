@@ -159,8 +159,11 @@ def test_wait_for_workers_false_answers_first_and_pushes_after(cluster: Cluster)
     with Client(cluster.core.url, cluster.core.key) as client:
         data = client.create_function("_", "later", code, wait_for_workers=False)
     assert data["workers"] == 0
-    wait_for(lambda: all(sha(code) in w.cached() for w in cluster.workers.values()), 10,
-             "code pushed in the background")
+    wait_for(
+        lambda: all(sha(code) in w.cached() for w in cluster.workers.values()),
+        10,
+        "code pushed in the background",
+    )
 
 
 def test_fless_node_join_adds_a_worker_at_run_time(cluster: Cluster, tmp_path: Path) -> None:
@@ -174,16 +177,35 @@ def test_fless_node_join_adds_a_worker_at_run_time(cluster: Cluster, tmp_path: P
         time.sleep(1.0)
         assert loner.name not in cluster.nodes()
         out = subprocess.run(
-            [str(BIN / "fless"), "--url", cluster.core.url, "--key", cluster.core.key,
-             "node", "join", f"127.0.0.1:{loner.gossip_port}"],
-            capture_output=True, text=True, timeout=30,
+            [
+                str(BIN / "fless"),
+                "--url",
+                cluster.core.url,
+                "--key",
+                cluster.core.key,
+                "node",
+                "join",
+                f"127.0.0.1:{loner.gossip_port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert out.returncode == 0, out.stderr
         wait_for(lambda: loner.name in cluster.alive_workers(), 10, "joined worker alive")
         listed = subprocess.run(
-            [str(BIN / "fless"), "--url", cluster.core.url, "--key", cluster.core.key,
-             "node", "list"],
-            capture_output=True, text=True, timeout=30,
+            [
+                str(BIN / "fless"),
+                "--url",
+                cluster.core.url,
+                "--key",
+                cluster.core.key,
+                "node",
+                "list",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert loner.name in listed.stdout
     finally:
@@ -192,10 +214,22 @@ def test_fless_node_join_adds_a_worker_at_run_time(cluster: Cluster, tmp_path: P
 
 def test_several_api_processes_each_serve_as_a_core(tmp_path: Path) -> None:
     gossip_port = free_port()
-    core = Node(tmp_path / "core", None, "--role", "core", "--workers", "2",
-                "--gossip-port", str(gossip_port)).start()
-    worker = WorkerNode(tmp_path / "w", seeds=f"127.0.0.1:{gossip_port}",
-                        key_dir=tmp_path / "core" / "keys", memory_mib=512).start()
+    core = Node(
+        tmp_path / "core",
+        None,
+        "--role",
+        "core",
+        "--workers",
+        "2",
+        "--gossip-port",
+        str(gossip_port),
+    ).start()
+    worker = WorkerNode(
+        tmp_path / "w",
+        seeds=f"127.0.0.1:{gossip_port}",
+        key_dir=tmp_path / "core" / "keys",
+        memory_mib=512,
+    ).start()
     try:
         wait_for(lambda: len(core.api_pids()) == 2, 20, "two API processes")
         core.upload("_", "f", wat("fl_hello"))

@@ -46,8 +46,11 @@ def test_a_stopping_worker_finishes_its_call_takes_no_new_ones_and_leaves(pair: 
     big.proc.send_signal(signal.SIGTERM)
 
     # While it drains it advertises no free memory: new calls go to the other worker.
-    wait_for(lambda: pair.invoke("hi", {"n": 1})[2] == small.name, 5,
-             "new calls land on the worker that is not stopping")
+    wait_for(
+        lambda: pair.invoke("hi", {"n": 1})[2] == small.name,
+        5,
+        "new calls land on the worker that is not stopping",
+    )
     caller.join(timeout=30)
     status, body, _ = outcome["spin"]
     assert status == 504, body  # the worker ran it to its timeout; 502 would be a lost call

@@ -39,8 +39,12 @@ def good_names(net: Net) -> set[str]:
 
 def test_workers_are_found_by_the_beacon_alone_and_serve(net: Net) -> None:
     try:
-        wait_for(lambda: set(net.alive_workers()) == good_names(net), 15,
-                 "both workers alive in the core's view", every=0.2)
+        wait_for(
+            lambda: set(net.alive_workers()) == good_names(net),
+            15,
+            "both workers alive in the core's view",
+            every=0.2,
+        )
     except AssertionError:
         raise AssertionError(f"{net.nodes()}\n{net.logs()}") from None
     nodes = net.nodes()
@@ -81,8 +85,9 @@ def test_a_stranger_without_the_keys_is_not_admitted(net: Net) -> None:
     while time.monotonic() < deadline:
         nodes = net.nodes()
         assert stranger not in nodes, nodes
-        assert not any(n["address"].startswith(f"{net.lab.host(STRANGER)}:") for n in
-                       nodes.values()), nodes
+        assert not any(
+            n["address"].startswith(f"{net.lab.host(STRANGER)}:") for n in nodes.values()
+        ), nodes
         status, body, worker = net.invoke("greet", {"k": 1})
         assert (status, body) == (200, {"data": {"hello": {"k": 1}}})
         landed.add(worker)

@@ -48,13 +48,15 @@ def test_a_function_compiled_on_disk_loads_while_another_compiles(tmp_path: Path
     slow = slow_to_compile()
 
     async def scenario() -> tuple[float, bool]:
-        first = LocalWorker(CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30,
-                                      ttl_s=60.0), threads=2)
+        first = LocalWorker(
+            CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30, ttl_s=60.0), threads=2
+        )
         await first.push("hello", hello)  # compiled on disk
         await first.stop()
         # A new process, say: the code is on disk, not in memory.
-        local = LocalWorker(CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30,
-                                      ttl_s=60.0), threads=2)
+        local = LocalWorker(
+            CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30, ttl_s=60.0), threads=2
+        )
         try:
             started = time.monotonic()
             compiling = asyncio.ensure_future(local.push("slow", slow))
@@ -79,16 +81,19 @@ def test_a_call_queued_for_a_thread_gets_its_504_at_its_deadline(tmp_path: Path)
     spin, hello = wat("fl_loop"), wat("fl_hello")
 
     async def scenario() -> float:
-        local = LocalWorker(CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30,
-                                      ttl_s=60.0), threads=1)
+        local = LocalWorker(
+            CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30, ttl_s=60.0), threads=1
+        )
         try:
             # two long runs: the thread and the spare a quick call would get
             longs = []
             for key in ("spin", "spin2"):
                 await local.push(key, spin)
-                longs.append(asyncio.ensure_future(
-                    local.invoke(key, b"{}", Limits(timeout_s=3), lambda: spin)
-                ))
+                longs.append(
+                    asyncio.ensure_future(
+                        local.invoke(key, b"{}", Limits(timeout_s=3), lambda: spin)
+                    )
+                )
                 await asyncio.sleep(0.2)
             await local.push("hello", hello)
             started = time.monotonic()

@@ -26,8 +26,9 @@ class Clock:
 
 
 def worker(tmp_path: Path, clock: Clock, ttl_s: float = 60.0) -> LocalWorker:
-    cache = CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30, ttl_s=ttl_s,
-                      clock=clock)
+    cache = CodeCache(
+        tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30, ttl_s=ttl_s, clock=clock
+    )
     return LocalWorker(cache, threads=2)
 
 
@@ -124,9 +125,9 @@ async def served_while_the_thread_is_busy(
     longs = []
     for key in ("spin", "spin2"):
         await local.push(key, spin)
-        longs.append(asyncio.create_task(
-            local.invoke(key, b"{}", Limits(timeout_s=2), lambda: spin)
-        ))
+        longs.append(
+            asyncio.create_task(local.invoke(key, b"{}", Limits(timeout_s=2), lambda: spin))
+        )
         await asyncio.sleep(0.2)  # the loop function now holds a thread
     try:
         called = time.monotonic()
@@ -177,7 +178,7 @@ def test_which_quick_functions_run_on_the_event_loop(
 
 
 def test_a_quick_function_that_runs_long_is_moved_off_the_event_loop(
-    one_thread: Callable[[], LocalWorker]
+    one_thread: Callable[[], LocalWorker],
 ) -> None:
     # fl_loop_if_long answers short inputs at once and loops on long ones.
     code = wat("fl_loop_if_long")
@@ -190,8 +191,14 @@ def test_a_quick_function_that_runs_long_is_moved_off_the_event_loop(
         local = one_thread()
         on_thread = local._timed
 
-        def timed(sha: str, function: Any, args: bytes, limits: Limits,
-                  budget_s: float | None, deadline: float) -> Any:
+        def timed(
+            sha: str,
+            function: Any,
+            args: bytes,
+            limits: Limits,
+            budget_s: float | None,
+            deadline: float,
+        ) -> Any:
             if budget_s is None:
                 thread_timeouts.append(limits.timeout_s)
                 thread_time_left.append(deadline - time.monotonic())

@@ -57,8 +57,12 @@ def test_entries_are_shared_with_another_process_and_survive_a_reopen(tmp_path: 
         "assert [e['i'] for e in r.latest('t')] == [1]\n"
         "r.add('t', {'i': 2})\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "r")],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert [e["i"] for e in recent.latest("t")] == [2, 1]
     recent.close()

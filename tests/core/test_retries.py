@@ -204,9 +204,9 @@ def test_each_attempt_gets_what_is_left_of_one_deadline() -> None:
     workers = [Worker(n, WorkerLost(f"{n} gone")) for n in ("a", "b")] + [Worker("c")]
     limits = Limits(memory_bytes=64 * MiB, timeout_s=5.0)
     deadline = time.monotonic() + 1.0  # the call arrived 4 s ago
-    outcome = asyncio.run(Dispatcher([Source(workers)]).invoke(
-        "sha", b"{}", limits, lambda: b"", 3, None, deadline
-    ))
+    outcome = asyncio.run(
+        Dispatcher([Source(workers)]).invoke("sha", b"{}", limits, lambda: b"", 3, None, deadline)
+    )
     assert outcome.worker == "c"
     lefts = [w.calls[0] for w in workers]
     assert all(left <= 1.0 for left in lefts)

@@ -15,8 +15,13 @@ from fless.exec import Limits
 def test_every_field_arrives_as_sent_through_cbor() -> None:
     # Each field away from its default, so a field dropped on either side shows.
     values: dict[str, Any] = {
-        f.name: (frozenset({"b.example", "a.example"}) if f.name == "http_allow"
-                 else f.default * 3 if isinstance(f.default, int | float) else f.default)
+        f.name: (
+            frozenset({"b.example", "a.example"})
+            if f.name == "http_allow"
+            else f.default * 3
+            if isinstance(f.default, int | float)
+            else f.default
+        )
         for f in dataclasses.fields(Limits)
     }
     sent = Limits(**values)
@@ -29,11 +34,19 @@ def test_unknown_fields_are_ignored_and_missing_ones_defaulted() -> None:
     assert limits_from_fields({"timeout_s": 2, "from_a_newer_core": 1}) == Limits(timeout_s=2.0)
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("timeout_s", 0), ("timeout_s", "5"), ("timeout_s", True),
-    ("memory_bytes", 1.5), ("tables", -1), ("instances", False),
-    ("http_allow", "a.example"), ("http_allow", [1]),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("timeout_s", 0),
+        ("timeout_s", "5"),
+        ("timeout_s", True),
+        ("memory_bytes", 1.5),
+        ("tables", -1),
+        ("instances", False),
+        ("http_allow", "a.example"),
+        ("http_allow", [1]),
+    ],
+)
 def test_a_value_of_the_wrong_kind_is_refused(key: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"limits.{key}"):
         limits_from_fields({key: value})

@@ -16,7 +16,9 @@ from fless.net import Message
 
 def invoke(name: str, code: bytes, left_ms: int | None, timeout_s: float = 10.0) -> Message:
     fields: dict[str, object] = {
-        "hash": name, "timeout_ms": round(timeout_s * 1000), "memory_mib": 64,
+        "hash": name,
+        "timeout_ms": round(timeout_s * 1000),
+        "memory_mib": 64,
         "limits": limits_to_fields(Limits(timeout_s=timeout_s)),
     }
     if left_ms is not None:

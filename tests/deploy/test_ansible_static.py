@@ -13,15 +13,16 @@ PLAYBOOKS = ("site.yml", "upgrade.yml")
 
 
 def test_ansible_lint_production_profile_is_clean(tmp_path: Path) -> None:
-    out = run([tool("ansible-lint"), "--offline", "--profile", "production"],
-              ansible_env(tmp_path))
+    out = run([tool("ansible-lint"), "--offline", "--profile", "production"], ansible_env(tmp_path))
     assert "Profile 'production' was required, and it passed" in out, out
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
 def test_playbook_syntax(tmp_path: Path, playbook: str) -> None:
-    out = run([tool("ansible-playbook"), "-i", "inventory.example.yml", "--syntax-check",
-               playbook], ansible_env(tmp_path))
+    out = run(
+        [tool("ansible-playbook"), "-i", "inventory.example.yml", "--syntax-check", playbook],
+        ansible_env(tmp_path),
+    )
     assert f"playbook: {playbook}" in out
 
 
@@ -29,12 +30,26 @@ def render_unit(tmp_path: Path, **overrides: str) -> str:
     """The role's unit template rendered by Ansible with its defaults (and ``overrides``)."""
     dest = tmp_path / "fless-node.service"
     extra = [arg for key, value in overrides.items() for arg in ("-e", f"{key}={value}")]
-    run([tool("ansible"), "localhost", "-c", "local", "-i", "localhost,",
-         "-e", f"ansible_python_interpreter={tool('python')}",
-         "-e", f"@{ROLE / 'defaults' / 'main.yml'}", *extra,
-         "-m", "ansible.builtin.template",
-         "-a", f"src={ROLE / 'templates' / 'fless-node.service.j2'} dest={dest}"],
-        ansible_env(tmp_path))
+    run(
+        [
+            tool("ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-i",
+            "localhost,",
+            "-e",
+            f"ansible_python_interpreter={tool('python')}",
+            "-e",
+            f"@{ROLE / 'defaults' / 'main.yml'}",
+            *extra,
+            "-m",
+            "ansible.builtin.template",
+            "-a",
+            f"src={ROLE / 'templates' / 'fless-node.service.j2'} dest={dest}",
+        ],
+        ansible_env(tmp_path),
+    )
     return dest.read_text()
 
 
@@ -54,10 +69,13 @@ def test_systemd_analyze_verify_finds_nothing(tmp_path: Path) -> None:
     (prefix / "venv" / "bin" / "fless-node").symlink_to(Path(tool("fless-node")))
     unit = tmp_path / "unit"
     unit.mkdir()
-    (unit / "fless-node.service").write_text(
-        render_unit(tmp_path, fless_node_prefix=str(prefix)))
-    done = subprocess.run([analyze, "verify", str(unit / "fless-node.service")],
-                          capture_output=True, text=True, check=False)
+    (unit / "fless-node.service").write_text(render_unit(tmp_path, fless_node_prefix=str(prefix)))
+    done = subprocess.run(
+        [analyze, "verify", str(unit / "fless-node.service")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     # It exits 0 on warnings: the output must be empty too.
     assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done.stderr
     assert "ExecStart=" + str(prefix) in (unit / "fless-node.service").read_text()
@@ -65,10 +83,18 @@ def test_systemd_analyze_verify_finds_nothing(tmp_path: Path) -> None:
 
 def test_conf_unit_runs_the_node_hardened_and_stops_it_gracefully() -> None:
     unit = (REPO / "conf" / "fless-node.service").read_text().splitlines()
-    for line in ("User=fless", "StateDirectory=fless", "Restart=on-failure",
-                 "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-                 "NoNewPrivileges=yes", "CapabilityBoundingSet=", "KillMode=mixed",
-                 "ExecStart=/opt/fless/venv/bin/fless-node --config /etc/fless/fless.toml"):
+    for line in (
+        "User=fless",
+        "StateDirectory=fless",
+        "Restart=on-failure",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=",
+        "KillMode=mixed",
+        "ExecStart=/opt/fless/venv/bin/fless-node --config /etc/fless/fless.toml",
+    ):
         assert line in unit
     # Wasmtime writes machine code and then runs it.
     assert not any(line.startswith("MemoryDenyWriteExecute") for line in unit)

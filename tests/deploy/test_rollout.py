@@ -71,15 +71,25 @@ class Boards:
     def admin_key(self) -> str:
         return (self.state_dir("core") / "admin.key").read_text().strip()
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         # The core serves HTTPS with a certificate from the test's own CA.
         context = ssl.create_default_context(cafile=str(self.root / "tls" / "ca.pem"))
-        conn = http.client.HTTPSConnection(Lab.address(HOSTS["core"]), API_PORT, timeout=15,
-                                           context=context)
+        conn = http.client.HTTPSConnection(
+            Lab.address(HOSTS["core"]), API_PORT, timeout=15, context=context
+        )
         try:
-            conn.request(method, path, body=body,
-                         headers={"Authorization": f"Bearer {self.admin_key}", **(headers or {})})
+            conn.request(
+                method,
+                path,
+                body=body,
+                headers={"Authorization": f"Bearer {self.admin_key}", **(headers or {})},
+            )
             response = conn.getresponse()
             raw = response.read()
         finally:
@@ -93,12 +103,16 @@ class Boards:
         return {m["address"]: m for m in body["data"]}
 
     def invoke(self, args: Any) -> tuple[int, Any]:
-        return self.request("POST", "/v1/fn/_/hello", json.dumps({"args": args}).encode(),
-                            {"Content-Type": "application/json"})
+        return self.request(
+            "POST",
+            "/v1/fn/_/hello",
+            json.dumps({"args": args}).encode(),
+            {"Content-Type": "application/json"},
+        )
 
     def playbook(self, *args: str) -> str:
         out = run([tool("ansible-playbook"), "-i", str(self.inventory), *args], self.env, 600)
-        print(out[out.find("TASK TIMES"):])
+        print(out[out.find("TASK TIMES") :])
         return out
 
     def logs(self) -> str:
@@ -116,8 +130,11 @@ def address(name: str) -> str:
 
 def _require_tools() -> None:
     reason = available()
-    for path, package in (("/usr/sbin/sshd", "openssh-server"), ("/usr/bin/ssh", "openssh-client"),
-                          ("/usr/bin/ssh-keygen", "openssh-client")):
+    for path, package in (
+        ("/usr/sbin/sshd", "openssh-server"),
+        ("/usr/bin/ssh", "openssh-client"),
+        ("/usr/bin/ssh-keygen", "openssh-client"),
+    ):
         if reason is None and not Path(path).exists():
             reason = f"{path} not found: apt-get install {package}"
     if reason is None and shutil.which("start-stop-daemon") is None:
@@ -188,15 +205,17 @@ def _start_sshd(lab: Lab, root: Path) -> None:
     ssh = root / "ssh"
     ssh.mkdir()
     for key in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh / key)],
-                       check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh / key)], check=True
+        )
     shutil.copy(ssh / "client_key.pub", ssh / "authorized_keys")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
     for name, i in HOSTS.items():
         config = ssh / f"sshd-{name}.conf"
         config.write_text(SSHD_CONFIG.format(address=Lab.address(i), root=root, name=name))
-        lab.spawn(i, ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], dict(os.environ),
-                  f"sshd-{name}")
+        lab.spawn(
+            i, ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], dict(os.environ), f"sshd-{name}"
+        )
 
     def listening(i: int) -> bool:
         try:
@@ -228,8 +247,7 @@ def boards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boards]:
 def _upgraded_source(root: Path) -> Path:
     """A copy of the source whose version says it is the upgrade."""
     source = root / "source-upgraded"
-    shutil.copytree(REPO / "fless", source / "fless",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "fless", source / "fless", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     init = source / "fless" / "__init__.py"
@@ -249,7 +267,8 @@ def test_site_yml_installs_a_cluster_that_serves(boards: Boards) -> None:
         for key in ("server.key_secret", "client.key_secret", "gossip.key"):
             assert (keys / key).stat().st_mode & 0o777 == 0o600
         assert (keys / "gossip.key").read_bytes() == (
-            boards.root / "controller-keys" / "gossip.key").read_bytes()
+            boards.root / "controller-keys" / "gossip.key"
+        ).read_bytes()
         unit = (boards.root / name / "etc" / "fless-node.service").read_text()
         assert f"ExecStart={boards.root / name}/opt/fless/venv/bin/fless-node --config" in unit
     toml = (boards.root / "worker1" / "etc" / "fless" / "fless.toml").read_text()
@@ -285,8 +304,20 @@ def test_site_yml_installs_a_cluster_that_serves(boards: Boards) -> None:
     # API processes, a worker logs that it needs a restart; both keep serving.
     for name in ("core", "worker1"):
         service = boards.root / name / "opt" / "fless" / "bin" / "fless-node-service"
-        run([tool("ansible"), "-i", str(boards.inventory), name, "-m", "command",
-             "-a", f"{service} reload"], boards.env, 120)
+        run(
+            [
+                tool("ansible"),
+                "-i",
+                str(boards.inventory),
+                name,
+                "-m",
+                "command",
+                "-a",
+                f"{service} reload",
+            ],
+            boards.env,
+            120,
+        )
     worker_log = boards.state_dir("worker1") / "fless-node.log"
     wait_for(lambda: "SIGHUP ignored" in worker_log.read_text(), 10, "worker1 logs the SIGHUP")
     assert boards.invoke({"n": 2}) == (200, {"data": {"hello": {"n": 2}}})
@@ -335,8 +366,11 @@ def test_upgrade_yml_rolls_the_workers_while_the_cluster_serves(boards: Boards) 
             members = boards.members()
         except OSError:
             return False
-        return all(members.get(address(n), {}).get("version") == UPGRADED
-                   and members[address(n)]["state"] == "alive" for n in HOSTS)
+        return all(
+            members.get(address(n), {}).get("version") == UPGRADED
+            and members[address(n)]["state"] == "alive"
+            for n in HOSTS
+        )
 
     wait_for(upgraded, 60, "the core and both workers alive on the new version", every=0.5)
     assert boards.invoke({"n": 0}) == (200, {"data": {"hello": {"n": 0}}})

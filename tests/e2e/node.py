@@ -70,9 +70,20 @@ class Node:
         env.update(self.env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
-            [str(self.bin_dir / "fless-node"), "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), *self.extra],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            [
+                str(self.bin_dir / "fless-node"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                *self.extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
 
     def _wait_http(self, timeout: float) -> None:
@@ -137,12 +148,18 @@ class Node:
         return response.status, raw.decode("utf-8", "replace")
 
     def post_json(self, path: str, payload: Any, auth: bool | str = True) -> tuple[int, Any]:
-        return self.request("POST", path, json.dumps(payload).encode(),
-                            {"Content-Type": "application/json"}, auth)
+        return self.request(
+            "POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"}, auth
+        )
 
     def upload(
-        self, module: str, name: str | None, code: bytes | None,
-        metadata: Any = None, method: str = "POST", path: str | None = None,
+        self,
+        module: str,
+        name: str | None,
+        code: bytes | None,
+        metadata: Any = None,
+        method: str = "POST",
+        path: str | None = None,
     ) -> tuple[int, Any]:
         fields: list[tuple[str, str | None, bytes]] = []
         if name is not None:
@@ -178,15 +195,32 @@ class WorkerNode(Node):
     """One ``fless-node --role worker``: no HTTP; ready when a core lists it."""
 
     def __init__(
-        self, data_dir: Path, *, seeds: str, key_dir: Path, memory_mib: int,
-        rpc_port: int | None = None, gossip_port: int | None = None,
-        env: dict[str, str] | None = None, bin_dir: Path | None = None,
+        self,
+        data_dir: Path,
+        *,
+        seeds: str,
+        key_dir: Path,
+        memory_mib: int,
+        rpc_port: int | None = None,
+        gossip_port: int | None = None,
+        env: dict[str, str] | None = None,
+        bin_dir: Path | None = None,
     ) -> None:
         self.rpc_port = rpc_port or free_port()
         self.gossip_port = gossip_port or free_port()
         super().__init__(
-            data_dir, None, "--role", "worker", "--seeds", seeds, "--key-dir", str(key_dir),
-            "--rpc-port", str(self.rpc_port), "--gossip-port", str(self.gossip_port),
+            data_dir,
+            None,
+            "--role",
+            "worker",
+            "--seeds",
+            seeds,
+            "--key-dir",
+            str(key_dir),
+            "--rpc-port",
+            str(self.rpc_port),
+            "--gossip-port",
+            str(self.gossip_port),
             env={"FLESS_WORKER_MEMORY_MIB": str(memory_mib), **(env or {})},
             bin_dir=bin_dir,
         )

@@ -41,15 +41,15 @@ def test_upload_invoke_update_delete(node: Node, cli: Path, tmp_path: Path) -> N
     hello.write_bytes(wat("fl_hello"))
     echo.write_bytes(wat("wasi_hello"))
     assert fless(node, "mod", "create", "clitest", home=cli).returncode == 0
-    out = fless(node, "fn", "upload", "greet", str(hello), "-m", "clitest", "--memory", "32",
-                home=cli)
+    out = fless(
+        node, "fn", "upload", "greet", str(hello), "-m", "clitest", "--memory", "32", home=cli
+    )
     assert out.returncode == 0, out.stderr
 
     out = fless(node, "fn", "invoke", "greet", "-m", "clitest", "-j", '{"name":"x"}', home=cli)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"hello": {"name": "x"}}
-    out = fless(node, "fn", "invoke", "greet", "-m", "clitest", "-a", "n=3", "-a", "s=pi",
-                home=cli)
+    out = fless(node, "fn", "invoke", "greet", "-m", "clitest", "-a", "n=3", "-a", "s=pi", home=cli)
     assert json.loads(out.stdout) == {"hello": {"n": 3, "s": "pi"}}
 
     out = fless(node, "fn", "get", "greet", "-m", "clitest", home=cli)

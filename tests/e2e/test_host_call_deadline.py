@@ -29,12 +29,16 @@ SLACK_S = 1.0
 @pytest.fixture(scope="module")
 def two_threads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     with two_thread_node(tmp_path_factory.mktemp("host-deadline") / "data") as node:
-        assert node.upload("_", "sleeper", wat("wasi_sleep"),
-                           {"timeout": SLEEPER_TIMEOUT_MS})[0] == 201
+        assert (
+            node.upload("_", "sleeper", wat("wasi_sleep"), {"timeout": SLEEPER_TIMEOUT_MS})[0]
+            == 201
+        )
         # Imports poll_oneoff, so it always runs on an executor thread (never on
         # the event loop), but never calls it: a quick function that needs a thread.
-        assert node.upload("_", "quick", wat("fl_hello_may_sleep"),
-                           {"timeout": QUICK_TIMEOUT_MS})[0] == 201
+        assert (
+            node.upload("_", "quick", wat("fl_hello_may_sleep"), {"timeout": QUICK_TIMEOUT_MS})[0]
+            == 201
+        )
         assert node.invoke("_", "quick", {"warm": 1}) == (200, {"data": {"hello": {"warm": 1}}})
         yield node
 
@@ -64,21 +68,29 @@ def test_sleepers_free_their_threads_at_their_timeout(two_threads: Node) -> None
     first = storm(two_threads, "sleeper", {}, bound)
     # The threads are free again: a third and a fourth sleeper, and a quick call, run.
     second = storm(two_threads, "sleeper", {}, bound)
-    print(f"time to 504 of a 10 s sleep with a {SLEEPER_TIMEOUT_MS} ms timeout:",
-          ", ".join(f"{t * 1000:.0f} ms" for t in first + second))
+    print(
+        f"time to 504 of a 10 s sleep with a {SLEEPER_TIMEOUT_MS} ms timeout:",
+        ", ".join(f"{t * 1000:.0f} ms" for t in first + second),
+    )
 
 
 def test_components_waiting_on_the_clock_free_their_threads_at_their_timeout(
     two_threads: Node,
 ) -> None:
     # WASI preview 2: the wait is in wasi:io/poll, on a monotonic-clock pollable.
-    assert two_threads.upload("_", "csleeper", wat("component_sleep"),
-                              {"timeout": SLEEPER_TIMEOUT_MS})[0] == 201
+    assert (
+        two_threads.upload(
+            "_", "csleeper", wat("component_sleep"), {"timeout": SLEEPER_TIMEOUT_MS}
+        )[0]
+        == 201
+    )
     bound = SLEEPER_TIMEOUT_MS / 1000
     times = storm(two_threads, "csleeper", {}, bound)
     times += storm(two_threads, "csleeper", {}, bound)
-    print(f"time to 504 of a component's 10 s wait with a {SLEEPER_TIMEOUT_MS} ms timeout:",
-          ", ".join(f"{t * 1000:.0f} ms" for t in times))
+    print(
+        f"time to 504 of a component's 10 s wait with a {SLEEPER_TIMEOUT_MS} ms timeout:",
+        ", ".join(f"{t * 1000:.0f} ms" for t in times),
+    )
 
 
 def test_requests_to_a_stalling_server_free_their_threads_at_their_timeout(
@@ -87,14 +99,22 @@ def test_requests_to_a_stalling_server_free_their_threads_at_their_timeout(
     # functions.http_timeout is 5 s; the function's own timeout is shorter.
     with stalling_server() as silent, stalling_server(drip_s=0.1, for_s=20) as drip:
         for name, host in (("get_silent", silent), ("get_drip", drip)):
-            assert two_threads.upload(
-                "_", name, c("http_get"), {"http_allow": [host], "timeout": HTTP_TIMEOUT_MS},
-            )[0] == 201
+            assert (
+                two_threads.upload(
+                    "_",
+                    name,
+                    c("http_get"),
+                    {"http_allow": [host], "timeout": HTTP_TIMEOUT_MS},
+                )[0]
+                == 201
+            )
             url = {"url": f"http://{host}/"}
             times = storm(two_threads, name, url, HTTP_TIMEOUT_MS / 1000)
             times += storm(two_threads, name, url, HTTP_TIMEOUT_MS / 1000)
-            print(f"time to 504 of {name} with a {HTTP_TIMEOUT_MS} ms timeout:",
-                  ", ".join(f"{t * 1000:.0f} ms" for t in times))
+            print(
+                f"time to 504 of {name} with a {HTTP_TIMEOUT_MS} ms timeout:",
+                ", ".join(f"{t * 1000:.0f} ms" for t in times),
+            )
 
 
 def test_a_function_logging_empty_lines_keeps_max_log_lines(two_threads: Node) -> None:

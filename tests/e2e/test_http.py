@@ -49,7 +49,9 @@ def test_modules_create_get_rename_delete(node: Node) -> None:
     status, body = node.request("GET", "/v1/fn/shop")
     assert status == 200 and [f["name"] for f in body["data"]["functions"]] == ["cart"]
     status, body = node.request(
-        "PUT", "/v1/fn/shop", b'{"module": {"name": "store"}}',
+        "PUT",
+        "/v1/fn/shop",
+        b'{"module": {"name": "store"}}',
         {"Content-Type": "application/json"},
     )
     assert status == 200 and body["data"]["name"] == "store"

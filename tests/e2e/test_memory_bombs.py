@@ -61,8 +61,7 @@ def upload_as(
     if metadata is not None:
         fields.append(("metadata", None, json.dumps(metadata).encode()))
     body, ctype = multipart(fields)
-    return node.request("POST", "/v1/fn/_", body, {"Content-Type": ctype}, auth=key,
-                        timeout=120)
+    return node.request("POST", "/v1/fn/_", body, {"Content-Type": ctype}, auth=key, timeout=120)
 
 
 def serves(node: Node) -> bool:
@@ -86,10 +85,13 @@ def serving_node(data: Path, env: dict[str, str]) -> Iterator[Node]:
 
 @pytest.fixture(scope="module")
 def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    with serving_node(tmp_path_factory.mktemp("bombs") / "data", {
-        "FLESS_WORKER_COMPILE_MEMORY_MIB": str(COMPILE_MEMORY_MIB),
-        "FLESS_FUNCTIONS_VALIDATE_TIMEOUT_S": str(VALIDATE_TIMEOUT_S),
-    }) as node:
+    with serving_node(
+        tmp_path_factory.mktemp("bombs") / "data",
+        {
+            "FLESS_WORKER_COMPILE_MEMORY_MIB": str(COMPILE_MEMORY_MIB),
+            "FLESS_FUNCTIONS_VALIDATE_TIMEOUT_S": str(VALIDATE_TIMEOUT_S),
+        },
+    ) as node:
         yield node
 
 
@@ -100,21 +102,31 @@ def key(bounded: Node) -> str:
 
 REFUSED_AT_UPLOAD = [
     ("functions", bombs.functions(250_000), "250000 functions; fless accepts at most 50000"),
-    ("big_table", bombs.big_table(50_000_000),
-     "50000000 elements in one table's initial size; fless accepts at most 100000"),
+    (
+        "big_table",
+        bombs.big_table(50_000_000),
+        "50000000 elements in one table's initial size; fless accepts at most 100000",
+    ),
     ("many_tables", bombs.many_tables(64), "64 tables; fless accepts at most 4"),
     ("many_memories", bombs.many_memories(16), "16 linear memories; fless accepts at most 1"),
-    ("huge_body", bombs.functions(1, b"\x01" * (3 * MiB)),
-     "bytes in one function body; fless accepts at most 2097152"),
+    (
+        "huge_body",
+        bombs.functions(1, b"\x01" * (3 * MiB)),
+        "bytes in one function body; fless accepts at most 2097152",
+    ),
     # 120 KB, each function within the bound of one: compiled for longer
     # than the two-minute compile limit, on every core.
-    ("many_locals", bombs.many_locals(15_000, 50_000),
-     "250000 locals in all its functions; fless accepts at most 200000"),
+    (
+        "many_locals",
+        bombs.many_locals(15_000, 50_000),
+        "250000 locals in all its functions; fless accepts at most 200000",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "code", "words"), REFUSED_AT_UPLOAD,
-                         ids=[r[0] for r in REFUSED_AT_UPLOAD])
+@pytest.mark.parametrize(
+    ("name", "code", "words"), REFUSED_AT_UPLOAD, ids=[r[0] for r in REFUSED_AT_UPLOAD]
+)
 def test_a_bomb_past_a_bound_is_refused_before_it_is_stored(
     bounded: Node, key: str, name: str, code: bytes, words: str
 ) -> None:
@@ -168,8 +180,10 @@ def test_a_module_slow_to_validate_is_stopped_at_its_time(bounded: Node, key: st
     start = time.monotonic()
     status, body = upload_as(bounded, key, "slow_br", bombs.slow_br_table(1000, 2_000_000))
     assert status == 400, body
-    assert (f"validating the code took longer than {VALIDATE_TIMEOUT_S} s, the limit"
-            " (functions.validate_timeout_s)") in body["errors"]["detail"]
+    assert (
+        f"validating the code took longer than {VALIDATE_TIMEOUT_S} s, the limit"
+        " (functions.validate_timeout_s)"
+    ) in body["errors"]["detail"]
     assert time.monotonic() - start < VALIDATE_TIMEOUT_S + 15
     assert bounded.request("GET", "/v1/fn/_/slow_br")[0] == 404
     assert serves(bounded)

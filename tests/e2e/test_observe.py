@@ -25,11 +25,18 @@ def invoke(node: Node, module: str, name: str, args: Any) -> tuple[int, Any, str
     """One invocation on a new connection: status, body, ``X-Fless-Invocation``."""
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
     try:
-        conn.request("POST", f"/v1/fn/{module}/{name}", json.dumps({"args": args}).encode(),
-                     {"Authorization": f"Bearer {node.key}"})
+        conn.request(
+            "POST",
+            f"/v1/fn/{module}/{name}",
+            json.dumps({"args": args}).encode(),
+            {"Authorization": f"Bearer {node.key}"},
+        )
         response = conn.getresponse()
-        return response.status, json.loads(response.read()), response.getheader(
-            "X-Fless-Invocation") or ""
+        return (
+            response.status,
+            json.loads(response.read()),
+            response.getheader("X-Fless-Invocation") or "",
+        )
     finally:
         conn.close()
 
@@ -60,8 +67,9 @@ def test_a_failed_invocation_keeps_its_error_and_its_id(node: Node) -> None:
     assert entry["id"] == invocation
     assert entry["outcome"] == "function"
     assert entry["error"] == body["errors"]["detail"]
-    [recorded] = [e for e in node.request("GET", "/v1/invocations")[1]["data"]
-                  if e["id"] == invocation]
+    [recorded] = [
+        e for e in node.request("GET", "/v1/invocations")[1]["data"] if e["id"] == invocation
+    ]
     assert recorded["outcome"] == "function"
     assert recorded["worker"] == entry["worker"] != ""
 
@@ -109,7 +117,8 @@ def test_an_unknown_query_parameter_is_refused_and_runs_nothing(node: Node) -> N
     status, body = node.request("POST", "/v1/fn/_/strict?retrys=2", b'{"args": {}}')
     assert status == 400
     assert body["errors"]["detail"] == (
-        "unknown query parameter 'retrys'; this route takes: retries")
+        "unknown query parameter 'retrys'; this route takes: retries"
+    )
     status, body = node.request("GET", "/v1/invocations?limit=5&since=1")
     assert status == 400 and "'since'" in body["errors"]["detail"]
     assert all(e["name"] != "strict" for e in node.request("GET", "/v1/invocations")[1]["data"])

@@ -10,14 +10,40 @@ from fless.exec import Abi, InvalidModule, inspect_code, validate_code
 from fless.exec._binary import BinaryFormatError, Export, Import, read_shape
 
 FUNLESS = [
-    "fl_hello", "fl_error", "fl_trap", "fl_loop", "fl_membomb", "fl_recursion",
-    "fl_big_response", "fl_log_flood", "fl_bad_utf8", "fl_http_denied", "fl_counter",
-    "fl_stdout", "fl_big_memory", "fl_reactor", "fl_exit", "fl_spin", "fl_loop_if_long",
-    "fl_hello_may_sleep", "fl_log_empty", "fl_log_spin",
+    "fl_hello",
+    "fl_error",
+    "fl_trap",
+    "fl_loop",
+    "fl_membomb",
+    "fl_recursion",
+    "fl_big_response",
+    "fl_log_flood",
+    "fl_bad_utf8",
+    "fl_http_denied",
+    "fl_counter",
+    "fl_stdout",
+    "fl_big_memory",
+    "fl_reactor",
+    "fl_exit",
+    "fl_spin",
+    "fl_loop_if_long",
+    "fl_hello_may_sleep",
+    "fl_log_empty",
+    "fl_log_spin",
 ]
-WASI = ["wasi_hello", "wasi_exit", "wasi_flood", "wasi_open", "wasi_abort",
-        "wasi_sleep", "wasi_poll", "wasi_random", "wasi_stderr_lines",
-        "wasi_poll_spin", "wasi_write_spin"]
+WASI = [
+    "wasi_hello",
+    "wasi_exit",
+    "wasi_flood",
+    "wasi_open",
+    "wasi_abort",
+    "wasi_sleep",
+    "wasi_poll",
+    "wasi_random",
+    "wasi_stderr_lines",
+    "wasi_poll_spin",
+    "wasi_write_spin",
+]
 INVALID = ["no_exports", "unknown_import"]
 COMPONENTS = ["component_sleep"]
 
@@ -117,17 +143,14 @@ def test_no_exports_names_both_entry_points() -> None:
 
 def test_unknown_wasi_function_is_refused() -> None:
     code = wasmtime.wat2wasm(
-        '(module (import "wasi_snapshot_preview1" "no_such_call" (func))'
-        ' (func (export "_start")))'
+        '(module (import "wasi_snapshot_preview1" "no_such_call" (func)) (func (export "_start")))'
     )
     with pytest.raises(InvalidModule, match=r"wasi_snapshot_preview1\.no_such_call"):
         inspect_code(bytes(code))
 
 
 def test_imported_memory_is_refused() -> None:
-    code = wasmtime.wat2wasm(
-        '(module (import "env" "memory" (memory 1)) (func (export "_start")))'
-    )
+    code = wasmtime.wat2wasm('(module (import "env" "memory" (memory 1)) (func (export "_start")))')
     with pytest.raises(InvalidModule, match=r"imports a memory env\.memory"):
         inspect_code(bytes(code))
 
@@ -151,10 +174,12 @@ def test_invoke_wins_over_start() -> None:
 def test_validate_code_runs_the_validator_too() -> None:
     assert validate_code(wat("fl_hello")) is Abi.FUNLESS
     assert validate_code(c("hello_wasi")) is Abi.WASI
-    good = bytes(wasmtime.wat2wasm(
-        '(module (memory (export "memory") 1)'
-        ' (func (export "__invoke") (param i32) (result i32) i32.const 0))'
-    ))
+    good = bytes(
+        wasmtime.wat2wasm(
+            '(module (memory (export "memory") 1)'
+            ' (func (export "__invoke") (param i32) (result i32) i32.const 0))'
+        )
+    )
     bad = good.replace(b"\x41\x00\x0b", b"\x01\x01\x0b")  # i32.const 0 -> nop nop
     assert inspect_code(bad) is Abi.FUNLESS  # the shape is fine
     with pytest.raises(InvalidModule, match=r"^not a valid WebAssembly module: "):

@@ -75,35 +75,89 @@ def test_c_fixtures_meet_the_defaults() -> None:
 # Each bound, a module just past it, and the words of the refusal.
 PAST: list[tuple[str, int, bytes, str]] = [
     ("functions", 100, bombs.functions(101), "101 functions; fless accepts at most 100"),
-    ("function_bytes", 50, bombs.functions(1, b"\x01" * 60),
-     "62 bytes in one function body; fless accepts at most 50"),
-    ("locals", 10, bombs.wat_command(
-        '(memory (export "memory") 1) (func (export "_start") (local i32 i32 i32 i32 i32 i32)'
-        ' (local i64 i64 i64 i64 i64))'), "11 locals in one function; fless accepts at most 10"),
-    ("total_locals", 25, bombs.many_locals(3, 10),
-     "30 locals in all its functions; fless accepts at most 25"),
-    ("types", 2, bombs.wat_command(
-        '(memory (export "memory") 1) (type (func)) (type (func (param i32)))'
-        ' (type (func (param i64))) (func (export "_start"))'), "3 types"),
-    ("imports", 1, bombs.wat_command(
-        '(import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))'
-        ' (import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))'
-        ' (memory (export "memory") 1) (func (export "_start"))'), "2 imports"),
-    ("exports", 2, bombs.wat_command(
-        '(memory (export "memory") 1) (func (export "_start")) (func (export "x"))'), "3 exports"),
-    ("globals", 1, bombs.wat_command(
-        '(memory (export "memory") 1) (global i32 (i32.const 1)) (global i32 (i32.const 2))'
-        ' (func (export "_start"))'), "2 globals"),
+    (
+        "function_bytes",
+        50,
+        bombs.functions(1, b"\x01" * 60),
+        "62 bytes in one function body; fless accepts at most 50",
+    ),
+    (
+        "locals",
+        10,
+        bombs.wat_command(
+            '(memory (export "memory") 1) (func (export "_start") (local i32 i32 i32 i32 i32 i32)'
+            " (local i64 i64 i64 i64 i64))"
+        ),
+        "11 locals in one function; fless accepts at most 10",
+    ),
+    (
+        "total_locals",
+        25,
+        bombs.many_locals(3, 10),
+        "30 locals in all its functions; fless accepts at most 25",
+    ),
+    (
+        "types",
+        2,
+        bombs.wat_command(
+            '(memory (export "memory") 1) (type (func)) (type (func (param i32)))'
+            ' (type (func (param i64))) (func (export "_start"))'
+        ),
+        "3 types",
+    ),
+    (
+        "imports",
+        1,
+        bombs.wat_command(
+            '(import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))'
+            ' (import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))'
+            ' (memory (export "memory") 1) (func (export "_start"))'
+        ),
+        "2 imports",
+    ),
+    (
+        "exports",
+        2,
+        bombs.wat_command(
+            '(memory (export "memory") 1) (func (export "_start")) (func (export "x"))'
+        ),
+        "3 exports",
+    ),
+    (
+        "globals",
+        1,
+        bombs.wat_command(
+            '(memory (export "memory") 1) (global i32 (i32.const 1)) (global i32 (i32.const 2))'
+            ' (func (export "_start"))'
+        ),
+        "2 globals",
+    ),
     ("tables", 4, bombs.many_tables(5), "5 tables; fless accepts at most 4"),
-    ("table_elements", 100_000, bombs.big_table(100_001),
-     "100001 elements in one table's initial size; fless accepts at most 100000"),
+    (
+        "table_elements",
+        100_000,
+        bombs.big_table(100_001),
+        "100001 elements in one table's initial size; fless accepts at most 100000",
+    ),
     ("memories", 1, bombs.many_memories(2), "2 linear memories; fless accepts at most 1"),
-    ("element_segments", 1, bombs.wat_command(
-        '(memory (export "memory") 1) (table 2 funcref) (elem (i32.const 0) func 0)'
-        ' (elem (i32.const 1) func 0) (func (export "_start"))'), "2 element segments"),
-    ("data_segments", 1, bombs.wat_command(
-        '(memory (export "memory") 1) (data (i32.const 0) "a") (data (i32.const 1) "b")'
-        ' (func (export "_start"))'), "2 data segments"),
+    (
+        "element_segments",
+        1,
+        bombs.wat_command(
+            '(memory (export "memory") 1) (table 2 funcref) (elem (i32.const 0) func 0)'
+            ' (elem (i32.const 1) func 0) (func (export "_start"))'
+        ),
+        "2 element segments",
+    ),
+    (
+        "data_segments",
+        1,
+        bombs.wat_command(
+            '(memory (export "memory") 1) (data (i32.const 0) "a") (data (i32.const 1) "b")'
+            ' (func (export "_start"))'
+        ),
+        "2 data segments",
+    ),
 ]
 
 
@@ -151,8 +205,11 @@ def test_a_large_module_is_validated_in_a_child_within_its_time() -> None:
     code = bombs.slow_br_table(1000, 1_000_000)
     assert len(code) > IN_PROCESS_BYTES
     start = time.monotonic()
-    with pytest.raises(InvalidModule, match=r"validating the code took longer than 1 s, the limit"
-                       r" \(functions.validate_timeout_s\)"):
+    with pytest.raises(
+        InvalidModule,
+        match=r"validating the code took longer than 1 s, the limit"
+        r" \(functions.validate_timeout_s\)",
+    ):
         validate_code(code, limits=CompileLimits(timeout_s=1))
     assert time.monotonic() - start < 10
 
@@ -192,12 +249,15 @@ def test_nested_components_are_checked_and_bounded_in_depth() -> None:
         check_bounds(deep, CodeBounds())
 
 
-@pytest.mark.parametrize("code", [
-    b"\x00asm\x01\x00\x00\x00\x03\x05\x01",  # a section longer than the bytes
-    b"\x00asm\x01\x00\x00\x00\x03\x01\xff",  # a count cut short
-    b"\x00asm\x01\x00\x00\x00\x0a\x03\x01\x09\x00",  # a body longer than its section
-    b"not wasm at all",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        b"\x00asm\x01\x00\x00\x00\x03\x05\x01",  # a section longer than the bytes
+        b"\x00asm\x01\x00\x00\x00\x03\x01\xff",  # a count cut short
+        b"\x00asm\x01\x00\x00\x00\x0a\x03\x01\x09\x00",  # a body longer than its section
+        b"not wasm at all",
+    ],
+)
 def test_truncated_or_foreign_bytes_are_format_errors(code: bytes) -> None:
     with pytest.raises(BinaryFormatError):
         check_bounds(code, CodeBounds())

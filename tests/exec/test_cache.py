@@ -318,8 +318,14 @@ def test_loaded_modules_are_bounded_by_bytes(
     one = probe.loaded_bytes
     assert one > 0
     # Room for about two modules of hello's size in memory, however many on disk.
-    cache = CodeCache(tmp_path / "cache", counting, max_bytes=GiB, ttl_s=86400.0,
-                      loaded_max_bytes=one * 2 + one // 2, clock=clock)
+    cache = CodeCache(
+        tmp_path / "cache",
+        counting,
+        max_bytes=GiB,
+        ttl_s=86400.0,
+        loaded_max_bytes=one * 2 + one // 2,
+        clock=clock,
+    )
     for code in (hello, wasi, counter):
         cache.put(sha(code), code)
     assert cache.loaded_bytes <= one * 2 + one // 2

@@ -47,9 +47,7 @@ def test_hello_keeps_escapes_valid(runtime: WasmRuntime, hello: CompiledFunction
     assert json.loads(outcome.output) == {"message": 'Hello, say "hi"!'}
 
 
-def test_hello_runs_under_a_small_memory_cap(
-    runtime: WasmRuntime, hello: CompiledFunction
-) -> None:
+def test_hello_runs_under_a_small_memory_cap(runtime: WasmRuntime, hello: CompiledFunction) -> None:
     outcome = runtime.run(hello, b'{"name":"pi"}', Limits(memory_bytes=4 * 1024 * 1024))
     assert json.loads(outcome.output) == {"message": "Hello, pi!"}
 

@@ -72,8 +72,9 @@ def fd_sub(userdata: int, kind: int, fd: int) -> bytes:
     return struct.pack("<QB7xI28x", userdata, kind, fd)
 
 
-def poll(runtime: WasmRuntime, compiled: Compiled, subs: bytes,
-         limits: Limits | None = None) -> tuple[int, int, int, list[tuple[int, int, int, int]]]:
+def poll(
+    runtime: WasmRuntime, compiled: Compiled, subs: bytes, limits: Limits | None = None
+) -> tuple[int, int, int, list[tuple[int, int, int, int]]]:
     """Runs wasi_poll: errno, the guest's clock before and after, the events."""
     out = runtime.run(compiled("wasi_poll"), subs, limits or Limits(timeout_s=5)).output
     errno, count, t0, t1 = struct.unpack_from("<IIQQ", out)
@@ -97,8 +98,7 @@ def test_an_absolute_monotonic_sleep_wakes_at_the_guests_time_not_before(
 ) -> None:
     # wasi_poll adds its own clock's reading t0 to an absolute monotonic timeout.
     for _ in range(5):
-        errno, t0, t1, events = poll(
-            runtime, compiled, clock_sub(7, 1, 30_000_000, absolute=True))
+        errno, t0, t1, events = poll(runtime, compiled, clock_sub(7, 1, 30_000_000, absolute=True))
         assert (errno, events) == (0, [(7, 0, 0, 0)])
         assert t1 >= t0 + 30_000_000
         assert t1 - t0 < 30_000_000 + int(SLACK_S * 1e9)
@@ -112,9 +112,7 @@ def test_an_absolute_realtime_sleep_in_the_past_returns_at_once(
     assert t1 - t0 < int(SLACK_S * 1e9)
 
 
-def test_the_first_clock_to_fire_ends_the_wait(
-    runtime: WasmRuntime, compiled: Compiled
-) -> None:
+def test_the_first_clock_to_fire_ends_the_wait(runtime: WasmRuntime, compiled: Compiled) -> None:
     subs = clock_sub(1, 1, 10 * 10**9) + clock_sub(2, 1, 20_000_000)
     errno, t0, t1, events = poll(runtime, compiled, subs)
     assert (errno, events) == (0, [(2, 0, 0, 0)])
@@ -132,12 +130,15 @@ def test_streams_are_ready_at_once_beside_a_long_clock(
     assert elapsed < SLACK_S
 
 
-@pytest.mark.parametrize("subs,errno", [
-    (b"", 28),  # no subscription: EINVAL, not a sleep for ever
-    (fd_sub(1, 1, 5), 8),  # EBADF: there is no fd 5
-    (clock_sub(1, 2, 10), 28),  # EINVAL: no CPU-time clocks
-    (clock_sub(1, 1, 10) * 4097, 48),  # ENOMEM: more than fless reads in one call
-])
+@pytest.mark.parametrize(
+    "subs,errno",
+    [
+        (b"", 28),  # no subscription: EINVAL, not a sleep for ever
+        (fd_sub(1, 1, 5), 8),  # EBADF: there is no fd 5
+        (clock_sub(1, 2, 10), 28),  # EINVAL: no CPU-time clocks
+        (clock_sub(1, 1, 10) * 4097, 48),  # ENOMEM: more than fless reads in one call
+    ],
+)
 def test_refused_subscriptions_return_an_errno(
     runtime: WasmRuntime, compiled: Compiled, subs: bytes, errno: int
 ) -> None:
@@ -165,9 +166,7 @@ def test_random_get_fills_the_buffer(runtime: WasmRuntime, compiled: Compiled) -
     assert first != second and first != bytes(32)
 
 
-def test_large_random_fills_stop_at_the_deadline(
-    runtime: WasmRuntime, compiled: Compiled
-) -> None:
+def test_large_random_fills_stop_at_the_deadline(runtime: WasmRuntime, compiled: Compiled) -> None:
     # Wasmtime's random_get makes 64 MiB in one uninterruptible go (about
     # half a second here); fless's stops between mebibytes.
     limits = Limits(timeout_s=0.05, memory_bytes=80 * MiB)
@@ -180,8 +179,13 @@ def test_large_random_fills_stop_at_the_deadline(
 
 
 def get_from_stalling_server(
-    runtime: WasmRuntime, compiled: Compiled, scheme: str, *, timeout_s: float,
-    http_timeout_s: float, **server: float,
+    runtime: WasmRuntime,
+    compiled: Compiled,
+    scheme: str,
+    *,
+    timeout_s: float,
+    http_timeout_s: float,
+    **server: float,
 ) -> tuple[float, object]:
     """Runs c:http_get on ``scheme://<host>/`` of a ``stalling_server(**server)`` it may reach.
 
@@ -189,8 +193,9 @@ def get_from_stalling_server(
         How long the run took, and its end (as ``run_timed``).
     """
     with stalling_server(**server) as host:
-        limits = Limits(timeout_s=timeout_s, http_timeout_s=http_timeout_s,
-                        http_allow=frozenset({host}))
+        limits = Limits(
+            timeout_s=timeout_s, http_timeout_s=http_timeout_s, http_allow=frozenset({host})
+        )
         args = json.dumps({"url": f"{scheme}://{host}/"}).encode()
         return run_timed(runtime, compiled("c:http_get"), args, limits)
 
@@ -199,7 +204,8 @@ def test_a_server_that_never_answers_ends_at_the_function_timeout(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
     elapsed, result = get_from_stalling_server(
-        runtime, compiled, "http", timeout_s=1.0, http_timeout_s=5.0)
+        runtime, compiled, "http", timeout_s=1.0, http_timeout_s=5.0
+    )
     assert isinstance(result, FunctionTimeout), result
     assert 0.95 <= elapsed < 1.0 + SLACK_S
 
@@ -208,7 +214,8 @@ def test_a_tls_handshake_that_never_comes_ends_at_the_function_timeout(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
     elapsed, result = get_from_stalling_server(
-        runtime, compiled, "https", timeout_s=1.0, http_timeout_s=5.0)
+        runtime, compiled, "https", timeout_s=1.0, http_timeout_s=5.0
+    )
     assert isinstance(result, FunctionTimeout), result
     assert elapsed < 1.0 + SLACK_S
 
@@ -218,7 +225,8 @@ def test_a_server_that_drips_ends_at_the_function_timeout(
 ) -> None:
     # A byte every 0.1 s: no socket timeout (per read) ever fires.
     elapsed, result = get_from_stalling_server(
-        runtime, compiled, "http", timeout_s=1.0, http_timeout_s=5.0, drip_s=0.1, for_s=8)
+        runtime, compiled, "http", timeout_s=1.0, http_timeout_s=5.0, drip_s=0.1, for_s=8
+    )
     assert isinstance(result, FunctionTimeout), result
     assert elapsed < 1.0 + SLACK_S
 
@@ -228,7 +236,8 @@ def test_a_dripping_server_fails_the_request_at_http_timeout(
 ) -> None:
     # http_timeout bounds the whole request too: the function goes on with status 0.
     elapsed, result = get_from_stalling_server(
-        runtime, compiled, "http", timeout_s=5.0, http_timeout_s=0.5, drip_s=0.1, for_s=8)
+        runtime, compiled, "http", timeout_s=5.0, http_timeout_s=0.5, drip_s=0.1, for_s=8
+    )
     assert not isinstance(result, Exception), result
     assert json.loads(result.output) == {"status": 0, "length": 0}  # type: ignore[attr-defined]
     assert 0.45 <= elapsed < 0.5 + SLACK_S

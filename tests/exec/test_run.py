@@ -41,9 +41,7 @@ def test_hello_wraps_the_input_verbatim_and_logs(runtime: WasmRuntime, compiled:
     assert not outcome.logs_truncated
 
 
-def test_hello_takes_input_larger_than_its_memory(
-    runtime: WasmRuntime, compiled: Compiled
-) -> None:
+def test_hello_takes_input_larger_than_its_memory(runtime: WasmRuntime, compiled: Compiled) -> None:
     args = json.dumps({"blob": "y" * 200_000}).encode()
     outcome = runtime.run(compiled("fl_hello"), args, Limits())
     assert json.loads(outcome.output) == {"hello": {"blob": "y" * 200_000}}
@@ -63,9 +61,7 @@ def test_trap_says_unreachable(runtime: WasmRuntime, compiled: Compiled) -> None
     assert type(info.value) is FunctionTrap
 
 
-def test_loop_times_out_and_the_runtime_goes_on(
-    runtime: WasmRuntime, compiled: Compiled
-) -> None:
+def test_loop_times_out_and_the_runtime_goes_on(runtime: WasmRuntime, compiled: Compiled) -> None:
     started = time.monotonic()
     with pytest.raises(FunctionTimeout, match="300 ms"):
         runtime.run(compiled("fl_loop"), b"{}", Limits(timeout_s=0.3))
@@ -139,9 +135,7 @@ def test_bad_utf8_comes_back_as_bytes(runtime: WasmRuntime, compiled: Compiled) 
     assert outcome.output == b"\xff\xfe"
 
 
-def test_http_to_a_host_off_the_allow_list_traps(
-    runtime: WasmRuntime, compiled: Compiled
-) -> None:
+def test_http_to_a_host_off_the_allow_list_traps(runtime: WasmRuntime, compiled: Compiled) -> None:
     limits = Limits(http_allow=frozenset({"api.example.org"}))
     with pytest.raises(FunctionTrap, match="allow-list") as info:
         runtime.run(compiled("fl_http_denied"), b"{}", limits)
@@ -183,8 +177,9 @@ def test_concurrent_runs_do_not_mix(runtime: WasmRuntime, compiled: Compiled) ->
 
     def call(i: int) -> list[bytes]:
         start.wait()
-        return [runtime.run(function, b'{"i":%d}' % (i * 100 + j), Limits()).output
-                for j in range(20)]
+        return [
+            runtime.run(function, b'{"i":%d}' % (i * 100 + j), Limits()).output for j in range(20)
+        ]
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(call, range(8)))
@@ -361,10 +356,12 @@ def test_compile_refuses_what_inspect_refuses(runtime: WasmRuntime) -> None:
 def test_compile_refuses_a_module_wasmtime_cannot_validate(runtime: WasmRuntime) -> None:
     # A well-formed header and export section, but a function body that does
     # not type-check: only Wasmtime's validator notices.
-    good = bytes(wasmtime.wat2wasm(
-        '(module (memory (export "memory") 1)'
-        ' (func (export "__invoke") (param i32) (result i32) i32.const 0))'
-    ))
+    good = bytes(
+        wasmtime.wat2wasm(
+            '(module (memory (export "memory") 1)'
+            ' (func (export "__invoke") (param i32) (result i32) i32.const 0))'
+        )
+    )
     bad = good.replace(b"\x41\x00\x0b", b"\x01\x01\x0b")  # i32.const 0 -> nop nop
     assert bad != good
     with pytest.raises(InvalidModule, match=r"^not a valid WebAssembly module: "):

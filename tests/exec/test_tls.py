@@ -43,8 +43,9 @@ print("ok")
 
 
 def test_openssl_is_deferred_until_the_first_outbound_request() -> None:
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     # Without OpenSSL, CPython's own SHA-2 gives the digests OpenSSL gives here.
     assert done.stdout.split() == [
@@ -65,8 +66,9 @@ def test_without_its_own_sha2_python_keeps_openssls_hashes() -> None:
         "assert sys.modules.get('ssl', 0) is None, 'ssl not deferred'\n"
         "print(hashlib.sha256(b'fless').hexdigest())\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [hashlib.sha256(b"fless").hexdigest()]
 
@@ -78,7 +80,9 @@ def test_a_worker_process_runs_without_openssl_loaded(tmp_path: Path) -> None:
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(BIN / "fless-node"), "--role", "worker", "--data-dir", str(tmp_path / "w")],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     try:
         deadline = time.monotonic() + 30
@@ -120,11 +124,13 @@ def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def test_a_function_on_a_worker_fetches_over_https(tmp_path: Path) -> None:
     # The worker started without OpenSSL; its function's first request is HTTPS.
     # The worker trusts the test's CA through OpenSSL's SSL_CERT_FILE.
-    with https_server(tmp_path) as (host, ca_file), start_cluster(
-        tmp_path, {"w": 512}, worker_env={"SSL_CERT_FILE": str(ca_file)}
-    ) as cluster:
+    with (
+        https_server(tmp_path) as (host, ca_file),
+        start_cluster(tmp_path, {"w": 512}, worker_env={"SSL_CERT_FILE": str(ca_file)}) as cluster,
+    ):
         assert cluster.core.upload("_", "get", c("http_get"), {"http_allow": [host]})[0] == 201
         status, body, worker = cluster.invoke("get", {"url": f"https://{host}/"})
         assert worker == cluster.workers["w"].name
         assert (status, body) == (200, {"data": {"status": 200, "length": len(SECRET)}}), (
-            cluster.workers["w"].log())
+            cluster.workers["w"].log()
+        )

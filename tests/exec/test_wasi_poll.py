@@ -26,8 +26,9 @@ from fless.exec._wasi_poll import (
     wake_at,
 )
 
-NOW = Clocks(monotonic_ns=5_000_000_000, realtime_ns=1_700_000_000_000_000_000,
-             guest_origin_ns=4_000_000_000)
+NOW = Clocks(
+    monotonic_ns=5_000_000_000, realtime_ns=1_700_000_000_000_000_000, guest_origin_ns=4_000_000_000
+)
 
 
 def clock_sub(userdata: int, clock: int, timeout: int, flags: int = 0) -> bytes:
@@ -45,7 +46,12 @@ def test_the_layouts_are_the_snapshots() -> None:
     # userdata at 0, error (u16) at 8, type (u8) at 10, nbytes (u64) at 16, flags at 24
     event = encode_event(0x1122334455667788, EVENTTYPE_FD_READ, 1, errno=ERRNO_BADF)
     assert struct.unpack_from("<QHBxxxxxQH", event) == (
-        0x1122334455667788, ERRNO_BADF, EVENTTYPE_FD_READ, 1, 0)
+        0x1122334455667788,
+        ERRNO_BADF,
+        EVENTTYPE_FD_READ,
+        1,
+        0,
+    )
 
 
 def test_a_relative_clock_wakes_its_timeout_from_now() -> None:
@@ -63,25 +69,28 @@ def test_an_absolute_monotonic_clock_counts_from_the_guests_origin() -> None:
 def test_an_absolute_realtime_clock_is_turned_into_a_wait() -> None:
     later = NOW.realtime_ns + 2_000_000_000
     (sub,) = read_subscriptions(
-        clock_sub(1, CLOCK_REALTIME, later, SUBSCRIPTION_CLOCK_ABSTIME), NOW)
+        clock_sub(1, CLOCK_REALTIME, later, SUBSCRIPTION_CLOCK_ABSTIME), NOW
+    )
     assert sub.wake_ns == NOW.monotonic_ns + 2_000_000_000
     # A time already past is due now, not in the past of the monotonic clock.
-    (past,) = read_subscriptions(
-        clock_sub(1, CLOCK_REALTIME, 5, SUBSCRIPTION_CLOCK_ABSTIME), NOW)
+    (past,) = read_subscriptions(clock_sub(1, CLOCK_REALTIME, 5, SUBSCRIPTION_CLOCK_ABSTIME), NOW)
     assert past.wake_ns == NOW.monotonic_ns
 
 
-@pytest.mark.parametrize("raw,errno", [
-    (b"", ERRNO_INVAL),  # no subscription: it would sleep for ever
-    (clock_sub(1, 2, 10), ERRNO_INVAL),  # process CPU-time clock
-    (clock_sub(1, 3, 10), ERRNO_INVAL),  # thread CPU-time clock
-    (clock_sub(1, 7, 10), ERRNO_INVAL),  # no such clock
-    (struct.pack("<QB39x", 1, 3), ERRNO_INVAL),  # no such event type
-    (fd_sub(1, EVENTTYPE_FD_READ, 1), ERRNO_BADF),  # stdout is not for reading
-    (fd_sub(1, EVENTTYPE_FD_WRITE, 0), ERRNO_BADF),  # stdin is not for writing
-    (fd_sub(1, EVENTTYPE_FD_READ, 3), ERRNO_BADF),  # no preopens, no sockets
-    (clock_sub(1, 0, 10) + fd_sub(2, EVENTTYPE_FD_WRITE, 9), ERRNO_BADF),
-])
+@pytest.mark.parametrize(
+    "raw,errno",
+    [
+        (b"", ERRNO_INVAL),  # no subscription: it would sleep for ever
+        (clock_sub(1, 2, 10), ERRNO_INVAL),  # process CPU-time clock
+        (clock_sub(1, 3, 10), ERRNO_INVAL),  # thread CPU-time clock
+        (clock_sub(1, 7, 10), ERRNO_INVAL),  # no such clock
+        (struct.pack("<QB39x", 1, 3), ERRNO_INVAL),  # no such event type
+        (fd_sub(1, EVENTTYPE_FD_READ, 1), ERRNO_BADF),  # stdout is not for reading
+        (fd_sub(1, EVENTTYPE_FD_WRITE, 0), ERRNO_BADF),  # stdin is not for writing
+        (fd_sub(1, EVENTTYPE_FD_READ, 3), ERRNO_BADF),  # no preopens, no sockets
+        (clock_sub(1, 0, 10) + fd_sub(2, EVENTTYPE_FD_WRITE, 9), ERRNO_BADF),
+    ],
+)
 def test_refused_subscriptions_answer_an_errno(raw: bytes, errno: int) -> None:
     with pytest.raises(PollError) as info:
         read_subscriptions(raw, NOW)
@@ -90,23 +99,31 @@ def test_refused_subscriptions_answer_an_errno(raw: bytes, errno: int) -> None:
 
 def test_only_clocks_wait_for_the_first_to_fire() -> None:
     subs = read_subscriptions(
-        clock_sub(1, CLOCK_MONOTONIC, 300) + clock_sub(2, CLOCK_REALTIME, 100), NOW)
+        clock_sub(1, CLOCK_MONOTONIC, 300) + clock_sub(2, CLOCK_REALTIME, 100), NOW
+    )
     assert wake_at(subs) == NOW.monotonic_ns + 100
     # At that moment only the second is due; the first is not reported.
     events = ready_events(subs, NOW.monotonic_ns + 100)
     assert events == encode_event(2, EVENTTYPE_CLOCK, 0)
     assert ready_events(subs, NOW.monotonic_ns + 300) == (
-        encode_event(1, EVENTTYPE_CLOCK, 0) + encode_event(2, EVENTTYPE_CLOCK, 0))
+        encode_event(1, EVENTTYPE_CLOCK, 0) + encode_event(2, EVENTTYPE_CLOCK, 0)
+    )
 
 
 def test_a_stream_is_always_ready_so_nothing_waits() -> None:
-    raw = (clock_sub(1, CLOCK_MONOTONIC, 10**12) + fd_sub(2, EVENTTYPE_FD_READ, 0)
-           + fd_sub(3, EVENTTYPE_FD_WRITE, 1) + fd_sub(4, EVENTTYPE_FD_WRITE, 2))
+    raw = (
+        clock_sub(1, CLOCK_MONOTONIC, 10**12)
+        + fd_sub(2, EVENTTYPE_FD_READ, 0)
+        + fd_sub(3, EVENTTYPE_FD_WRITE, 1)
+        + fd_sub(4, EVENTTYPE_FD_WRITE, 2)
+    )
     subs = read_subscriptions(raw, NOW)
     assert wake_at(subs) is None
     assert ready_events(subs, NOW.monotonic_ns) == (
-        encode_event(2, EVENTTYPE_FD_READ, 1) + encode_event(3, EVENTTYPE_FD_WRITE, 1)
-        + encode_event(4, EVENTTYPE_FD_WRITE, 1))
+        encode_event(2, EVENTTYPE_FD_READ, 1)
+        + encode_event(3, EVENTTYPE_FD_WRITE, 1)
+        + encode_event(4, EVENTTYPE_FD_WRITE, 1)
+    )
 
 
 def test_a_timeout_of_u64_max_stays_an_integer() -> None:

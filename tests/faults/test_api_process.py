@@ -39,15 +39,20 @@ def test_a_killed_api_process_under_load_is_replaced(tmp_path: Path) -> None:
         time.sleep(1.0)
         os.kill(before[0], signal.SIGKILL)
         killed = time.monotonic()
-        wait_for(lambda: len(node.api_pids()) == 2 and before[0] not in node.api_pids(),
-                 20, "a new API process")
+        wait_for(
+            lambda: len(node.api_pids()) == 2 and before[0] not in node.api_pids(),
+            20,
+            "a new API process",
+        )
         replaced = time.monotonic()
         time.sleep(1.0)
         stop.set()
         for thread in threads:
             thread.join()
-        print(f"replaced {replaced - killed:.2f} s after the kill; "
-              f"{sum(s != 200 for _, s in results)} of {len(results)} calls failed")
+        print(
+            f"replaced {replaced - killed:.2f} s after the kill; "
+            f"{sum(s != 200 for _, s in results)} of {len(results)} calls failed"
+        )
         # served before, and every call after the replacement succeeded
         assert any(s == 200 for t, s in results if t < killed)
         after = [s for t, s in results if t > replaced + 0.5]

@@ -75,8 +75,9 @@ SEMANTIC_400 = {
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck)
+)
 def test_api_answers_every_generated_request_as_documented(
     case: schemathesis.Case, node: Node
 ) -> None:
@@ -94,7 +95,6 @@ def test_the_node_served_the_fuzzed_document_and_still_serves(node: Node) -> Non
     assert (status, served) == (200, json.loads(openapi_document()))
     assert node.request("GET", "/v1/fn")[0] == 200
     assert "Traceback" not in node.log(), node.log()[-3000:]
-
 
 
 def test_a_join_where_nothing_listens_is_the_documented_502(node: Node) -> None:
@@ -143,10 +143,31 @@ OTHER_DIGITS = (
     "\u17e0\uff10\U0001d7ce"
 )
 ODD_CHARACTERS = st.one_of(
-    st.sampled_from([
-        *OTHER_DIGITS, "\x00", "\n", "\r", "\t", " ", "\u202e", "\u200f", "\u0301",
-        "\u0300", "\ufeff", "\u2028", "/", "\\", "%", "?", "#", ".", ":", "\"", "'",
-    ]),
+    st.sampled_from(
+        [
+            *OTHER_DIGITS,
+            "\x00",
+            "\n",
+            "\r",
+            "\t",
+            " ",
+            "\u202e",
+            "\u200f",
+            "\u0301",
+            "\u0300",
+            "\ufeff",
+            "\u2028",
+            "/",
+            "\\",
+            "%",
+            "?",
+            "#",
+            ".",
+            ":",
+            '"',
+            "'",
+        ]
+    ),
     st.integers(0xD800, 0xDFFF).map(chr),  # lone surrogates
     st.characters(),
 )
@@ -166,14 +187,31 @@ huge_number = st.one_of(
     st.integers(4290, 20_000).map(lambda n: "1" * n),
     st.integers(4290, 20_000).map(lambda n: "-" + "9" * n),
     st.integers(300, 800).map(lambda n: "9" * n),  # a 400-digit capacity, say
-    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1e99999", "1e-99999",
-                     "0." + "0" * 5000 + "1", "1" * 4300, "1.5", "-0"]),
+    st.sampled_from(
+        [
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "1e400",
+            "-1e99999",
+            "1e-99999",
+            "0." + "0" * 5000 + "1",
+            "1" * 4300,
+            "1.5",
+            "-0",
+        ]
+    ),
 )
 lone_surrogate = st.integers(0xD800, 0xDFFF).map(lambda c: f'"x\\u{c:04x}"')
 # json.dumps escapes what needs it (a lone surrogate becomes \udxxx).
 odd_string = odd_text.map(json.dumps)
-json_value = st.one_of(deep_json, huge_number, lone_surrogate, odd_string,
-                       st.sampled_from(["{}", "[]", "null", "true", '""']))
+json_value = st.one_of(
+    deep_json,
+    huge_number,
+    lone_surrogate,
+    odd_string,
+    st.sampled_from(["{}", "[]", "null", "true", '""']),
+)
 count_text = st.one_of(
     odd_text,
     st.text(st.sampled_from(OTHER_DIGITS + "0123456789"), min_size=1, max_size=6),
@@ -188,7 +226,9 @@ def quoted(segment: str) -> str:
 
 
 path_segment = st.one_of(
-    odd_text, st.just(""), st.integers(161, 700).map(lambda n: "a" * n),
+    odd_text,
+    st.just(""),
+    st.integers(161, 700).map(lambda n: "a" * n),
     st.from_regex(r"[_a-zA-Z0-9]{1,8}", fullmatch=True),
 ).map(quoted)
 
@@ -203,6 +243,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppDriver]:
 
 def strict_json(text: str) -> Any:
     """``text`` as JSON every parser takes: no NaN, no Infinity."""
+
     def constant(name: str) -> None:
         raise AssertionError(f"{name} in an answer is not JSON")
 
@@ -271,9 +312,11 @@ def test_raw_odd_bytes_in_any_body_get_a_clean_answer(
     field=st.sampled_from(["metadata", "events", "sinks", "name", "wait_for_workers"]),
     value=st.one_of(
         json_value.map(str.encode),
-        st.builds(lambda key, v: ('{"' + key + '": ' + v + "}").encode(),
-                  st.sampled_from(["memory", "capacity", "timeout", "retries", "http_allow"]),
-                  json_value),
+        st.builds(
+            lambda key, v: ('{"' + key + '": ' + v + "}").encode(),
+            st.sampled_from(["memory", "capacity", "timeout", "retries", "http_allow"]),
+            json_value,
+        ),
         st.binary(max_size=64),
     ),
 )
@@ -306,15 +349,25 @@ def test_odd_multipart_bodies_get_a_clean_answer(
         form["headers"]["Content-Type"] = "multipart/form-data; boundary=other"
     elif mangle == "garbage-head":
         body = body.replace(b"Content-Disposition", b"Content-\x00Disposition\xff", 1)
-    answered_cleanly(app.request("POST", "/v1/fn/_", body=body, headers=form["headers"]),
-                     f"multipart {mangle}")
+    answered_cleanly(
+        app.request("POST", "/v1/fn/_", body=body, headers=form["headers"]), f"multipart {mangle}"
+    )
 
 
 @PROPERTY
 @given(
     method=st.sampled_from(["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"]),
-    template=st.sampled_from(["/v1/fn/{}", "/v1/fn/{}/{}", "/v1/fn/_/{}", "/v1/fn/{}/{}/logs",
-                              "/v1/admin/subjects/{}", "/v1/fn/{}/echo", "/ui/{}/{}"]),
+    template=st.sampled_from(
+        [
+            "/v1/fn/{}",
+            "/v1/fn/{}/{}",
+            "/v1/fn/_/{}",
+            "/v1/fn/{}/{}/logs",
+            "/v1/admin/subjects/{}",
+            "/v1/fn/{}/echo",
+            "/ui/{}/{}",
+        ]
+    ),
     first=path_segment,
     second=path_segment,
 )
@@ -329,9 +382,13 @@ def test_odd_path_segments_get_a_clean_answer(
 
 @PROPERTY
 @given(
-    route=st.sampled_from([("POST", "/v1/fn/_/echo", "retries"),
-                           ("GET", "/v1/invocations", "limit"),
-                           ("GET", "/v1/fn/_/echo/logs", "limit")]),
+    route=st.sampled_from(
+        [
+            ("POST", "/v1/fn/_/echo", "retries"),
+            ("GET", "/v1/invocations", "limit"),
+            ("GET", "/v1/fn/_/echo/logs", "limit"),
+        ]
+    ),
     value=count_text,
 )
 def test_odd_counts_in_a_query_get_a_clean_answer(
@@ -354,28 +411,76 @@ def test_odd_join_addresses_get_a_clean_answer(app: AppDriver, host: str, port: 
 # A request head's pieces, as bytes a client could send: odd methods, paths
 # with raw bytes, versions, header names and values that break HTTP/1.1.
 head_token = st.one_of(
-    st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS",
-                     b"TRACE", b"CONNECT", b"PRI", b"FOO", b"get", b"G\x00T", b"X" * 300]),
+    st.sampled_from(
+        [
+            b"GET",
+            b"POST",
+            b"PUT",
+            b"DELETE",
+            b"PATCH",
+            b"HEAD",
+            b"OPTIONS",
+            b"TRACE",
+            b"CONNECT",
+            b"PRI",
+            b"FOO",
+            b"get",
+            b"G\x00T",
+            b"X" * 300,
+        ]
+    ),
     st.binary(min_size=1, max_size=12).filter(lambda b: b" " not in b and b"\r\n" not in b),
 )
 head_path = st.one_of(
-    st.sampled_from([b"/v1/", b"/v1/fn", b"/v1/fn//x", b"*", b"http://x/v1/", b"/v1/fn/%ED%A0%80",
-                     b"/v1/fn/\xff", b"/v1/fn/a%00", b"/v1/../v1/fn", b"/ui/../v1/fn"]),
-    st.binary(max_size=40).map(lambda b: b"/v1/fn/" + b.replace(b" ", b"").replace(b"\r", b"")
-                               .replace(b"\n", b"")),
+    st.sampled_from(
+        [
+            b"/v1/",
+            b"/v1/fn",
+            b"/v1/fn//x",
+            b"*",
+            b"http://x/v1/",
+            b"/v1/fn/%ED%A0%80",
+            b"/v1/fn/\xff",
+            b"/v1/fn/a%00",
+            b"/v1/../v1/fn",
+            b"/ui/../v1/fn",
+        ]
+    ),
+    st.binary(max_size=40).map(
+        lambda b: b"/v1/fn/" + b.replace(b" ", b"").replace(b"\r", b"").replace(b"\n", b"")
+    ),
 )
-head_version = st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/0.9", b"HTTP/2.0", b"HTTP/1.2",
-                                b"HTTPS/1.1", b"", b"HTTP/11"])
+head_version = st.sampled_from(
+    [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/0.9", b"HTTP/2.0", b"HTTP/1.2", b"HTTPS/1.1", b"", b"HTTP/11"]
+)
 head_field = st.one_of(
-    st.sampled_from([b"Content-Length: -1", b"Content-Length: 1e3", b"Content-Length: 99999999999",
-                     "Content-Length: \u0663".encode(), b"Transfer-Encoding: gzip",
-                     b"Transfer-Encoding: chunked", b"Upgrade: websocket", b"Upgrade: h2c",
-                     b"Connection: Upgrade", b"Expect: 100-continue", b"Expect: nonsense",
-                     b"Authorization: Basic eDp5", b"Authorization: Bearer \xff\x00",
-                     b"Content-Type: \xff", b": empty", b"X-A: a\x00b", b"no colon"]),
+    st.sampled_from(
+        [
+            b"Content-Length: -1",
+            b"Content-Length: 1e3",
+            b"Content-Length: 99999999999",
+            "Content-Length: \u0663".encode(),
+            b"Transfer-Encoding: gzip",
+            b"Transfer-Encoding: chunked",
+            b"Upgrade: websocket",
+            b"Upgrade: h2c",
+            b"Connection: Upgrade",
+            b"Expect: 100-continue",
+            b"Expect: nonsense",
+            b"Authorization: Basic eDp5",
+            b"Authorization: Bearer \xff\x00",
+            b"Content-Type: \xff",
+            b": empty",
+            b"X-A: a\x00b",
+            b"no colon",
+        ]
+    ),
     st.tuples(st.binary(min_size=1, max_size=10), st.binary(max_size=20)).map(
-        lambda nv: nv[0].replace(b"\r", b"").replace(b"\n", b"") + b": "
-        + nv[1].replace(b"\r", b"").replace(b"\n", b"")
+        lambda nv: (
+            nv[0].replace(b"\r", b"").replace(b"\n", b"")
+            + b": "
+            + nv[1].replace(b"\r", b"").replace(b"\n", b"")
+        )
     ),
 )
 
@@ -388,8 +493,13 @@ def exchange(node: Node, request: bytes) -> bytes:
 
 
 @settings(PROPERTY, max_examples=60)
-@given(method=head_token, path=head_path, version=head_version,
-       fields=st.lists(head_field, max_size=4), body=st.binary(max_size=16))
+@given(
+    method=head_token,
+    path=head_path,
+    version=head_version,
+    fields=st.lists(head_field, max_size=4),
+    body=st.binary(max_size=16),
+)
 def test_odd_request_heads_get_a_json_answer_over_real_sockets(
     node: Node, method: bytes, path: bytes, version: bytes, fields: list[bytes], body: bytes
 ) -> None:
@@ -416,11 +526,16 @@ _output_names = (f"out{i}" for i in itertools.count())
 
 
 @settings(PROPERTY, max_examples=15)
-@given(output=st.one_of(
-    deep_json, huge_number, lone_surrogate, odd_string,
-    st.builds(lambda a, b: "[" + a + ", " + b + "]", huge_number, odd_string),
-    st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
-))
+@given(
+    output=st.one_of(
+        deep_json,
+        huge_number,
+        lone_surrogate,
+        odd_string,
+        st.builds(lambda a, b: "[" + a + ", " + b + "]", huge_number, odd_string),
+        st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
+    )
+)
 def test_any_function_output_gets_a_clean_answer(app: AppDriver, output: str) -> None:
     name = next(_output_names)
     code = fixed_output(output.encode("utf-8", "surrogatepass"))

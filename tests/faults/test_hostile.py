@@ -39,9 +39,7 @@ def test_a_hostile_function_fails_alone(cluster: Cluster, fixture: str) -> None:
     worker = cluster.workers["only"].name
     # 100 MiB of logs take longer than half a second to write and drop
     timeout = 10_000 if fixture == "fl_log_flood" else 500
-    status, _ = cluster.core.upload(
-        "_", fixture, wat(fixture), {"timeout": timeout, "memory": 16}
-    )
+    status, _ = cluster.core.upload("_", fixture, wat(fixture), {"timeout": timeout, "memory": 16})
     assert status == 201
     expected_status, fragment = HOSTILE[fixture]
     status, body, ran_on = cluster.invoke(fixture, {})

@@ -207,8 +207,9 @@ def test_a_body_that_stops_coming_is_closed_after_the_body_timeout(
     sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
     started = time.monotonic()
     sock.sendall(
-        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + key
-        + b"Content-Length: 100\r\n\r\n{\"module\": "
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + key
+        + b'Content-Length: 100\r\n\r\n{"module": '
     )
     read_until_closed(sock, timeout=2 * BODY_TIMEOUT_S + HEADER_TIMEOUT_S + 10)
     closed_after = time.monotonic() - started
@@ -240,8 +241,10 @@ def test_an_answer_the_client_does_not_read_is_dropped_after_the_body_timeout(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(30)
     sock.connect(("127.0.0.1", node.port))
-    sock.sendall(b"POST /v1/fn/_/big_answer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                 b"Authorization: Bearer " + node.key.encode() + b"\r\nContent-Length: 0\r\n\r\n")
+    sock.sendall(
+        b"POST /v1/fn/_/big_answer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer " + node.key.encode() + b"\r\nContent-Length: 0\r\n\r\n"
+    )
     time.sleep(2 * BODY_TIMEOUT_S + 2)
     got = read_until_closed(sock, timeout=30)
     sock.close()
@@ -257,9 +260,11 @@ def test_a_client_that_half_closes_after_its_request_gets_the_answer(node: Node)
     # (and changed the store) while its answer was lost.
     status, body = node.upload("_", "half_close", wat("fl_hello"))
     assert status == 201, body
-    request = (b"POST /v1/fn/_/half_close HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Authorization: Bearer " + node.key.encode() + b"\r\nContent-Length: 16\r\n\r\n"
-               b'{"args":{"a":1}}')
+    request = (
+        b"POST /v1/fn/_/half_close HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + node.key.encode() + b"\r\nContent-Length: 16\r\n\r\n"
+        b'{"args":{"a":1}}'
+    )
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
             sock.sendall(request)
@@ -270,9 +275,12 @@ def test_a_client_that_half_closes_after_its_request_gets_the_answer(node: Node)
 
 
 def _large_invoke_head(node: Node, size: int) -> bytes:
-    return (b"POST /v1/fn/_/no_such_function HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            b"Content-Type: application/json\r\nAuthorization: Bearer " + node.key.encode()
-            + b"\r\nContent-Length: %d\r\n\r\n" % size)
+    return (
+        b"POST /v1/fn/_/no_such_function HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nAuthorization: Bearer "
+        + node.key.encode()
+        + b"\r\nContent-Length: %d\r\n\r\n" % size
+    )
 
 
 def test_large_bodies_past_the_budget_get_503_and_small_ones_are_served(node: Node) -> None:
@@ -342,8 +350,14 @@ def _exchange(node: Node, request: bytes) -> tuple[bytes, bytes]:
         head = b""
         while not head.endswith(b"\r\n\r\n") and (line := reader.readline()):
             head += line
-        length = next((int(h.split(b":")[1]) for h in head.lower().split(b"\r\n")
-                       if h.startswith(b"content-length:")), 0)
+        length = next(
+            (
+                int(h.split(b":")[1])
+                for h in head.lower().split(b"\r\n")
+                if h.startswith(b"content-length:")
+            ),
+            0,
+        )
         return head.strip(), reader.read(length)
 
 
@@ -401,8 +415,10 @@ def test_refused_requests_do_not_write_a_log_line_each(node: Node) -> None:
     # Without a key, each of these wrote a warning (two for an Upgrade).
     for _ in range(20):
         _exchange(node, b"FOO /v1/ HTTP/1.1\r\nHost: x\r\n\r\n")
-        _exchange(node, b"GET /v1/ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
-                        b"Upgrade: websocket\r\n\r\n")
+        _exchange(
+            node,
+            b"GET /v1/ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        )
     log = node.log()
     # Once a minute each: at most two if a minute turned during the module.
     assert log.count("Invalid HTTP request received") <= 2, log[-2000:]
@@ -416,9 +432,13 @@ def test_the_node_logged_no_traceback(node: Node) -> None:
 if __name__ == "__main__":
     import tempfile
 
-    for label, env in [("with the limits (defaults)", {"FLESS_API_WORKERS": "1"}),
-                       ("without (max_header_bytes 1 GiB)",
-                        {"FLESS_API_WORKERS": "1", "FLESS_API_MAX_HEADER_BYTES": str(1 << 30)})]:
+    for label, env in [
+        ("with the limits (defaults)", {"FLESS_API_WORKERS": "1"}),
+        (
+            "without (max_header_bytes 1 GiB)",
+            {"FLESS_API_WORKERS": "1", "FLESS_API_MAX_HEADER_BYTES": str(1 << 30)},
+        ),
+    ]:
         measured = Node(Path(tempfile.mkdtemp()) / "n", env=env).start()
         try:
             grown = header_resident_growth(measured)

@@ -30,9 +30,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield running
 
 
-def kill_one_under_load(
-    cluster: Cluster, name: str, query: str
-) -> tuple[list[Answer], str, float]:
+def kill_one_under_load(cluster: Cluster, name: str, query: str) -> tuple[list[Answer], str, float]:
     """Starts CALLS calls at once, kills a worker running some.
 
     Returns:
@@ -42,13 +40,17 @@ def kill_one_under_load(
     assert victim.proc is not None
     answers: list[Answer] = []
     with ThreadPoolExecutor(CALLS) as pool:
-        futures = [pool.submit(call, cluster.core, name, query, i, CLIENT_TIMEOUT_S)
-                   for i in range(CALLS)]
+        futures = [
+            pool.submit(call, cluster.core, name, query, i, CLIENT_TIMEOUT_S) for i in range(CALLS)
+        ]
         # Kill once the victim has answered a first call: it has its share of
         # the 200 queued then, on a fast machine as on a slow one (a fixed
         # delay could let it finish them all first).
-        wait_for(lambda: any(f.done() and f.result().worker == victim.name for f in futures),
-                 TIMEOUT_MS / 1000, "a first answer from the victim")
+        wait_for(
+            lambda: any(f.done() and f.result().worker == victim.name for f in futures),
+            TIMEOUT_MS / 1000,
+            "a first answer from the victim",
+        )
         os.kill(victim.proc.pid, signal.SIGKILL)
         killed = time.monotonic()
         answers = [f.result() for f in futures]

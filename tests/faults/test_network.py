@@ -27,8 +27,12 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     if shutil.which("nft") is None and os.geteuid() == 0:
         pytest.fail("nft is missing: apt-get install nftables (make test installs it as root)")
     with start_lan(tmp_path_factory.mktemp("faults-net"), 3, WORKERS) as running:
-        wait_for(lambda: set(running.alive_workers()) == {running.worker_name(i) for i in WORKERS},
-                 20, "both workers alive", every=0.2)
+        wait_for(
+            lambda: set(running.alive_workers()) == {running.worker_name(i) for i in WORKERS},
+            20,
+            "both workers alive",
+            every=0.2,
+        )
         assert running.upload("f", wat("fl_hello"))[0] == 201
         yield running
 
@@ -48,8 +52,9 @@ def clear(net: Net, i: int) -> None:
 
 def invoke(net: Net, query: str = "") -> tuple[int, str]:
     try:
-        status, _, worker = net.request("POST", f"/v1/fn/_/f{query}", b'{"args":{}}',
-                                        {"Content-Type": "application/json"})
+        status, _, worker = net.request(
+            "POST", f"/v1/fn/_/f{query}", b'{"args":{}}', {"Content-Type": "application/json"}
+        )
     except OSError:
         return 0, ""
     return status, worker
@@ -60,21 +65,30 @@ def test_a_partition_between_the_core_and_a_worker_heals(net: Net) -> None:
     # equal memory, ties go to the first name: worker 2 takes the calls
     assert invoke(net) == (200, cut)
     core = net.lab.host(CORE)
-    nft(net, 2, f"""
+    nft(
+        net,
+        2,
+        f"""
 table inet fless_fault {{
   chain input {{ type filter hook input priority 0; ip saddr {core} drop; }}
   chain output {{ type filter hook output priority 0; ip daddr {core} drop; }}
 }}
-""")
+""",
+    )
     try:
         # calls move to the other worker (retries carry the ones cut off)
-        moved = wait_for(lambda: invoke(net, "?retries=2") == (200, other), 20,
-                         "calls served by the other worker", every=0.2)
+        moved = wait_for(
+            lambda: invoke(net, "?retries=2") == (200, other),
+            20,
+            "calls served by the other worker",
+            every=0.2,
+        )
         print(f"partition: calls moved after {moved:.1f} s")
     finally:
         clear(net, 2)
-    back = wait_for(lambda: invoke(net) == (200, cut), 20, "the healed worker scheduled again",
-                    every=0.2)
+    back = wait_for(
+        lambda: invoke(net) == (200, cut), 20, "the healed worker scheduled again", every=0.2
+    )
     print(f"partition healed: worker scheduled again after {back:.1f} s")
     assert set(net.alive_workers()) == {cut, other}
 
@@ -110,6 +124,8 @@ table inet fless_fault {{
     finally:
         for i in (CORE, *WORKERS):
             clear(net, i)
-    print(f"10% gossip loss for {LOSS_SECONDS:.0f} s: {calls} calls, {failures} failed; "
-          f"{worst or 'never suspect'}")
+    print(
+        f"10% gossip loss for {LOSS_SECONDS:.0f} s: {calls} calls, {failures} failed; "
+        f"{worst or 'never suspect'}"
+    )
     assert failures == 0

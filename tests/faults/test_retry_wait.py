@@ -41,8 +41,10 @@ def kill_and_restart(cluster: Cluster, query: str) -> tuple[list[Answer], float,
     worker = cluster.workers["w1"]
     assert worker.proc is not None
     with ThreadPoolExecutor(CALLS) as pool:
-        futures = [pool.submit(call, cluster.core, "spin", query, i, CLIENT_TIMEOUT_S)
-                   for i in range(CALLS)]
+        futures = [
+            pool.submit(call, cluster.core, "spin", query, i, CLIENT_TIMEOUT_S)
+            for i in range(CALLS)
+        ]
         wait_for(lambda: any(f.done() for f in futures), 30, "a first answer")
         os.kill(worker.proc.pid, signal.SIGKILL)
         killed = time.monotonic()
@@ -62,8 +64,10 @@ def describe(answers: list[Answer]) -> str:
 def test_with_retries_a_call_waits_for_its_restarted_only_worker(cluster: Cluster) -> None:
     answers, killed, restarted = kill_and_restart(cluster, "?retries=2")
     waited = [a for a in answers if a.attempts > 1]
-    print(f"with retries: {len(waited)} of {CALLS} calls lost their worker and waited; "
-          f"the last answered {max(a.finished for a in answers) - killed:.2f} s after the kill")
+    print(
+        f"with retries: {len(waited)} of {CALLS} calls lost their worker and waited; "
+        f"the last answered {max(a.finished for a in answers) - killed:.2f} s after the kill"
+    )
     assert all(a.status == 200 for a in answers), describe(answers)
     # some calls were in flight at the kill: they waited for the restart and
     # ran on the same worker, within their 30 s

@@ -30,8 +30,11 @@ def reload_core(core: Node) -> None:
     before = set(core.api_pids())
     assert core.proc is not None
     os.kill(core.proc.pid, signal.SIGHUP)
-    wait_for(lambda: len(core.api_pids()) == len(before) and not before & set(core.api_pids()),
-             30, "the core's API processes replaced")
+    wait_for(
+        lambda: len(core.api_pids()) == len(before) and not before & set(core.api_pids()),
+        30,
+        "the core's API processes replaced",
+    )
 
 
 def restart_worker(cluster: Cluster, worker: WorkerNode) -> None:
@@ -58,15 +61,23 @@ def each_node(cluster: Cluster, keys: dict[str, Path], change: object) -> None:
 def test_every_key_rotates_while_calls_keep_succeeding(tmp_path: Path) -> None:
     gossip_port = free_port()
     core_keys = tmp_path / "core" / "keys"
-    core = Node(tmp_path / "core", None, "--role", "core", "--gossip-port", str(gossip_port),
-                env={"FLESS_FUNCTIONS_DEFAULT_TIMEOUT_MS": "10000"}).start()
+    core = Node(
+        tmp_path / "core",
+        None,
+        "--role",
+        "core",
+        "--gossip-port",
+        str(gossip_port),
+        env={"FLESS_FUNCTIONS_DEFAULT_TIMEOUT_MS": "10000"},
+    ).start()
     keys = {"core": core_keys}
     workers = {}
     for label in ("w1", "w2"):
         keys[label] = tmp_path / f"{label}-keys"
         shutil.copytree(core_keys, keys[label])
-        workers[label] = WorkerNode(tmp_path / label, seeds=f"127.0.0.1:{gossip_port}",
-                                    key_dir=keys[label], memory_mib=1024).start()
+        workers[label] = WorkerNode(
+            tmp_path / label, seeds=f"127.0.0.1:{gossip_port}", key_dir=keys[label], memory_mib=1024
+        ).start()
     cluster = Cluster(core, workers)
     stop = threading.Event()
     statuses: list[int] = []
@@ -85,8 +96,12 @@ def test_every_key_rotates_while_calls_keep_succeeding(tmp_path: Path) -> None:
         thread = threading.Thread(target=load)
         thread.start()
         new = tmp_path / "new"
-        done = subprocess.run([str(BIN / "fless-node"), "keygen", "--key-dir", str(new)],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [str(BIN / "fless-node"), "keygen", "--key-dir", str(new)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
 
         def add_next(directory: Path) -> None:

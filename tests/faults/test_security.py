@@ -144,8 +144,9 @@ def test_a_rotated_admin_key_is_refused_everywhere_and_the_new_one_saved(node: N
     assert node.request("POST", "/v1/admin/key", auth=body["data"]["token"])[0] == 403
 
 
-def _rotate(node: Node, key: str, barrier: threading.Barrier,
-            answers: list[tuple[int, Any]]) -> None:
+def _rotate(
+    node: Node, key: str, barrier: threading.Barrier, answers: list[tuple[int, Any]]
+) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
     try:
         barrier.wait(timeout=30)
@@ -164,8 +165,9 @@ def test_rotations_at_once_in_both_processes_leave_a_key_that_works(node: Node) 
     for _ in range(12):
         barrier = threading.Barrier(6)
         answers: list[tuple[int, Any]] = []
-        threads = [threading.Thread(target=_rotate, args=(node, key, barrier, answers))
-                   for _ in range(6)]
+        threads = [
+            threading.Thread(target=_rotate, args=(node, key, barrier, answers)) for _ in range(6)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -183,8 +185,14 @@ def test_rotations_at_once_in_both_processes_leave_a_key_that_works(node: Node) 
 
 def _fless(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FLESS_")}
-    return subprocess.run([str(BIN / "fless"), *argv], capture_output=True, text=True,
-                          env={**clean, **(env or {})}, timeout=60, check=False)
+    return subprocess.run(
+        [str(BIN / "fless"), *argv],
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        timeout=60,
+        check=False,
+    )
 
 
 def test_the_cli_rotates_the_key_it_read_and_revokes_users(node: Node, tmp_path: Path) -> None:
@@ -229,8 +237,7 @@ def test_the_cli_rotates_the_key_it_read_and_revokes_users(node: Node, tmp_path:
 
 
 def test_a_key_over_its_rate_limit_gets_429_and_others_go_on(tmp_path: Path) -> None:
-    env = {"FLESS_API_WORKERS": "1", "FLESS_API_RATE_LIMIT_PER_S": "1",
-           "FLESS_API_RATE_BURST": "3"}
+    env = {"FLESS_API_WORKERS": "1", "FLESS_API_RATE_LIMIT_PER_S": "1", "FLESS_API_RATE_BURST": "3"}
     for node in _stop_after(Node(tmp_path / "n", env=env)):
         _, body = node.post_json("/v1/admin/subjects", {"subject": {"name": "eve"}})
         eve = body["data"]["token"]
@@ -240,8 +247,9 @@ def test_a_key_over_its_rate_limit_gets_429_and_others_go_on(tmp_path: Path) -> 
         for _ in range(20):
             conn.request("GET", "/v1/fn", headers={"Authorization": f"Bearer {eve}"})
             response = conn.getresponse()
-            answers.append((response.status, response.getheader("Retry-After"),
-                            json.loads(response.read())))
+            answers.append(
+                (response.status, response.getheader("Retry-After"), json.loads(response.read()))
+            )
         elapsed = time.monotonic() - started
         conn.close()
         statuses = [a[0] for a in answers]
@@ -272,7 +280,7 @@ def _chunked(node: Node, method: str, path: str, body: bytes, ctype: str) -> int
         conn.putheader("Transfer-Encoding", "chunked")
         conn.endheaders()
         for start in range(0, len(body), 1000):
-            chunk = body[start:start + 1000]
+            chunk = body[start : start + 1000]
             conn.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
         conn.send(b"0\r\n\r\n")
         response = conn.getresponse()
@@ -289,8 +297,11 @@ def test_oversize_bodies_get_413_and_change_nothing(tmp_path: Path) -> None:
     for node in _stop_after(Node(tmp_path / "n", env=env)):
         hello = wat("fl_hello")
         assert node.upload("_", "hello", hello)[0] == 201
-        before = (node.request("GET", "/v1/fn")[1], node.request("GET", "/v1/fn/_")[1],
-                  node.request("GET", "/v1/admin/subjects")[1])
+        before = (
+            node.request("GET", "/v1/fn")[1],
+            node.request("GET", "/v1/fn/_")[1],
+            node.request("GET", "/v1/admin/subjects")[1],
+        )
 
         name = "m" + "x" * 1100
         status, body = node.post_json("/v1/fn", {"module": {"name": name}})
@@ -309,8 +320,11 @@ def test_oversize_bodies_get_413_and_change_nothing(tmp_path: Path) -> None:
         form, ctype = multipart([("name", None, b"chunky"), ("code", "c.wasm", big)])
         assert _chunked(node, "POST", "/v1/fn/_", form, ctype) == 413
 
-        after = (node.request("GET", "/v1/fn")[1], node.request("GET", "/v1/fn/_")[1],
-                 node.request("GET", "/v1/admin/subjects")[1])
+        after = (
+            node.request("GET", "/v1/fn")[1],
+            node.request("GET", "/v1/fn/_")[1],
+            node.request("GET", "/v1/admin/subjects")[1],
+        )
         assert after == before
         status, body = node.invoke("_", "hello", {"still": True})
         assert (status, body) == (200, {"data": {"hello": {"still": True}}})
@@ -334,11 +348,9 @@ def test_the_api_serves_https_with_its_certificate(tmp_path: Path) -> None:
         context = ssl.create_default_context(cafile=str(cafile))
 
         def https(path: str, key: str | None = None) -> tuple[int, bytes]:
-            conn = http.client.HTTPSConnection("127.0.0.1", node.port, timeout=10,
-                                               context=context)
+            conn = http.client.HTTPSConnection("127.0.0.1", node.port, timeout=10, context=context)
             try:
-                conn.request("GET", path, headers={"Authorization": f"Bearer {key}"} if key
-                             else {})
+                conn.request("GET", path, headers={"Authorization": f"Bearer {key}"} if key else {})
                 response = conn.getresponse()
                 return response.status, response.read()
             finally:

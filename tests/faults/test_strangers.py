@@ -164,8 +164,9 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         def ready() -> bool:
             for name, proc in running.procs.items():
                 assert proc.poll() is None, f"{name} exited:\n{running.logs()}"
-            return (set(running.alive_workers()) == {running.worker_name(GOOD)}
-                    and "ready: RPC on" in running.log(f"worker{STRANGER}"))
+            return set(running.alive_workers()) == {
+                running.worker_name(GOOD)
+            } and "ready: RPC on" in running.log(f"worker{STRANGER}")
 
         wait_for(ready, 30, "the core, the good worker and the stranger run", every=0.2)
         yield running
@@ -188,13 +189,17 @@ def test_the_stranger_neither_joins_nor_is_sent_code(net: Net) -> None:
         assert worker == net.worker_name(GOOD)
     nodes = net.nodes()
     assert net.worker_name(STRANGER) not in nodes, nodes
-    assert not any(n["address"].startswith(f"{net.lab.host(STRANGER)}:")
-                   for n in nodes.values()), nodes
+    assert not any(n["address"].startswith(f"{net.lab.host(STRANGER)}:") for n in nodes.values()), (
+        nodes
+    )
     assert sha in cached_hashes(net.root / f"w{GOOD}")
     assert sha not in cached_hashes(net.root / f"w{STRANGER}")
     # Its beacons were heard and refused for their seal, not missed.
-    wait_for(lambda: f"dropped a datagram from {net.lab.host(STRANGER)}: bad-mac"
-             in net.log("core"), 10, "the core drops the stranger's beacons")
+    wait_for(
+        lambda: f"dropped a datagram from {net.lab.host(STRANGER)}: bad-mac" in net.log("core"),
+        10,
+        "the core drops the stranger's beacons",
+    )
     # And the stranger, seeded with the core, sees nobody but itself.
     assert net.worker_name(GOOD) not in net.log(f"worker{STRANGER}")
 
@@ -215,14 +220,20 @@ def test_a_worker_runs_no_rpc_of_the_stranger(net: Net) -> None:
 
     # Knowing the cluster's server public key (a public file) is not enough:
     # the worker's ZAP handler refuses any client key but the cluster's.
-    out = net.run(STRANGER, RPC_SCRIPT, str(stranger_keys_of(net)), endpoint, str(code_path),
-                  str(net.keys / "server.key"))
+    out = net.run(
+        STRANGER,
+        RPC_SCRIPT,
+        str(stranger_keys_of(net)),
+        endpoint,
+        str(code_path),
+        str(net.keys / "server.key"),
+    )
     assert out["ping"] == "timeout" and out["push"] == "timeout", out
-    stranger_public = re.search(r'public-key = "([^"]+)"',
-                                (stranger_keys_of(net) / "client.key").read_text())
+    stranger_public = re.search(
+        r'public-key = "([^"]+)"', (stranger_keys_of(net) / "client.key").read_text()
+    )
     assert stranger_public is not None
-    assert f"refused a CURVE client with key {stranger_public.group(1)}" in net.log(
-        f"worker{GOOD}")
+    assert f"refused a CURVE client with key {stranger_public.group(1)}" in net.log(f"worker{GOOD}")
     assert sha not in cached_hashes(net.root / f"w{GOOD}")
 
     # The same namespace with the cluster's keys is answered: it is the keys, not the network.
@@ -238,19 +249,24 @@ def test_replayed_altered_and_foreign_beacons_are_dropped(net: Net) -> None:
     group = node_env("x")["FLESS_CLUSTER_BEACON_GROUP"]
     port = node_env("x")["FLESS_CLUSTER_BEACON_PORT"]
     before = net.log("core")
-    out = net.run(ATTACKER, BEACON_SCRIPT, group, port, net.lab.host(ATTACKER), good_address,
-                  str(GOSSIP_PORT))
+    out = net.run(
+        ATTACKER, BEACON_SCRIPT, group, port, net.lab.host(ATTACKER), good_address, str(GOSSIP_PORT)
+    )
     assert out["captured"] > 0
     assert out["contacted"] == [], out  # nobody went to gossip with the forged address
     attacker = net.lab.host(ATTACKER)
 
     def dropped(reason: str) -> bool:
-        return f"dropped a datagram from {attacker}: {reason}" in net.log("core")[len(before):]
+        return f"dropped a datagram from {attacker}: {reason}" in net.log("core")[len(before) :]
 
-    wait_for(lambda: dropped("replayed") and dropped("bad-mac"), 10,
-             "the core logs the replayed and the forged beacons as dropped")
+    wait_for(
+        lambda: dropped("replayed") and dropped("bad-mac"),
+        10,
+        "the core logs the replayed and the forged beacons as dropped",
+    )
     assert "found" not in "".join(
-        line for line in net.log("core")[len(before):].splitlines() if attacker in line)
+        line for line in net.log("core")[len(before) :].splitlines() if attacker in line
+    )
     assert attacker not in json.dumps(net.nodes())
 
 
@@ -283,9 +299,9 @@ class Sniffer:
             if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != socket.IPPROTO_UDP:
                 continue
             header = (ip[0] & 0x0F) * 4
-            _, dst, length, _ = struct.unpack(">HHHH", ip[header:header + 8])
+            _, dst, length, _ = struct.unpack(">HHHH", ip[header : header + 8])
             if dst == port:
-                found.append(ip[header + 8:header + length])
+                found.append(ip[header + 8 : header + length])
 
     def close(self) -> None:
         self.sock.close()
@@ -355,17 +371,27 @@ def test_nodes_mid_rotation_accept_each_others_keys(tmp_path: Path) -> None:
     shutil.copytree(new, worker_keys)
     shutil.copytree(old, worker_keys / "previous")
     gossip_port = free_port()
-    core = Node(tmp_path / "core", None, "--role", "core", "--gossip-port", str(gossip_port),
-                "--key-dir", str(core_keys)).start()
-    worker = WorkerNode(tmp_path / "w", seeds=f"127.0.0.1:{gossip_port}", key_dir=worker_keys,
-                        memory_mib=256)
+    core = Node(
+        tmp_path / "core",
+        None,
+        "--role",
+        "core",
+        "--gossip-port",
+        str(gossip_port),
+        "--key-dir",
+        str(core_keys),
+    ).start()
+    worker = WorkerNode(
+        tmp_path / "w", seeds=f"127.0.0.1:{gossip_port}", key_dir=worker_keys, memory_mib=256
+    )
     try:
         worker.start()
 
         def alive() -> set[str]:
             _, body = core.request("GET", "/v1/nodes")
-            return {n["name"] for n in body["data"]
-                    if n["role"] == "worker" and n["state"] == "alive"}
+            return {
+                n["name"] for n in body["data"] if n["role"] == "worker" and n["state"] == "alive"
+            }
 
         wait_for(lambda: worker.name in alive(), 30, "the rotating worker joins")
         code = wat("fl_hello")
@@ -373,8 +399,11 @@ def test_nodes_mid_rotation_accept_each_others_keys(tmp_path: Path) -> None:
         assert status == 201 and body["data"]["workers"] == 1, body
         for i in range(5):
             status, body = core.request(
-                "POST", "/v1/fn/_/hello", json.dumps({"args": {"i": i}}).encode(),
-                {"Content-Type": "application/json"})
+                "POST",
+                "/v1/fn/_/hello",
+                json.dumps({"args": {"i": i}}).encode(),
+                {"Content-Type": "application/json"},
+            )
             assert (status, body) == (200, {"data": {"hello": {"i": i}}})
         assert hashlib.sha256(code).hexdigest() in cached_hashes(worker.data_dir)
         assert "key rotation: also accepting the keys in" in core.log()
@@ -391,8 +420,9 @@ def test_a_server_mid_rotation_lets_in_both_client_keys_and_no_other(tmp_path: P
     other = generate_cluster_keys(tmp_path / "other")
 
     def client_pair(keys: CurveConfig) -> CurveConfig:
-        return CurveConfig(cluster.server_public, cluster.server_secret,
-                           keys.client_public, keys.client_secret)
+        return CurveConfig(
+            cluster.server_public, cluster.server_secret, keys.client_public, keys.client_secret
+        )
 
     nextkeys = generate_cluster_keys(tmp_path / "next")
     rotating = dataclasses.replace(cluster, also_accept=(nextkeys.client_public,))
@@ -403,8 +433,11 @@ def test_a_server_mid_rotation_lets_in_both_client_keys_and_no_other(tmp_path: P
     async def main() -> None:
         server = RpcServer("tcp://127.0.0.1:0", pong, curve=rotating)
         await server.start()
-        clients = [RpcClient(curve=cluster), RpcClient(curve=client_pair(nextkeys)),
-                   RpcClient(curve=client_pair(other))]
+        clients = [
+            RpcClient(curve=cluster),
+            RpcClient(curve=client_pair(nextkeys)),
+            RpcClient(curve=client_pair(other)),
+        ]
         try:
             for client in clients[:2]:
                 reply = await client.call(server.endpoint, "ping", {}, timeout=5)
@@ -425,8 +458,9 @@ def test_beacons_under_either_key_of_a_rotation_are_heard() -> None:
     verifier = BeaconVerifier(beacon_key(old), "me", also_accept=(beacon_key(new),))
     now = time.time()
     for key, name in ((old, "a"), (new, "b")):
-        sealed = encode_beacon(beacon_key(key), Announcement(name, f"{name}:1"), now,
-                               os.urandom(16))
+        sealed = encode_beacon(
+            beacon_key(key), Announcement(name, f"{name}:1"), now, os.urandom(16)
+        )
         assert verifier.verify(sealed, now).name == name
     forged = encode_beacon(beacon_key(foreign), Announcement("c", "c:1"), now, os.urandom(16))
     with pytest.raises(BeaconRejected, match="bad-mac"):

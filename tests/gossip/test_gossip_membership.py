@@ -87,9 +87,13 @@ def test_three_nodes_find_each_other_by_seeds_and_share_meta() -> None:
                     assert member.meta == meta(name)
                     assert member.address.startswith(f"{HOST}:")
             # on_change follows the gossip layer's events, a moment behind its view.
-            await until(lambda: len({m.name for m in a.changes}) >= 2
-                        and len({m.name for m in b.changes}) >= 2
-                        and len({m.name for m in c.changes}) >= 2)
+            await until(
+                lambda: (
+                    len({m.name for m in a.changes}) >= 2
+                    and len({m.name for m in b.changes}) >= 2
+                    and len({m.name for m in c.changes}) >= 2
+                )
+            )
             # on_change told a about b and c, never about a itself.
             assert {m.name for m in a.changes} == {"b", "c"}
             assert all(m.state == "alive" for m in a.changes)

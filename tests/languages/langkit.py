@@ -79,7 +79,9 @@ class Built:
 
 
 def fless_cli(
-    *args: str, cwd: Path | None = None, timeout: float = BUILD_TIMEOUT_S,
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = BUILD_TIMEOUT_S,
     env: dict[str, str] | None = None,
 ) -> Built:
     """Runs the ``fless`` command of this venv.
@@ -100,8 +102,13 @@ def fless_cli(
     full.setdefault("FLESS_CACHE_DIR", str(TOOLCHAIN_CACHE))
     full.update(env or {})
     result = subprocess.run(
-        [str(FLESS), *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env=full, check=False,
+        [str(FLESS), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full,
+        check=False,
     )
     return Built(result.returncode, result.stdout + result.stderr, None)
 
@@ -129,7 +136,9 @@ def _digest(project: Path, lang: str | None) -> str:
 
 
 def try_build(
-    project: Path, lang: str | None = None, out: Path | None = None,
+    project: Path,
+    lang: str | None = None,
+    out: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> Built:
     """Builds ``project`` with ``fless fn build`` (no cache).
@@ -196,7 +205,10 @@ def copy_project(src: Path, parent: Path) -> Path:
 
 
 def deploy(
-    node: Node, name: str, wasm: bytes, http_allow: list[str] | None = None,
+    node: Node,
+    name: str,
+    wasm: bytes,
+    http_allow: list[str] | None = None,
     timeout_ms: int | None = None,
 ) -> None:
     """Uploads ``wasm`` as function ``name`` of module ``_``, replacing an older one.
@@ -209,7 +221,8 @@ def deploy(
         timeout_ms: its time limit (default: the node's).
     """
     fields: list[tuple[str, str | None, bytes]] = [
-        ("name", None, name.encode()), ("code", "code.wasm", wasm),
+        ("name", None, name.encode()),
+        ("code", "code.wasm", wasm),
     ]
     metadata: dict[str, Any] = {}
     if http_allow is not None:
@@ -222,8 +235,9 @@ def deploy(
     headers = {"Content-Type": ctype}
     status, answer = node.request("POST", "/v1/fn/_", body, headers, timeout=UPLOAD_TIMEOUT_S)
     if status == 409:
-        status, answer = node.request("PUT", f"/v1/fn/_/{name}", body, headers,
-                                      timeout=UPLOAD_TIMEOUT_S)
+        status, answer = node.request(
+            "PUT", f"/v1/fn/_/{name}", body, headers, timeout=UPLOAD_TIMEOUT_S
+        )
     assert status in (200, 201), f"upload of {name} answered {status}: {answer}"
 
 
@@ -250,10 +264,14 @@ class _Echo(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace")
         wanted = parse_qs(urlsplit(self.path).query).get("status", ["200"])[0]
-        payload = json.dumps({
-            "method": self.command, "path": self.path, "body": body,
-            "header": self.headers.get("X-Test", ""),
-        }).encode()
+        payload = json.dumps(
+            {
+                "method": self.command,
+                "path": self.path,
+                "body": body,
+                "header": self.headers.get("X-Test", ""),
+            }
+        ).encode()
         self.send_response(int(wanted))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))

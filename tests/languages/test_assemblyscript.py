@@ -20,7 +20,7 @@ LANG = "assemblyscript"
 # asc -O3 takes tens of seconds per build on a loaded 2-core machine.
 pytestmark = pytest.mark.timeout(1200)
 IMPORTS = (
-    'import { JsonArray, JsonNumber, JsonObject, JsonString, JsonValue, httpRequest }'
+    "import { JsonArray, JsonNumber, JsonObject, JsonString, JsonValue, httpRequest }"
     ' from "fless";\n'
 )
 
@@ -48,9 +48,16 @@ def test_json_values_round_trip(lang_node: Node, tmp_path: Path) -> None:
     )
     deploy(lang_node, "as_json", build(project(tmp_path, source), LANG))
     args = {"list": [1, -2.5, 1e300, "ü😀\n", None, True, False], "nested": {"empty": {}}}
-    assert invoke(lang_node, "as_json", args) == (200, {"data": {
-        "args": args, "half": 0.5, "text": 'tab\there "quoted" \u0001',
-    }})
+    assert invoke(lang_node, "as_json", args) == (
+        200,
+        {
+            "data": {
+                "args": args,
+                "half": 0.5,
+                "text": 'tab\there "quoted" \u0001',
+            }
+        },
+    )
 
 
 def test_thrown_error_is_422_with_the_message(lang_node: Node, tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ def test_matrix_multiplies(lang_node: Node) -> None:
     assert (status, body) == (200, {"data": {"product": [[-3.5]]}})
     # a[i][j] = (i+j) % 7, b[i][j] = (i*j) % 5: worked out by hand for n = 3.
     assert invoke(lang_node, "c_matrix", {"n": 3}) == (
-        200, {"data": {"n": 3, "trace": 30, "sum": 72}}
+        200,
+        {"data": {"n": 3, "trace": 30, "sum": 72}},
     )
 
 

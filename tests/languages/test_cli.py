@@ -47,10 +47,7 @@ def fake_sdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An SDK folder with languages ``plain`` (*.txt), ``boss`` (*.txt and boss.toml,
     priority 5) and ``twin`` (twin.toml, priority 5, like boss)."""
     root = tmp_path / "sdk"
-    ok = (
-        'echo "step one"\necho "step two" >&2\n'
-        "printf '\\000asm\\001\\000\\000\\000' > \"$2\"\n"
-    )
+    ok = 'echo "step one"\necho "step two" >&2\nprintf \'\\000asm\\001\\000\\000\\000\' > "$2"\n'
     fail = 'echo "compiler says: bad thing on line 3" >&2\nexit 4\n'
     _language(root, "plain", ["*.txt"], 0, ok)
     _language(root, "boss", ["*.txt", "boss.toml"], 5, fail)
@@ -90,11 +87,16 @@ def test_detection_refuses_a_tie_and_an_unknown_project(fake_sdk: Path, tmp_path
 def test_the_real_sdks_detect_their_examples() -> None:
     real = languages(SDK)
     assert set(LANGUAGES) <= set(real)
-    for example, lang in [("c-matrix", "c"), ("zig-hello", "zig"), ("rust-orders", "rust"),
-                          ("go-matrix", "go"), ("js-markdown", "js"),
-                          ("python-wordfreq", "python"),
-                          # package.json too, but asconfig.json wins.
-                          ("assemblyscript-primes", "assemblyscript")]:
+    for example, lang in [
+        ("c-matrix", "c"),
+        ("zig-hello", "zig"),
+        ("rust-orders", "rust"),
+        ("go-matrix", "go"),
+        ("js-markdown", "js"),
+        ("python-wordfreq", "python"),
+        # package.json too, but asconfig.json wins.
+        ("assemblyscript-primes", "assemblyscript"),
+    ]:
         assert detect_language(EXAMPLES / example, SDK).id == lang
 
 
@@ -194,8 +196,16 @@ def test_new_create_and_invoke_through_the_cli(lang: str, lang_node: Node, tmp_p
 def test_a_c_function_speaks_the_funless_abi(lang_node: Node, tmp_path: Path) -> None:
     assert fless_cli("fn", "new", "made", "--lang", "c", cwd=tmp_path).returncode == 0
     run = fless_cli(
-        "--url", lang_node.url, "--key", lang_node.key,
-        "fn", "create", "made", str(tmp_path / "made"), "--memory", "16",
+        "--url",
+        lang_node.url,
+        "--key",
+        lang_node.key,
+        "fn",
+        "create",
+        "made",
+        str(tmp_path / "made"),
+        "--memory",
+        "16",
     )
     assert run.returncode == 0, run.output
     assert '"abi": "funless"' in run.output and '"memory": 16' in run.output
@@ -206,16 +216,23 @@ def test_a_missing_toolchain_names_make_toolchains(tmp_path: Path) -> None:
     # cache (no QuickJS sources, no asc): a machine that never ran
     # make toolchains. Rust's comes from apt, which the tests cannot take away.
     bare = tmp_path / "bare"
-    subprocess.run([sys.base_prefix + "/bin/python3", "-m", "venv", "--without-pip", str(bare)],
-                   check=True)
-    env = {**os.environ, "PYTHON": str(bare / "bin" / "python"),
-           "FLESS_SDK_CACHE": str(tmp_path / "empty-cache")}
+    subprocess.run(
+        [sys.base_prefix + "/bin/python3", "-m", "venv", "--without-pip", str(bare)], check=True
+    )
+    env = {
+        **os.environ,
+        "PYTHON": str(bare / "bin" / "python"),
+        "FLESS_SDK_CACHE": str(tmp_path / "empty-cache"),
+    }
     for lang in ("c", "zig", "go", "js", "assemblyscript", "python"):
         project = tmp_path / lang
         assert fless_cli("fn", "new", lang, "--lang", lang, cwd=tmp_path).returncode == 0
         run = subprocess.run(
             ["sh", str(SDK / lang / "build.sh"), str(project), str(tmp_path / "o.wasm")],
-            capture_output=True, text=True, env=env, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
         )
         assert run.returncode == 127, (lang, run.stderr)
         assert "make toolchains" in run.stderr, (lang, run.stderr)
@@ -226,8 +243,19 @@ def test_the_wheel_carries_the_sdks(tmp_path: Path) -> None:
     # find the SDK files there, with no source checkout around.
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels),
-         str(PROJECT)], check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(wheels),
+            str(PROJECT),
+        ],
+        check=True,
+        capture_output=True,
     )
     [wheel] = wheels.glob("fless-*.whl")
     installed = tmp_path / "site"
@@ -236,25 +264,43 @@ def test_the_wheel_carries_the_sdks(tmp_path: Path) -> None:
         infos = archive.infolist()
         archive.extractall(installed)
     assert "fless/sdk/c/build.sh" in names and "fless/sdk/rust/fless/src/lib.rs" in names
-    for sdk_file in ("js/runtime/prelude.js", "assemblyscript/packages/fless/index.ts",
-                     "python/wit/fless.wit", "python/runtime/fless_entry.py"):
+    for sdk_file in (
+        "js/runtime/prelude.js",
+        "assemblyscript/packages/fless/index.ts",
+        "python/wit/fless.wit",
+        "python/runtime/fless_entry.py",
+    ):
         assert f"fless/sdk/{sdk_file}" in names
     # Sources only: no toolchain, no node_modules, no build outputs.
     sdk_entries = [info for info in infos if info.filename.startswith("fless/sdk/")]
-    assert not [info.filename for info in sdk_entries
-                if "node_modules" in info.filename or info.filename.endswith(".wasm")]
+    assert not [
+        info.filename
+        for info in sdk_entries
+        if "node_modules" in info.filename or info.filename.endswith(".wasm")
+    ]
     assert sum(info.file_size for info in sdk_entries) < 1_000_000
     assert not (installed / "fless" / "sdk").is_symlink()
     # Run the unpacked copy (first on sys.path) with the venv's dependencies.
-    env = {**os.environ, "PYTHONPATH": str(installed), "PYTHON": sys.executable,
-           "FLESS_CACHE_DIR": str(PROJECT / ".cache" / "toolchains")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(installed),
+        "PYTHON": sys.executable,
+        "FLESS_CACHE_DIR": str(PROJECT / ".cache" / "toolchains"),
+    }
     env.pop("FLESS_SDK_DIR", None)
-    code = ("import sys, fless.cli._langs as l; from fless.cli.main import main; "
-            "print(l.sdk_root(), file=sys.stderr); sys.exit(main(sys.argv[1:]))")
+    code = (
+        "import sys, fless.cli._langs as l; from fless.cli.main import main; "
+        "print(l.sdk_root(), file=sys.stderr); sys.exit(main(sys.argv[1:]))"
+    )
     for argv in (["fn", "new", "wheely", "--lang", "c"], ["fn", "build", "wheely"]):
-        run = subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, check=False)
+        run = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert run.returncode == 0, run.stderr
         assert str(installed / "fless" / "sdk") in run.stderr
     assert (tmp_path / "wheely" / "wheely.wasm").read_bytes()[:4] == b"\0asm"
-

@@ -17,7 +17,8 @@ def test_matrix_multiplies_as_the_c_example_does(lang_node: Node) -> None:
     status, body = invoke(lang_node, "go_matrix", {"a": [[1, 2], [3, 4]], "b": [[5, 6], [7, 8]]})
     assert (status, body) == (200, {"data": {"product": [[19, 22], [43, 50]]}})
     assert invoke(lang_node, "go_matrix", {"n": 3}) == (
-        200, {"data": {"n": 3, "trace": 30, "sum": 72}}
+        200,
+        {"data": {"n": 3, "trace": 30, "sum": 72}},
     )
     deploy(lang_node, "c_matrix", build(EXAMPLES / "c-matrix"))
     args = {"n": 60}
@@ -35,7 +36,7 @@ def test_function_error_is_a_422_with_its_message(lang_node: Node) -> None:
 
 def test_build_error_shows_the_compiler_message(tmp_path: Path) -> None:
     project = copy_project(EXAMPLES / "go-hello", tmp_path)
-    break_source(project, "main.go", "\nfunc broken() int { return \"text\" }\n")
+    break_source(project, "main.go", '\nfunc broken() int { return "text" }\n')
     built = try_build(project)
     assert built.returncode == 1 and built.wasm is None
     assert "main.go" in built.output

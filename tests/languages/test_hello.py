@@ -31,6 +31,7 @@ def test_hello_example_greets_by_name_or_the_world(lang_node: Node, example: str
     deploy(lang_node, function, build(EXAMPLES / example))
     name = HELLOS[example]
     assert invoke(lang_node, function, {"name": name}) == (
-        200, {"data": {"message": f"Hello, {name}!"}}
+        200,
+        {"data": {"message": f"Hello, {name}!"}},
     )
     assert invoke(lang_node, function, {}) == (200, {"data": {"message": "Hello, world!"}})

@@ -97,7 +97,8 @@ def test_fetch_reaches_an_allowed_host(lang_node: Node, tmp_path: Path) -> None:
         status, body = invoke(lang_node, "js_fetch", {"url": f"http://{host}/hi"})
     assert status == 200, body
     assert body["data"] == {
-        "status": 200, "ok": True,
+        "status": 200,
+        "ok": True,
         "echo": {"method": "POST", "path": "/hi", "body": "ping", "header": "yes"},
     }
 

@@ -22,7 +22,7 @@ LANG = "python"
 pytestmark = pytest.mark.timeout(1200)
 
 # One function for the behaviours, since each Python build and upload is slow.
-BEHAVIOURS = '''
+BEHAVIOURS = """
 from fless_fn import http_request
 
 
@@ -37,7 +37,7 @@ def main(args):
         response = http_request("POST", args["url"], body="ping", headers={"X-Test": "yes"})
         return {"status": response.status, "ok": response.ok, "echo": response.json()}
     return args.get("value")
-'''
+"""
 
 
 def project(tmp_path: Path, source: str) -> Path:
@@ -51,7 +51,10 @@ def test_wordfreq_example_counts_words(lang_node: Node) -> None:
     status, body = invoke(lang_node, "py_wordfreq", {"text": text, "top": 2})
     assert status == 200, body
     assert body["data"] == {
-        "words": 11, "unique": 8, "sentences": 3, "reading_seconds": 3,
+        "words": 11,
+        "unique": 8,
+        "sentences": 3,
+        "reading_seconds": 3,
         "top": [["cat", 3], ["sat", 1]],
     }
     status, body = invoke(lang_node, "py_wordfreq", {"text": 7})
@@ -65,20 +68,24 @@ def test_errors_values_and_http(lang_node: Node, tmp_path: Path) -> None:
         status, body = invoke(lang_node, "py_behaviours", {"url": f"http://{host}/hi"})
         assert status == 200, body
         assert body["data"] == {
-            "status": 200, "ok": True,
+            "status": 200,
+            "ok": True,
             "echo": {"method": "POST", "path": "/hi", "body": "ping", "header": "yes"},
         }
     status, body = invoke(lang_node, "py_behaviours", {"user": "bob"})
     assert status == 422 and body["errors"]["detail"] == "LookupError: no such user: bob"
     assert invoke(lang_node, "py_behaviours", {"value": [1, "two", None]}) == (
-        200, {"data": [1, "two", None]}
+        200,
+        {"data": [1, "two", None]},
     )
     status, body = invoke(lang_node, "py_behaviours", {"url": "http://203.0.113.9/"})
     assert status >= 400 and "denied" in body["errors"]["detail"]
     # Stopped by epoch interruption, which a component reports as an error.
     status, body = invoke(lang_node, "py_behaviours", {"spin": True})
     assert (status, body["errors"]["detail"]) == (
-        504, "function exceeded its timeout of 3000 ms"), body
+        504,
+        "function exceeded its timeout of 3000 ms",
+    ), body
 
 
 def test_syntax_error_fails_the_build_with_the_compiler_message(tmp_path: Path) -> None:

@@ -22,14 +22,14 @@ LANG = "python"
 # a 20 MB component: minutes on a loaded 2-core machine.
 pytestmark = pytest.mark.timeout(1200)
 
-SLEEPER = '''
+SLEEPER = """
 import time
 
 
 def main(args):
     time.sleep(args.get("sleep", 0))
     return {"slept": args.get("sleep", 0)}
-'''
+"""
 TIMEOUT_MS = 1000
 SLACK_S = 1.0
 
@@ -53,7 +53,8 @@ def test_time_sleep_ends_at_the_timeout_and_frees_the_thread(
     assert elapsed >= 0.2
     for _ in range(2):  # the second round runs only if the first freed the threads
         (status, body, quick_s), stuck = quick_behind_stuck(
-            two_threads, "py_sleep", {"sleep": 10}, 0.3)
+            two_threads, "py_sleep", {"sleep": 10}, 0.3
+        )
         assert (status, body) == (200, {"data": {"hello": {"n": 1}}})
         assert quick_s < TIMEOUT_MS / 1000 + SLACK_S, quick_s
         for status, body, elapsed in stuck:
@@ -63,5 +64,7 @@ def test_time_sleep_ends_at_the_timeout_and_frees_the_thread(
         status, body, elapsed = timed_invoke(two_threads, "py_sleep", {"sleep": 0})
         assert (status, body) == (200, {"data": {"slept": 0}})
         assert elapsed < SLACK_S
-        print(f"time to 504 of time.sleep(10) with a {TIMEOUT_MS} ms timeout:",
-              ", ".join(f"{s * 1000:.0f} ms" for _, _, s in stuck))
+        print(
+            f"time to 504 of time.sleep(10) with a {TIMEOUT_MS} ms timeout:",
+            ", ".join(f"{s * 1000:.0f} ms" for _, _, s in stuck),
+        )

@@ -45,7 +45,7 @@ def test_function_error_is_a_422_with_its_message(lang_node: Node) -> None:
 
 def test_build_error_shows_the_compiler_message(tmp_path: Path) -> None:
     project = copy_project(EXAMPLES / "rust-hello", tmp_path)
-    break_source(project, "src/lib.rs", "\nfn broken() -> u32 { \"text\" }\n")
+    break_source(project, "src/lib.rs", '\nfn broken() -> u32 { "text" }\n')
     built = try_build(project)
     assert built.returncode == 1 and built.wasm is None
     assert "error[E0308]: mismatched types" in built.output

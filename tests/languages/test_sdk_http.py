@@ -41,11 +41,12 @@ def test_http_helper_sends_method_headers_and_body(
     function = runtime.compile(build(PROJECTS / f"{lang}-fetch"))
     path = f"/echo?lang={lang}&status=201"
     args = {"url": f"http://{echo}{path}", "body": f"from {lang}"}
-    outcome = runtime.run(
-        function, json.dumps(args).encode(), Limits(http_allow=frozenset({echo}))
-    )
+    outcome = runtime.run(function, json.dumps(args).encode(), Limits(http_allow=frozenset({echo})))
     answer = json.loads(outcome.output)
     assert answer["status"] == 201
     assert json.loads(answer["body"]) == {
-        "method": "POST", "path": path, "body": f"from {lang}", "header": "yes",
+        "method": "POST",
+        "path": path,
+        "body": f"from {lang}",
+        "header": "yes",
     }

@@ -140,11 +140,21 @@ def test_a_client_mid_rotation_tries_the_other_server_key(tmp_path: Path) -> Non
     old = generate_cluster_keys(tmp_path / "old")
     new = generate_cluster_keys(tmp_path / "new")
     # The worker already answers with the new set and still accepts old clients.
-    rotated = CurveConfig(new.server_public, new.server_secret, new.client_public,
-                          new.client_secret, also_accept=(old.client_public,))
+    rotated = CurveConfig(
+        new.server_public,
+        new.server_secret,
+        new.client_public,
+        new.client_secret,
+        also_accept=(old.client_public,),
+    )
     # A core still on the old set, told about the new one (keys/next).
-    core = CurveConfig(old.server_public, old.server_secret, old.client_public,
-                       old.client_secret, also_servers=(new.server_public,))
+    core = CurveConfig(
+        old.server_public,
+        old.server_secret,
+        old.client_public,
+        old.client_secret,
+        also_servers=(new.server_public,),
+    )
 
     async def main() -> None:
         server = RpcServer("tcp://127.0.0.1:0", pong, curve=rotated)
@@ -160,7 +170,8 @@ def test_a_client_mid_rotation_tries_the_other_server_key(tmp_path: Path) -> Non
             # later calls use the key that worked, at once
             failed = told.stats.handshake_failed
             assert (await told.call(server.endpoint, "ping", {"n": 9}, timeout=5)).fields == {
-                "n": 9}
+                "n": 9
+            }
             assert told.stats.handshake_failed == failed
             # a client that knows only the old server key gets nothing
             with pytest.raises(RpcTimeout):
@@ -177,8 +188,13 @@ def test_a_stranger_does_not_loop_over_server_keys(tmp_path: Path) -> None:
     keys = generate_cluster_keys(tmp_path / "cluster")
     other = generate_cluster_keys(tmp_path / "other")
     spare = generate_cluster_keys(tmp_path / "spare")
-    stranger = CurveConfig(other.server_public, other.server_secret, other.client_public,
-                           other.client_secret, also_servers=(spare.server_public,))
+    stranger = CurveConfig(
+        other.server_public,
+        other.server_secret,
+        other.client_public,
+        other.client_secret,
+        also_servers=(spare.server_public,),
+    )
 
     async def main() -> None:
         server = RpcServer("tcp://127.0.0.1:0", pong, curve=keys)

@@ -11,9 +11,13 @@ from fless.node._serve import meeting_port
 
 
 def settings(advertise: str, gossip_port: int = 0) -> Settings:
-    return Settings(cluster=ClusterSettings(
-        advertise_host=advertise, gossip_port=gossip_port, discovery=False,
-    ))
+    return Settings(
+        cluster=ClusterSettings(
+            advertise_host=advertise,
+            gossip_port=gossip_port,
+            discovery=False,
+        )
+    )
 
 
 @pytest.mark.parametrize("advertise", ["127.0.0.1", "::1", "[::1]"])

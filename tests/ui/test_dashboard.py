@@ -108,7 +108,9 @@ def worker_of(node: Node, module: str, name: str) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
     try:
         conn.request(
-            "POST", f"/v1/fn/{module}/{name}", body=b'{"args": {}}',
+            "POST",
+            f"/v1/fn/{module}/{name}",
+            body=b'{"args": {}}',
             headers={"Authorization": f"Bearer {node.key}", "Content-Type": "application/json"},
         )
         response = conn.getresponse()
@@ -124,7 +126,8 @@ def test_a_wrong_key_shows_the_401(node: Node, browser: WebDriver, artifacts: Pa
 
     log_in(browser, node, "fl_not_a_key")
     message = wait_for(
-        browser, says("login-message", "401"),
+        browser,
+        says("login-message", "401"),
         "the 401 message",
     )
     assert "invalid API key" in message
@@ -181,19 +184,22 @@ def test_log_in_see_the_node_upload_and_invoke(
     browser.find_element(By.ID, "upload-metadata").send_keys('{"memory": 16}')
     browser.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]").click()
     uploaded = wait_for(
-        browser, says("upload-message", "Uploaded"),
+        browser,
+        says("upload-message", "Uploaded"),
         "the upload's confirmation",
     )
     assert "ui/hello" in uploaded and "16 MiB" in uploaded
     status, stored = node.request("GET", "/v1/fn/ui/hello")
     assert status == 200 and stored["data"]["memory"] == 16
     fn_row = wait_for(
-        browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-function="ui/hello"]'),
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-function="ui/hello"]'),
         "the function in the functions panel",
     )[0]
     assert "16 MiB" in fn_row.text and "funless" in fn_row.text.lower()
     wait_for(
-        browser, lambda d: stored["data"]["hash"] in text_of(d, "function-detail"),
+        browser,
+        lambda d: stored["data"]["hash"] in text_of(d, "function-detail"),
         "the function's details",
     )
 
@@ -204,7 +210,8 @@ def test_log_in_see_the_node_upload_and_invoke(
     args.send_keys('{"who": "browser"}')
     browser.find_element(By.CSS_SELECTOR, "#invoke-form button[type=submit]").click()
     output = wait_for(
-        browser, lambda d: visible(d, "invoke-output") and text_of(d, "invoke-output"),
+        browser,
+        lambda d: visible(d, "invoke-output") and text_of(d, "invoke-output"),
         "the invocation's output",
     )
     assert json.loads(output) == {"hello": {"who": "browser"}}
@@ -249,7 +256,8 @@ def test_the_page_is_live_and_the_key_lasts_the_tab(node: Node, browser: WebDriv
     status, _ = node.upload("_", "live", wat("fl_hello"))
     assert status == 201
     wait_for(
-        browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-function="_/live"]'),
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-function="_/live"]'),
         "a function uploaded through the API",
     )
 
@@ -271,13 +279,15 @@ def test_an_api_error_shows_its_detail(node: Node, browser: WebDriver) -> None:
     assert status == 201
     log_in(browser, node, node.key)
     wait_for(
-        browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'option[value="_/fails"]'),
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, 'option[value="_/fails"]'),
         "the function in the invoke form",
     )
     Select(browser.find_element(By.ID, "invoke-function")).select_by_value("_/fails")
     browser.find_element(By.CSS_SELECTOR, "#invoke-form button[type=submit]").click()
     message = wait_for(
-        browser, says("invoke-message", "422"),
+        browser,
+        says("invoke-message", "422"),
         "the function's error",
     )
     _, body = node.invoke("_", "fails", {})
@@ -296,9 +306,7 @@ def test_an_api_error_shows_its_detail(node: Node, browser: WebDriver) -> None:
     browser.find_element(By.ID, "upload-name").send_keys("no-dashes")
     browser.find_element(By.ID, "upload-code").send_keys(str(PROJECT / "setup.cfg"))
     browser.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]").click()
-    wait_for(
-        browser, says("upload-message", "letters, digits and _"), "the refused name"
-    )
+    wait_for(browser, says("upload-message", "letters, digits and _"), "the refused name")
 
 
 def test_a_phone_sees_the_page_without_sideways_scrolling(
