@@ -18,6 +18,8 @@ from pathlib import Path
 
 import wasmtime
 
+from fless._units import MiB
+
 from ._model import BenchConfig, Figure, median  # puts tests/ on sys.path
 
 # isort: split
@@ -28,7 +30,6 @@ from ._cold import variant
 from ._membership import LocalCluster
 
 GROUP = "memory"
-MiB = 1 << 20
 FUNCTIONS = 1000
 SMOKE_FUNCTIONS = 20
 THRESHOLD_BYTES = 2 * MiB

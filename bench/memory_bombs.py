@@ -23,13 +23,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from fless._units import MiB
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests")]
 
 from e2e.node import Node, multipart  # noqa: E402
 from fixtures import bombs  # noqa: E402
 
-MiB = 1 << 20
 BOMBS: dict[str, Callable[[], bytes]] = {
     "table_grow": lambda: bombs.table_grow(200_000_000),
     "big_table": lambda: bombs.big_table(50_000_000),

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fless._units import MiB
+
 ROLES = ("all", "core", "worker")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-MiB = 1024 * 1024
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 

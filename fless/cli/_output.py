@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-MiB = 1 << 20
+from fless._units import MiB
+
 Column = tuple[str, Callable[[dict[str, Any]], object]]
 
 

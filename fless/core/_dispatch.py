@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fless._units import MiB
 from fless.exec import ExecError, Limits, Outcome
 
 from . import _metrics
@@ -26,8 +27,6 @@ from ._errors import CoreError, NoWorker, WorkerLost
 from ._scheduler import WorkerState, pick_worker
 
 log = logging.getLogger("fless.core")
-
-MiB = 1 << 20
 
 # Retries (opt-in) wait BACKOFF_S, then twice that, and so on up to
 # BACKOFF_MAX_S, before trying another worker. Gossip and the RPC socket

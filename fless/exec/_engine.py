@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from fless._units import MiB
+
 from ._abi import FUNLESS_IMPORTS, FUNLESS_MODULE, WASI_MODULE, Abi, inspect_code
 from ._compiler import (
     IN_PROCESS_BYTES,
@@ -45,7 +47,7 @@ from ._errors import (
 from ._fastcall import call_i32, export_func, signature
 from ._gil import hold_gil_for_short_calls
 from ._hostcalls import HostCalls, Invocation
-from ._limits import Limits, MiB, Outcome
+from ._limits import Limits, Outcome
 
 if TYPE_CHECKING:
     from ._component import CompiledComponent, ComponentHost

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-MiB = 1024 * 1024
+from fless._units import MiB
+
 # Wasmtime stores a table element in a pointer (its docs of ``Store.set_limits``).
 TABLE_ELEMENT_BYTES = 8
 # The instances a component may create in its store: a componentize-py

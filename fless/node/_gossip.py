@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from fless import __version__
+from fless._units import MiB
 from fless.config import Settings
 from fless.gossip import (
     Beacon,
@@ -28,7 +29,6 @@ from ._keys import ClusterKeys
 
 log = logging.getLogger("fless.node")
 
-MiB = 1 << 20
 # Free memory is re-advertised when it moved by this much, and at least this often.
 MEMORY_STEP = 16 * MiB
 MEMORY_INTERVAL_S = 5.0

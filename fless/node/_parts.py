@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable, Sequence
 
 from fless._openssl import allow_ssl
+from fless._units import MiB
 from fless.config import Settings
 from fless.core import (
     ClusterSource,
@@ -39,7 +40,6 @@ from ._keys import load_keys
 
 log = logging.getLogger("fless.node")
 
-MiB = 1 << 20
 # How old a reading of this machine's free memory may be when used.
 MEMORY_MAX_AGE_S = 0.25
 

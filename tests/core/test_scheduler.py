@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from fless._units import MiB
 from fless.core import WorkerState, pick_worker
-
-MiB = 1 << 20
 
 
 def w(name: str, free_mib: int, alive: bool = True) -> WorkerState:

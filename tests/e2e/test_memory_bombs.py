@@ -22,7 +22,8 @@ from e2e.node import Node, multipart
 from fixtures import bombs
 from fixtures.build import wat
 
-MiB = 1 << 20
+from fless._units import MiB
+
 # 45,000 empty functions: within the default bounds, about 280 MiB and 6 s to
 # compile; over a compile limit of 64 MiB.
 HEAVY = 45_000

@@ -10,10 +10,10 @@ from fixtures import bombs
 from fixtures.build import wat
 from fixtures.memory import rss
 
+from fless._units import MiB
 from fless.exec import Abi, CompileLimits, InvalidModule, Limits, WasmRuntime, _compiler
 from fless.exec._compiler import IN_PROCESS_BYTES, CompileFailed, Compiler, compile_in_child
 
-MiB = 1 << 20
 # 45,000 empty functions (within the default bounds): about 280 MiB and
 # 6 s of compiling on this machine's 2 cores.
 HEAVY = 45_000

@@ -16,9 +16,9 @@ import wasmtime
 from fixtures.build import FIXTURES
 from fixtures.stalling import stalling_server
 
+from fless._units import MiB
 from fless.exec import CompiledFunction, FunctionTimeout, Limits, OverBudget, WasmRuntime
 
-MiB = 1024 * 1024
 Compiled = Callable[[str], CompiledFunction]
 # A bound is met if the call ends within this of it: generous, for a shared
 # machine; what it guards against is a call that runs on for seconds.

@@ -13,10 +13,10 @@ import pytest
 from fixtures import bombs
 from fixtures.memory import rss
 
+from fless._units import MiB
 from fless.exec import FunctionTrap, InvalidModule, Limits, WasmRuntime
 from fless.exec._limits import COMPONENT_INSTANCES, TABLE_ELEMENT_BYTES
 
-MiB = 1 << 20
 # A grow of 200 million elements asks for 1.6 GB; the cap allows 800 KB.
 TABLE_BOMB = 200_000_000
 # What a refused bomb may leave behind in this process: noise, not the bomb.

@@ -13,6 +13,7 @@ import pytest
 import wasmtime
 from fixtures.servers import serving
 
+from fless._units import MiB
 from fless.exec import (
     CompiledFunction,
     FunctionError,
@@ -26,7 +27,6 @@ from fless.exec import (
     WasmRuntime,
 )
 
-MiB = 1024 * 1024
 Compiled = Callable[[str], CompiledFunction]
 
 

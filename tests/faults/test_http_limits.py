@@ -21,13 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from fless._units import MiB
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from e2e.node import Node
 from fixtures.asgi import fixed_output
 from fixtures.build import wat
 from fixtures.wire import read_until_closed
 
-MiB = 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
 HEADER_TIMEOUT_S = 1.5

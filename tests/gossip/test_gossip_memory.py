@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fless._units import MiB
 from fless.gossip import (
     MemoryWatch,
     parse_meminfo,
@@ -14,26 +15,24 @@ from fless.gossip import (
     should_advertise,
 )
 
-MIB = 2**20
-
 
 @pytest.mark.parametrize(
     ("last", "last_time", "value", "now", "expected"),
     [
-        (None, 0.0, 100 * MIB, 0.0, True),  # never advertised
-        (100 * MIB, 10.0, 100 * MIB, 11.0, False),  # unchanged, recent
-        (100 * MIB, 10.0, 90 * MIB, 11.0, False),  # moved less than a step
-        (100 * MIB, 10.0, 84 * MIB, 11.0, True),  # dropped by more than a step
-        (100 * MIB, 10.0, 116 * MIB, 11.0, True),  # rose by more than a step
-        (100 * MIB, 10.0, 116 * MIB - 1, 11.0, False),  # just under a step
-        (100 * MIB, 10.0, 100 * MIB, 40.0, True),  # unchanged but old: repeat
-        (100 * MIB, 10.0, 100 * MIB, 39.9, False),
+        (None, 0.0, 100 * MiB, 0.0, True),  # never advertised
+        (100 * MiB, 10.0, 100 * MiB, 11.0, False),  # unchanged, recent
+        (100 * MiB, 10.0, 90 * MiB, 11.0, False),  # moved less than a step
+        (100 * MiB, 10.0, 84 * MiB, 11.0, True),  # dropped by more than a step
+        (100 * MiB, 10.0, 116 * MiB, 11.0, True),  # rose by more than a step
+        (100 * MiB, 10.0, 116 * MiB - 1, 11.0, False),  # just under a step
+        (100 * MiB, 10.0, 100 * MiB, 40.0, True),  # unchanged but old: repeat
+        (100 * MiB, 10.0, 100 * MiB, 39.9, False),
     ],
 )
 def test_should_advertise(
     last: int | None, last_time: float, value: int, now: float, expected: bool
 ) -> None:
-    assert should_advertise(last, last_time, value, now, 16 * MIB, 30.0) is expected
+    assert should_advertise(last, last_time, value, now, 16 * MiB, 30.0) is expected
 
 
 def test_zero_step_means_any_change() -> None:
@@ -83,29 +82,29 @@ class FakeClock:
 
 def test_watch_advertises_on_step_and_interval() -> None:
     clock = FakeClock()
-    readings = iter([(1000 * MIB, 500 * MIB), (1000 * MIB, 495 * MIB), (1000 * MIB, 480 * MIB)])
-    watch = MemoryWatch(16 * MIB, 30.0, reader=lambda: next(readings), clock=clock)
-    assert watch.poll() == (1000 * MIB, 500 * MIB)  # first reading always goes out
+    readings = iter([(1000 * MiB, 500 * MiB), (1000 * MiB, 495 * MiB), (1000 * MiB, 480 * MiB)])
+    watch = MemoryWatch(16 * MiB, 30.0, reader=lambda: next(readings), clock=clock)
+    assert watch.poll() == (1000 * MiB, 500 * MiB)  # first reading always goes out
     clock.now += 1
     assert watch.poll() is None  # 5 MiB less: not worth a broadcast
     clock.now += 1
-    assert watch.poll() == (1000 * MIB, 480 * MIB)  # 20 MiB less than advertised
+    assert watch.poll() == (1000 * MiB, 480 * MiB)  # 20 MiB less than advertised
 
 
 def test_watch_fixed_figure_overrides_the_machine() -> None:
     clock = FakeClock()
-    watch = MemoryWatch(MIB, 5.0, fixed=(512 * MIB, 256 * MIB), clock=clock)
-    assert watch.read() == (512 * MIB, 256 * MIB)
-    assert watch.poll() == (512 * MIB, 256 * MIB)
+    watch = MemoryWatch(MiB, 5.0, fixed=(512 * MiB, 256 * MiB), clock=clock)
+    assert watch.read() == (512 * MiB, 256 * MiB)
+    assert watch.poll() == (512 * MiB, 256 * MiB)
     clock.now += 4.9
     assert watch.poll() is None
     clock.now += 0.1
-    assert watch.poll() == (512 * MIB, 256 * MIB)  # repeated after max_interval
+    assert watch.poll() == (512 * MiB, 256 * MiB)  # repeated after max_interval
 
 
 def test_watch_rejects_nonsense_interval() -> None:
     with pytest.raises(ValueError):
-        MemoryWatch(MIB, 0)
+        MemoryWatch(MiB, 0)
 
 
 def test_reading_at_most_every_reuses_a_fresh_figure_and_rereads_a_stale_one() -> None:
