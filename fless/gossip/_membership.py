@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import ipaddress
 import logging
 import re
 from collections.abc import Callable, Sequence
 
 import kinship
+
+from fless._addresses import is_loopback
 
 from ._errors import BindError, GossipError, JoinFailed, MetaError
 from ._meta import NodeMeta
@@ -40,13 +41,6 @@ def host_port(host: str, port: int) -> str:
     if ":" in host and not host.startswith("["):
         return f"[{host}]:{port}"
     return f"{host}:{port}"
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @functools.lru_cache(maxsize=1024)
@@ -109,7 +103,7 @@ class Membership:
                 raise GossipError(f"the cluster key must be {KEY_BYTES} bytes, not {len(each)}")
         if also_accept and key is None:
             raise GossipError("keys to also accept need a cluster key to send with")
-        if key is None and not _is_loopback(bind_host):
+        if key is None and not is_loopback(bind_host.strip("[]")):
             raise GossipError(
                 f"gossip on {bind_host} needs the cluster key: without it anyone on the "
                 "network could join or forge membership (only loopback may run without)"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
+
+from fless._addresses import is_loopback
 
 
 def plaintext_allowed(endpoints: Iterable[str], insecure: bool) -> bool:
@@ -46,10 +47,4 @@ def _is_local(endpoint: str) -> bool:
         return True
     if transport != "tcp":
         return False
-    host = endpoint_host(endpoint).lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(endpoint_host(endpoint).lower())

@@ -9,7 +9,6 @@ with ``cluster.insecure``, and then says so in its log.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import os
 import secrets
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fless._addresses import is_loopback
 from fless.config import Settings
 
 if TYPE_CHECKING:
@@ -62,16 +62,6 @@ def keygen(directory: Path) -> None:
 def has_keys(directory: Path) -> bool:
     """Whether ``directory`` holds a gossip key (and so a full key set)."""
     return (directory / GOSSIP_KEY_FILE).exists()
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address or name."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def load_keys(settings: Settings, hosts: list[str]) -> ClusterKeys:
