@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: run test toolchains hello examples bench clean wheelhouse
+.PHONY: run check test toolchains hello examples bench clean wheelhouse
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,19 @@ toolchains: $(TEST_INSTALLED)
 		PYTHON=$(abspath $(BIN)/python) sh $$script || { echo "make: $$script failed" >&2; exit 1; }; \
 	done
 
+## check: the quick loop, under a minute: format, lint, types and the tests not marked slow
+check: $(TEST_INSTALLED)
+	$(BIN)/ruff format --check fless tests bench
+	$(BIN)/ruff check fless tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+
 ## test: install the toolchains, lint, type-check and run the whole test suite
 test: $(TEST_INSTALLED) toolchains
 	sh scripts/system-deps.sh
 	sh scripts/ui-deps.sh
-	$(BIN)/ruff check fless tests
+	$(BIN)/ruff format --check fless tests bench
+	$(BIN)/ruff check fless tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -7,11 +7,44 @@ is on ``sys.path``, see ``pythonpath`` in setup.cfg).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fixtures import build
 
 from fless.exec import CompiledFunction, WasmRuntime
+
+HERE = Path(__file__).parent
+# What `make check` leaves to `make test` (marked ``slow``): these folders
+# start fless-node processes, clusters, browsers or language toolchains...
+SLOW_FOLDERS = {"bench", "cluster", "deploy", "e2e", "faults", "languages", "ui"}
+# ...and these modules of the others take seconds each: they wait out
+# deadlines and gossip timeouts, compile large modules in children, or
+# start processes.
+SLOW_MODULES = {
+    "test_node_cli.py",
+    "api/test_refused_update.py",
+    "core/test_loader.py",
+    "core/test_local_worker.py",
+    "exec/test_compiler.py",
+    "exec/test_gil.py",
+    "exec/test_host_deadline.py",
+    "exec/test_run.py",
+    "exec/test_small_compiles.py",
+    "exec/test_tls.py",
+    "gossip/test_gossip_crash.py",
+    "gossip/test_gossip_membership.py",
+    "net/test_net_curve.py",
+    "net/test_net_peer_death.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the tests of ``SLOW_FOLDERS`` and ``SLOW_MODULES`` ``slow``."""
+    for item in items:
+        relative = item.path.relative_to(HERE)
+        if relative.parts[0] in SLOW_FOLDERS or relative.as_posix() in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
