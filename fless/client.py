@@ -21,7 +21,7 @@ import socket
 import ssl
 import tomllib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -178,10 +178,14 @@ def normalize_url(url: str) -> str:
 # -- wire format ----------------------------------------------------------------------
 
 
+#: One part of a form: field name, file name (None for a text field) and content.
+FormPart = tuple[str, str | None, bytes]
+
+
 def encode_multipart(
     fields: dict[str, str], files: dict[str, tuple[str, bytes]]
 ) -> tuple[str, bytes]:
-    """Encodes a ``multipart/form-data`` body (RFC 7578).
+    """Encodes a ``multipart/form-data`` body (RFC 7578): the text fields, then the files.
 
     Args:
         fields: text fields, name to value.
@@ -190,24 +194,41 @@ def encode_multipart(
     Returns:
         ``(content_type, body)``.
     """
-    parts: list[tuple[bytes, bytes]] = []
-    for name, value in fields.items():
-        parts.append(
-            (f'Content-Disposition: form-data; name="{name}"\r\n'.encode(), value.encode())
-        )
-    for name, (filename, content) in files.items():
-        head = (
-            f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n"
-        )
-        parts.append((head.encode(), content))
-    boundary = uuid.uuid4().hex
-    # A random 128-bit boundary practically never occurs in the content; make sure.
-    while any(boundary.encode() in content for _, content in parts):
+    parts: list[FormPart] = [(name, None, value.encode()) for name, value in fields.items()]
+    parts += [(name, filename, content) for name, (filename, content) in files.items()]
+    return encode_form(parts)
+
+
+def encode_form(
+    parts: Sequence[FormPart], boundary: str | None = None, *, errors: str = "strict"
+) -> tuple[str, bytes]:
+    """Encodes a ``multipart/form-data`` body (RFC 7578) of ``parts``, in their order.
+
+    Args:
+        parts: ``(name, filename, content)``; a part with a file name is sent
+            as an octet stream.
+        boundary: the boundary to use as it is; by default a random one that
+            occurs in no part.
+        errors: how names are encoded to UTF-8 (``str.encode``); tests send a
+            lone surrogate with ``"surrogatepass"`` to make bad UTF-8.
+
+    Returns:
+        ``(content_type, body)``.
+    """
+    heads: list[tuple[bytes, bytes]] = []
+    for name, filename, content in parts:
+        head = f'Content-Disposition: form-data; name="{name}"'
+        if filename is not None:
+            head += f'; filename="{filename}"\r\nContent-Type: application/octet-stream'
+        heads.append(((head + "\r\n").encode("utf-8", errors), content))
+    if boundary is None:
         boundary = uuid.uuid4().hex
-    delimiter = b"--" + boundary.encode()
+        # A random 128-bit boundary practically never occurs in the content; make sure.
+        while any(boundary.encode() in content for _, content in heads):
+            boundary = uuid.uuid4().hex
+    delimiter = b"--" + boundary.encode("utf-8", errors)
     body = b"".join(
-        delimiter + b"\r\n" + head + b"\r\n" + content + b"\r\n" for head, content in parts
+        delimiter + b"\r\n" + head + b"\r\n" + content + b"\r\n" for head, content in heads
     )
     return f"multipart/form-data; boundary={boundary}", body + delimiter + b"--\r\n"
 

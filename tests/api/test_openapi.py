@@ -13,7 +13,6 @@ import asyncio
 import importlib
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import falcon.testing
 import jsonschema
 import pytest
 from fixtures import build
+from fixtures.asgi import multipart
 from fixtures.platform import local_platform
 
 import fless
@@ -244,18 +244,6 @@ class Checker:
         return result
 
 
-def _multipart(**fields: bytes) -> dict[str, Any]:
-    """``body`` and ``headers`` of a multipart/form-data request with ``fields``."""
-    boundary = uuid.uuid4().hex
-    body = b""
-    for name, value in fields.items():
-        filename = '; filename="code.wasm"' if name == "code" else ""
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"{filename}\r\n\r\n'
-        body += head.encode() + value + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    return {"body": body, "headers": {"Content-Type": f"multipart/form-data; boundary={boundary}"}}
-
-
 def test_answers_match_the_document(
     spec: dict[str, Any], app: falcon.asgi.App, platform: Platform
 ) -> None:
@@ -281,14 +269,21 @@ async def _exchange(spec: dict[str, Any], app: falcon.asgi.App, admin: str, code
         await check(admin, "POST", "/v1/fn", fn, 400, json={"module": {"name": "bad-name"}})
         await check(admin, "GET", "/v1/fn/nope", module, 404)
 
-        form = _multipart(name=b"f", code=code, metadata=b'{"memory": 8}')
+        form = multipart(
+            [
+                ("name", None, b"f"),
+                ("code", "code.wasm", code),
+                ("metadata", None, b'{"memory": 8}'),
+            ]
+        )
         await check(admin, "POST", "/v1/fn/m", module, 201, **form)
         await check(admin, "POST", "/v1/fn/m", module, 409, **form)
         await check(admin, "GET", "/v1/fn/m", module, 200)
         await check(admin, "GET", "/v1/fn/m/f", function, 200)
-        form = _multipart(metadata=b'{"timeout": 2000, "http_allow": ["example.org"]}')
+        form = multipart([("metadata", None, b'{"timeout": 2000, "http_allow": ["example.org"]}')])
         await check(admin, "PUT", "/v1/fn/m/f", function, 200, **form)
-        await check(admin, "PUT", "/v1/fn/m/f", function, 400, **_multipart(metadata=b'{"x": 1}'))
+        form = multipart([("metadata", None, b'{"x": 1}')])
+        await check(admin, "PUT", "/v1/fn/m/f", function, 400, **form)
         invoked = await check(admin, "POST", "/v1/fn/m/f", function, 200, json={"args": {"x": 1}})
         assert invoked.json == {"data": {"hello": {"x": 1}}}
         await check(admin, "POST", "/v1/fn/m/f", function, 200)

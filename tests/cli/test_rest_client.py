@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from e2e.node import free_port
 
-from fless.client import Client, FlessError, encode_multipart
+from fless.client import Client, FlessError, encode_form, encode_multipart
 
 from .fake_fless import FakeFless
 
@@ -158,6 +158,26 @@ def test_boundary_never_occurs_in_content() -> None:
     content_type, body = encode_multipart({"a": "x"}, {"f": ("f.bin", b"\0" * 10)})
     boundary = content_type.split("boundary=")[1]
     assert body.count(boundary.encode()) == 3
+
+
+def test_a_form_keeps_its_parts_order_repeats_and_given_boundary() -> None:
+    parts = [("b", None, b"\xff"), ("a", "a.bin", b"1"), ("b", None, b"2")]
+    content_type, body = encode_form(parts, "given")
+    assert content_type == "multipart/form-data; boundary=given"
+    assert body == (
+        b'--given\r\nContent-Disposition: form-data; name="b"\r\n\r\n\xff\r\n'
+        b'--given\r\nContent-Disposition: form-data; name="a"; filename="a.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n1\r\n"
+        b'--given\r\nContent-Disposition: form-data; name="b"\r\n\r\n2\r\n'
+        b"--given--\r\n"
+    )
+
+
+def test_a_lone_surrogate_in_a_name_is_refused_unless_passed_on_purpose() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        encode_form([("\ud800", None, b"")])
+    _, body = encode_form([("\ud800", None, b"")], "b", errors="surrogatepass")
+    assert b'name="\xed\xa0\x80"' in body
 
 
 # -- errors

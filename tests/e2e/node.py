@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fless.client import encode_form
+
 BIN = Path(sys.executable).parent
 LOOPBACK_ENV = {
     "FLESS_CLUSTER_DISCOVERY": "false",
@@ -176,19 +178,9 @@ class Node:
 
 
 def multipart(fields: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]:
-    boundary = "fless-test-boundary-7d1f"
-    out = bytearray()
-    for name, filename, data in fields:
-        out += f"--{boundary}\r\n".encode()
-        disposition = f'form-data; name="{name}"'
-        if filename:
-            disposition += f'; filename="{filename}"'
-        out += f"Content-Disposition: {disposition}\r\n".encode()
-        if filename:
-            out += b"Content-Type: application/octet-stream\r\n"
-        out += b"\r\n" + data + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return bytes(out), f"multipart/form-data; boundary={boundary}"
+    """``(body, content_type)`` of a multipart/form-data upload: (name, filename, data)."""
+    content_type, body = encode_form(fields, "fless-test-boundary-7d1f")
+    return body, content_type
 
 
 class WorkerNode(Node):
