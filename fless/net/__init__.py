@@ -6,10 +6,11 @@ the errors a call can end with. Nothing here knows what an invocation means;
 ``core`` gives the messages their meaning.
 """
 
-from ._client import ClientStats, RpcClient
+from ._client import RpcClient
 from ._curve import CurveConfig, generate_cluster_keys
 from ._endpoints import plaintext_allowed
 from ._errors import MalformedMessage, MessageTooLarge, NetError, PeerGone, RpcTimeout
+from ._requests import ClientStats
 from ._schema import MESSAGE_SPECS, PROTOCOL_VERSION, Message, MessageSpec, decode, encode
 from ._server import RpcServer, ServerStats
 from ._sockets import DEFAULT_MAX_MESSAGE_BYTES

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +14,9 @@ import zmq.asyncio
 from zmq.utils.monitor import recv_monitor_message
 
 from ._curve import CurveConfig
-from ._errors import MalformedMessage, MessageTooLarge, NetError, PeerGone, RpcTimeout
-from ._schema import Message, decode, encode
+from ._errors import NetError
+from ._requests import Answer, ClientStats, Request, RequestTable
+from ._schema import Message
 from ._sockets import (
     CONNECT_TIMEOUT_MS,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -34,42 +34,13 @@ _WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | HANDSHAKE_FA
 
 
 @dataclass
-class ClientStats:
-    """What an ``RpcClient`` has seen; counters only grow.
-
-    Attributes:
-        calls: calls made.
-        replies: replies handed to their caller.
-        late: replies dropped because their caller had given up (or never existed).
-        malformed: replies dropped because they broke the wire schema.
-        timeouts: calls that ended in ``RpcTimeout``.
-        peer_gone: calls that ended in ``PeerGone``.
-        disconnects: established connections that dropped.
-        handshake_failed: connections whose security handshake failed (wrong keys).
-    """
-
-    calls: int = 0
-    replies: int = 0
-    late: int = 0
-    malformed: int = 0
-    timeouts: int = 0
-    peer_gone: int = 0
-    disconnects: int = 0
-    handshake_failed: int = 0
-
-
-@dataclass
 class _Peer:
-    """One remote node: its socket, and the calls waiting for it."""
+    """One remote node: its socket, and the ids of the requests waiting for a connection."""
 
     endpoint: str
     socket: zmq.asyncio.Socket
     monitor: zmq.asyncio.Socket
-    pending: dict[int, asyncio.Future[Message]] = field(default_factory=dict)
-    # The requests of ``pending`` as sent, kept until answered: moved to a new
-    # socket when this one's server key is refused.
-    wires: dict[int, list[bytes]] = field(default_factory=dict)
-    outbox: asyncio.Queue[tuple[int, list[bytes]]] = field(default_factory=asyncio.Queue)
+    outbox: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     connected: bool = False
     # The connection was up and dropped, and has not come back yet.
@@ -87,6 +58,9 @@ class RpcClient:
     never reaches another caller. Create it and use it in the process and
     event loop that will run it.
 
+    Which caller gets which reply or error is decided by a ``RequestTable``
+    (no I/O); this class does the sockets, the futures and the alarms.
+
     Args:
         curve: the cluster's keys; None runs in plaintext (see ``plaintext_allowed``).
         max_message_bytes: the largest request and reply in bytes, all frames together.
@@ -101,12 +75,14 @@ class RpcClient:
         self.stats = ClientStats()
         self._curve = curve
         self._max_bytes = max_message_bytes
+        self._table = RequestTable(max_message_bytes, self.stats)
+        # The caller of each call the table waits on, by id.
+        self._callers: dict[int, asyncio.Future[Message]] = {}
         self._context: zmq.asyncio.Context | None = None
         self._peers: dict[str, _Peer] = {}
         # Which of ``curve.server_keys`` each endpoint is tried with.
         self._server_key: dict[str, int] = {}
         self._retired: set[asyncio.Task[None]] = set()
-        self._ids = itertools.count(1)
         self._closed = False
 
     async def call(
@@ -137,33 +113,23 @@ class RpcClient:
         """
         if self._closed:
             raise NetError("the RPC client is closed")
-        msg_id = next(self._ids)
-        wire = encode(Message(msg_type, msg_id, dict(fields), tuple(frames)))
-        size = sum(len(f) for f in wire)
-        if size > self._max_bytes:
-            raise MessageTooLarge(
-                f"{msg_type} request of {size} bytes, over the limit of {self._max_bytes}"
-            )
+        loop = asyncio.get_running_loop()
+        request = self._table.prepare(
+            endpoint, msg_type, fields, frames, now=loop.time(), timeout=timeout
+        )
         peer = self._peer(endpoint)
-        reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        peer.pending[msg_id] = reply
-        peer.wires[msg_id] = wire
-        self.stats.calls += 1
+        reply: asyncio.Future[Message] = loop.create_future()
+        self._callers[request.id] = reply
+        self._table.track(request)
+        alarm = loop.call_at(request.deadline, self._alarm, request.deadline)
         try:
-            # The send is inside the deadline too: while another send waits on
-            # the socket (no connection: a refused handshake, say), pyzmq queues
-            # even a NOBLOCK send behind it instead of failing it.
-            async with asyncio.timeout(timeout):
-                if not (peer.outbox.empty() and await self._send_now(peer, wire)):
-                    peer.outbox.put_nowait((msg_id, wire))
-                return await reply
-        except TimeoutError:
-            self.stats.timeouts += 1
-            raise RpcTimeout(
-                f"{endpoint} did not answer a {msg_type} request within {timeout:g} s"
-            ) from None
+            if not (peer.outbox.empty() and self._send_now(peer, request)):
+                peer.outbox.put_nowait(request.id)
+            return await reply
         finally:
-            peer.pending.pop(msg_id, None)
+            alarm.cancel()
+            del self._callers[request.id]
+            self._table.abandon(request.id)
 
     def reachable(self, endpoint: str) -> bool:
         """False while the connection to ``endpoint`` is known to be down.
@@ -186,7 +152,7 @@ class RpcClient:
         peer = self._peers.pop(endpoint, None)
         if peer is not None:
             self._take_waiting_replies(peer)
-            self._fail(peer, f"{endpoint} left the cluster")
+            self._lose(endpoint, f"{endpoint} left the cluster")
             self._retire(peer)
 
     async def close(self) -> None:
@@ -194,7 +160,7 @@ class RpcClient:
         self._closed = True
         for endpoint in list(self._peers):
             peer = self._peers.pop(endpoint)
-            self._fail(peer, "the RPC client was closed")
+            self._lose(endpoint, "the RPC client was closed")
             self._retire(peer)
         await asyncio.gather(*self._retired, return_exceptions=True)
         if self._context is not None:
@@ -234,24 +200,57 @@ class RpcClient:
         self._peers[endpoint] = peer
         return peer
 
-    async def _send_now(self, peer: _Peer, wire: list[bytes]) -> bool:
+    def _send_now(self, peer: _Peer, request: Request) -> bool:
         """Sends at once if the connection can take it (the common case, one loop turn less)."""
-        try:
-            await peer.socket.send_multipart(wire, flags=zmq.NOBLOCK, copy=False)
-        except zmq.ZMQError:
+        sending = asyncio.ensure_future(
+            peer.socket.send_multipart(request.wire, flags=zmq.NOBLOCK, copy=False)
+        )
+        if not sending.done():
+            # pyzmq queues even a NOBLOCK send behind another that waits on the
+            # socket (the sender task's wait for a connection) instead of failing
+            # it: take it back, and leave it to the sender task, in its turn.
+            sending.cancel()
+            return False
+        error = sending.exception()
+        if isinstance(error, zmq.ZMQError):
             return False  # not connected yet, or worse: the sender task sorts it out
+        if error is not None:
+            raise error
         return True
+
+    def _alarm(self, deadline: float) -> None:
+        """Ends the calls whose deadline has come with ``RpcTimeout``."""
+        # The loop may run a timer up to its clock's resolution early; the
+        # alarm set for ``deadline`` ringing means it has come.
+        now = max(asyncio.get_running_loop().time(), deadline)
+        for answer in self._table.expire(now):
+            self._settle(answer)
+
+    def _settle(self, answer: Answer) -> None:
+        """Hands ``answer`` to its caller."""
+        reply = self._callers.get(answer.call_id)
+        if reply is None or reply.done():
+            return  # the caller was cancelled in this same loop turn
+        if isinstance(answer.outcome, Message):
+            reply.set_result(answer.outcome)
+        else:
+            reply.set_exception(answer.outcome)
+
+    def _lose(self, endpoint: str, reason: str) -> None:
+        """Ends every call waiting on ``endpoint`` with ``PeerGone(reason)``."""
+        for answer in self._table.lose_peer(endpoint, reason):
+            self._settle(answer)
 
     async def _send(self, peer: _Peer) -> None:
         sock = peer.socket
         writable = zmq.asyncio.Poller()
         writable.register(sock, zmq.POLLOUT)
         while True:
-            msg_id, wire = await peer.outbox.get()
-            # Skip requests whose caller gave up while they waited for a connection.
-            while (reply := peer.pending.get(msg_id)) is not None and not reply.done():
+            call_id = await peer.outbox.get()
+            # Skip requests whose call ended while they waited for a connection.
+            while (request := self._table.waiting(call_id)) is not None:
                 try:
-                    await sock.send_multipart(wire, flags=zmq.NOBLOCK, copy=False)
+                    await sock.send_multipart(request.wire, flags=zmq.NOBLOCK, copy=False)
                     break
                 except zmq.Again:
                     # No established connection (or a full queue): wait until there is one.
@@ -259,7 +258,8 @@ class RpcClient:
                 except zmq.ZMQError as exc:
                     if sock.closed:
                         return
-                    reply.set_exception(NetError(f"cannot send to {peer.endpoint}: {exc}"))
+                    if (answer := self._table.send_failed(call_id, str(exc))) is not None:
+                        self._settle(answer)
 
     async def _receive(self, peer: _Peer) -> None:
         while True:
@@ -270,19 +270,12 @@ class RpcClient:
             self._deliver(peer, frames)
 
     def _deliver(self, peer: _Peer, frames: list[bytes]) -> None:
-        """Hands one reply to its caller, or counts it dropped."""
-        try:
-            msg = decode(frames, self._max_bytes)
-        except MalformedMessage as exc:
-            self.stats.malformed += 1
-            log.debug("RPC client dropped a reply from %s: %s", peer.endpoint, exc)
-            return
-        reply = peer.pending.get(msg.id)
-        if reply is None or reply.done():
-            self.stats.late += 1
-            return
-        reply.set_result(msg)
-        self.stats.replies += 1
+        """Hands one reply to its caller, or drops it (the table counts which)."""
+        event = self._table.receive(peer.endpoint, frames)
+        if isinstance(event, Answer):
+            self._settle(event)
+        elif event.why == "malformed":
+            log.debug("RPC client dropped a reply from %s: %s", peer.endpoint, event.detail)
 
     def _take_waiting_replies(self, peer: _Peer) -> None:
         """Hands on the replies already on ``peer``'s socket, before its calls are failed.
@@ -319,7 +312,7 @@ class RpcClient:
                     peer.down = True
                     self.stats.disconnects += 1
                     self._take_waiting_replies(peer)
-                    self._fail(peer, f"the connection to {peer.endpoint} dropped")
+                    self._lose(peer.endpoint, f"the connection to {peer.endpoint} dropped")
             elif kind & HANDSHAKE_FAILED:
                 self.stats.handshake_failed += 1
                 if self._try_next_server_key(peer):
@@ -353,18 +346,9 @@ class RpcClient:
         del self._peers[peer.endpoint]
         self._retire(peer)
         fresh = self._peer(peer.endpoint)
-        fresh.pending, fresh.wires = peer.pending, peer.wires
-        for msg_id in sorted(fresh.wires):
-            reply = fresh.pending.get(msg_id)
-            if reply is not None and not reply.done():
-                fresh.outbox.put_nowait((msg_id, fresh.wires[msg_id]))
+        for request in self._table.waiting_on(peer.endpoint):
+            fresh.outbox.put_nowait(request.id)
         return True
-
-    def _fail(self, peer: _Peer, reason: str) -> None:
-        for reply in peer.pending.values():
-            if not reply.done():
-                reply.set_exception(PeerGone(reason))
-                self.stats.peer_gone += 1
 
     def _retire(self, peer: _Peer) -> None:
         for task in peer.tasks:
