@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -441,3 +442,34 @@ def test_a_reply_already_received_reaches_its_caller_when_the_peer_is_forgotten(
     finally:
         router.close(linger=0)
         context.term()
+
+
+def test_calls_made_before_the_server_is_up_are_all_answered_once_it_is() -> None:
+    # The first request waits in the sender task for a connection; pyzmq would
+    # queue the next ones' direct sends behind that wait: they wait their turn.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"tcp://127.0.0.1:{port}"
+
+    async def main() -> None:
+        client = RpcClient()
+        server = RpcServer(endpoint, echo)
+        try:
+            calls = []
+            for n in range(5):
+                calls.append(
+                    asyncio.create_task(client.call(endpoint, "ping", {"n": n}, timeout=5))
+                )
+                await asyncio.sleep(0.02)
+            assert not any(call.done() for call in calls)
+            await server.start()
+            replies = await asyncio.gather(*calls)
+            assert [r.fields["n"] for r in replies] == list(range(5))
+            assert server.stats.received == 5
+            assert (client.stats.replies, client.stats.late) == (5, 0)
+        finally:
+            await client.close()
+            await server.close()
+
+    run(main())
