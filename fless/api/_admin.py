@@ -36,7 +36,7 @@ class AdminKey:
         subject: Subject = req.context.subject
         # Saved inside the store's write transaction: rotations at once in
         # several API processes leave the file with the key the store holds.
-        key = self._platform.store.reset_key(subject.name, keep=self._save)
+        key = self._platform.reset_key(subject.name, keep=self._save)
         log.info("the key of %s was rotated; the old key no longer works", subject.name)
         resp.status = 200
         resp.content_type = falcon.MEDIA_JSON
@@ -53,6 +53,6 @@ class SubjectItem:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str
     ) -> None:
         """Deletes the user; its key is refused from the next request on."""
-        self._platform.store.delete_subject(name)
+        self._platform.delete_subject(name)
         log.info("subject %s was revoked by %s", name, req.context.subject.name)
         resp.status = 204

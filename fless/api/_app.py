@@ -91,7 +91,7 @@ def create_app(
     # The dashboard's pages come first: they need no key (the page asks for one).
     middleware: list[Any] = [
         Dashboard(),
-        AuthMiddleware(platform.store, limiter),
+        AuthMiddleware(platform.authenticate, limiter),
         QueryCheck(openapi_document()),
         PathCheck(),
         _Lifespan(platform),

@@ -9,11 +9,12 @@ and no part of one, is ever logged.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import falcon
 import falcon.asgi
 
-from fless.core import ROLE_ADMIN, Forbidden, Store, Unauthorized
+from fless.core import ROLE_ADMIN, Forbidden, Subject, Unauthorized
 
 from ._ratelimit import RateLimiter, retry_after
 
@@ -25,12 +26,16 @@ class AuthMiddleware:
     """Resolves the ``Authorization: Bearer`` key to a subject on every request.
 
     Args:
-        store: where subjects and key hashes are.
+        authenticate: the subject a key belongs to, or None (``Platform.authenticate``).
         limiter: the per-subject request rate limit (off unless configured).
     """
 
-    def __init__(self, store: Store, limiter: RateLimiter | None = None) -> None:
-        self._store = store
+    def __init__(
+        self,
+        authenticate: Callable[[str], Subject | None],
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._authenticate = authenticate
         self._limiter = limiter or RateLimiter(0, 1)
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
@@ -41,7 +46,7 @@ class AuthMiddleware:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        subject = self._store.authenticate(key.strip())
+        subject = self._authenticate(key.strip())
         if subject is None:
             raise Unauthorized("invalid API key")
         wait = self._limiter.wait(subject.name, time.monotonic())

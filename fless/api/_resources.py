@@ -195,14 +195,14 @@ class Modules:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Every module's name."""
-        names = self._platform.store.list_modules()
+        names = self._platform.modules()
         resp.set_header("X-Total-Count", str(len(names)))
         _json(resp, 200, {"data": [{"name": n} for n in names]})
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Creates a module from ``{"module": {"name": ...}}``."""
         name = _named(await read_json_object(req, self._max_request, self._budget), "module")
-        self._platform.store.create_module(name)
+        self._platform.create_module(name)
         _json(resp, 201, {"data": {"name": name}})
 
 
@@ -218,7 +218,7 @@ class Module:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str
     ) -> None:
         """The module with its functions."""
-        functions = self._platform.store.list_functions(module)
+        functions = self._platform.module_functions(module)
         _json(resp, 200, {"data": {"name": module, "functions": [f.public() for f in functions]}})
 
     async def on_put(
@@ -226,7 +226,7 @@ class Module:
     ) -> None:
         """Renames the module (its functions move with it)."""
         new = _named(await read_json_object(req, self._max_request, self._budget), "module")
-        self._platform.store.rename_module(module, new)
+        self._platform.rename_module(module, new)
         _json(resp, 200, {"data": {"name": new}})
 
     async def on_delete(
@@ -240,7 +240,7 @@ class Module:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str
     ) -> None:
         """Creates a function from a multipart ``name``, ``code`` and ``metadata``."""
-        if not self._platform.store.has_module(module):
+        if not self._platform.has_module(module):
             raise NotFound(f"module {module} not found")
         async with self._budget.hold(req, self._platform.max_upload_bytes + _FIELD_MAX):
             form = await FunctionForm.read(req, self._platform.max_upload_bytes)
@@ -266,16 +266,16 @@ class Function:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
     ) -> None:
         """The function's record, and the workers whose cache holds its code now."""
-        record = self._platform.store.get_function(module, name)
+        record = self._platform.function(module, name)
         data = _function_data(record)
-        data["cached_on"] = await self._platform.dispatcher.holders(record.hash)
+        data["cached_on"] = await self._platform.code_holders(record)
         _json(resp, 200, {"data": data})
 
     async def on_put(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
     ) -> None:
         """Updates the code, the settings or the name."""
-        self._platform.store.get_function(module, name)
+        self._platform.function(module, name)
         async with self._budget.hold(req, self._platform.max_upload_bytes + _FIELD_MAX):
             form = await FunctionForm.read(req, self._platform.max_upload_bytes)
             new_name = form.name if form.name and form.name != name else None
@@ -409,12 +409,12 @@ class Subjects:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Every subject (names and roles, never keys)."""
-        _json(resp, 200, {"data": [s.public() for s in self._platform.store.list_subjects()]})
+        _json(resp, 200, {"data": [s.public() for s in self._platform.subjects()]})
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Creates a user from ``{"subject": {"name": ...}}``; the key is shown once."""
         name = _named(await read_json_object(req, self._max_request, self._budget), "subject")
-        key = self._platform.store.create_subject(name)
+        key = self._platform.create_subject(name)
         _json(resp, 200, {"data": {"name": name, "token": key}})
 
 

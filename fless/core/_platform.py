@@ -40,7 +40,7 @@ from ._errors import BadRequest, CoreError, NoWorker, TooLarge, WorkerLost
 from ._json import JsonRefused
 from ._json import load as load_json
 from ._recent import Recent
-from ._records import FunctionRecord, check_name, parse_count, shown
+from ._records import FunctionRecord, Subject, check_name, parse_count, shown
 from ._store import Store
 from ._wire import error_kind
 
@@ -402,6 +402,71 @@ class Platform:
                 await self._drop_unused(old.hash)
         log.info("updated function %s/%s", module, record.name)
         return record, workers
+
+    # -- modules, functions and subjects, as the API reads and changes them --
+    # (the store is the core's: the API goes through these, never past them)
+
+    def modules(self) -> list[str]:
+        """Every module's name."""
+        return self.store.list_modules()
+
+    def create_module(self, name: str) -> None:
+        """Creates an empty module.
+
+        Raises:
+            BadRequest: the name breaks the naming rule.
+            AlreadyExists: a module has that name.
+        """
+        self.store.create_module(name)
+
+    def has_module(self, module: str) -> bool:
+        """Whether ``module`` exists."""
+        return self.store.has_module(module)
+
+    def module_functions(self, module: str) -> list[FunctionRecord]:
+        """The functions of ``module``.
+
+        Raises:
+            NotFound: no such module.
+        """
+        return self.store.list_functions(module)
+
+    def rename_module(self, module: str, new: str) -> list[FunctionRecord]:
+        """Renames a module; its functions (and their code, by hash) move with it."""
+        return self.store.rename_module(module, new)
+
+    def function(self, module: str, name: str) -> FunctionRecord:
+        """A function's record.
+
+        Raises:
+            NotFound: naming the module or the function that is missing.
+        """
+        return self.store.get_function(module, name)
+
+    async def code_holders(self, record: FunctionRecord) -> list[str]:
+        """The workers whose cache holds the function's code now."""
+        return await self.dispatcher.holders(record.hash)
+
+    def authenticate(self, key: str) -> Subject | None:
+        """The subject whose key this is, if any."""
+        return self.store.authenticate(key)
+
+    def subjects(self) -> list[Subject]:
+        """Every subject (their key hashes stay in the store)."""
+        return self.store.list_subjects()
+
+    def create_subject(self, name: str) -> str:
+        """Creates a user; its key, shown once."""
+        return self.store.create_subject(name)
+
+    def reset_key(self, name: str, keep: Callable[[str], object] | None = None) -> str:
+        """A new key for ``name``, the old one refused from now; ``keep`` saves it
+        inside the store's write transaction (see ``Store.reset_key``)."""
+        return self.store.reset_key(name, keep=keep)
+
+    def delete_subject(self, name: str) -> Subject:
+        """Revokes a user and its key."""
+        return self.store.delete_subject(name)
 
     async def delete_function(self, module: str, name: str) -> FunctionRecord:
         """Deletes a function and drops its code from the workers if unused."""
