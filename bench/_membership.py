@@ -18,7 +18,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +31,7 @@ from fless.client import Client
 from ._model import BenchConfig, Figure, median  # puts tests/ on sys.path
 
 # isort: split
-from e2e.node import Node, WorkerNode, free_port
+from e2e.node import Node, WorkerNode, free_port, wait_for
 from fixtures.build import wat
 
 GROUP = "membership"
@@ -41,23 +41,6 @@ BASE_MIB = 512
 NEWCOMER_MIB = 4096
 # How often the core is asked; the resolution of the join and leave figures.
 POLL_S = 0.01
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Polls ``check`` until it holds.
-
-    Returns:
-        The seconds it took.
-
-    Raises:
-        TimeoutError: it did not hold within ``timeout`` seconds.
-    """
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(POLL_S)
-    raise TimeoutError(f"not within {timeout} s: {what}")
 
 
 @dataclass(frozen=True)
@@ -211,7 +194,9 @@ class LocalCluster:
                     raise RuntimeError(f"worker {worker.name} exited:\n{worker.log()}")
             return names <= self.alive_workers()
 
-        return wait_for(check, timeout, f"workers {sorted(names)} alive in the core's view")
+        return wait_for(
+            check, timeout, f"workers {sorted(names)} alive in the core's view", every=POLL_S
+        )
 
     def wait_not_alive(self, worker: WorkerNode, timeout: float = 30.0) -> float:
         """Waits until the core no longer lists ``worker`` alive; the seconds it took."""
@@ -219,6 +204,7 @@ class LocalCluster:
             lambda: worker.name not in self.alive_workers(),
             timeout,
             f"worker {worker.name} not alive in the core's view",
+            every=POLL_S,
         )
 
     def stop(self) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from e2e.node import Node, WorkerNode, free_port
+from e2e.node import Node, WorkerNode, free_port, wait_for
 
 
 @dataclass
@@ -48,16 +47,6 @@ class Cluster:
             )
         finally:
             conn.close()
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Polls ``check`` until it holds; the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @contextlib.contextmanager

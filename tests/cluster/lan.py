@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster.netns import BIN, SUBNET, Lab, available, node_env, wait_for
-from e2e.node import multipart
+from cluster.netns import BIN, SUBNET, Lab, available, node_env
+from e2e.node import multipart, wait_for
 
 CORE = 1
 API_PORT = 4000

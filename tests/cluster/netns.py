@@ -18,8 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -246,14 +245,3 @@ def node_env(address: str, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float = 0.1) -> float:
-    """Polls ``check()`` until it is true; the seconds it took."""
-    started = time.monotonic()
-    while True:
-        if check():
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(every)

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster.lab import Cluster, start_cluster, wait_for
-from e2e.node import Node, WorkerNode, free_port
+from cluster.lab import Cluster, start_cluster
+from e2e.node import Node, WorkerNode, free_port, wait_for
 from fixtures.build import wat
 
 from fless.exec import Limits

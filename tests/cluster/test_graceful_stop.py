@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster.lab import Cluster, start_cluster, wait_for
-from e2e.node import Node
+from cluster.lab import Cluster, start_cluster
+from e2e.node import Node, wait_for
 from fixtures.build import wat
 
 

@@ -21,7 +21,7 @@ from cluster.lan import (
     rpc_port,
     start_lan,
 )
-from cluster.netns import wait_for
+from e2e.node import wait_for
 from fixtures.build import wat
 
 GOOD, STRANGER = (2, 3), 4

@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster.netns import BEACON_GROUP, Lab, available, wait_for
+from cluster.netns import BEACON_GROUP, Lab, available
 from deploy.ansible_run import REPO, ansible_env, run, tool
-from e2e.node import multipart
+from e2e.node import multipart, wait_for
 from fixtures.build import wat
 
 pytestmark = [pytest.mark.rollout, pytest.mark.timeout(900)]

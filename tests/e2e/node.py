@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,27 @@ LOOPBACK_ENV = {
 
 
 def free_port() -> int:
+    """A TCP port free on loopback now (another process may take it before use)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> float:
+    """Polls ``check()`` every ``every`` seconds until it is true; the seconds it took.
+
+    Raises:
+        AssertionError: it was still false after ``timeout`` seconds (``what``
+            says what was awaited).
+    """
+    started = time.monotonic()
+    while True:
+        if check():
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(every)
 
 
 class Node:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from cluster.lab import wait_for
-from e2e.node import Node
+from e2e.node import Node, wait_for
 
 ASKS = 16  # new connections, so the kernel spreads them over both processes
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster.lab import start_cluster, wait_for
-from e2e.node import Node, free_port
+from cluster.lab import start_cluster
+from e2e.node import Node, free_port, wait_for
 from fixtures.build import wat
 from prometheus_client.parser import text_string_to_metric_families
 

@@ -9,8 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from cluster.lab import wait_for
-from e2e.node import Node
+from e2e.node import Node, wait_for
 from fixtures.build import wat
 
 CLIENTS = 8

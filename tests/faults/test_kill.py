@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from cluster.lab import Cluster, start_cluster, wait_for
+from cluster.lab import Cluster, start_cluster
+from e2e.node import wait_for
 from fixtures.build import wat
 from fixtures.calls import Answer, call
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cluster.lan import CORE, GOSSIP_PORT, Net, start_lan
-from cluster.netns import wait_for
+from e2e.node import wait_for
 from fixtures.build import wat
 
 WORKERS = (2, 3)

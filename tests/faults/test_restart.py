@@ -7,7 +7,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from cluster.lab import Cluster, start_cluster, wait_for
+from cluster.lab import Cluster, start_cluster
+from e2e.node import wait_for
 from fixtures.build import wat
 
 

@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from cluster.lab import Cluster, wait_for
-from e2e.node import BIN, Node, WorkerNode, free_port
+from cluster.lab import Cluster
+from e2e.node import BIN, Node, WorkerNode, free_port, wait_for
 from fixtures.build import wat
 
 KEY_FILES = ("server.key", "server.key_secret", "client.key", "client.key_secret", "gossip.key")

@@ -29,8 +29,8 @@ from pathlib import Path
 import lmdb
 import pytest
 from cluster.lan import CORE, GOSSIP_PORT, Net, keygen, rpc_port, start_lan
-from cluster.netns import node_env, wait_for
-from e2e.node import Node, WorkerNode, free_port
+from cluster.netns import node_env
+from e2e.node import Node, WorkerNode, free_port, wait_for
 from fixtures.build import wat
 
 from fless.gossip import (
