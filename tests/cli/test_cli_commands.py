@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from e2e.node import free_port
 
 from fless.cli.main import main
 
@@ -186,9 +186,7 @@ def test_api_errors_are_one_line_exit_1(
 
 
 def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     assert main(["--url", f"http://127.0.0.1:{port}", "mod", "list"]) == 1
     out, err = capsys.readouterr()
     assert out == ""
