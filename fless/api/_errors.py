@@ -16,14 +16,16 @@ from fless.core import (
     AlreadyExists,
     BadRequest,
     CoreError,
+    ExecError,
     Forbidden,
+    FunctionTimeout,
+    InvalidModule,
     NotFound,
     NoWorker,
     TooLarge,
     Unauthorized,
     WorkerLost,
 )
-from fless.exec import ExecError, FunctionTimeout, InvalidModule
 
 log = logging.getLogger("fless.api")
 

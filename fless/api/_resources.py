@@ -16,6 +16,7 @@ from falcon.media.multipart import MultipartParseError
 from fless import __version__
 from fless.core import (
     BadRequest,
+    ExecError,
     FunctionRecord,
     JsonRefused,
     NotFound,
@@ -30,7 +31,6 @@ from fless.core import (
     parse_count,
     parse_object,
 )
-from fless.exec import ExecError
 
 from ._budget import BodyBudget
 

@@ -55,9 +55,16 @@ _LAZY = {
     "parse_object": "_platform",
     "RemoteWorker": "_remote",
     "WorkerService": "_remote",
+    # The execution errors the flows raise (exec's own classes), which the
+    # API renders: it imports them from here, never from exec.
+    "ExecError": "_wire",
+    "FunctionTimeout": "_wire",
+    "InvalidModule": "_wire",
 }
 
 if TYPE_CHECKING:
+    from fless.exec import ExecError, FunctionTimeout, InvalidModule
+
     from ._cluster import ClusterSource
     from ._dispatch import Call, Candidate, Dispatcher, Worker, WorkerSource
     from ._local import LocalSource, LocalWorker
@@ -94,9 +101,12 @@ __all__ = [
     "ClusterSource",
     "CoreError",
     "Dispatcher",
+    "ExecError",
     "Forbidden",
     "FunctionRecord",
     "FunctionSpec",
+    "FunctionTimeout",
+    "InvalidModule",
     "JsonRefused",
     "LocalSource",
     "LocalWorker",
