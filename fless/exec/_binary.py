@@ -3,7 +3,7 @@
 The core checks every upload (magic bytes, version, the import and export
 sections) so that it can refuse a module and detect its ABI without paying for
 a compile; only the workers compile. This is a reader for the few sections it
-needs, not a validator: Wasmtime's validator runs too (``validate_module``).
+needs, not a validator: Wasmtime's validator runs too (``validate_code``).
 """
 
 from __future__ import annotations

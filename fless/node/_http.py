@@ -5,7 +5,7 @@ joins a header's pieces until the line ends: four connections sending 48 MiB
 headers grew a node by 289 MiB), never closes a connection that opens and
 sends nothing, or whose body stops coming (a head and half a body held a
 connection for good, with a key or without one), and accepts every
-connection. ``bounded_protocol`` makes a subclass that adds the five limits
+connection. ``BoundedHttpToolsProtocol`` is a subclass that adds the five limits
 of ``[api]`` and nothing else: the hot path gains a byte counter, two
 comparisons and a clock read per request; the head timer is one per
 connection, re-armed only when it fires, and it also closes a connection
