@@ -33,6 +33,7 @@ from fless.core import (
 )
 
 from ._budget import BodyBudget
+from ._present import public_invocation, public_log
 
 # Small multipart fields (name, metadata, flags) are read up to this size.
 _FIELD_MAX = 64 * 1024
@@ -323,7 +324,8 @@ class FunctionLogs:
     ) -> None:
         """The latest ``limit`` (default 20, at most 200) invocations' logs, from every worker."""
         limit = _limit(req, default=20, most=200)
-        resp.media = {"data": await self._platform.function_logs(module, name, limit)}
+        entries = await self._platform.function_logs(module, name, limit)
+        resp.media = {"data": [public_log(e) for e in entries]}
 
 
 class Metrics:
@@ -351,7 +353,8 @@ class Invocations:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """The latest ``limit`` (default 50, at most 1000) invocations."""
         limit = _limit(req, default=50, most=1000)
-        resp.media = {"data": self._platform.recent_invocations(limit)}
+        entries = self._platform.recent_invocations(limit)
+        resp.media = {"data": [public_invocation(e) for e in entries]}
 
 
 def _limit(req: falcon.asgi.Request, default: int, most: int) -> int:

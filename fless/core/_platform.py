@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import hashlib
 import json
 import logging
@@ -576,56 +575,23 @@ class Platform:
             log.exception("recording invocation %s failed", call.id)
 
     def recent_invocations(self, limit: int) -> list[dict[str, Any]]:
-        """The latest invocations this core ran (any of its API processes), newest first."""
+        """The latest invocations this core ran (any of its API processes), newest first,
+        as recorded (``started`` in seconds since the epoch)."""
         if self.recent is None:
             return []
-        return [_public_invocation(e) for e in self.recent.latest(None, limit)]
+        return self.recent.latest(None, limit)
 
     async def function_logs(self, module: str, name: str, limit: int) -> list[dict[str, Any]]:
-        """What the function logged in its latest invocations, from every worker.
+        """What the function logged in its latest invocations, from every worker,
+        as the workers recorded it (a remote worker's entries are not checked).
 
         Raises:
             NotFound: no such function.
         """
         self.store.get_function(module, name)
-        entries = await self.dispatcher.logs(f"{module}/{name}", limit)
-        return [_public_log(e) for e in entries]
+        return await self.dispatcher.logs(f"{module}/{name}", limit)
 
 
 def new_invocation_id() -> str:
     """A fresh invocation id: 16 hex digits, unique enough to find one call in logs."""
     return secrets.token_hex(8)
-
-
-def _iso_time(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat(timespec="milliseconds")
-
-
-def _public_invocation(entry: dict[str, Any]) -> dict[str, Any]:
-    """A recorded invocation as the API shows it."""
-    return {
-        "id": entry["id"],
-        "module": entry["module"],
-        "name": entry["name"],
-        "worker": entry["worker"],
-        "outcome": entry["outcome"],
-        "attempts": entry["attempts"],
-        "started": _iso_time(entry["started"]),
-        "duration_ms": entry["duration_ms"],
-    }
-
-
-def _public_log(entry: dict[str, Any]) -> dict[str, Any]:
-    """A worker's log entry as the API shows it."""
-    public = {
-        "id": str(entry.get("id", "")),
-        "started": _iso_time(float(entry.get("started", 0.0))),
-        "worker": str(entry.get("worker", "")),
-        "outcome": str(entry.get("outcome", "")),
-        "duration_ms": entry.get("duration_ms"),
-        "logs": [str(line) for line in entry.get("logs", [])],
-        "truncated": bool(entry.get("truncated", False)),
-    }
-    if entry.get("error"):
-        public["error"] = str(entry["error"])
-    return public
