@@ -22,7 +22,6 @@ from fless.core import (
     NotFound,
     Platform,
     TooLarge,
-    _metrics,
     check_name,
     check_output,
     load_json,
@@ -30,6 +29,7 @@ from fless.core import (
     parse_args,
     parse_count,
     parse_object,
+    render_metrics,
 )
 
 from ._budget import BodyBudget
@@ -336,10 +336,10 @@ class Metrics:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Every metric of the node (all its API processes); 404 when they are off."""
-        if _metrics.active() is None:
+        if self._platform.metrics is None:
             raise NotFound("metrics are off on this node (set api.metrics = true)")
         self._platform.refresh_metrics()
-        data, content_type = _metrics.render()
+        data, content_type = render_metrics()
         resp.data = data
         resp.content_type = content_type
 

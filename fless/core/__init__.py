@@ -20,6 +20,9 @@ from ._errors import (
 from ._json import MAX_DEPTH as JSON_MAX_DEPTH
 from ._json import JsonRefused, check_output
 from ._json import load as load_json
+from ._metrics import NodeMetrics
+from ._metrics import enable as enable_metrics
+from ._metrics import render as render_metrics
 from ._recent import Recent
 from ._records import (
     DEFAULT_MODULE,
@@ -111,6 +114,7 @@ __all__ = [
     "LocalSource",
     "LocalWorker",
     "NoWorker",
+    "NodeMetrics",
     "NotFound",
     "Platform",
     "Recent",
@@ -127,6 +131,7 @@ __all__ = [
     "WorkerState",
     "check_name",
     "check_output",
+    "enable_metrics",
     "is_name",
     "key_hash",
     "load_json",
@@ -137,4 +142,5 @@ __all__ = [
     "parse_metadata",
     "parse_object",
     "pick_worker",
+    "render_metrics",
 ]

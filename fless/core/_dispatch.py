@@ -137,8 +137,11 @@ class Dispatcher:
         sources: where workers come from (the local worker, the cluster).
     """
 
-    def __init__(self, sources: Sequence[WorkerSource]) -> None:
+    def __init__(
+        self, sources: Sequence[WorkerSource], metrics: _metrics.NodeMetrics | None = None
+    ) -> None:
         self._sources = list(sources)
+        self._metrics = metrics
         self._reserved: dict[str, int] = defaultdict(int)
 
     def candidates(self) -> list[Candidate]:
@@ -161,9 +164,8 @@ class Dispatcher:
                 raise result
             else:
                 took += 1
-        metrics = _metrics.active()
-        if metrics is not None:
-            metrics.pushed_bytes.inc(len(code) * took)
+        if self._metrics is not None:
+            self._metrics.pushed_bytes.inc(len(code) * took)
         return took
 
     async def logs(self, fn: str, limit: int) -> list[dict[str, Any]]:

@@ -90,12 +90,19 @@ class LocalWorker:
             loop besides).
         name: how the scheduler calls it.
         logs: where it keeps what each invocation logged (None: nowhere).
+        metrics: where runs and cache lookups are counted (None: metrics are off).
     """
 
     def __init__(
-        self, cache: CodeCache, threads: int, name: str = "local", logs: Recent | None = None
+        self,
+        cache: CodeCache,
+        threads: int,
+        name: str = "local",
+        logs: Recent | None = None,
+        metrics: _metrics.NodeMetrics | None = None,
     ) -> None:
         self.name = name
+        self.metrics = metrics
         self.cache = cache
         self.log_book = logs
         self._sweeper: asyncio.Task[None] | None = None
@@ -147,9 +154,8 @@ class LocalWorker:
                 self._on_loop.pop(sha, None)
             if gone:
                 log.info("evicted %d idle or excess modules from the code cache", len(gone))
-                metrics = _metrics.active()
-                if metrics is not None:
-                    metrics.cache_evictions.inc(len(gone))
+                if self.metrics is not None:
+                    self.metrics.cache_evictions.inc(len(gone))
 
     async def push(self, sha: str, code: bytes) -> None:
         """Compiles ``code`` into the cache, so the first invoke is warm.
@@ -195,7 +201,7 @@ class LocalWorker:
         clock = time.monotonic()
         if deadline is None:
             deadline = clock + limits.timeout_s
-        metrics = _metrics.active()
+        metrics = self.metrics
         try:
             outcome = await self._run(sha, args, limits, load_code, deadline)
         except ExecError as exc:
@@ -259,7 +265,7 @@ class LocalWorker:
     ) -> Outcome:
         loop = asyncio.get_running_loop()
 
-        metrics = _metrics.active()
+        metrics = self.metrics
         found = "memory"
 
         def compile_code() -> CompiledFunction:

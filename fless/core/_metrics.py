@@ -8,7 +8,9 @@ gunicorn, so they use prometheus-client's multiprocess mode: the master sets
 process writes its values to files there, and ``render`` adds them up, so
 ``/metrics`` is the node's, whichever process answers.
 
-Call sites read ``active()`` and skip their update when it is None.
+The node makes one ``NodeMetrics`` per process (``enable``) and hands it
+to the parts that record (``Platform``, ``Dispatcher``, ``LocalWorker``);
+each holds None when metrics are off and skips its updates.
 """
 
 from __future__ import annotations
@@ -107,20 +109,16 @@ class NodeMetrics:
             self.cache_lookups.labels(result)
 
 
-_active: NodeMetrics | None = None
+_made: NodeMetrics | None = None
 
 
 def enable() -> NodeMetrics:
-    """Creates this process's metrics (once) and returns them."""
-    global _active
-    if _active is None:
-        _active = NodeMetrics()
-    return _active
-
-
-def active() -> NodeMetrics | None:
-    """This process's metrics, or None when they are off."""
-    return _active
+    """This process's metrics, made at the first call (prometheus-client
+    registers each family once per process)."""
+    global _made
+    if _made is None:
+        _made = NodeMetrics()
+    return _made
 
 
 def render() -> tuple[bytes, str]:

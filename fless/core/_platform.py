@@ -193,6 +193,7 @@ class Platform:
         join: asks gossip to join a node at ``HOST:PORT``.
         recent: where the latest invocations are recorded (None: nowhere).
         refresh_metrics: sets the gauges a scrape reads (members, memory).
+        metrics: where invocations are counted (None: metrics are off).
     """
 
     def __init__(
@@ -206,7 +207,9 @@ class Platform:
         join: Callable[[str], Awaitable[None]] | None = None,
         recent: Recent | None = None,
         refresh_metrics: Callable[[], None] = lambda: None,
+        metrics: _metrics.NodeMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.nodes = nodes
         self.recent = recent
         self.refresh_metrics = refresh_metrics
@@ -541,7 +544,7 @@ class Platform:
             raise
         finally:
             self._remember(call, module, name, started, clock, outcome_kind, worker, attempts)
-            metrics = _metrics.active()
+            metrics = self.metrics
             if metrics is not None:
                 metrics.invocations.labels(module, name, outcome_kind).inc()
                 metrics.invoke_seconds.observe(time.monotonic() - clock)

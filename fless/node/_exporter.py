@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from fless.core import _metrics
+from fless.core import render_metrics
 
 log = logging.getLogger("fless.node")
 
@@ -41,7 +41,7 @@ async def serve_metrics(host: str, port: int, refresh: Callable[[], None]) -> as
                 status, body, ctype = "404 Not Found", b"see /metrics\n", "text/plain"
             else:
                 refresh()
-                body, ctype = _metrics.render()
+                body, ctype = render_metrics()
                 status = "200 OK"
             if parts and parts[0] == b"HEAD":
                 body = b""

@@ -15,13 +15,14 @@ from fless.core import (
     Dispatcher,
     LocalSource,
     LocalWorker,
+    NodeMetrics,
     Platform,
     Recent,
     Service,
     Store,
     WorkerService,
     WorkerSource,
-    _metrics,
+    enable_metrics,
 )
 from fless.exec import CodeCache, CompileLimits, WasmRuntime
 from fless.gossip import (
@@ -45,7 +46,9 @@ MEMORY_MAX_AGE_S = 0.25
 
 
 # Free memory is re-advertised when it moved by this much, and at least this often.
-def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
+def open_local_worker(
+    settings: Settings, name: str = "local", metrics: NodeMetrics | None = None
+) -> LocalWorker:
     """The executor of this node: runtime, compiled-code cache, thread pool."""
     compile_limits = CompileLimits(
         timeout_s=settings.worker.compile_timeout_s,
@@ -68,7 +71,7 @@ def open_local_worker(settings: Settings, name: str = "local") -> LocalWorker:
         max_entries=settings.worker.log_entries,
         max_bytes=settings.worker.log_max_bytes,
     )
-    return LocalWorker(cache, settings.worker.threads, name, logs)
+    return LocalWorker(cache, settings.worker.threads, name, logs, metrics)
 
 
 def memory_offer(settings: Settings) -> Callable[[], tuple[int, int]]:
@@ -118,12 +121,11 @@ def open_platform(settings: Settings) -> Platform:
     sources: list[WorkerSource] = []
     services: list[Service] = []
     local: LocalWorker | None = None
+    metrics = enable_metrics() if settings.api.metrics else None
     if settings.role == "all":
-        local = open_local_worker(settings)
+        local = open_local_worker(settings, metrics=metrics)
         sources.append(LocalSource(local, lambda: memory()[1]))
         services.append(local)
-    if settings.api.metrics:
-        _metrics.enable()
     source: list[ClusterSource] = []
     gossip = Gossip(
         settings,
@@ -140,13 +142,14 @@ def open_platform(settings: Settings) -> Platform:
     services += [_Closing(rpc), gossip]
     return Platform(
         store,
-        Dispatcher(sources),
+        Dispatcher(sources, metrics),
         settings.functions,
         settings.api.max_upload_bytes,
         services,
         nodes=lambda: [_member_view(m) for m in gossip.members()],
         join=gossip.join,
-        refresh_metrics=lambda: refresh_gauges(gossip.members(), memory(), local),
+        refresh_metrics=lambda: refresh_gauges(metrics, gossip.members(), memory(), local),
+        metrics=metrics,
         recent=Recent(
             settings.data_path / "invocations",
             max_entries=settings.api.recent_invocations,
@@ -157,10 +160,12 @@ def open_platform(settings: Settings) -> Platform:
 
 
 def refresh_gauges(
-    members: Sequence[Member], memory: tuple[int, int], local: LocalWorker | None
+    metrics: NodeMetrics | None,
+    members: Sequence[Member],
+    memory: tuple[int, int],
+    local: LocalWorker | None,
 ) -> None:
     """Sets the gauges read at a scrape: members by state, memory, the cache's size."""
-    metrics = _metrics.active()
     if metrics is None:
         return
     for state in STATES:
@@ -202,7 +207,11 @@ async def run_worker(settings: Settings) -> None:
     cluster = settings.cluster
     host = advertise_host(settings)
     keys = load_keys(settings, [host, cluster.rpc_host])
-    local = open_local_worker(settings, node_name("worker", settings))
+    metrics = None
+    if settings.worker.metrics_port:
+        allow_ssl()  # prometheus-client imports http.client, which must keep HTTPS
+        metrics = enable_metrics()
+    local = open_local_worker(settings, node_name("worker", settings), metrics)
     await local.start()
     bind = f"tcp://{cluster.rpc_host}:{cluster.rpc_port}"
     in_flight = InFlight(WorkerService(local).handle)
@@ -213,13 +222,11 @@ async def run_worker(settings: Settings) -> None:
     gossip = Gossip(settings, "worker", f"tcp://{host}:{port}", keys, memory)
     await gossip.start()
     exporter = None
-    if settings.worker.metrics_port:
-        allow_ssl()  # prometheus-client imports http.client, which must keep HTTPS
-        _metrics.enable()
+    if metrics is not None:
         exporter = await serve_metrics(
             cluster.rpc_host,
             settings.worker.metrics_port,
-            lambda: refresh_gauges(gossip.members(), memory(), local),
+            lambda: refresh_gauges(metrics, gossip.members(), memory(), local),
         )
         log.info(
             "worker metrics on http://%s:%d/metrics", cluster.rpc_host, settings.worker.metrics_port

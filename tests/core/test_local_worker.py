@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fixtures.build import wat
 
-from fless.core import LocalWorker, _local, _metrics
+from fless.core import LocalWorker, _local, enable_metrics
 from fless.exec import CodeCache, FunctionTimeout, Limits, WasmRuntime
 
 
@@ -182,13 +182,14 @@ def test_a_quick_function_that_runs_long_is_moved_off_the_event_loop(
 ) -> None:
     # fl_loop_if_long answers short inputs at once and loops on long ones.
     code = wat("fl_loop_if_long")
-    metrics = _metrics.enable()
+    metrics = enable_metrics()
     overruns = metrics.loop_overruns._value.get()
     thread_timeouts: list[float] = []
     thread_time_left: list[float] = []
 
     async def scenario() -> tuple[float, bool]:
         local = one_thread()
+        local.metrics = metrics  # as the node hands them to its worker
         on_thread = local._timed
 
         def timed(
