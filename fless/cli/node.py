@@ -93,15 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     from fless import node
 
     if args.command == "keygen":
-        from fless.node._keys import has_keys, keygen
-
-        if has_keys(settings.key_path):
+        if node.has_keys(settings.key_path):
             print(
                 f"fless-node: {settings.key_path} already holds keys; not replacing them",
                 file=sys.stderr,
             )
             return 1
-        keygen(settings.key_path)
+        node.keygen(settings.key_path)
         print(
             f"fless-node: cluster keys written to {settings.key_path}; "
             "copy this directory to every node",

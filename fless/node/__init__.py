@@ -9,6 +9,7 @@ RPC server, the executor and the gossip member, and no HTTP.
 """
 
 from ._data import prepare_data_dir, reset_admin_key
+from ._keys import has_keys, keygen
 from ._serve import serve
 
-__all__ = ["prepare_data_dir", "reset_admin_key", "serve"]
+__all__ = ["has_keys", "keygen", "prepare_data_dir", "reset_admin_key", "serve"]
