@@ -127,6 +127,8 @@ class RemoteWorker:
             deadline = time.monotonic() + limits.timeout_s
         fields: dict[str, object] = {
             "hash": sha,
+            # Read by no worker of this release (they read ``limits``); sent
+            # for workers of the last one, whose schema requires them.
             "timeout_ms": round(limits.timeout_s * 1000),
             "memory_mib": limits.memory_bytes >> 20,
             "limits": limits_to_fields(limits),

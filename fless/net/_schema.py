@@ -60,14 +60,18 @@ class MessageSpec:
 
 MESSAGE_SPECS: Final[Mapping[str, MessageSpec]] = MappingProxyType(
     {
+        # An invoke's timeout and memory travel in ``limits``; the
+        # ``timeout_ms`` and ``memory_mib`` of earlier releases are no longer
+        # required (a core still sends them, for workers of the last release).
         "invoke": MessageSpec(
-            {"hash": str, "timeout_ms": int, "memory_mib": int, "limits": dict},
+            {"hash": str, "limits": dict},
             frames=("args",),
             optional_frames=("code",),
         ),
         "result": MessageSpec(frames=("output",)),
         "error": MessageSpec({"kind": str, "message": str}),
-        "no_code": MessageSpec({"hash": str}),
+        # The core reads only the type; the hash is kept for cores of the last release.
+        "no_code": MessageSpec(),
         "push": MessageSpec({"hash": str}, frames=("code",)),
         "ack": MessageSpec(),
         "drop": MessageSpec({"hash": str}),
