@@ -67,6 +67,7 @@ def test_invoke_args_that_cannot_be_read_get_400(driver: AppDriver, body: str, w
     refused(driver.request("POST", "/v1/fn/_/hello", body=body), 400, words)
 
 
+@pytest.mark.slow  # 8 MiB bodies: seconds
 @pytest.mark.parametrize("item", [b"{}", b"[]", b'{"a":[{}]}'])
 def test_a_wide_body_is_read_in_about_the_time_of_parsing_it(
     driver: AppDriver, item: bytes
