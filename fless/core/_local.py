@@ -53,10 +53,10 @@ from fless.exec import (
     Outcome,
     OverBudget,
 )
+from fless.worker import Expired, RunPool
 
 from . import _metrics
 from ._dispatch import Call, Candidate
-from ._lanes import Expired, RunPool
 from ._recent import Recent
 from ._scheduler import WorkerState
 from ._wire import error_kind

@@ -8,7 +8,7 @@ from concurrent.futures import CancelledError
 
 import pytest
 
-from fless.core._lanes import LONG_S, Expired, Job, Lanes, RunPool
+from fless.worker._lanes import LONG_S, Expired, Job, Lanes, RunPool
 
 
 def job(key: str, deadline: float | None = None) -> Job:
