@@ -29,7 +29,7 @@ from ._model import BenchConfig, Figure
 from ._report import key, missing
 
 if TYPE_CHECKING:
-    from e2e.node import Node
+    from e2e.node import Node, WorkerNode
 
 LATENCY = "warm latency"
 THROUGHPUT = "throughput"
@@ -86,7 +86,7 @@ def measure(config: BenchConfig) -> list[Figure]:
     codes = {abi: hello.wasm(config, abi).read_bytes() for abi in ABIS}
     figures: list[Figure] = []
     with _run_dir(config) as root:
-        with _single_node(root) as node:
+        with single_node(root) as node:
             targets = {abi: _upload(node, abi, codes[abi]) for abi in ABIS}
             figures += [
                 _load.latency_figure(
@@ -110,7 +110,7 @@ def measure(config: BenchConfig) -> list[Figure]:
                 for abi in ABIS
                 for c in CONNECTIONS
             ]
-        with _cluster(root) as core:
+        with cluster(root) as (core, _):
             targets = {abi: _upload(core, abi, codes[abi], workers=WORKERS) for abi in ABIS}
             figures += [
                 _load.latency_figure(
@@ -136,10 +136,13 @@ def _run_dir(config: BenchConfig) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _single_node(root: Path) -> Iterator[Node]:
+def single_node(
+    root: Path, bin_dir: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[Node]:
+    """One node of role all (``bin_dir``: another tree's fless-node, for ``bench.ab``)."""
     from e2e.node import Node  # importable once bench._model put tests/ on sys.path
 
-    node = Node(root / "all").start()
+    node = Node(root / "all", env=env, bin_dir=bin_dir).start()
     try:
         yield node
     finally:
@@ -147,12 +150,23 @@ def _single_node(root: Path) -> Iterator[Node]:
 
 
 @contextlib.contextmanager
-def _cluster(root: Path) -> Iterator[Node]:
-    """A core and two workers on loopback, ready once the core sees both alive."""
+def cluster(
+    root: Path, bin_dir: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[Node, list[WorkerNode]]]:
+    """A core (with ``env``) and two workers on loopback, once the core sees both alive."""
     from e2e.node import Node, WorkerNode, free_port
 
     gossip_port = free_port()
-    core = Node(root / "core", None, "--role", "core", "--gossip-port", str(gossip_port))
+    core = Node(
+        root / "core",
+        None,
+        "--role",
+        "core",
+        "--gossip-port",
+        str(gossip_port),
+        env=env,
+        bin_dir=bin_dir,
+    )
     workers: list[WorkerNode] = []
     try:
         core.start()
@@ -162,11 +176,12 @@ def _cluster(root: Path) -> Iterator[Node]:
                 seeds=f"127.0.0.1:{gossip_port}",
                 key_dir=root / "core" / "keys",
                 memory_mib=WORKER_MEMORY_MIB,
+                bin_dir=bin_dir,
             ).start()
             for i in range(WORKERS)
         ]
         wait_alive(core, {w.name for w in workers})
-        yield core
+        yield core, workers
     finally:
         for worker in workers:
             worker.stop()

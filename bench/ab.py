@@ -42,14 +42,12 @@ from pathlib import Path
 from fless.exec import Abi
 
 from . import _load, hello
-from ._latency import wait_alive
+from ._latency import cluster, single_node
 from ._model import ROOT, BenchConfig  # puts tests/ on sys.path
 
 # isort: split
-from e2e.node import Node, WorkerNode, free_port
+from e2e.node import Node, WorkerNode
 
-WORKERS = 2
-WORKER_MEMORY_MIB = 2048
 # The first rounds warm both trees up and are not counted.
 WARMUP_ROUNDS = 3
 
@@ -91,32 +89,13 @@ def started(label: str, tree: Path, root: Path, setup: str) -> Iterator[Side]:
     if not (bin_dir / "fless-node").exists():
         raise SystemExit(f"{tree} has no .venv/bin/fless-node: see this module's doc")
     (root / label).mkdir(parents=True)
-    gossip = free_port()
-    extra = () if setup == "all" else ("--role", "core", "--gossip-port", str(gossip))
-    side = Side(
-        label,
-        tree,
-        Node(root / label / "core", None, *extra, env={"FLESS_API_WORKERS": "1"}, bin_dir=bin_dir),
-    )
-    try:
-        side.core.start()
-        if setup == "cluster":
-            side.workers = [
-                WorkerNode(
-                    root / label / f"worker{i}",
-                    seeds=f"127.0.0.1:{gossip}",
-                    key_dir=root / label / "core" / "keys",
-                    memory_mib=WORKER_MEMORY_MIB,
-                    bin_dir=bin_dir,
-                ).start()
-                for i in range(WORKERS)
-            ]
-            wait_alive(side.core, {w.name for w in side.workers}, timeout=60.0)
-        yield side
-    finally:
-        for worker in side.workers:
-            worker.stop()
-        side.core.stop()
+    env = {"FLESS_API_WORKERS": "1"}
+    if setup == "cluster":
+        with cluster(root / label, bin_dir, env) as (core, workers):
+            yield Side(label, tree, core, workers)
+    else:
+        with single_node(root / label, bin_dir, env) as core:
+            yield Side(label, tree, core)
 
 
 def compare(base: Path, setup: str, abi: Abi, rounds: int, batch: int, wrk: int) -> str:
