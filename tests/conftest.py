@@ -24,8 +24,6 @@ SLOW_FOLDERS = {"bench", "cluster", "deploy", "e2e", "faults", "languages", "ui"
 SLOW_MODULES = {
     "test_node_cli.py",
     "api/test_refused_update.py",
-    "core/test_loader.py",
-    "core/test_local_worker.py",
     "exec/test_compiler.py",
     "exec/test_gil.py",
     "exec/test_host_deadline.py",
@@ -36,6 +34,8 @@ SLOW_MODULES = {
     "gossip/test_gossip_membership.py",
     "net/test_net_curve.py",
     "net/test_net_peer_death.py",
+    "worker/test_executor.py",
+    "worker/test_loader.py",
 }
 
 

@@ -23,7 +23,6 @@ from ._json import load as load_json
 from ._metrics import NodeMetrics
 from ._metrics import enable as enable_metrics
 from ._metrics import render as render_metrics
-from ._recent import Recent
 from ._records import (
     DEFAULT_MODULE,
     ROLE_ADMIN,
@@ -41,14 +40,12 @@ from ._store import Store, key_hash, new_key
 # loaded on first use so that a process needing only the store (the gunicorn
 # master) does not carry them.
 _LAZY = {
-    "Call": "_dispatch",
     "ClusterSource": "_cluster",
     "Candidate": "_dispatch",
     "Dispatcher": "_dispatch",
     "Worker": "_dispatch",
     "WorkerSource": "_dispatch",
     "LocalSource": "_local",
-    "LocalWorker": "_local",
     "FunctionSpec": "_platform",
     "Platform": "_platform",
     "Service": "_platform",
@@ -57,20 +54,19 @@ _LAZY = {
     "parse_metadata": "_platform",
     "parse_object": "_platform",
     "RemoteWorker": "_remote",
-    "WorkerService": "_remote",
     # The execution errors the flows raise (exec's own classes), which the
     # API renders: it imports them from here, never from exec.
-    "ExecError": "_wire",
-    "FunctionTimeout": "_wire",
-    "InvalidModule": "_wire",
+    "ExecError": "fless.exec",
+    "FunctionTimeout": "fless.exec",
+    "InvalidModule": "fless.exec",
 }
 
 if TYPE_CHECKING:
     from fless.exec import ExecError, FunctionTimeout, InvalidModule
 
     from ._cluster import ClusterSource
-    from ._dispatch import Call, Candidate, Dispatcher, Worker, WorkerSource
-    from ._local import LocalSource, LocalWorker
+    from ._dispatch import Candidate, Dispatcher, Worker, WorkerSource
+    from ._local import LocalSource
     from ._platform import (
         FunctionSpec,
         Platform,
@@ -80,14 +76,16 @@ if TYPE_CHECKING:
         parse_metadata,
         parse_object,
     )
-    from ._remote import RemoteWorker, WorkerService
+    from ._remote import RemoteWorker
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(
+        importlib.import_module(module if "." in module else f".{module}", __name__), name
+    )
     globals()[name] = value
     return value
 
@@ -99,7 +97,6 @@ __all__ = [
     "ROLE_USER",
     "AlreadyExists",
     "BadRequest",
-    "Call",
     "Candidate",
     "ClusterSource",
     "CoreError",
@@ -112,12 +109,10 @@ __all__ = [
     "InvalidModule",
     "JsonRefused",
     "LocalSource",
-    "LocalWorker",
     "NoWorker",
     "NodeMetrics",
     "NotFound",
     "Platform",
-    "Recent",
     "RemoteWorker",
     "Service",
     "Store",
@@ -126,7 +121,6 @@ __all__ = [
     "Unauthorized",
     "Worker",
     "WorkerLost",
-    "WorkerService",
     "WorkerSource",
     "WorkerState",
     "check_name",

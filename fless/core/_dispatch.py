@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from fless._units import MiB
 from fless.exec import ExecError, Limits, Outcome
+from fless.worker import Call
 
 from . import _metrics
 from ._errors import CoreError, NoWorker, WorkerLost
@@ -70,19 +71,6 @@ def next_try(lost: bool, sent: int, looked: int, retries: int, left_s: float) ->
     if left_s - pause < MIN_ATTEMPT_S:
         return None
     return pause
-
-
-@dataclass(frozen=True)
-class Call:
-    """Which invocation a run belongs to, for the worker's log of it.
-
-    Attributes:
-        id: the invocation's id (``X-Fless-Invocation``).
-        fn: the function, ``"module/name"``.
-    """
-
-    id: str
-    fn: str
 
 
 class Worker(Protocol):

@@ -8,9 +8,10 @@ gunicorn, so they use prometheus-client's multiprocess mode: the master sets
 process writes its values to files there, and ``render`` adds them up, so
 ``/metrics`` is the node's, whichever process answers.
 
-The node makes one ``NodeMetrics`` per process (``enable``) and hands it
-to the parts that record (``Platform``, ``Dispatcher``, ``LocalWorker``);
-each holds None when metrics are off and skips its updates.
+The node makes one ``NodeMetrics`` per process (``enable``): the worker's
+families (``fless.worker.WorkerMetrics``) and the core's. It hands it to
+the parts that record (``Platform``, ``Dispatcher``, ``LocalWorker``); each
+holds None when metrics are off and skips its updates.
 """
 
 from __future__ import annotations
@@ -18,32 +19,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-# Seconds: from a hello's fraction of a millisecond to the longest timeout.
-BUCKETS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    300.0,
-)
+from fless.worker import SECONDS_BUCKETS, WorkerMetrics
 
 
-class NodeMetrics:
-    """The metric families; create one per process, through ``enable``."""
+class NodeMetrics(WorkerMetrics):
+    """The worker's metric families and the core's; create one per process, through ``enable``."""
 
     def __init__(self) -> None:
+        super().__init__()
         from prometheus_client import Counter, Gauge, Histogram
 
         self.invocations = Counter(
@@ -54,36 +37,7 @@ class NodeMetrics:
         self.invoke_seconds = Histogram(
             "fless_invoke_seconds",
             "Time from an invocation's arrival at the core to its answer.",
-            buckets=BUCKETS,
-        )
-        self.execution_seconds = Histogram(
-            "fless_execution_seconds",
-            "Time a worker spent on an invocation: loading its code if needed, and the run.",
-            buckets=BUCKETS,
-        )
-        self.cold_starts = Counter(
-            "fless_cold_starts",
-            "Invocations whose code was not in memory: loaded from the disk cache (disk) "
-            "or compiled (compile).",
-            ["kind"],
-        )
-        self.cache_lookups = Counter(
-            "fless_cache_lookups",
-            "Code lookups of invocations by where the code was found: memory, disk, or miss.",
-            ["result"],
-        )
-        self.loop_overruns = Counter(
-            "fless_loop_overruns",
-            "Runs of a quick function stopped on the event loop after its budget (10-20 ms) "
-            "and made again on a thread.",
-        )
-        self.cache_evictions = Counter(
-            "fless_cache_evictions", "Compiled modules evicted from the cache (idle or excess)."
-        )
-        self.cache_bytes = Gauge(
-            "fless_cache_bytes",
-            "Machine code held in the cache on disk.",
-            multiprocess_mode="max",
+            buckets=SECONDS_BUCKETS,
         )
         self.pushed_bytes = Counter(
             "fless_pushed_code_bytes",
@@ -101,12 +55,6 @@ class NodeMetrics:
             ["kind"],
             multiprocess_mode="max",
         )
-        # Series with known labels exist from the start, at 0: a rate over a
-        # series that appears only at its first event misses that event.
-        for kind in ("disk", "compile"):
-            self.cold_starts.labels(kind)
-        for result in ("memory", "disk", "miss"):
-            self.cache_lookups.labels(result)
 
 
 _made: NodeMetrics | None = None

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fless._recent import Recent
 from fless.config import FunctionSettings
 from fless.exec import (
     CodeBounds,
@@ -32,16 +33,15 @@ from fless.exec import (
     validate_code,
 )
 from fless.gossip import GossipError
+from fless.worker import Call, error_kind
 
 from . import _metrics
-from ._dispatch import Call, Dispatcher
+from ._dispatch import Dispatcher
 from ._errors import BadRequest, CoreError, NoWorker, TooLarge, WorkerLost
 from ._json import JsonRefused
 from ._json import load as load_json
-from ._recent import Recent
 from ._records import FunctionRecord, Subject, check_name, parse_count, shown
 from ._store import Store
-from ._wire import error_kind
 
 log = logging.getLogger("fless.core")
 

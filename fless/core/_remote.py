@@ -1,8 +1,9 @@
-"""Both ends of the core-worker RPC: ``RemoteWorker`` on the core, ``WorkerService`` on the worker.
+"""The core's end of the core-worker RPC: ``RemoteWorker`` (the worker's is ``WorkerService``).
 
 Invoke carries no code; a worker that lacks it answers ``no_code`` and the
 core sends the invocation again with the code. Push and drop fan code out
-ahead of invocations.
+ahead of invocations. Both ends speak the worker's protocol
+(``fless.worker``'s ``Call``, limits and error kinds).
 """
 
 from __future__ import annotations
@@ -14,20 +15,11 @@ from typing import Any
 
 import cbor2
 
-from fless.exec import ExecError, FunctionTimeout, InvalidModule, Limits, Outcome
+from fless.exec import Limits, Outcome
 from fless.net import Message, PeerGone, RpcClient, RpcTimeout
+from fless.worker import MAX_LOG_ENTRIES, Call, error_from, limits_to_fields, time_left_ms
 
-from ._dispatch import Call
 from ._errors import WorkerLost
-from ._local import LocalWorker
-from ._wire import (
-    deadline_from,
-    error_from,
-    error_kind,
-    limits_from_fields,
-    limits_to_fields,
-    time_left_ms,
-)
 
 log = logging.getLogger("fless.core")
 
@@ -39,8 +31,6 @@ TRANSPORT_GRACE_S = 1.0
 PUSH_TIMEOUT_S = 120.0
 DROP_TIMEOUT_S = 5.0
 LOGS_TIMEOUT_S = 5.0
-# Log entries one reply may carry (each is capped by functions.max_log_bytes).
-MAX_LOG_ENTRIES = 200
 
 
 class RemoteWorker:
@@ -155,88 +145,3 @@ class RemoteWorker:
 def _raise_if_error(reply: Message) -> None:
     if reply.type == "error":
         raise error_from(str(reply.fields.get("kind")), str(reply.fields.get("message")))
-
-
-class WorkerService:
-    """Answers a core's RPC with a local worker: invoke, push, drop, ping.
-
-    Args:
-        worker: compiles, caches and runs the functions.
-    """
-
-    def __init__(self, worker: LocalWorker) -> None:
-        self.worker = worker
-
-    async def handle(self, request: Message) -> Message:
-        """The reply to one request (never raises: failures are ``error`` replies)."""
-        try:
-            if request.type == "invoke":
-                return await self._invoke(request)
-            if request.type == "push":
-                await self.worker.push(request.fields["hash"], request.frames[0])
-                return _reply(request, "ack")
-            if request.type == "drop":
-                await self.worker.drop(request.fields["hash"])
-                return _reply(request, "ack")
-            if request.type == "ping":
-                return _reply(request, "pong")
-            if request.type == "holds":
-                held = await self.worker.holds(str(request.fields["hash"]))
-                return _reply(request, "ack", {"holds": held})
-            if request.type == "logs":
-                limit = max(0, min(int(request.fields["limit"]), MAX_LOG_ENTRIES))
-                entries = await self.worker.logs(str(request.fields["fn"]), limit)
-                return _reply(request, "log_entries", {}, (bytes(cbor2.dumps(entries)),))
-            return _reply(
-                request, "error", {"kind": "protocol", "message": f"cannot handle {request.type}"}
-            )
-        except ExecError as exc:
-            return _reply(request, "error", {"kind": error_kind(exc), "message": str(exc)})
-        except Exception as exc:
-            log.exception("handling %s failed", request.type)
-            return _reply(request, "error", {"kind": "trap", "message": f"worker failed: {exc}"})
-
-    async def _invoke(self, request: Message) -> Message:
-        sha = request.fields["hash"]
-        try:
-            limits = limits_from_fields(request.fields["limits"])
-            deadline = deadline_from(
-                request.fields.get("left_ms"), limits.timeout_s, time.monotonic()
-            )
-        except (ValueError, TypeError) as exc:
-            return _reply(request, "error", {"kind": "protocol", "message": str(exc)})
-        code = request.frames[1] if len(request.frames) > 1 else None
-        if code is None and sha not in self.worker.cache:
-            return _reply(request, "no_code", {"hash": sha})
-
-        def load_code() -> bytes:
-            if code is None:
-                raise InvalidModule(f"code {sha[:12]} was evicted during the invocation")
-            return code
-
-        call = _call_of(request.fields.get("call"))
-        try:
-            outcome = await self.worker.invoke(
-                sha, request.frames[0], limits, load_code, call, deadline
-            )
-        except FunctionTimeout as exc:
-            return _reply(request, "error", {"kind": "timeout", "message": str(exc)})
-        return _reply(request, "result", {}, (outcome.output,))
-
-
-def _call_of(value: object) -> Call | None:
-    """The invocation an ``invoke`` names, if it names one well (older cores do not)."""
-    if isinstance(value, dict):
-        call_id, fn = value.get("id"), value.get("fn")
-        if isinstance(call_id, str) and isinstance(fn, str):
-            return Call(call_id, fn)
-    return None
-
-
-def _reply(
-    request: Message,
-    msg_type: str,
-    fields: dict[str, object] | None = None,
-    frames: tuple[bytes, ...] = (),
-) -> Message:
-    return Message(type=msg_type, id=request.id, fields=dict(fields or {}), frames=frames)

@@ -89,7 +89,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         from fless.api import create_app
 
         from ._data import write_admin_key
-        from ._parts import open_platform
+        from ._platform import open_platform
 
         settings = self.settings
 

@@ -1,6 +1,7 @@
-"""A worker's Prometheus endpoint: ``GET /metrics`` on a port of its own, and nothing else.
+"""A node's metrics: the gauges set at each scrape, and a worker's Prometheus endpoint.
 
-A worker runs no web framework, so this is a few lines of asyncio: one
+The endpoint is ``GET /metrics`` on a port of its own, and nothing else. A
+worker runs no web framework, so this is a few lines of asyncio: one
 request per connection, read with a size and time limit, answered and closed.
 """
 
@@ -8,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from fless.core import render_metrics
+from fless.core import NodeMetrics, render_metrics
+from fless.gossip import STATES, Member
+from fless.worker import LocalWorker
 
 log = logging.getLogger("fless.node")
 
@@ -64,3 +67,20 @@ async def serve_metrics(host: str, port: int, refresh: Callable[[], None]) -> as
             writer.close()
 
     return await asyncio.start_server(handle, host, port, limit=MAX_REQUEST_BYTES)
+
+
+def refresh_gauges(
+    metrics: NodeMetrics | None,
+    members: Sequence[Member],
+    memory: tuple[int, int],
+    local: LocalWorker | None,
+) -> None:
+    """Sets the gauges read at a scrape: members by state, memory, the cache's size."""
+    if metrics is None:
+        return
+    for state in STATES:
+        metrics.members.labels(state).set(sum(m.state == state for m in members))
+    metrics.memory.labels("total").set(memory[0])
+    metrics.memory.labels("free").set(memory[1])
+    if local is not None:
+        metrics.cache_bytes.set(local.cache.size_bytes())

@@ -99,7 +99,7 @@ def _serve_worker(settings: Settings) -> int:
     # ssl, and a worker's loop carries only ZeroMQ and gossip.
     import asyncio
 
-    from ._parts import run_worker  # a worker never loads gunicorn or falcon
+    from ._worker import run_worker  # a worker never loads gunicorn or falcon
 
     try:
         asyncio.run(run_worker(settings))

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from fless.net import Message
-from fless.node._drain import InFlight
+from fless.worker import InFlight
 
 
 def test_idle_waits_for_running_requests_and_a_quiet_spell() -> None:

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from fless._units import MiB
-from fless.core import Call, Candidate, Dispatcher, NoWorker, WorkerLost, WorkerState
+from fless.core import Candidate, Dispatcher, NoWorker, WorkerLost, WorkerState
 from fless.core._dispatch import BACKOFF_MAX_S, MIN_ATTEMPT_S, WAIT_POLL_S, next_try
 from fless.exec import FunctionError, Limits, Outcome
+from fless.worker import Call
 
 
 class Worker:

@@ -99,6 +99,6 @@ def test_conf_unit_runs_the_node_hardened_and_stops_it_gracefully() -> None:
     # Wasmtime writes machine code and then runs it.
     assert not any(line.startswith("MemoryDenyWriteExecute") for line in unit)
     stop = next(int(line.split("=")[1]) for line in unit if line.startswith("TimeoutStopSec="))
-    from fless.node._drain import DRAIN_TIMEOUT_S
+    from fless.worker import DRAIN_TIMEOUT_S
 
     assert stop > DRAIN_TIMEOUT_S  # a draining worker is not killed mid-call

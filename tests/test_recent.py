@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fless.core._recent import Recent
+from fless._recent import Recent
 
 
 def test_newest_first_overall_and_by_topic(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_entries_are_shared_with_another_process_and_survive_a_reopen(tmp_path: 
     recent = Recent(tmp_path / "r", max_entries=10, max_bytes=1 << 20)
     recent.add("t", {"i": 1})
     script = (
-        "import sys; from pathlib import Path; from fless.core._recent import Recent\n"
+        "import sys; from pathlib import Path; from fless._recent import Recent\n"
         "r = Recent(Path(sys.argv[1]), 10, 1 << 20)\n"
         "assert [e['i'] for e in r.latest('t')] == [1]\n"
         "r.add('t', {'i': 2})\n"

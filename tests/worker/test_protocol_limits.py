@@ -8,8 +8,8 @@ from typing import Any
 import cbor2
 import pytest
 
-from fless.core._wire import limits_from_fields, limits_to_fields
 from fless.exec import Limits
+from fless.worker import limits_from_fields, limits_to_fields
 
 
 def test_every_field_arrives_as_sent_through_cbor() -> None:

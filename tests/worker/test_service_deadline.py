@@ -8,10 +8,9 @@ from pathlib import Path
 
 from fixtures.build import wat
 
-from fless.core import LocalWorker, WorkerService
-from fless.core._wire import limits_to_fields
 from fless.exec import CodeCache, Limits, WasmRuntime
 from fless.net import Message
+from fless.worker import LocalWorker, WorkerService, limits_to_fields
 
 
 def invoke(name: str, code: bytes, left_ms: int | None, timeout_s: float = 10.0) -> Message:

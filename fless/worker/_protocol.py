@@ -1,14 +1,17 @@
-"""What crosses the wire between a core and a worker, besides the transport's framing.
+"""The worker's protocol: what crosses the wire between a core and a worker, besides framing.
 
+Both ends use it: ``WorkerService`` here, and the core's ``RemoteWorker``.
 One table maps exec's errors to the ``kind`` of an ``error`` message and
 back, so a worker's failure reaches the client as the same status it would
-have on one machine. Limits travel as a plain map.
+have on one machine. Limits travel as a plain map; ``Call`` names the
+invocation a run belongs to.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from fless.exec import (
@@ -21,6 +24,32 @@ from fless.exec import (
     MemoryLimitExceeded,
     OutputLimitExceeded,
 )
+
+# Log entries one ``logs`` reply may carry (each is capped by functions.max_log_bytes).
+MAX_LOG_ENTRIES = 200
+
+
+@dataclass(frozen=True)
+class Call:
+    """Which invocation a run belongs to, for the worker's log of it.
+
+    Attributes:
+        id: the invocation's id (``X-Fless-Invocation``).
+        fn: the function, ``"module/name"``.
+    """
+
+    id: str
+    fn: str
+
+
+def call_of(value: object) -> Call | None:
+    """The invocation an ``invoke`` names, if it names one well (older cores do not)."""
+    if isinstance(value, dict):
+        call_id, fn = value.get("id"), value.get("fn")
+        if isinstance(call_id, str) and isinstance(fn, str):
+            return Call(call_id, fn)
+    return None
+
 
 # Most specific first: the first isinstance match names the kind.
 ERROR_KINDS: tuple[tuple[str, type[ExecError]], ...] = (

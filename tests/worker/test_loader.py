@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fixtures.build import wat
 
-from fless.core._local import LocalWorker
 from fless.exec import CodeCache, FunctionTimeout, Limits, WasmRuntime
+from fless.worker import LocalWorker
 
 
 def leb(n: int) -> bytes:

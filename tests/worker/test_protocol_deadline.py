@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fless.core._wire import deadline_from, time_left_ms
+from fless.worker import deadline_from, time_left_ms
 
 
 def test_the_wire_carries_what_is_left_and_the_worker_counts_it_from_its_own_clock() -> None:

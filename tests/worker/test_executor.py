@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from fixtures.build import wat
 
-from fless.core import LocalWorker, _local, enable_metrics
+from fless.core import enable_metrics
 from fless.exec import CodeCache, FunctionTimeout, Limits, WasmRuntime
+from fless.worker import LocalWorker, _executor
 
 
 class Clock:
@@ -74,7 +75,7 @@ def test_a_stuck_run_times_out_and_the_worker_keeps_serving(tmp_path: Path) -> N
 def test_the_sweep_evicts_code_idle_past_the_ttl(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_local, "SWEEP_S", 0.01)
+    monkeypatch.setattr(_executor, "SWEEP_S", 0.01)
     code = wat("fl_hello")
     sha = hashlib.sha256(code).hexdigest()
     clock = Clock()
@@ -105,7 +106,7 @@ def one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], 
     QUICK_S is the judgement these tests are not about: at its 1 ms, a hello
     run on a loaded machine could miss it now and then.
     """
-    monkeypatch.setattr(_local, "QUICK_S", 0.5)
+    monkeypatch.setattr(_executor, "QUICK_S", 0.5)
     cache = CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30, ttl_s=60.0)
     return lambda: LocalWorker(cache, threads=1)
 
@@ -143,7 +144,7 @@ async def served_while_the_thread_is_busy(
 # A bound on how long a run over its budget holds the loop: far above the
 # 10-20 ms it takes, so a loaded machine does not fail the test.
 LOOP_STOPPED_WITHIN_S = 0.5
-BIG_MEMORY = Limits(memory_bytes=_local.LOOP_MEMORY_BYTES * 2)
+BIG_MEMORY = Limits(memory_bytes=_executor.LOOP_MEMORY_BYTES * 2)
 MAY_CALL_HTTP = Limits(http_allow=frozenset({"example.org"}))
 
 

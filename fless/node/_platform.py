@@ -1,0 +1,105 @@
+"""Wires one API process's platform: store, dispatcher, the executor on role ``all``, gossip."""
+
+from __future__ import annotations
+
+from fless._recent import Recent
+from fless.config import Settings
+from fless.core import (
+    ClusterSource,
+    Dispatcher,
+    LocalSource,
+    Platform,
+    Service,
+    Store,
+    WorkerSource,
+    enable_metrics,
+)
+from fless.gossip import Member
+from fless.net import RpcClient
+from fless.worker import LocalWorker
+
+from ._exporter import refresh_gauges
+from ._gossip import Gossip
+from ._identity import advertise_host
+from ._keys import load_keys
+from ._worker import offered_memory, open_local_worker
+
+
+class _Closing:
+    """An RPC client as a platform service: nothing to start, closed at stop."""
+
+    def __init__(self, rpc: RpcClient) -> None:
+        self.rpc = rpc
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Closes the client's sockets."""
+        await self.rpc.close()
+
+
+def open_platform(settings: Settings) -> Platform:
+    """The platform of one API process: store, executor (role all), cluster parts.
+
+    Raises:
+        KeyError_: the node has no keys and may not run in plaintext.
+    """
+    keys = load_keys(settings, [advertise_host(settings)])
+    store = Store(settings.data_path / "store")
+    memory = offered_memory(settings)
+    rpc = RpcClient(curve=keys.curve)
+    sources: list[WorkerSource] = []
+    services: list[Service] = []
+    local: LocalWorker | None = None
+    metrics = enable_metrics() if settings.api.metrics else None
+    if settings.role == "all":
+        local = open_local_worker(settings, metrics=metrics)
+        sources.append(LocalSource(local, lambda: memory()[1]))
+        services.append(local)
+    source: list[ClusterSource] = []
+    gossip = Gossip(
+        settings,
+        settings.role,
+        "",
+        keys,
+        memory,
+        on_change=lambda member: source[0].on_change(member) if source else None,
+    )
+    # The gossip member may be replaced at start (port taken), so everything
+    # reads it through ``gossip``, never holds it.
+    source.append(ClusterSource(gossip, rpc))
+    sources.append(source[0])
+    services += [_Closing(rpc), gossip]
+    return Platform(
+        store,
+        Dispatcher(sources, metrics),
+        settings.functions,
+        settings.api.max_upload_bytes,
+        services,
+        nodes=lambda: [_member_view(m) for m in gossip.members()],
+        join=gossip.join,
+        refresh_metrics=lambda: refresh_gauges(metrics, gossip.members(), memory(), local),
+        metrics=metrics,
+        recent=Recent(
+            settings.data_path / "invocations",
+            max_entries=settings.api.recent_invocations,
+            # An entry is about 200 bytes; the bound is a backstop.
+            max_bytes=settings.api.recent_invocations * 1024,
+        ),
+    )
+
+
+def _member_view(member: Member) -> dict[str, object]:
+    meta = member.meta
+    return {
+        "name": member.name,
+        "address": member.address,
+        "state": member.state,
+        "role": meta.role if meta else None,
+        "arch": meta.arch if meta else None,
+        "rpc": meta.rpc if meta else None,
+        "mem_total": meta.mem_total if meta else None,
+        "mem_free": meta.mem_free if meta else None,
+        "version": meta.version if meta else None,
+    }
