@@ -29,7 +29,6 @@ _LAZY = {
     "RunPool": "_lanes",
     "MAX_LOG_ENTRIES": "_protocol",
     "Call": "_protocol",
-    "call_of": "_protocol",
     "deadline_from": "_protocol",
     "error_from": "_protocol",
     "error_kind": "_protocol",
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
     from ._protocol import (
         MAX_LOG_ENTRIES,
         Call,
-        call_of,
         deadline_from,
         error_from,
         error_kind,
@@ -81,7 +79,6 @@ __all__ = [
     "RunPool",
     "WorkerMetrics",
     "WorkerService",
-    "call_of",
     "deadline_from",
     "error_from",
     "error_kind",
