@@ -3,8 +3,10 @@
 The public face of ``gossip``: a ``Membership`` (SWIM with Lifeguard, run by
 kinship behind this interface), the ``NodeMeta`` each node advertises, the
 ``MemoryWatch`` that decides when free memory is worth re-advertising, and a
-multicast ``Beacon`` for zero-configuration discovery on the LAN. Nothing here
-knows of HTTP, ZeroMQ or Wasm.
+multicast ``Beacon`` for zero-configuration discovery on the LAN. A ``Presence``
+keeps a node in the cluster with them: on a free port when its own is taken,
+joined again through lost seeds, and through the peers of its last run.
+Nothing here knows of HTTP, ZeroMQ or Wasm.
 """
 
 from ._beacon import DEFAULT_GROUP, DEFAULT_PORT, Beacon
@@ -19,6 +21,7 @@ from ._memory import (
     should_advertise,
 )
 from ._meta import MAX_ENCODED, ROLES, NodeMeta
+from ._presence import Presence, lost_seeds
 from ._timing import LAN_TIMING, GossipTiming
 from ._view import STATES, Member, MemberView
 
@@ -44,9 +47,11 @@ __all__ = [
     "MemoryWatch",
     "MetaError",
     "NodeMeta",
+    "Presence",
     "beacon_key",
     "encode_beacon",
     "host_port",
+    "lost_seeds",
     "parse_meminfo",
     "read_memory",
     "reading_at_most_every",

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from fless.gossip import Member
-from fless.node._gossip import lost_seeds
+from fless.gossip import Member, lost_seeds
 
 
 def m(address: str, state: str = "alive") -> Member:
