@@ -2,6 +2,8 @@
 
     .venv/bin/python scripts/measure_languages.py [EXAMPLE ...]
 
+A ``<lang>-hello`` is that language's template, written by ``fless fn new``
+(as ``<lang>_hello``) into a temporary folder; the others are in examples/.
 For each example: a first build with empty toolchain caches, a second build
 after touching the source (what an edit costs), the module's size, the
 create (upload, with the worker's compile), the first invoke after it, and
@@ -25,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from fless.cli._langs import language
+from fless.cli._project import new_project
+
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT / "tests"))
 
@@ -36,8 +41,12 @@ EXAMPLES = {
     "zig-hello": {"name": "Ada"},
     "zig-wordfreq": {"text": "the cat and the hat " * 500, "top": 3},
     "rust-hello": {"name": "Ada"},
-    "rust-orders": {"orders": [{"customer": f"c{i % 40}", "item": f"i{i % 7}", "qty": 1 + i % 3,
-                                "price": 1.25} for i in range(2000)]},
+    "rust-orders": {
+        "orders": [
+            {"customer": f"c{i % 40}", "item": f"i{i % 7}", "qty": 1 + i % 3, "price": 1.25}
+            for i in range(2000)
+        ]
+    },
     "go-hello": {"name": "Ada"},
     "go-matrix": {"n": 200},
     "js-hello": {"name": "Ada"},
@@ -65,12 +74,28 @@ def _sdk_cache(root: Path) -> Path:
     return root
 
 
+def _project(name: str, parent: Path) -> Path:
+    """The example's folder: a hello is written from its language's template."""
+    if name.endswith("-hello"):
+        lang = name.removesuffix("-hello")
+        return new_project(language(lang), f"{lang}_hello", parent / name)
+    return PROJECT / "examples" / name
+
+
 def _build(example: Path, out: Path, cache: Path) -> float:
-    env = {**os.environ, "FLESS_CACHE_DIR": str(cache), "PYTHON": sys.executable,
-           "FLESS_SDK_CACHE": str(cache / "sdk")}
+    env = {
+        **os.environ,
+        "FLESS_CACHE_DIR": str(cache),
+        "PYTHON": sys.executable,
+        "FLESS_SDK_CACHE": str(cache / "sdk"),
+    }
     started = time.perf_counter()
-    subprocess.run([str(FLESS), "fn", "build", str(example), "-o", str(out)], env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(FLESS), "fn", "build", str(example), "-o", str(out)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
@@ -87,7 +112,7 @@ def main(names: list[str]) -> None:
         node = Node(Path(tmp) / "node" / "data").start()
         try:
             for name in names or list(EXAMPLES):
-                example = PROJECT / "examples" / name
+                example = _project(name, Path(tmp) / "projects")
                 cache = Path(tmp) / "cache" / name
                 _sdk_cache(cache / "sdk")
                 out = Path(tmp) / f"{name}.wasm"
@@ -97,10 +122,16 @@ def main(names: list[str]) -> None:
                 code = out.read_bytes()
                 fn = name.replace("-", "_")
                 started = time.perf_counter()
-                body_bytes, ctype = multipart([("name", None, fn.encode()),
-                                               ("code", "code.wasm", code)])
-                status, body = node.request("POST", "/v1/fn/_", body_bytes,
-                                            {"Content-Type": ctype}, timeout=UPLOAD_TIMEOUT_S)
+                body_bytes, ctype = multipart(
+                    [("name", None, fn.encode()), ("code", "code.wasm", code)]
+                )
+                status, body = node.request(
+                    "POST",
+                    "/v1/fn/_",
+                    body_bytes,
+                    {"Content-Type": ctype},
+                    timeout=UPLOAD_TIMEOUT_S,
+                )
                 create = time.perf_counter() - started
                 assert status == 201, body
                 args = EXAMPLES[name]
@@ -121,11 +152,14 @@ def main(names: list[str]) -> None:
                 print(rows[-1], flush=True)
         finally:
             node.stop()
-    table = "\n".join([
-        "| example | first build | rebuild | .wasm | create | first invoke | warm p50 | warm min |",
-        "|---|---|---|---|---|---|---|---|",
-        *rows,
-    ])
+    table = "\n".join(
+        [
+            "| example | first build | rebuild | .wasm | create "
+            "| first invoke | warm p50 | warm min |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
     (PROJECT / ".cache").mkdir(exist_ok=True)
     (PROJECT / ".cache" / "languages-measured.md").write_text(table + "\n")
     print(table)

@@ -9,8 +9,8 @@ from fless._units import MiB
 # Wasmtime stores a table element in a pointer (its docs of ``Store.set_limits``).
 TABLE_ELEMENT_BYTES = 8
 # The instances a component may create in its store: a componentize-py
-# (Python) component makes 14 core instances (measured on
-# examples/python-hello), with one memory (the others import it) and two
+# (Python) component makes 14 core instances (measured on the Python
+# template's hello), with one memory (the others import it) and two
 # tables, all within a module's counts.
 COMPONENT_INSTANCES = 32
 

@@ -14,7 +14,8 @@ API (``tests`` is on ``sys.path``, so ``from languages.langkit import ...``):
   ``fless fn build``; ``.returncode``, ``.output`` (stdout and stderr) and
   ``.wasm`` (None on failure). ``env`` adds to the environment.
 - ``new_project(parent, name, lang) -> Path``: ``fless fn new`` into ``parent/name``.
-- ``copy_project(src, parent) -> Path``: a copy of an example to edit in a test.
+- ``hello_project(lang, parent) -> Path``: the language's hello function, its
+  template from ``fless fn new`` named ``<lang>_hello``, in ``parent/<lang>-hello``.
 - ``deploy(node, name, wasm, http_allow=None)``: uploads to module ``_`` (PUT
   when it exists), asserting success; waits for the worker's compile (long
   for a Python component).
@@ -36,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -196,11 +196,20 @@ def project_with(parent: Path, lang: str, entry: str, source: str) -> Path:
     return dest
 
 
-def copy_project(src: Path, parent: Path) -> Path:
-    """A copy of ``src`` (without build outputs) under ``parent``, to edit in a test."""
-    dest = parent / src.name
-    ignored = shutil.ignore_patterns(*_BUILD_OUTPUTS, *_BUILD_FILES, "*.wasm")
-    shutil.copytree(src, dest, ignore=ignored)
+def hello_project(lang: str, parent: Path) -> Path:
+    """The language's hello function: its template, written by ``fless fn new``.
+
+    Args:
+        lang: the language id.
+        parent: where the project goes, as ``<lang>-hello`` (the name ``build``
+            caches the module under).
+
+    Returns:
+        The project, whose function is named ``<lang>_hello``.
+    """
+    dest = parent / f"{lang}-hello"
+    run = fless_cli("fn", "new", f"{lang}_hello", "--lang", lang, "--dir", str(dest))
+    assert run.returncode == 0, run.output
     return dest
 
 

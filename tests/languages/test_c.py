@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 from e2e.node import Node
-from languages.langkit import EXAMPLES, break_source, build, copy_project, deploy, invoke, try_build
+from languages.langkit import (
+    EXAMPLES,
+    break_source,
+    build,
+    deploy,
+    hello_project,
+    invoke,
+    try_build,
+)
 
 # A first build on a loaded machine (CI) can take minutes; the default is 300 s.
 pytestmark = pytest.mark.timeout(900)
@@ -25,18 +33,18 @@ def test_matrix_multiplies(lang_node: Node) -> None:
     )
 
 
-def test_function_error_is_a_422_with_its_message(lang_node: Node) -> None:
+def test_function_error_is_a_422_with_its_message(lang_node: Node, tmp_path: Path) -> None:
     deploy(lang_node, "c_matrix", build(EXAMPLES / "c-matrix"))
     status, body = invoke(lang_node, "c_matrix", {"a": [[1, 2]], "b": [[1, 2]]})
     assert status == 422
     assert body["errors"]["detail"] == "cannot multiply a 1x2 matrix by a 1x2 matrix"
-    deploy(lang_node, "c_hello", build(EXAMPLES / "c-hello"))
+    deploy(lang_node, "c_hello", build(hello_project("c", tmp_path)))
     status, body = invoke(lang_node, "c_hello", {"name": 7})
     assert (status, body["errors"]["detail"]) == (422, "name must be a string")
 
 
 def test_build_error_shows_the_compiler_message(tmp_path: Path) -> None:
-    project = copy_project(EXAMPLES / "c-hello", tmp_path)
+    project = hello_project("c", tmp_path)
     break_source(project, "c_hello.c", "\nint broken(void) { return undeclared_thing; }\n")
     built = try_build(project)
     assert built.returncode == 1 and built.wasm is None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from e2e.node import Node
-from languages.langkit import EXAMPLES, PROJECT, SDK, fless_cli
+from languages.langkit import EXAMPLES, PROJECT, SDK, fless_cli, hello_project
 
 from fless.cli._langs import detect_language, languages
 from fless.cli._project import build_project, new_project
@@ -84,20 +84,20 @@ def test_detection_refuses_a_tie_and_an_unknown_project(fake_sdk: Path, tmp_path
         detect_language(tmp_path / "other")
 
 
-def test_the_real_sdks_detect_their_examples() -> None:
+def test_the_real_sdks_detect_their_examples(tmp_path: Path) -> None:
     real = languages(SDK)
     assert set(LANGUAGES) <= set(real)
     for example, lang in [
-        ("c-matrix", "c"),
-        ("zig-hello", "zig"),
-        ("rust-orders", "rust"),
-        ("go-matrix", "go"),
-        ("js-markdown", "js"),
-        ("python-wordfreq", "python"),
+        (EXAMPLES / "c-matrix", "c"),
+        (hello_project("zig", tmp_path), "zig"),
+        (EXAMPLES / "rust-orders", "rust"),
+        (EXAMPLES / "go-matrix", "go"),
+        (EXAMPLES / "js-markdown", "js"),
+        (EXAMPLES / "python-wordfreq", "python"),
         # package.json too, but asconfig.json wins.
-        ("assemblyscript-primes", "assemblyscript"),
+        (EXAMPLES / "assemblyscript-primes", "assemblyscript"),
     ]:
-        assert detect_language(EXAMPLES / example, SDK).id == lang
+        assert detect_language(example, SDK).id == lang
 
 
 def test_new_fills_in_the_name(fake_sdk: Path, tmp_path: Path) -> None:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 from e2e.node import Node
-from languages.langkit import EXAMPLES, break_source, build, copy_project, deploy, invoke, try_build
+from languages.langkit import (
+    EXAMPLES,
+    break_source,
+    build,
+    deploy,
+    hello_project,
+    invoke,
+    try_build,
+)
 
 # A first build on a loaded machine (CI) can take minutes; the default is 300 s.
 pytestmark = pytest.mark.timeout(900)
@@ -25,17 +33,17 @@ def test_matrix_multiplies_as_the_c_example_does(lang_node: Node) -> None:
     assert invoke(lang_node, "go_matrix", args) == invoke(lang_node, "c_matrix", args)
 
 
-def test_function_error_is_a_422_with_its_message(lang_node: Node) -> None:
+def test_function_error_is_a_422_with_its_message(lang_node: Node, tmp_path: Path) -> None:
     deploy(lang_node, "go_matrix", build(EXAMPLES / "go-matrix"))
     status, body = invoke(lang_node, "go_matrix", {"a": [[1, "x"]], "b": [[1]]})
     assert (status, body["errors"]["detail"]) == (422, "a[0][1] is not a number")
-    deploy(lang_node, "go_hello", build(EXAMPLES / "go-hello"))
+    deploy(lang_node, "go_hello", build(hello_project("go", tmp_path)))
     status, body = invoke(lang_node, "go_hello", {"name": False})
     assert (status, body["errors"]["detail"]) == (422, "name must be a string")
 
 
 def test_build_error_shows_the_compiler_message(tmp_path: Path) -> None:
-    project = copy_project(EXAMPLES / "go-hello", tmp_path)
+    project = hello_project("go", tmp_path)
     break_source(project, "main.go", '\nfunc broken() int { return "text" }\n')
     built = try_build(project)
     assert built.returncode == 1 and built.wasm is None

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 from e2e.node import Node
-from languages.langkit import EXAMPLES, break_source, build, copy_project, deploy, invoke, try_build
+from languages.langkit import (
+    EXAMPLES,
+    break_source,
+    build,
+    deploy,
+    hello_project,
+    invoke,
+    try_build,
+)
 
 # A first build on a loaded machine (CI) can take minutes; the default is 300 s.
 pytestmark = pytest.mark.timeout(900)
@@ -34,17 +42,17 @@ def test_orders_become_a_report_per_customer(lang_node: Node) -> None:
     }
 
 
-def test_function_error_is_a_422_with_its_message(lang_node: Node) -> None:
+def test_function_error_is_a_422_with_its_message(lang_node: Node, tmp_path: Path) -> None:
     deploy(lang_node, "rust_orders", build(EXAMPLES / "rust-orders"))
     status, body = invoke(lang_node, "rust_orders", {"orders": [{"customer": "ada"}]})
     assert (status, body["errors"]["detail"]) == (422, "orders[0] has no item")
-    deploy(lang_node, "rust_hello", build(EXAMPLES / "rust-hello"))
+    deploy(lang_node, "rust_hello", build(hello_project("rust", tmp_path)))
     status, body = invoke(lang_node, "rust_hello", {"name": [1]})
     assert (status, body["errors"]["detail"]) == (422, "name must be a string")
 
 
 def test_build_error_shows_the_compiler_message(tmp_path: Path) -> None:
-    project = copy_project(EXAMPLES / "rust-hello", tmp_path)
+    project = hello_project("rust", tmp_path)
     break_source(project, "src/lib.rs", '\nfn broken() -> u32 { "text" }\n')
     built = try_build(project)
     assert built.returncode == 1 and built.wasm is None

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 from e2e.node import Node
-from languages.langkit import EXAMPLES, break_source, build, copy_project, deploy, invoke, try_build
+from languages.langkit import (
+    EXAMPLES,
+    break_source,
+    build,
+    deploy,
+    hello_project,
+    invoke,
+    try_build,
+)
 
 # A first build on a loaded machine (CI) can take minutes; the default is 300 s.
 pytestmark = pytest.mark.timeout(900)
@@ -28,17 +36,17 @@ def test_wordfreq_counts_words(lang_node: Node) -> None:
     }
 
 
-def test_function_error_is_a_422_with_its_message(lang_node: Node) -> None:
+def test_function_error_is_a_422_with_its_message(lang_node: Node, tmp_path: Path) -> None:
     deploy(lang_node, "zig_wordfreq", build(EXAMPLES / "zig-wordfreq"))
     status, body = invoke(lang_node, "zig_wordfreq", {"top": 2})
     assert (status, body["errors"]["detail"]) == (422, "missing text")
-    deploy(lang_node, "zig_hello", build(EXAMPLES / "zig-hello"))
+    deploy(lang_node, "zig_hello", build(hello_project("zig", tmp_path)))
     status, body = invoke(lang_node, "zig_hello", {"name": 1.5})
     assert (status, body["errors"]["detail"]) == (422, "name must be a string")
 
 
 def test_build_error_shows_the_compiler_message(tmp_path: Path) -> None:
-    project = copy_project(EXAMPLES / "zig-hello", tmp_path)
+    project = hello_project("zig", tmp_path)
     break_source(project, "main.zig", "\npub fn broken() u32 {\n    return undeclared_thing;\n}\n")
     built = try_build(project)
     assert built.returncode == 1 and built.wasm is None
