@@ -2,7 +2,7 @@
 
 The public face of ``gossip``: a ``Membership`` (SWIM with Lifeguard, run by
 kinship behind this interface), the ``NodeMeta`` each node advertises, the
-``MemoryWatch`` that decides when free memory is worth re-advertising, and a
+rule for when free memory is worth re-advertising (``should_advertise``), and a
 multicast ``Beacon`` for zero-configuration discovery on the LAN. A ``Presence``
 keeps a node in the cluster with them: on a free port when its own is taken,
 joined again through lost seeds, and through the peers of its last run.
@@ -14,7 +14,6 @@ from ._beacon_wire import MAX_SKEW, Announcement, BeaconVerifier, beacon_key, en
 from ._errors import BeaconRejected, BindError, GossipError, JoinFailed, MetaError
 from ._membership import Membership, host_port
 from ._memory import (
-    MemoryWatch,
     parse_meminfo,
     read_memory,
     reading_at_most_every,
@@ -44,7 +43,6 @@ __all__ = [
     "Member",
     "MemberView",
     "Membership",
-    "MemoryWatch",
     "MetaError",
     "NodeMeta",
     "Presence",

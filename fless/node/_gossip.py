@@ -2,74 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import platform
-import time
 from collections.abc import Callable
 
 from fless import __version__
-from fless._units import MiB
 from fless.config import Settings
-from fless.gossip import Member, Membership, NodeMeta, Presence, should_advertise
+from fless.gossip import Member, Membership, NodeMeta, Presence
+from fless.worker import MetaPublisher
 
 from ._identity import advertise_host, node_name
 from ._keys import ClusterKeys
 
-# Free memory is re-advertised when it moved by this much, and at least this often.
-MEMORY_STEP = 16 * MiB
-MEMORY_INTERVAL_S = 5.0
-MEMORY_POLL_S = 1.0
 # The alive peers of the last run, in the data directory.
 PEERS_FILE = "gossip-peers"
-
-
-class MetaPublisher:
-    """Keeps this node's gossip metadata current as its free memory changes.
-
-    Args:
-        set_meta: advertises new metadata (``Presence.set_meta``).
-        base: the metadata advertised at start.
-        memory: reads the node's total and free memory, in bytes.
-    """
-
-    def __init__(
-        self,
-        set_meta: Callable[[NodeMeta], None],
-        base: NodeMeta,
-        memory: Callable[[], tuple[int, int]],
-    ) -> None:
-        self._set_meta = set_meta
-        self._base = base
-        self._memory = memory
-        self._task: asyncio.Task[None] | None = None
-        self._last_free = base.mem_free
-        self._last_time = time.monotonic()
-
-    async def start(self) -> None:
-        """Begins polling memory."""
-        self._task = asyncio.create_task(self._run(), name="fless-meta")
-
-    async def stop(self) -> None:
-        """Stops polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(MEMORY_POLL_S)
-            total, free = self._memory()
-            now = time.monotonic()
-            if should_advertise(
-                self._last_free, self._last_time, free, now, MEMORY_STEP, MEMORY_INTERVAL_S
-            ):
-                self._base = NodeMeta(
-                    self._base.role, self._base.rpc, self._base.arch, total, free, __version__
-                )
-                self._set_meta(self._base)
-                self._last_free, self._last_time = free, now
 
 
 class Gossip:
@@ -134,11 +79,7 @@ class Gossip:
 
     async def drain(self) -> None:
         """Advertises no free memory from now on, so the cores schedule nothing new here."""
-        await self._publisher.stop()
-        base = self.meta
-        self._presence.set_meta(
-            NodeMeta(base.role, base.rpc, base.arch, base.mem_total, 0, __version__)
-        )
+        await self._publisher.drain(self.meta)
 
     async def stop(self) -> None:
         """Leaves the cluster gracefully."""

@@ -2,7 +2,8 @@
 
 ``LocalWorker`` is the executor (the code cache, the run threads and their
 two lanes, the choice between the event loop and a thread, the log of each
-call); ``WorkerService`` answers a core's RPC with it; ``InFlight`` lets a
+call); ``MetaPublisher`` advertises the memory it offers;
+``WorkerService`` answers a core's RPC with it; ``InFlight`` lets a
 stopping worker finish its calls first. The protocol's pieces (``Call``,
 limits as a map, error kinds) are here too, since both ends speak it. It
 imports only ``net``, ``gossip`` and ``exec`` (``tests/test_imports.py``),
@@ -23,6 +24,7 @@ _LAZY = {
     "InFlight": "_drain",
     "LocalWorker": "_executor",
     "memory_offer": "_offer",
+    "MetaPublisher": "_offer",
     "LONG_S": "_lanes",
     "Expired": "_lanes",
     "Lanes": "_lanes",
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from ._drain import DRAIN_TIMEOUT_S, REPLY_GRACE_S, InFlight
     from ._executor import LocalWorker
     from ._lanes import LONG_S, Expired, Lanes, RunPool
-    from ._offer import memory_offer
+    from ._offer import MetaPublisher, memory_offer
     from ._protocol import (
         MAX_LOG_ENTRIES,
         Call,
@@ -76,6 +78,7 @@ __all__ = [
     "InFlight",
     "Lanes",
     "LocalWorker",
+    "MetaPublisher",
     "RunPool",
     "WorkerMetrics",
     "WorkerService",

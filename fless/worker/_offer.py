@@ -1,15 +1,26 @@
-"""What memory a worker offers to functions, as the scheduler reads it.
+"""What memory a worker offers to functions, and its gossip metadata that tells the cores.
 
 Every node that runs functions advertises (total, free) bytes in its gossip
-metadata, and role ``all`` hands the same figure to its own scheduler.
+metadata (``MetaPublisher``), and role ``all`` hands the same figure to its
+own scheduler. A broadcast goes to the whole cluster, so the figure is sent
+again only when it moved by ``MEMORY_STEP`` or is ``MEMORY_INTERVAL_S`` old.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Callable
 
-from fless.gossip import read_memory, reading_at_most_every
+from fless import __version__
+from fless._units import MiB
+from fless.gossip import NodeMeta, read_memory, reading_at_most_every, should_advertise
 
+# Free memory is re-advertised when it moved by this much, and at least this often.
+MEMORY_STEP = 16 * MiB
+MEMORY_INTERVAL_S = 5.0
+MEMORY_POLL_S = 1.0
 # How old a reading of this machine's free memory may be when used.
 MEMORY_MAX_AGE_S = 0.25
 
@@ -31,3 +42,61 @@ def memory_offer(fixed_bytes: int, reserved_bytes: int) -> Callable[[], tuple[in
         return max(total - reserved_bytes, 0), max(available - reserved_bytes, 0)
 
     return reading_at_most_every(measure, MEMORY_MAX_AGE_S)
+
+
+class MetaPublisher:
+    """Keeps this node's gossip metadata current as its free memory changes.
+
+    Args:
+        set_meta: advertises new metadata (``Presence.set_meta``).
+        base: the metadata advertised at start.
+        memory: reads the node's total and free memory, in bytes.
+    """
+
+    def __init__(
+        self,
+        set_meta: Callable[[NodeMeta], None],
+        base: NodeMeta,
+        memory: Callable[[], tuple[int, int]],
+    ) -> None:
+        self._set_meta = set_meta
+        self._base = base
+        self._memory = memory
+        self._task: asyncio.Task[None] | None = None
+        self._last_free = base.mem_free
+        self._last_time = time.monotonic()
+
+    async def start(self) -> None:
+        """Begins polling memory."""
+        self._task = asyncio.create_task(self._run(), name="fless-meta")
+
+    async def stop(self) -> None:
+        """Stops polling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def drain(self, current: NodeMeta) -> None:
+        """Stops polling and advertises no free memory from now on (``current`` otherwise).
+
+        A stopping worker does this first, so the cores schedule nothing new on it.
+        """
+        await self.stop()
+        self._set_meta(
+            NodeMeta(current.role, current.rpc, current.arch, current.mem_total, 0, __version__)
+        )
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(MEMORY_POLL_S)
+            total, free = self._memory()
+            now = time.monotonic()
+            if should_advertise(
+                self._last_free, self._last_time, free, now, MEMORY_STEP, MEMORY_INTERVAL_S
+            ):
+                self._base = NodeMeta(
+                    self._base.role, self._base.rpc, self._base.arch, total, free, __version__
+                )
+                self._set_meta(self._base)
+                self._last_free, self._last_time = free, now

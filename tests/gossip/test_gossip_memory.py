@@ -1,4 +1,4 @@
-"""MemoryWatch: when free memory is worth gossiping again, and reading it."""
+"""When free memory is worth gossiping again, and reading it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from fless._units import MiB
 from fless.gossip import (
-    MemoryWatch,
     parse_meminfo,
     read_memory,
     reading_at_most_every,
@@ -78,33 +77,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def test_watch_advertises_on_step_and_interval() -> None:
-    clock = FakeClock()
-    readings = iter([(1000 * MiB, 500 * MiB), (1000 * MiB, 495 * MiB), (1000 * MiB, 480 * MiB)])
-    watch = MemoryWatch(16 * MiB, 30.0, reader=lambda: next(readings), clock=clock)
-    assert watch.poll() == (1000 * MiB, 500 * MiB)  # first reading always goes out
-    clock.now += 1
-    assert watch.poll() is None  # 5 MiB less: not worth a broadcast
-    clock.now += 1
-    assert watch.poll() == (1000 * MiB, 480 * MiB)  # 20 MiB less than advertised
-
-
-def test_watch_fixed_figure_overrides_the_machine() -> None:
-    clock = FakeClock()
-    watch = MemoryWatch(MiB, 5.0, fixed=(512 * MiB, 256 * MiB), clock=clock)
-    assert watch.read() == (512 * MiB, 256 * MiB)
-    assert watch.poll() == (512 * MiB, 256 * MiB)
-    clock.now += 4.9
-    assert watch.poll() is None
-    clock.now += 0.1
-    assert watch.poll() == (512 * MiB, 256 * MiB)  # repeated after max_interval
-
-
-def test_watch_rejects_nonsense_interval() -> None:
-    with pytest.raises(ValueError):
-        MemoryWatch(MiB, 0)
 
 
 def test_reading_at_most_every_reuses_a_fresh_figure_and_rereads_a_stale_one() -> None:
