@@ -3,8 +3,9 @@
 ``api`` uses only what this module exports.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fless._lazy import lazy_names
 
 from ._errors import (
     AlreadyExists,
@@ -79,16 +80,7 @@ if TYPE_CHECKING:
     from ._remote import RemoteWorker
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(
-        importlib.import_module(module if "." in module else f".{module}", __name__), name
-    )
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
     "DEFAULT_MODULE",

@@ -10,8 +10,9 @@ imports only ``net``, ``gossip`` and ``exec`` (``tests/test_imports.py``),
 never the core: a worker knows nothing of the store, the scheduler or HTTP.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fless._lazy import lazy_names
 
 from ._metrics import SECONDS_BUCKETS, WorkerMetrics
 
@@ -58,14 +59,7 @@ if TYPE_CHECKING:
     from ._service import WorkerService
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
     "DRAIN_TIMEOUT_S",
