@@ -37,10 +37,11 @@ check: $(TEST_INSTALLED)
 	$(BIN)/mypy
 	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
 
-## test: install the toolchains, lint, type-check and run the whole test suite
+## test: install the toolchains, lint, type-check and run the whole test suite (nothing to install by hand: the scripts/*-deps.sh bring the rest)
 test: $(TEST_INSTALLED) toolchains
 	sh scripts/system-deps.sh
 	sh scripts/ui-deps.sh
+	sh scripts/events-deps.sh
 	$(BIN)/ruff format --check fless tests bench
 	$(BIN)/ruff check fless tests bench
 	$(BIN)/mypy
