@@ -142,6 +142,29 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """A core's event part: bindings, their queues and the outbox (docs/EVENTS.md)."""
+
+    # Connect the functions' events and sinks; off, a function naming any is refused.
+    enabled: bool = True
+    # Hosts bindings may connect to ("*": any; else names or addresses, as
+    # functions.http_allow): an MQTT broker, a CouchDB, an HTTP sink.
+    hosts: tuple[str, ...] = ("*",)
+    # Messages and async calls waiting to run, and results waiting for their
+    # sinks, at most (each; past it an MQTT message waits at its broker, an
+    # async call gets 429, and a result is dropped, counted and logged).
+    max_queued: int = 100_000
+    max_outbox: int = 100_000
+    # fsync each queue commit: survives a power cut, at a disk flush per
+    # message; without it a committed message survives any crash of fless.
+    sync: bool = False
+    # How long checking that a binding connects may take, at a create or update.
+    connect_timeout_ms: int = 3_000
+    # A sink that fails is tried again after 1 s, doubling up to this.
+    retry_max_ms: int = 60_000
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a ``fless-node`` is configured with."""
 
@@ -152,6 +175,7 @@ class Settings:
     functions: FunctionSettings = field(default_factory=FunctionSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    events: EventSettings = field(default_factory=EventSettings)
 
     @property
     def data_path(self) -> Path:
@@ -186,6 +210,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "functions": FunctionSettings,
     "worker": WorkerSettings,
     "cluster": ClusterSettings,
+    "events": EventSettings,
 }
 
 

@@ -15,7 +15,9 @@ from falcon.media.multipart import MultipartParseError
 
 from fless import __version__
 from fless.core import (
+    BINDING_KINDS,
     BadRequest,
+    BindingCheck,
     ExecError,
     FunctionRecord,
     JsonRefused,
@@ -94,6 +96,10 @@ class FunctionForm:
         self.code: bytes | None = None
         self.metadata: object = None
         self.wait: bool = True
+        # FunLess's bindings: None when not given (or given as [], which
+        # FunLess reads as none); [] when given as null, fless's way to
+        # remove them all in an update.
+        self.bindings: dict[str, list[object] | None] = dict.fromkeys(BINDING_KINDS)
 
     @classmethod
     async def read(cls, req: falcon.asgi.Request, max_code: int) -> FunctionForm:
@@ -145,10 +151,47 @@ class FunctionForm:
                 self.metadata = _field_json(name, text)
         elif name == "wait_for_workers":
             self.wait = _bool(name, text)
-        elif name in ("events", "sinks"):
+        elif name in BINDING_KINDS:
             items = _field_json(name, text) if text.strip() else []
-            if items:
-                raise BadRequest(f"fless does not connect {name}; send none")
+            if items is None:
+                self.bindings[name] = []
+            elif not isinstance(items, list):
+                raise BadRequest(f"multipart field {name!r} must be a JSON list")
+            elif items:
+                self.bindings[name] = items
+
+
+async def _checked(
+    platform: Platform, form: FunctionForm
+) -> tuple[dict[str, list[BindingCheck]], dict[str, list[dict[str, Any]] | None]]:
+    """Each binding kind's checks, and what to keep of it (None: leave it as it is)."""
+    checks: dict[str, list[BindingCheck]] = {}
+    kept: dict[str, list[dict[str, Any]] | None] = {}
+    for kind in BINDING_KINDS:
+        entries = form.bindings[kind]
+        if entries is None:
+            kept[kind] = None
+            continue
+        checks[kind] = await platform.check_bindings(kind, entries)
+        kept[kind] = [c.binding for c in checks[kind] if c.binding is not None]
+    return checks, kept
+
+
+def _with_bindings(data: dict[str, Any], checks: dict[str, list[BindingCheck]], status: int) -> int:
+    """Adds FunLess's answer for each binding kind sent; 207 when any entry failed."""
+    for kind, results in checks.items():
+        if not results:
+            continue
+        ok = sum(c.error is None for c in results)
+        data[kind] = [c.public() for c in results]
+        data[f"{kind}_metadata"] = {
+            "successful": ok,
+            "failed": len(results) - ok,
+            "total": len(results),
+        }
+        if ok < len(results):
+            status = 207
+    return status
 
 
 def _field_json(name: str, text: str) -> object:
@@ -249,10 +292,18 @@ class Module:
                 raise BadRequest("multipart field 'name' is missing")
             if form.code is None:
                 raise BadRequest("multipart field 'code' (the .wasm file) is missing")
+            checks, kept = await _checked(self._platform, form)
             record, workers = await self._platform.create_function(
-                module, form.name, form.code, form.metadata, form.wait
+                module,
+                form.name,
+                form.code,
+                form.metadata,
+                form.wait,
+                events=kept["events"] or (),
+                sinks=kept["sinks"] or (),
             )
-        _json(resp, 201, {"data": _function_data(record, workers)})
+        data = _function_data(record, workers)
+        _json(resp, _with_bindings(data, checks, 201), {"data": data})
 
 
 class Function:
@@ -280,10 +331,19 @@ class Function:
         async with self._budget.hold(req, self._platform.max_upload_bytes + _FIELD_MAX):
             form = await FunctionForm.read(req, self._platform.max_upload_bytes)
             new_name = form.name if form.name and form.name != name else None
+            checks, kept = await _checked(self._platform, form)
             record, workers = await self._platform.update_function(
-                module, name, form.code, form.metadata, new_name, form.wait
+                module,
+                name,
+                form.code,
+                form.metadata,
+                new_name,
+                form.wait,
+                events=kept["events"],
+                sinks=kept["sinks"],
             )
-        _json(resp, 200, {"data": _function_data(record, workers)})
+        data = _function_data(record, workers)
+        _json(resp, _with_bindings(data, checks, 200), {"data": data})
 
     async def on_delete(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from fless._lazy import lazy_names
 
+from ._bindings import KINDS as BINDING_KINDS
+from ._bindings import BindingCheck, Bindings
 from ._errors import (
     AlreadyExists,
     BadRequest,
@@ -83,12 +85,15 @@ if TYPE_CHECKING:
 __getattr__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
+    "BINDING_KINDS",
     "DEFAULT_MODULE",
     "JSON_MAX_DEPTH",
     "ROLE_ADMIN",
     "ROLE_USER",
     "AlreadyExists",
     "BadRequest",
+    "BindingCheck",
+    "Bindings",
     "Candidate",
     "ClusterSource",
     "CoreError",

@@ -36,6 +36,7 @@ from fless.gossip import GossipError
 from fless.worker import Call, error_kind
 
 from . import _metrics
+from ._bindings import KINDS, BindingCheck, Bindings
 from ._dispatch import Dispatcher
 from ._errors import BadRequest, CoreError, NoWorker, TooLarge, WorkerLost
 from ._json import JsonRefused
@@ -194,6 +195,8 @@ class Platform:
         recent: where the latest invocations are recorded (None: nowhere).
         refresh_metrics: sets the gauges a scrape reads (members, memory).
         metrics: where invocations are counted (None: metrics are off).
+        bindings: checks a function's events and sinks (None: this node
+            connects none, and a function that names some is refused).
     """
 
     def __init__(
@@ -208,8 +211,10 @@ class Platform:
         recent: Recent | None = None,
         refresh_metrics: Callable[[], None] = lambda: None,
         metrics: _metrics.NodeMetrics | None = None,
+        bindings: Bindings | None = None,
     ) -> None:
         self.metrics = metrics
+        self.bindings = bindings
         self.nodes = nodes
         self.recent = recent
         self.refresh_metrics = refresh_metrics
@@ -245,6 +250,10 @@ class Platform:
         except (OSError, TimeoutError, RuntimeError, GossipError) as exc:
             # Nothing answered there: the documented 502, as for a lost worker.
             raise WorkerLost(f"could not join {address}: {exc}") from None
+
+    def add_service(self, service: Service) -> None:
+        """Adds a service that needs the platform itself (the event part); before ``start``."""
+        self._services.append(service)
 
     async def start(self) -> None:
         """Starts the services (joins the cluster, say)."""
@@ -317,10 +326,38 @@ class Platform:
 
     # -- flows ---------------------------------------------------------------
 
+    async def check_bindings(self, kind: str, entries: Sequence[object]) -> list[BindingCheck]:
+        """Checks the ``events`` or ``sinks`` a create or update names, one result per entry.
+
+        A refused entry is a result with its reason, not an error: the
+        function is created or updated with the others (FunLess's 207).
+
+        Raises:
+            BadRequest: this node connects no bindings.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"no binding kind {kind!r}")
+        if not entries:
+            return []
+        if self.bindings is None:
+            raise BadRequest(f"this node does not connect {kind}; send none")
+        return await self.bindings.check(kind, entries)
+
     async def create_function(
-        self, module: str, name: str, code: bytes, metadata: object, wait: bool = True
+        self,
+        module: str,
+        name: str,
+        code: bytes,
+        metadata: object,
+        wait: bool = True,
+        events: Sequence[dict[str, Any]] = (),
+        sinks: Sequence[dict[str, Any]] = (),
     ) -> tuple[FunctionRecord, int]:
         """Validates, stores and pushes a new function.
+
+        Args:
+            events: bindings that invoke it, as ``check_bindings`` kept them.
+            sinks: where its results go, likewise.
 
         Returns:
             The stored record and how many workers hold its code.
@@ -341,6 +378,8 @@ class Platform:
             retries=spec.retries or 0,
             created=now,
             updated=now,
+            events=tuple(events),
+            sinks=tuple(sinks),
         )
         self.store.put_function(record, code)
         try:
@@ -361,8 +400,15 @@ class Platform:
         metadata: object,
         new_name: str | None = None,
         wait: bool = True,
+        events: Sequence[dict[str, Any]] | None = None,
+        sinks: Sequence[dict[str, Any]] | None = None,
     ) -> tuple[FunctionRecord, int]:
-        """Replaces a function's code and/or settings, or renames it."""
+        """Replaces a function's code and/or settings, or renames it.
+
+        Args:
+            events: the bindings that replace its events (None: keep them).
+            sinks: the bindings that replace its sinks (None: keep them).
+        """
         old = self.store.get_function(module, name)
         spec = parse_metadata(metadata, self.settings)
         changes: dict[str, Any] = {"updated": time.time()}
@@ -380,6 +426,10 @@ class Platform:
             changes["http_allow"] = spec.http_allow
         if spec.retries is not None:
             changes["retries"] = spec.retries
+        if events is not None:
+            changes["events"] = tuple(events)
+        if sinks is not None:
+            changes["sinks"] = tuple(sinks)
         record = dataclasses.replace(old, **changes)
         workers = 0
         if code is not None and wait:
@@ -407,6 +457,14 @@ class Platform:
 
     # -- modules, functions and subjects, as the API reads and changes them --
     # (the store is the core's: the API goes through these, never past them)
+
+    def functions_generation(self) -> int:
+        """A number that changes whenever a function is created, changed or deleted."""
+        return self.store.generation()
+
+    def all_functions(self) -> list[FunctionRecord]:
+        """Every function of every module (the event part follows their bindings)."""
+        return self.store.all_functions()
 
     def modules(self) -> list[str]:
         """Every module's name."""

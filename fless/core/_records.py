@@ -80,6 +80,11 @@ class FunctionRecord:
     updated: float
     # Added after the first release: records written before it decode with 0.
     retries: int = 0
+    # The function's bindings as FunLess sends them ({"type": ..., "params":
+    # {...}}, checked and normalized by the event part): what feeds it
+    # invocations, and where its results go. Older records have none.
+    events: tuple[dict[str, Any], ...] = ()
+    sinks: tuple[dict[str, Any], ...] = ()
 
     def encode(self) -> bytes:
         """The record's bytes in the store."""
@@ -92,6 +97,8 @@ class FunctionRecord:
         """The record ``encode`` wrote."""
         data = cbor2.loads(raw)
         data["http_allow"] = tuple(data["http_allow"])
+        data["events"] = tuple(data.get("events", ()))
+        data["sinks"] = tuple(data.get("sinks", ()))
         return cls(**data)
 
     def public(self) -> dict[str, Any]:
@@ -106,6 +113,8 @@ class FunctionRecord:
             "timeout": self.timeout_ms,
             "http_allow": list(self.http_allow),
             "retries": self.retries,
+            "events": [_without_secrets(b) for b in self.events],
+            "sinks": [_without_secrets(b) for b in self.sinks],
             "created": _iso(self.created),
             "updated": _iso(self.updated),
         }
@@ -132,6 +141,19 @@ class Subject:
     def public(self) -> dict[str, Any]:
         """The subject as the API shows it (never the hash)."""
         return {"name": self.name, "role": self.role, "created": _iso(self.created)}
+
+
+# Binding parameters never shown back: a broker's or database's password,
+# and an HTTP sink's headers (which may carry a token).
+SECRET_PARAMS = frozenset({"password", "headers"})
+
+
+def _without_secrets(binding: dict[str, Any]) -> dict[str, Any]:
+    params = binding.get("params", {})
+    return {
+        "type": binding.get("type"),
+        "params": {k: "(hidden)" if k in SECRET_PARAMS else v for k, v in params.items()},
+    }
 
 
 def _iso(when: float) -> str:

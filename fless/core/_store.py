@@ -82,6 +82,9 @@ class Store:
         self._refs = self._env.open_db(b"code_refs")
         self._subjects = self._env.open_db(b"subjects")
         self._keys = self._env.open_db(b"keys")
+        # "generation": bumped by every change to a function, so a process
+        # that follows the functions (the event part) rereads them only then.
+        self._meta = self._env.open_db(b"meta")
         with self._env.begin(write=True) as txn:
             if txn.get(DEFAULT_MODULE.encode(), db=self._modules) is None:
                 txn.put(DEFAULT_MODULE.encode(), b"", db=self._modules)
@@ -128,6 +131,7 @@ class Store:
                 raise AlreadyExists(f"module {new} already exists")
             txn.delete(module.encode(), db=self._modules)
             moved = []
+            self._bump(txn)
             for record in self._functions_in(txn, module):
                 txn.delete(_fn_key(module, record.name), db=self._functions)
                 renamed = dataclasses.replace(record, module=new)
@@ -144,6 +148,7 @@ class Store:
             if not txn.delete(module.encode(), db=self._modules):
                 raise NotFound(f"module {module} not found")
             gone = list(self._functions_in(txn, module))
+            self._bump(txn)
             for record in gone:
                 txn.delete(_fn_key(module, record.name), db=self._functions)
                 self._unref(txn, record.hash)
@@ -235,6 +240,7 @@ class Store:
                 txn.delete(_fn_key(old.module, old.name), db=self._functions)
                 self._unref(txn, old.hash)
             txn.put(new_key, record.encode(), db=self._functions)
+            self._bump(txn)
 
     def delete_function(self, module: str, name: str) -> FunctionRecord:
         """Deletes a function; returns its last record."""
@@ -248,7 +254,22 @@ class Store:
                 raise NotFound(f"function {module}/{name} not found")
             record = FunctionRecord.decode(raw)
             self._unref(txn, record.hash)
+            self._bump(txn)
         return record
+
+    def generation(self) -> int:
+        """A number that changes whenever any function is created, changed or deleted."""
+        with self._env.begin(db=self._meta) as txn:
+            return int(txn.get(b"generation", b"0"))
+
+    def all_functions(self) -> list[FunctionRecord]:
+        """Every function of every module."""
+        with self._env.begin(db=self._functions) as txn:
+            return [FunctionRecord.decode(bytes(v)) for v in txn.cursor().iternext(keys=False)]
+
+    def _bump(self, txn: lmdb.Transaction) -> None:
+        count = int(txn.get(b"generation", b"0", db=self._meta))
+        txn.put(b"generation", str(count + 1).encode(), db=self._meta)
 
     def _ref(self, txn: lmdb.Transaction, sha: str) -> None:
         count = int(txn.get(sha.encode(), b"0", db=self._refs))

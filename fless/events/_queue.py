@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,8 @@ class EventQueues:
     Args:
         path: directory of the LMDB environment (created with mode 0o700 if missing).
         names: the queues.
-        max_items: the most items a queue holds; ``put`` refuses past it.
+        max_items: the most items a queue holds (one figure for all, or one
+            per queue name); ``put`` refuses past it.
         clock: wall-clock time in seconds (``time.time``; tests pass a fake).
         sync: whether each commit waits for the disk. A committed change
             survives a crash of the process either way; with ``sync=True`` it
@@ -78,17 +79,18 @@ class EventQueues:
         self,
         path: Path,
         names: Sequence[str],
-        max_items: int,
+        max_items: int | Mapping[str, int],
         clock: Callable[[], float] = time.time,
         sync: bool = False,
         map_size: int = 256 << 20,
     ) -> None:
         if not names or len(set(names)) != len(names) or "" in names:
             raise ValueError("queue names must be given, non-empty and distinct")
-        if max_items < 1:
-            raise ValueError("max_items must be positive")
+        limits = max_items if isinstance(max_items, Mapping) else dict.fromkeys(names, max_items)
+        if set(limits) != set(names) or min(limits.values()) < 1:
+            raise ValueError("max_items must be positive, for every queue")
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.max_items = max_items
+        self.max_items = dict(limits)
         self._clock = clock
         self._env = lmdb.open(
             str(path),
@@ -101,6 +103,7 @@ class EventQueues:
         self._meta = self._env.open_db(b"meta")
         # The "q:" prefix keeps a queue called "meta" apart from the meta db.
         self._dbs = {name: self._env.open_db(b"q:" + name.encode()) for name in names}
+        self._limits = {id(self._dbs[name]): self.max_items[name] for name in names}
 
     def close(self) -> None:
         """Closes the environment (the items stay on disk)."""
@@ -200,6 +203,26 @@ class EventQueues:
             txn.put(_U64.pack(due) + claimed.key[8:], raw, db=db)
             return True
 
+    def extend(self, claimed: Claimed, lease_s: float) -> Claimed | None:
+        """Holds a claimed item ``lease_s`` seconds from now (a call that runs long).
+
+        Returns:
+            The claim under its new key; None if this claim no longer holds it.
+
+        Raises:
+            ValueError: a negative lease.
+        """
+        db = self._db(claimed.queue)
+        until = _millis(self._clock() + _non_negative("lease_s", lease_s))
+        key = _U64.pack(until) + claimed.key[8:]
+        with self._env.begin(write=True) as txn:
+            raw = _held(txn, db, claimed)
+            if raw is None:
+                return None
+            txn.delete(claimed.key, db=db)
+            txn.put(key, raw, db=db)
+        return dataclasses.replace(claimed, key=key)
+
     def transfer(self, done: Claimed, puts: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
         """Acks ``done`` and puts each ``(queue, item)`` of ``puts``, in one transaction.
 
@@ -256,7 +279,7 @@ class EventQueues:
             raise KeyError(f"no queue is named {queue!r}") from None
 
     def _put(self, txn: lmdb.Transaction, db: Any, due: int, data: bytes) -> bool:
-        if txn.stat(db)["entries"] >= self.max_items:
+        if txn.stat(db)["entries"] >= self._limits[id(db)]:
             return False
         # Read inside the write transaction: another process may have moved it.
         raw = txn.get(_SEQ, db=self._meta)

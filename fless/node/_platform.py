@@ -14,6 +14,7 @@ from fless.core import (
     WorkerSource,
     enable_metrics,
 )
+from fless.events import Checker, EventService
 from fless.gossip import Member
 from fless.net import RpcClient
 from fless.worker import LocalWorker
@@ -71,7 +72,11 @@ def open_platform(settings: Settings) -> Platform:
     source.append(ClusterSource(gossip, rpc))
     sources.append(source[0])
     services += [_Closing(rpc), gossip]
-    return Platform(
+    events = settings.events
+    checker = None
+    if events.enabled:
+        checker = Checker(events.hosts, events.connect_timeout_ms / 1000)
+    platform = Platform(
         store,
         Dispatcher(sources, metrics),
         settings.functions,
@@ -87,7 +92,11 @@ def open_platform(settings: Settings) -> Platform:
             # An entry is about 200 bytes; the bound is a backstop.
             max_bytes=settings.api.recent_invocations * 1024,
         ),
+        bindings=checker,
     )
+    if events.enabled:
+        platform.add_service(EventService(platform, events, settings.data_path / "events"))
+    return platform
 
 
 def _member_view(member: Member) -> dict[str, object]:

@@ -322,3 +322,40 @@ def test_items_a_killed_process_held_come_back_after_the_lease(tmp_path: Path) -
         claimed = queues.claim("work", 10, lease_s=60.0)
     assert [c.item["n"] for c in claimed] == list(range(10))
     assert all(c.attempts == 1 for c in claimed)
+
+
+def test_each_queue_may_have_its_own_bound(tmp_path: Path) -> None:
+    queues = EventQueues(tmp_path / "q", ["inbox", "outbox"], {"inbox": 1, "outbox": 3})
+    try:
+        assert queues.put("inbox", {"n": 1})
+        assert not queues.put("inbox", {"n": 2})
+        assert all(queues.put("outbox", {"n": n}) for n in range(3))
+        assert not queues.put("outbox", {"n": 3})
+    finally:
+        queues.close()
+
+
+def test_a_bound_for_an_unknown_queue_or_a_missing_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        EventQueues(tmp_path / "q", ["inbox"], {"inbox": 1, "other": 1})
+    with pytest.raises(ValueError):
+        EventQueues(tmp_path / "q", ["inbox", "outbox"], {"inbox": 1})
+
+
+def test_extend_holds_a_claim_longer_and_the_old_key_no_longer_acks(tmp_path: Path) -> None:
+    clock = [1000.0]
+    queues = EventQueues(tmp_path / "q", ["q"], 10, clock=lambda: clock[0])
+    try:
+        queues.put("q", {"n": 1})
+        (claimed,) = queues.claim("q", 1, lease_s=10)
+        clock[0] += 8
+        longer = queues.extend(claimed, lease_s=10)
+        assert longer is not None and longer.attempts == claimed.attempts
+        clock[0] += 5  # past the first lease, within the extended one
+        assert queues.claim("q", 1, lease_s=10) == []
+        assert not queues.ack(claimed)
+        assert queues.ack(longer)
+        assert queues.depth("q") == 0
+        assert queues.extend(longer, 10) is None
+    finally:
+        queues.close()

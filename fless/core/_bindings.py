@@ -1,0 +1,50 @@
+"""A function's bindings as the core sees them: checked by the event part, kept with the function.
+
+FunLess's create and update take ``events`` (what invokes the function: an
+MQTT topic, a cron schedule) and ``sinks`` (where its results go). The core
+stores them in the function's record; what they mean, and whether one can
+connect, is the event part's (``fless.events``), which the node hands to the
+platform as its ``Bindings``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# The two kinds of binding, as FunLess's multipart fields name them.
+KINDS = ("events", "sinks")
+
+
+@dataclass(frozen=True)
+class BindingCheck:
+    """What came of one entry of a function's ``events`` or ``sinks``.
+
+    Attributes:
+        binding: the entry as it is kept (``{"type": ..., "params": {...}}``,
+            normalized), or None when it was refused.
+        error: why it was refused, or None.
+    """
+
+    binding: dict[str, Any] | None
+    error: str | None = None
+
+    def public(self) -> dict[str, str]:
+        """The entry's status as FunLess answers it."""
+        if self.error is None:
+            return {"status": "success"}
+        return {"status": "error", "message": self.error}
+
+
+class Bindings(Protocol):
+    """Checks bindings before they are kept (the event part)."""
+
+    async def check(self, kind: str, entries: Sequence[object]) -> list[BindingCheck]:
+        """Checks each entry: its type and params, and that it can connect now.
+
+        Args:
+            kind: ``"events"`` or ``"sinks"``.
+            entries: the list the client sent, one result per entry, in order.
+        """
+        ...

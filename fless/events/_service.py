@@ -1,0 +1,559 @@
+"""The event part of one API process: follows the bindings, feeds the queue, runs it, delivers.
+
+Every API process of a core runs one ``EventService``; they share two
+durable queues in ``data_dir/events`` (``EventQueues``):
+
+- **inbox**: invocations waiting to run. An MQTT message is put here before
+  it is acknowledged to its broker, a cron tick when it fires. Any process
+  claims them, runs the function through the core's invoke flow, and in one
+  transaction removes the item and puts the result in the outbox, once per
+  sink of the function.
+- **outbox**: results waiting for their sinks. A sink that fails gets the
+  result again later, after 1 s, then twice as long each time up to
+  ``events.retry_max_ms``, for as long as it stays in the outbox.
+
+A claim is a lease: a process that dies mid-call leaves its items to
+another (or to itself, restarted) when the lease runs out, so everything is
+at least once. Each event binding is served by one process at a time: the
+one holding its lock file (``flock``), which the kernel releases when the
+process dies, for another process to take within ``FOLLOW_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fless.config import EventSettings
+from fless.core import (
+    CoreError,
+    ExecError,
+    JsonRefused,
+    NotFound,
+    NoWorker,
+    Platform,
+    WorkerLost,
+    load_json,
+    new_invocation_id,
+)
+
+from . import _cron
+from ._http import SinkFailed, deliver_couch, deliver_http
+from ._mqtt import Publisher, Subscription
+from ._queue import Claimed, EventQueues
+from ._specs import (
+    Broker,
+    CouchSink,
+    CronEvent,
+    Event,
+    HttpSink,
+    MqttEvent,
+    Refused,
+    load_event,
+    load_sink,
+)
+
+log = logging.getLogger("fless.events")
+
+# How often a process looks for changed bindings, and for bindings whose
+# serving process died (their locks are free then).
+FOLLOW_S = 1.0
+# How long a claim holds an item; a call that may run longer is held again
+# every EXTEND_S while it runs.
+LEASE_S = 10.0
+EXTEND_S = 4.0
+# A sink gets this long per result; its claim holds twice that.
+SINK_TIMEOUT_S = 10.0
+# Calls and deliveries one process runs at once.
+RUNNING_AT_ONCE = 8
+DELIVERING_AT_ONCE = 8
+# Items another process put are seen within this long at most.
+IDLE_POLL_S = 0.25
+# A call that found no worker waits this long, doubling, before it is tried again.
+NO_WORKER_FIRST_S = 0.5
+NO_WORKER_MAX_S = 30.0
+# The largest MQTT payload taken as args (a larger one is counted and dropped).
+MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+INBOX, OUTBOX = "inbox", "outbox"
+
+
+def binding_id(node: str, module: str, name: str, entry: dict[str, Any]) -> str:
+    """A binding's id: the same for the same function and entry on the same core."""
+    blob = json.dumps([node, module, name, entry], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+@dataclass
+class Counts:
+    """What the event part did in this process, since it started."""
+
+    received: int = 0
+    bad_payloads: int = 0
+    invoked: int = 0
+    failed: int = 0
+    delivered: int = 0
+    sink_failures: int = 0
+    dropped: int = 0
+
+
+@dataclass
+class _Served:
+    """An event binding this process serves."""
+
+    lock: int
+    stop: Callable[[], Awaitable[None]]
+
+
+class EventService:
+    """Runs a core's event bindings and sinks in this process (a ``Platform`` service).
+
+    Args:
+        platform: the core (its functions, and its invoke flow).
+        settings: the ``[events]`` settings.
+        path: ``data_dir/events``.
+    """
+
+    def __init__(self, platform: Platform, settings: EventSettings, path: Path) -> None:
+        self.counts = Counts()
+        self._platform = platform
+        self._settings = settings
+        self._path = path
+        self._queues: EventQueues | None = None
+        self._node = ""
+        self._generation = -1
+        self._wanted: dict[str, tuple[str, str, Event]] = {}
+        self._served: dict[str, _Served] = {}
+        self._publishers: dict[Broker, Publisher] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox_ready = asyncio.Event()
+        self._outbox_ready = asyncio.Event()
+        self._senders = ThreadPoolExecutor(DELIVERING_AT_ONCE, thread_name_prefix="fless-sink")
+        self._refused: set[str] = set()
+
+    @property
+    def queues(self) -> EventQueues:
+        """The queues (open once started)."""
+        if self._queues is None:
+            raise RuntimeError("the event service is not started")
+        return self._queues
+
+    async def start(self) -> None:
+        """Opens the queues and starts following bindings, running calls and delivering."""
+        self._loop = asyncio.get_running_loop()
+        self._path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self._path / "locks").mkdir(exist_ok=True, mode=0o700)
+        (self._path / "cron").mkdir(exist_ok=True, mode=0o700)
+        self._node = _node_id(self._path / "node-id")
+        self._queues = EventQueues(
+            self._path / "queues",
+            [INBOX, OUTBOX],
+            {INBOX: self._settings.max_queued, OUTBOX: self._settings.max_outbox},
+            sync=self._settings.sync,
+        )
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="fless-events-follow"),
+            asyncio.create_task(self._run_inbox(), name="fless-events-inbox"),
+            asyncio.create_task(self._run_outbox(), name="fless-events-outbox"),
+        ]
+
+    async def stop(self) -> None:
+        """Stops serving: bindings released (another process may take them), queues closed."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for bid in list(self._served):
+            await self._release(bid)
+        for publisher in self._publishers.values():
+            await asyncio.to_thread(publisher.stop)
+        self._senders.shutdown(wait=True, cancel_futures=True)
+        if self._queues is not None:
+            self._queues.close()
+
+    # -- bindings ------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await self._reconcile()
+            except Exception:
+                log.exception("events: following the bindings failed")
+            await asyncio.sleep(FOLLOW_S)
+
+    async def _reconcile(self) -> None:
+        generation = self._platform.functions_generation()
+        if generation != self._generation:
+            self._generation = generation
+            self._wanted = self._read_bindings()
+        for bid in [b for b in self._served if b not in self._wanted]:
+            await self._release(bid)
+        for bid, (module, name, event) in self._wanted.items():
+            if bid in self._served:
+                continue
+            lock = _try_lock(self._path / "locks" / f"{bid}.lock")
+            if lock is not None:
+                self._serve(bid, module, name, event, lock)
+
+    def _read_bindings(self) -> dict[str, tuple[str, str, Event]]:
+        wanted: dict[str, tuple[str, str, Event]] = {}
+        for record in self._platform.all_functions():
+            for entry in record.events:
+                bid = binding_id(self._node, record.module, record.name, entry)
+                try:
+                    wanted[bid] = (record.module, record.name, load_event(entry))
+                except Refused as exc:
+                    if bid not in self._refused:
+                        self._refused.add(bid)
+                        log.warning(
+                            "events: %s/%s has a binding fless no longer takes: %s",
+                            record.module,
+                            record.name,
+                            exc,
+                        )
+        return wanted
+
+    def _serve(self, bid: str, module: str, name: str, event: Event, lock: int) -> None:
+        if isinstance(event, MqttEvent):
+
+            def take(topic: str, payload: bytes) -> bool:
+                return self._take_message(bid, module, name, event, topic, payload)
+
+            subscription = Subscription(event.broker, event.topic, f"fless-{bid[:16]}", take)
+            subscription.start()
+
+            async def unsubscribe() -> None:
+                await asyncio.to_thread(subscription.stop)
+
+            self._served[bid] = _Served(lock, unsubscribe)
+        else:
+            task = asyncio.create_task(self._tick(bid, module, name, event), name=f"cron-{bid}")
+
+            async def cancel() -> None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+            self._served[bid] = _Served(lock, cancel)
+        log.info(
+            "events: serving %s for %s/%s in process %d", event.type, module, name, os.getpid()
+        )
+
+    async def _release(self, bid: str) -> None:
+        served = self._served.pop(bid)
+        try:
+            await served.stop()
+        finally:
+            os.close(served.lock)
+
+    # -- sources -------------------------------------------------------------
+
+    def _take_message(
+        self, bid: str, module: str, name: str, event: MqttEvent, topic: str, payload: bytes
+    ) -> bool:
+        """Stores one MQTT message as an invocation (on paho's thread); False: not now."""
+        self.counts.received += 1
+        args = _args_of(payload)
+        if args is None:
+            self.counts.bad_payloads += 1
+            if self.counts.bad_payloads & (self.counts.bad_payloads - 1) == 0:  # 1, 2, 4, 8...
+                log.warning(
+                    "events: a message on %s for %s/%s is not a JSON object; dropped "
+                    "(%d so far in this process)",
+                    topic,
+                    module,
+                    name,
+                    self.counts.bad_payloads,
+                )
+            return True
+        if event.topic_key is not None:
+            args[event.topic_key] = topic
+        item = {
+            "id": new_invocation_id(),
+            "fn": [module, name],
+            "args": json.dumps(args, separators=(",", ":")).encode(),
+            "binding": bid,
+            "topic": topic,
+        }
+        if not self.queues.put(INBOX, item):
+            return False
+        self._wake(self._inbox_ready)
+        return True
+
+    async def _tick(self, bid: str, module: str, name: str, event: CronEvent) -> None:
+        marker = self._path / "cron" / bid
+        args = json.dumps(dict(event.args), separators=(",", ":")).encode()
+        while True:
+            last = _read_float(marker)
+            plan = _cron.plan(event.schedule, event.timezone, last, time.time())
+            tick = plan.catch_up
+            if tick is None:
+                await asyncio.sleep(max(0.0, plan.next_tick.timestamp() - time.time()))
+                tick = plan.next_tick
+            item = {"id": f"{bid}-{int(tick.timestamp())}", "fn": [module, name], "args": args}
+            item["binding"] = bid
+            if self.queues.put(INBOX, item):
+                _write_float(marker, tick.timestamp())
+                self._wake(self._inbox_ready)
+            else:
+                log.warning("events: the queue is full; cron tick for %s/%s skipped", module, name)
+                _write_float(marker, tick.timestamp())
+
+    # -- the inbox: running -------------------------------------------------
+
+    async def _run_inbox(self) -> None:
+        await self._drain(INBOX, RUNNING_AT_ONCE, LEASE_S, self._inbox_ready, self._invoke)
+
+    async def _run_outbox(self) -> None:
+        await self._drain(
+            OUTBOX, DELIVERING_AT_ONCE, 2 * SINK_TIMEOUT_S, self._outbox_ready, self._deliver
+        )
+
+    async def _drain(
+        self,
+        queue: str,
+        at_once: int,
+        lease_s: float,
+        ready: asyncio.Event,
+        handle: Callable[[Claimed], Any],
+    ) -> None:
+        """Claims as many items as there are free slots, and handles each in a task of its own."""
+        running: set[asyncio.Task[None]] = set()
+        freed = asyncio.Event()
+
+        def done(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            freed.set()
+
+        while True:
+            free = at_once - len(running)
+            if free <= 0:
+                freed.clear()
+                await freed.wait()
+                continue
+            # Cleared before looking, so an item put meanwhile wakes the wait.
+            ready.clear()
+            # A read first: an idle queue costs no write transaction.
+            due = self.queues.next_due(queue)
+            claimed = []
+            if due == 0.0:
+                try:
+                    claimed = self.queues.claim(queue, free, lease_s)
+                except Exception:
+                    log.exception("events: claiming from the %s failed", queue)
+            if not claimed:
+                wait = IDLE_POLL_S if due is None or due == 0.0 else min(due, IDLE_POLL_S)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await ready.wait()
+                continue
+            for item in claimed:
+                task = asyncio.create_task(handle(item))
+                running.add(task)
+                task.add_done_callback(done)
+
+    async def _invoke(self, claimed: Claimed) -> None:
+        item = claimed.item
+        module, name = item["fn"]
+        holder = asyncio.create_task(self._hold(claimed))
+        try:
+            outcome = await self._platform.invoke(module, name, item["args"], invocation=item["id"])
+        except (NoWorker, WorkerLost) as exc:
+            delay = min(NO_WORKER_FIRST_S * 2**claimed.attempts, NO_WORKER_MAX_S)
+            log.info("events: %s/%s could not run (%s); again in %.1f s", module, name, exc, delay)
+            holder.cancel()
+            self.queues.retry(await _latest(holder, claimed), delay)
+            return
+        except (ExecError, CoreError) as exc:
+            # The function failed (or is gone): its failure is its answer,
+            # recorded with the invocation; an event is not run again for it.
+            self.counts.failed += 1
+            log.info("events: %s/%s failed on an event: %s", module, name, exc)
+            holder.cancel()
+            self.queues.ack(await _latest(holder, claimed))
+            return
+        except Exception:
+            log.exception("events: running %s/%s failed", module, name)
+            holder.cancel()
+            self.queues.retry(await _latest(holder, claimed), NO_WORKER_MAX_S)
+            return
+        holder.cancel()
+        claimed = await _latest(holder, claimed)
+        self.counts.invoked += 1
+        try:
+            sinks = self._platform.function(module, name).sinks
+        except NotFound:
+            sinks = ()
+        puts = [
+            (
+                OUTBOX,
+                {
+                    "fn": [module, name],
+                    "sink": dict(sink),
+                    "result": outcome.output,
+                    "id": item["id"],
+                },
+            )
+            for sink in sinks
+        ]
+        went = self.queues.transfer(claimed, puts)
+        lost = went.count(False)
+        if lost:
+            self.counts.dropped += lost
+            log.warning(
+                "events: the outbox is full: %d results of %s/%s dropped (%d in this process)",
+                lost,
+                module,
+                name,
+                self.counts.dropped,
+            )
+        if puts:
+            self._wake(self._outbox_ready)
+
+    async def _hold(self, claimed: Claimed) -> Claimed:
+        """Extends a claim every ``EXTEND_S`` while its call runs; returns the latest claim."""
+        latest = claimed
+        try:
+            while True:
+                await asyncio.sleep(EXTEND_S)
+                extended = self.queues.extend(latest, LEASE_S)
+                if extended is None:
+                    return latest
+                latest = extended
+        except asyncio.CancelledError:
+            return latest
+
+    # -- the outbox: delivering ----------------------------------------------
+
+    async def _deliver(self, claimed: Claimed) -> None:
+        item = claimed.item
+        module, name = item["fn"]
+        loop = asyncio.get_running_loop()
+        try:
+            sink = load_sink(item["sink"])
+            if isinstance(sink, CouchSink):
+                await loop.run_in_executor(
+                    self._senders, deliver_couch, sink, item["result"], item["id"], SINK_TIMEOUT_S
+                )
+            elif isinstance(sink, HttpSink):
+                function = f"{module}/{name}"
+                await loop.run_in_executor(
+                    self._senders,
+                    deliver_http,
+                    sink,
+                    item["result"],
+                    item["id"],
+                    function,
+                    SINK_TIMEOUT_S,
+                )
+            else:
+                await self._publisher(sink.broker).publish(
+                    sink.topic, item["result"], SINK_TIMEOUT_S
+                )
+        except Refused as exc:
+            log.warning(
+                "events: a result of %s/%s has a sink fless cannot use: %s", module, name, exc
+            )
+            self.queues.ack(claimed)
+            return
+        except (SinkFailed, TimeoutError, OSError) as exc:
+            self.counts.sink_failures += 1
+            delay = min(2.0**claimed.attempts, self._settings.retry_max_ms / 1000)
+            if claimed.attempts == 0 or self.counts.sink_failures % 100 == 0:
+                log.warning(
+                    "events: a result of %s/%s was not delivered (%s); trying again in %.0f s",
+                    module,
+                    name,
+                    exc or type(exc).__name__,
+                    delay,
+                )
+            self.queues.retry(claimed, delay)
+            return
+        self.counts.delivered += 1
+        self.queues.ack(claimed)
+
+    def _publisher(self, broker: Broker) -> Publisher:
+        publisher = self._publishers.get(broker)
+        if publisher is None:
+            client_id = f"fless-out-{secrets.token_hex(6)}"
+            publisher = self._publishers[broker] = Publisher(broker, client_id)
+            publisher.start()
+        return publisher
+
+    def _wake(self, ready: asyncio.Event) -> None:
+        """Sets ``ready`` from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(ready.set)
+
+
+async def _latest(holder: asyncio.Task[Claimed], claimed: Claimed) -> Claimed:
+    try:
+        return await holder
+    except asyncio.CancelledError:
+        return claimed
+
+
+def _args_of(payload: bytes) -> dict[str, Any] | None:
+    """A message's payload as args: a JSON object, or None."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        value = load_json(payload)
+    except (JsonRefused, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor holding ``path``'s exclusive lock, or None if another holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _node_id(path: Path) -> str:
+    """This core's id for its bindings, made once and kept in the data directory."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    made = secrets.token_hex(8)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}")
+    tmp.write_text(made)
+    try:
+        os.link(tmp, path)  # the first process to make one wins
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
+def _read_float(path: Path) -> float | None:
+    try:
+        return float(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _write_float(path: Path, value: float) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}")
+    tmp.write_text(repr(value))
+    os.replace(tmp, path)

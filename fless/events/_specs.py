@@ -1,0 +1,284 @@
+"""What a binding says: FunLess's ``{"type": ..., "params": {...}}`` entries, checked and typed.
+
+Pure: no I/O. ``parse_event`` and ``parse_sink`` take one entry as the client
+sent it and return a typed binding, or raise ``Refused`` with the message
+FunLess's answer carries for that entry. ``stored`` is the normalized entry
+the function's record keeps, and ``load`` turns it back into the typed form.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from croniter import croniter
+
+MQTT_PORT = 1883
+MQTT_TLS_PORT = 8883
+# MQTT's limit on a topic (an encoded string's length is two bytes).
+MAX_TOPIC_BYTES = 65535
+# A binding's strings are addresses and names, not documents.
+MAX_PARAM_CHARS = 2048
+MAX_HEADERS = 32
+# A header name is an RFC 9110 token; a value has no control characters.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,4096}")
+# A host is a name or an address: no user part, path or spaces.
+_HOST = re.compile(r"[A-Za-z0-9._\-:\[\]%]{1,253}")
+
+
+class Refused(ValueError):
+    """One binding cannot be kept; the message says why, for the client."""
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where an MQTT binding connects."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class MqttEvent:
+    """Each message on ``topic`` (a filter: ``+`` and ``#`` allowed) invokes the function.
+
+    The payload, a JSON object, is the invocation's args. With ``topic_key``
+    set, the topic the message came on is added to them under that key (off
+    by default: FunLess's args are the payload as it is).
+    """
+
+    broker: Broker
+    topic: str
+    topic_key: str | None = None
+    type: str = field(default="mqtt", init=False)
+
+
+@dataclass(frozen=True)
+class CronEvent:
+    """The function is invoked with ``args`` at each time ``schedule`` names, in ``timezone``."""
+
+    schedule: str
+    timezone: str = "UTC"
+    args: Mapping[str, Any] = field(default_factory=dict)
+    type: str = field(default="cron", init=False)
+
+
+@dataclass(frozen=True)
+class CouchSink:
+    """Each result is POSTed to the database at ``url`` as a JSON document."""
+
+    url: str
+    username: str | None = None
+    password: str | None = None
+    type: str = field(default="couchdb", init=False)
+
+
+@dataclass(frozen=True)
+class HttpSink:
+    """Each result is POSTed to ``url`` as JSON, with ``headers``."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    type: str = field(default="http", init=False)
+
+
+@dataclass(frozen=True)
+class MqttSink:
+    """Each result is published to ``topic`` (no wildcards), at QoS 1."""
+
+    broker: Broker
+    topic: str
+    type: str = field(default="mqtt", init=False)
+
+
+Event = MqttEvent | CronEvent
+Sink = CouchSink | HttpSink | MqttSink
+EVENT_TYPES = ("mqtt", "cron")
+SINK_TYPES = ("couchdb", "http", "mqtt")
+
+
+def parse_event(entry: object) -> Event:
+    """The event ``entry`` names.
+
+    Raises:
+        Refused: no ``type`` or ``params``, an unknown type, or a bad param.
+    """
+    kind, params = _entry(entry, EVENT_TYPES, "event")
+    if kind == "mqtt":
+        topic = _text(params, "topic")
+        check_topic(topic, wildcards=True)
+        topic_key = _optional_text(params, "topic_key")
+        return MqttEvent(_broker(params), topic, topic_key)
+    schedule = _text(params, "schedule")
+    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        raise Refused(
+            f"params.schedule {schedule!r} is not a cron expression of five fields "
+            "(minute hour day month weekday)"
+        )
+    timezone = _optional_text(params, "timezone") or "UTC"
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise Refused(f"params.timezone {timezone!r} is not a known time zone") from None
+    args = params.get("args", {})
+    if not isinstance(args, dict):
+        raise Refused("params.args must be a JSON object")
+    return CronEvent(schedule, timezone, args)
+
+
+def parse_sink(entry: object) -> Sink:
+    """The sink ``entry`` names.
+
+    Raises:
+        Refused: no ``type`` or ``params``, an unknown type, or a bad param.
+    """
+    kind, params = _entry(entry, SINK_TYPES, "sink")
+    if kind == "couchdb":
+        return CouchSink(
+            _url(params), _optional_text(params, "username"), _optional_text(params, "password")
+        )
+    if kind == "http":
+        return HttpSink(_url(params), _headers(params))
+    topic = _text(params, "topic")
+    check_topic(topic, wildcards=False)
+    return MqttSink(_broker(params), topic)
+
+
+def stored(binding: Event | Sink) -> dict[str, Any]:
+    """The binding as the function's record keeps it: FunLess's shape, normalized."""
+    params = {k: v for k, v in asdict(binding).items() if k != "type"}
+    broker = params.pop("broker", None)
+    if broker is not None:
+        params = {**broker, **params}
+    return {"type": binding.type, "params": {k: v for k, v in params.items() if v is not None}}
+
+
+def load_event(entry: Mapping[str, Any]) -> Event:
+    """An event as ``stored`` kept it (checked again: a record may predate a rule)."""
+    return parse_event(entry)
+
+
+def load_sink(entry: Mapping[str, Any]) -> Sink:
+    """A sink as ``stored`` kept it."""
+    return parse_sink(entry)
+
+
+def check_topic(topic: str, wildcards: bool) -> None:
+    """Refuses a topic MQTT would refuse, or a filter where a plain topic is needed.
+
+    Raises:
+        Refused: empty, too long, a NUL, or a misplaced ``+`` or ``#``.
+    """
+    if not topic:
+        raise Refused("params.topic is empty")
+    if len(topic.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES or "\0" in topic:
+        raise Refused("params.topic is too long or holds a NUL character")
+    try:
+        topic.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Refused("params.topic is not valid Unicode text") from None
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "+" in level or "#" in level:
+            if not wildcards:
+                raise Refused(f"params.topic {topic!r} has a wildcard; a sink needs one topic")
+            if level not in ("+", "#") or (level == "#" and i != len(levels) - 1):
+                raise Refused(
+                    f"params.topic {topic!r}: '+' must fill a whole level, "
+                    "and '#' only the last one"
+                )
+
+
+def _entry(entry: object, types: tuple[str, ...], what: str) -> tuple[str, dict[str, Any]]:
+    if not isinstance(entry, dict):
+        raise Refused(f"an {what} must be an object with 'type' and 'params'")
+    kind, params = entry.get("type"), entry.get("params")
+    if kind is None or params is None:
+        missing = "type" if kind is None else "params"
+        raise Refused(f"the {what} has no {missing!r}")
+    if not isinstance(kind, str) or kind not in types:
+        known = ", ".join(types)
+        raise Refused(f"unknown {what} type {str(kind)[:40]!r} (fless knows {known})")
+    if not isinstance(params, dict):
+        raise Refused("'params' must be an object")
+    return kind, params
+
+
+def _text(params: Mapping[str, Any], name: str) -> str:
+    value = params.get(name)
+    if value is None:
+        raise Refused(f"params.{name} is missing")
+    if not isinstance(value, str) or not value.strip():
+        raise Refused(f"params.{name} must be a non-empty string")
+    if len(value) > MAX_PARAM_CHARS:
+        raise Refused(f"params.{name} is longer than {MAX_PARAM_CHARS} characters")
+    return value
+
+
+def _optional_text(params: Mapping[str, Any], name: str) -> str | None:
+    return None if params.get(name) is None else _text(params, name)
+
+
+def _broker(params: Mapping[str, Any]) -> Broker:
+    host = _text(params, "host").strip()
+    if not _HOST.fullmatch(host):
+        raise Refused(f"params.host {host[:80]!r} is not a host name or address")
+    tls = params.get("tls", False)
+    if not isinstance(tls, bool):
+        raise Refused("params.tls must be true or false")
+    return Broker(
+        host,
+        _port(params.get("port"), MQTT_TLS_PORT if tls else MQTT_PORT),
+        _optional_text(params, "username"),
+        _optional_text(params, "password"),
+        tls,
+    )
+
+
+def _port(value: object, default: int) -> int:
+    """A port as FunLess takes it: a number or a string of digits."""
+    if value is None:
+        return default
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip()[:6])
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise Refused("params.port must be a port number from 1 to 65535")
+    return value
+
+
+def _url(params: Mapping[str, Any]) -> str:
+    url = _text(params, "url").strip()
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise Refused(f"params.url {url[:80]!r} is not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Refused(f"params.url {url[:80]!r} must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise Refused("params.url must not hold credentials; use params.username and password")
+    if port == 0 or any(c in url for c in "\r\n\t "):
+        raise Refused(f"params.url {url[:80]!r} is not a URL")
+    return url
+
+
+def _headers(params: Mapping[str, Any]) -> dict[str, str]:
+    headers = params.get("headers", {})
+    if not isinstance(headers, dict) or len(headers) > MAX_HEADERS:
+        raise Refused(f"params.headers must be an object of at most {MAX_HEADERS} headers")
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or not isinstance(value, str):
+            raise Refused(f"params.headers: {name[:40]!r} is not a header name with a string")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise Refused(f"params.headers: the value of {name!r} holds control characters")
+        if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
+            raise Refused(f"params.headers: {name!r} is set by fless")
+    return dict(headers)
