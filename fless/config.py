@@ -162,6 +162,8 @@ class EventSettings:
     connect_timeout_ms: int = 3_000
     # A sink that fails is tried again after 1 s, doubling up to this.
     retry_max_ms: int = 60_000
+    # How long the state and result of a finished ?async=true invocation is kept.
+    results_ttl_s: int = 3600
 
 
 @dataclass(frozen=True)

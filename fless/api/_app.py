@@ -27,6 +27,7 @@ from ._ratelimit import RateLimiter
 from ._resources import (
     Function,
     FunctionLogs,
+    Invocation,
     Invocations,
     JoinNode,
     Metrics,
@@ -110,6 +111,7 @@ def create_app(
     app.add_route("/v1/fn/{module}/{name}", Function(platform, max_request_bytes, budget))
     app.add_route("/v1/fn/{module}/{name}/logs", FunctionLogs(platform))
     app.add_route("/v1/invocations", Invocations(platform))
+    app.add_route("/v1/invocations/{invocation}", Invocation(platform))
     app.add_route("/metrics", Metrics(platform))
     app.add_route("/v1/admin/subjects", Subjects(platform, max_request_bytes, budget))
     app.add_route("/v1/admin/subjects/{name}", SubjectItem(platform))

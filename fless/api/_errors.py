@@ -15,6 +15,7 @@ import falcon.asgi
 from fless.core import (
     AlreadyExists,
     BadRequest,
+    Busy,
     CoreError,
     ExecError,
     Forbidden,
@@ -36,6 +37,7 @@ _CORE_STATUS: dict[type[CoreError], int] = {
     NotFound: 404,
     AlreadyExists: 409,
     TooLarge: 413,
+    Busy: 429,
     WorkerLost: 502,
     NoWorker: 503,
 }

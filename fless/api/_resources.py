@@ -355,12 +355,21 @@ class Function:
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
     ) -> None:
-        """Invokes the function with ``{"args": {...}}`` (``?retries=N`` to allow retries)."""
+        """Invokes the function with ``{"args": {...}}`` (``?retries=N`` to allow retries).
+
+        With ``?async=true`` the invocation is queued and the answer is 202 at once.
+        """
         # Held until the call ends: the args stay in memory as long as it runs.
         async with self._budget.hold(req, self._max_request):
             body = await read_body(req, self._max_request)
             args = parse_args(body)
             del body
+            if _flag(req, "async"):
+                queued = self._platform.invoke_later(module, name, args, req.get_param("callback"))
+                resp.set_header("X-Fless-Invocation", queued)
+                resp.set_header("Location", f"/v1/invocations/{queued}")
+                _json(resp, 202, {"data": {"id": queued}})
+                return
             invocation = new_invocation_id()
             # Set first: an error answer names the invocation too.
             resp.set_header("X-Fless-Invocation", invocation)
@@ -415,6 +424,34 @@ class Invocations:
         limit = _limit(req, default=50, most=1000)
         entries = self._platform.recent_invocations(limit)
         resp.media = {"data": [public_invocation(e) for e in entries]}
+
+
+class Invocation:
+    """``/v1/invocations/{id}``: an invocation queued with ``?async=true``, and its result."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, invocation: str
+    ) -> None:
+        """Its state; once done, its result or error."""
+        status = dict(self._platform.invocation(invocation))
+        output = status.pop("output", None)
+        if output is not None:
+            status["result"] = _output_value(output)
+        _json(resp, 200, {"data": status})
+
+
+def _output_value(output: bytes) -> Any:
+    """A queued invocation's output as a direct one's ``data`` shows it."""
+    return json.loads(envelope(output))["data"]
+
+
+def _flag(req: falcon.asgi.Request, name: str) -> bool:
+    """A boolean query parameter: true or false (400 otherwise); absent is false."""
+    raw = req.get_param(name)
+    return False if raw is None else _bool(f"?{name}", raw)
 
 
 def _limit(req: falcon.asgi.Request, default: int, most: int) -> int:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 from fless._lazy import lazy_names
 
 from ._bindings import KINDS as BINDING_KINDS
-from ._bindings import BindingCheck, Bindings
+from ._bindings import BindingCheck, Bindings, Later
 from ._errors import (
     AlreadyExists,
     BadRequest,
+    Busy,
     CoreError,
     Forbidden,
     NotFound,
@@ -62,10 +63,13 @@ _LAZY = {
     "ExecError": "fless.exec",
     "FunctionTimeout": "fless.exec",
     "InvalidModule": "fless.exec",
+    # How an execution error is named in records (its wire kind).
+    "error_kind": "fless.worker",
 }
 
 if TYPE_CHECKING:
     from fless.exec import ExecError, FunctionTimeout, InvalidModule
+    from fless.worker import error_kind
 
     from ._cluster import ClusterSource
     from ._dispatch import Candidate, Dispatcher, Worker, WorkerSource
@@ -94,6 +98,7 @@ __all__ = [
     "BadRequest",
     "BindingCheck",
     "Bindings",
+    "Busy",
     "Candidate",
     "ClusterSource",
     "CoreError",
@@ -105,6 +110,7 @@ __all__ = [
     "FunctionTimeout",
     "InvalidModule",
     "JsonRefused",
+    "Later",
     "LocalSource",
     "NoWorker",
     "NodeMetrics",
@@ -123,6 +129,7 @@ __all__ = [
     "check_name",
     "check_output",
     "enable_metrics",
+    "error_kind",
     "is_name",
     "key_hash",
     "load_json",

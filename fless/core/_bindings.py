@@ -1,4 +1,4 @@
-"""A function's bindings as the core sees them: checked by the event part, kept with the function.
+"""What the core asks of the event part: checks of bindings, and invocations run later.
 
 FunLess's create and update take ``events`` (what invokes the function: an
 MQTT topic, a cron schedule) and ``sinks`` (where its results go). The core
@@ -46,5 +46,28 @@ class Bindings(Protocol):
         Args:
             kind: ``"events"`` or ``"sinks"``.
             entries: the list the client sent, one result per entry, in order.
+        """
+        ...
+
+
+class Later(Protocol):
+    """Runs invocations later, from a durable queue (``?async=true``; the event part)."""
+
+    def enqueue(
+        self, module: str, name: str, args: bytes, invocation: str, callback: str | None
+    ) -> None:
+        """Queues one invocation of ``module/name`` under the id ``invocation``.
+
+        Raises:
+            Busy: the queue is full.
+            BadRequest: ``callback`` is not a URL fless may post to.
+        """
+        ...
+
+    def status(self, invocation: str) -> dict[str, Any] | None:
+        """What became of a queued invocation: ``state``, and its result or error once done.
+
+        Returns:
+            None if no such invocation is known (or its record expired).
         """
         ...

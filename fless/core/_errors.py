@@ -31,6 +31,10 @@ class Forbidden(CoreError):
     """The subject may not use this route."""
 
 
+class Busy(CoreError):
+    """A queue is full: the request may be sent again later."""
+
+
 class NoWorker(CoreError):
     """No worker can hold the function now."""
 

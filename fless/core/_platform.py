@@ -36,9 +36,9 @@ from fless.gossip import GossipError
 from fless.worker import Call, error_kind
 
 from . import _metrics
-from ._bindings import KINDS, BindingCheck, Bindings
+from ._bindings import KINDS, BindingCheck, Bindings, Later
 from ._dispatch import Dispatcher
-from ._errors import BadRequest, CoreError, NoWorker, TooLarge, WorkerLost
+from ._errors import BadRequest, CoreError, NotFound, NoWorker, TooLarge, WorkerLost
 from ._json import JsonRefused
 from ._json import load as load_json
 from ._records import FunctionRecord, Subject, check_name, parse_count, shown
@@ -215,6 +215,9 @@ class Platform:
     ) -> None:
         self.metrics = metrics
         self.bindings = bindings
+        # Runs ``?async=true`` invocations (the event part, set by the node
+        # once it has the platform); None: this node runs none.
+        self.later: Later | None = None
         self.nodes = nodes
         self.recent = recent
         self.refresh_metrics = refresh_metrics
@@ -606,6 +609,32 @@ class Platform:
             if metrics is not None:
                 metrics.invocations.labels(module, name, outcome_kind).inc()
                 metrics.invoke_seconds.observe(time.monotonic() - clock)
+
+    def invoke_later(self, module: str, name: str, args: bytes, callback: str | None = None) -> str:
+        """Queues an invocation to run as soon as a worker can (at least once); its id.
+
+        Raises:
+            NotFound: no such function.
+            Busy: the queue is full.
+            BadRequest: this node runs no queued invocations, or a bad ``callback``.
+        """
+        self.store.get_function(module, name)
+        if self.later is None:
+            raise BadRequest("this node does not run queued invocations (events.enabled)")
+        invocation = new_invocation_id()
+        self.later.enqueue(module, name, args, invocation, callback)
+        return invocation
+
+    def invocation(self, invocation: str) -> dict[str, Any]:
+        """A queued invocation's state, and its result or error once it ran.
+
+        Raises:
+            NotFound: unknown, or its record expired.
+        """
+        status = None if self.later is None else self.later.status(invocation)
+        if status is None:
+            raise NotFound(f"invocation {shown(invocation, 60)} not found (or expired)")
+        return status
 
     def _remember(
         self,

@@ -83,6 +83,7 @@ class EventQueues:
         clock: Callable[[], float] = time.time,
         sync: bool = False,
         map_size: int = 256 << 20,
+        tables: Sequence[str] = (),
     ) -> None:
         if not names or len(set(names)) != len(names) or "" in names:
             raise ValueError("queue names must be given, non-empty and distinct")
@@ -95,7 +96,7 @@ class EventQueues:
         self._env = lmdb.open(
             str(path),
             map_size=map_size,
-            max_dbs=len(names) + 1,
+            max_dbs=len(names) + len(tables) + 1,
             subdir=True,
             sync=sync,
             metasync=sync,
@@ -104,18 +105,29 @@ class EventQueues:
         # The "q:" prefix keeps a queue called "meta" apart from the meta db.
         self._dbs = {name: self._env.open_db(b"q:" + name.encode()) for name in names}
         self._limits = {id(self._dbs[name]): self.max_items[name] for name in names}
+        # Plain records by key, written with queue changes in one transaction
+        # (the state of a queued invocation, say).
+        self._tables = {name: self._env.open_db(b"t:" + name.encode()) for name in tables}
 
     def close(self) -> None:
         """Closes the environment (the items stay on disk)."""
         self._env.close()
 
-    def put(self, queue: str, item: dict[str, Any], delay_s: float = 0.0) -> bool:
+    def put(
+        self,
+        queue: str,
+        item: dict[str, Any],
+        delay_s: float = 0.0,
+        sets: Sequence[tuple[str, str, dict[str, Any]]] = (),
+    ) -> bool:
         """Adds ``item`` to ``queue``, due ``delay_s`` seconds from now.
 
         Args:
             queue: one of the names given.
             item: a map that CBOR can encode.
             delay_s: how long until it is due (0 for now).
+            sets: records ``(table, key, value)`` written with it, in the same
+                transaction (not written when the queue is full).
 
         Returns:
             True once it is committed; False if the queue already holds
@@ -129,7 +141,10 @@ class EventQueues:
         data = _encode(0, item)
         due = _millis(self._clock() + _non_negative("delay_s", delay_s))
         with self._env.begin(write=True) as txn:
-            return self._put(txn, db, due, data)
+            if not self._put(txn, db, due, data):
+                return False
+            self._set_all(txn, sets)
+            return True
 
     def claim(self, queue: str, limit: int, lease_s: float) -> list[Claimed]:
         """Takes up to ``limit`` items that are due, the earliest first, for ``lease_s`` seconds.
@@ -223,7 +238,12 @@ class EventQueues:
             txn.put(key, raw, db=db)
         return dataclasses.replace(claimed, key=key)
 
-    def transfer(self, done: Claimed, puts: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+    def transfer(
+        self,
+        done: Claimed,
+        puts: Sequence[tuple[str, dict[str, Any]]],
+        sets: Sequence[tuple[str, str, dict[str, Any]]] = (),
+    ) -> list[bool]:
         """Acks ``done`` and puts each ``(queue, item)`` of ``puts``, in one transaction.
 
         A crash leaves either the ack and all the puts, or none of them. If
@@ -235,6 +255,7 @@ class EventQueues:
         Args:
             done: the item processed.
             puts: what it produced, each due now.
+            sets: records ``(table, key, value)`` written in the same transaction.
 
         Returns:
             For each put, whether it went in (False for a full queue).
@@ -247,7 +268,43 @@ class EventQueues:
         due = _millis(self._clock())
         with self._env.begin(write=True) as txn:
             _ack(txn, done_db, done)
-            return [self._put(txn, db, due, data) for db, data in targets]
+            went = [self._put(txn, db, due, data) for db, data in targets]
+            self._set_all(txn, sets)
+            return went
+
+    def get(self, table: str, key: str) -> dict[str, Any] | None:
+        """The record under ``key`` in ``table``, or None."""
+        with self._env.begin() as txn:
+            raw = txn.get(key.encode(), db=self._table(table))
+        return None if raw is None else dict(cbor2.loads(raw))
+
+    def set(self, table: str, key: str, value: dict[str, Any]) -> None:
+        """Writes a record (replacing any under that key)."""
+        with self._env.begin(write=True) as txn:
+            self._set_all(txn, [(table, key, value)])
+
+    def sweep(self, table: str, keep: Callable[[dict[str, Any]], bool]) -> int:
+        """Deletes every record of ``table`` that ``keep`` says no to; how many went."""
+        db = self._table(table)
+        with self._env.begin(write=True) as txn:
+            doomed = [
+                bytes(key) for key, value in txn.cursor(db=db) if not keep(cbor2.loads(value))
+            ]
+            for key in doomed:
+                txn.delete(key, db=db)
+        return len(doomed)
+
+    def _table(self, table: str) -> Any:
+        try:
+            return self._tables[table]
+        except KeyError:
+            raise KeyError(f"no table is named {table!r}") from None
+
+    def _set_all(
+        self, txn: lmdb.Transaction, sets: Sequence[tuple[str, str, dict[str, Any]]]
+    ) -> None:
+        for table, key, value in sets:
+            txn.put(key.encode(), cbor2.dumps(value), db=self._table(table))
 
     def depth(self, queue: str) -> int:
         """How many items ``queue`` holds, claimed or not."""

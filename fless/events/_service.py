@@ -8,6 +8,10 @@ durable queues in ``data_dir/events`` (``EventQueues``):
   claims them, runs the function through the core's invoke flow, and in one
   transaction removes the item and puts the result in the outbox, once per
   sink of the function.
+- **jobs** (a table beside them): the state of each invocation queued with
+  ``?async=true`` (``Platform.invoke_later``), written in the same
+  transactions as its queue items, and kept ``events.results_ttl_s`` once
+  it finished.
 - **outbox**: results waiting for their sinks. A sink that fails gets the
   result again later, after 1 s, then twice as long each time up to
   ``events.retry_max_ms``, for as long as it stays in the outbox.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import fcntl
 import hashlib
 import json
@@ -30,6 +35,7 @@ import logging
 import os
 import secrets
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +44,8 @@ from typing import Any
 
 from fless.config import EventSettings
 from fless.core import (
+    BadRequest,
+    Busy,
     CoreError,
     ExecError,
     JsonRefused,
@@ -45,11 +53,14 @@ from fless.core import (
     NoWorker,
     Platform,
     WorkerLost,
+    check_output,
+    error_kind,
     load_json,
     new_invocation_id,
 )
 
 from . import _cron
+from ._check import host_allowed
 from ._http import SinkFailed, deliver_couch, deliver_http
 from ._mqtt import Publisher, Subscription
 from ._queue import Claimed, EventQueues
@@ -63,6 +74,8 @@ from ._specs import (
     Refused,
     load_event,
     load_sink,
+    parse_sink,
+    stored,
 )
 
 log = logging.getLogger("fless.events")
@@ -86,7 +99,9 @@ NO_WORKER_FIRST_S = 0.5
 NO_WORKER_MAX_S = 30.0
 # The largest MQTT payload taken as args (a larger one is counted and dropped).
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
-INBOX, OUTBOX = "inbox", "outbox"
+# How often finished queued invocations past events.results_ttl_s are removed.
+SWEEP_S = 60.0
+INBOX, OUTBOX, JOBS = "inbox", "outbox", "jobs"
 
 
 def binding_id(node: str, module: str, name: str, entry: dict[str, Any]) -> str:
@@ -162,9 +177,11 @@ class EventService:
             [INBOX, OUTBOX],
             {INBOX: self._settings.max_queued, OUTBOX: self._settings.max_outbox},
             sync=self._settings.sync,
+            tables=[JOBS],
         )
         self._tasks = [
             asyncio.create_task(self._follow(), name="fless-events-follow"),
+            asyncio.create_task(self._sweep(), name="fless-events-sweep"),
             asyncio.create_task(self._run_inbox(), name="fless-events-inbox"),
             asyncio.create_task(self._run_outbox(), name="fless-events-outbox"),
         ]
@@ -312,6 +329,94 @@ class EventService:
                 log.warning("events: the queue is full; cron tick for %s/%s skipped", module, name)
                 _write_float(marker, tick.timestamp())
 
+    # -- queued invocations (?async=true) -----------------------------------
+
+    def enqueue(
+        self, module: str, name: str, args: bytes, invocation: str, callback: str | None
+    ) -> None:
+        """Queues one invocation, with its state, in one transaction.
+
+        Raises:
+            BadRequest: ``callback`` is not an http(s) URL on a host ``events.hosts`` allows.
+            Busy: the queue is full.
+        """
+        job: dict[str, Any] = {
+            "function": f"{module}/{name}",
+            "state": "queued",
+            "queued": time.time(),
+        }
+        if callback is not None:
+            try:
+                sink = parse_sink({"type": "http", "params": {"url": callback}})
+            except Refused as exc:
+                raise BadRequest(f"callback: {exc}") from None
+            host = urllib.parse.urlsplit(callback).hostname or ""
+            if not host_allowed(host, self._settings.hosts):
+                raise BadRequest(f"callback: host {host!r} is not in this cluster's events.hosts")
+            job["callback"] = stored(sink)
+        item = {"id": invocation, "fn": [module, name], "args": args, "job": True}
+        if not self.queues.put(INBOX, item, sets=[(JOBS, invocation, job)]):
+            raise Busy(
+                f"the queue holds {self._settings.max_queued} invocations (events.max_queued); "
+                "try again later"
+            )
+        self._wake(self._inbox_ready)
+
+    def status(self, invocation: str) -> dict[str, Any] | None:
+        """A queued invocation's state as the API shows it (``output`` still raw bytes)."""
+        job = self.queues.get(JOBS, invocation) if 0 < len(invocation) <= 100 else None
+        if job is None:
+            return None
+        shown: dict[str, Any] = {
+            "id": invocation,
+            "function": job["function"],
+            "state": job["state"],
+            "queued": _iso(job["queued"]),
+        }
+        for key in ("attempts", "output", "error"):
+            if key in job:
+                shown[key] = job[key]
+        if "finished" in job:
+            shown["finished"] = _iso(job["finished"])
+        return shown
+
+    async def _sweep(self) -> None:
+        ttl = self._settings.results_ttl_s
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            cutoff = time.time() - ttl
+
+            def keep(job: dict[str, Any], cutoff: float = cutoff) -> bool:
+                return bool(job.get("finished", cutoff + 1) > cutoff)
+
+            try:
+                gone = self.queues.sweep(JOBS, keep)
+            except Exception:
+                log.exception("events: removing old queued invocations failed")
+                continue
+            if gone:
+                log.info("events: forgot %d queued invocations finished over %d s ago", gone, ttl)
+
+    def _finished(
+        self, item: dict[str, Any], claimed: Claimed, outcome: dict[str, Any]
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str, dict[str, Any]]]]:
+        """What a queued invocation's end writes: its state, and its callback's delivery."""
+        if not item.get("job"):
+            return [], []
+        job = self.queues.get(JOBS, item["id"]) or {
+            "function": "/".join(item["fn"]),
+            "queued": time.time(),
+        }
+        job.update(outcome, finished=time.time(), attempts=claimed.attempts + 1)
+        puts: list[tuple[str, dict[str, Any]]] = []
+        callback = job.get("callback")
+        if callback is not None:
+            body = _callback_body(item["id"], job)
+            puts.append(
+                (OUTBOX, {"fn": item["fn"], "sink": callback, "result": body, "id": item["id"]})
+            )
+        return puts, [(JOBS, item["id"], job)]
+
     # -- the inbox: running -------------------------------------------------
 
     async def _run_inbox(self) -> None:
@@ -368,6 +473,10 @@ class EventService:
     async def _invoke(self, claimed: Claimed) -> None:
         item = claimed.item
         module, name = item["fn"]
+        if item.get("job"):
+            job = self.queues.get(JOBS, item["id"])
+            if job is not None and job["state"] == "queued":
+                self.queues.set(JOBS, item["id"], {**job, "state": "running"})
         holder = asyncio.create_task(self._hold(claimed))
         try:
             outcome = await self._platform.invoke(module, name, item["args"], invocation=item["id"])
@@ -383,7 +492,12 @@ class EventService:
             self.counts.failed += 1
             log.info("events: %s/%s failed on an event: %s", module, name, exc)
             holder.cancel()
-            self.queues.ack(await _latest(holder, claimed))
+            claimed = await _latest(holder, claimed)
+            error = {"kind": _kind_of(exc), "message": str(exc)}
+            puts, sets = self._finished(item, claimed, {"state": "error", "error": error})
+            self.queues.transfer(claimed, puts, sets)
+            if puts:
+                self._wake(self._outbox_ready)
             return
         except Exception:
             log.exception("events: running %s/%s failed", module, name)
@@ -397,6 +511,13 @@ class EventService:
             sinks = self._platform.function(module, name).sinks
         except NotFound:
             sinks = ()
+        if item.get("job") and not _shown_as_json(outcome.output):
+            error = {"kind": "output", "message": "function output is not UTF-8 text, or too deep"}
+            job_puts, job_sets = self._finished(item, claimed, {"state": "error", "error": error})
+        else:
+            job_puts, job_sets = self._finished(
+                item, claimed, {"state": "ok", "output": outcome.output}
+            )
         puts = [
             (
                 OUTBOX,
@@ -409,7 +530,8 @@ class EventService:
             )
             for sink in sinks
         ]
-        went = self.queues.transfer(claimed, puts)
+        puts += job_puts
+        went = self.queues.transfer(claimed, puts, job_sets)
         lost = went.count(False)
         if lost:
             self.counts.dropped += lost
@@ -557,3 +679,49 @@ def _write_float(path: Path, value: float) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}")
     tmp.write_text(repr(value))
     os.replace(tmp, path)
+
+
+def _iso(when: float) -> str:
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def _kind_of(error: Exception) -> str:
+    """An error's kind as the recent invocations name outcomes."""
+    if isinstance(error, NotFound):
+        return "not_found"
+    if isinstance(error, ExecError):
+        return error_kind(error)
+    return "error"
+
+
+def _shown_as_json(output: bytes) -> bool:
+    """Whether an output can be shown as a result: UTF-8 and not nested too deep."""
+    try:
+        output.decode("utf-8")
+        check_output(output)
+    except (UnicodeDecodeError, JsonRefused):
+        return False
+    return True
+
+
+def _callback_body(invocation: str, job: dict[str, Any]) -> bytes:
+    """What a callback URL gets: the invocation as ``GET /v1/invocations/{id}`` shows it."""
+    head: dict[str, Any] = {
+        "id": invocation,
+        "function": job["function"],
+        "state": job["state"],
+        "queued": _iso(job["queued"]),
+        "finished": _iso(job["finished"]),
+        "attempts": job["attempts"],
+    }
+    if "error" in job:
+        head["error"] = job["error"]
+    text = json.dumps(head, separators=(",", ":"))
+    if "output" not in job:
+        return text.encode()
+    output: bytes = job["output"]
+    if output.strip() and check_output(output):
+        result = output
+    else:
+        result = json.dumps(output.decode("utf-8").strip() or None, ensure_ascii=False).encode()
+    return text[:-1].encode() + b',"result":' + result + b"}"

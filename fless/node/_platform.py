@@ -95,7 +95,9 @@ def open_platform(settings: Settings) -> Platform:
         bindings=checker,
     )
     if events.enabled:
-        platform.add_service(EventService(platform, events, settings.data_path / "events"))
+        service = EventService(platform, events, settings.data_path / "events")
+        platform.add_service(service)
+        platform.later = service
     return platform
 
 

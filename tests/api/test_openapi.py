@@ -35,7 +35,7 @@ from fless.core import ROLE_ADMIN, Platform
 DOCUMENT = Path(fless.api.__file__).resolve().parent / "openapi.json"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Sample values for the path parameters, by their name in the document.
-SAMPLES = {"module_name": "m", "function_name": "f", "subject_name": "s"}
+SAMPLES = {"module_name": "m", "function_name": "f", "subject_name": "s", "invocation_id": "i"}
 # FunLess's v1 operations (its own document): fless keeps their paths and ids.
 FUNLESS_OPERATIONS = {
     ("/v1/admin/subjects", "get"): "list_subjects",
@@ -318,5 +318,5 @@ def test_query_parameters_come_from_the_document() -> None:
     allowed = allowed_parameters(openapi_document())
     assert allowed[("/v1/invocations", "GET")] == {"limit"}
     assert allowed[("/v1/fn/{}/{}/logs", "GET")] == {"limit"}
-    assert allowed[("/v1/fn/{}/{}", "POST")] == {"retries"}
+    assert allowed[("/v1/fn/{}/{}", "POST")] == {"retries", "async", "callback"}
     assert allowed[("/v1/nodes", "GET")] == frozenset()

@@ -359,3 +359,27 @@ def test_extend_holds_a_claim_longer_and_the_old_key_no_longer_acks(tmp_path: Pa
         assert queues.extend(longer, 10) is None
     finally:
         queues.close()
+
+
+def test_records_are_written_with_a_put_and_a_transfer_or_not_at_all(tmp_path: Path) -> None:
+    queues = EventQueues(
+        tmp_path / "q", ["inbox", "outbox"], {"inbox": 1, "outbox": 5}, tables=["jobs"]
+    )
+    try:
+        assert queues.put("inbox", {"n": 1}, sets=[("jobs", "a", {"state": "queued"})])
+        assert not queues.put("inbox", {"n": 2}, sets=[("jobs", "b", {"state": "queued"})])
+        assert queues.get("jobs", "a") == {"state": "queued"}
+        assert queues.get("jobs", "b") is None  # the full queue wrote nothing
+        (claimed,) = queues.claim("inbox", 1, lease_s=10)
+        went = queues.transfer(
+            claimed, [("outbox", {"r": 1})], sets=[("jobs", "a", {"state": "ok"})]
+        )
+        assert went == [True]
+        assert queues.get("jobs", "a") == {"state": "ok"}
+        queues.set("jobs", "c", {"state": "error"})
+        assert queues.sweep("jobs", lambda record: record["state"] != "ok") == 1
+        assert queues.get("jobs", "a") is None and queues.get("jobs", "c") is not None
+        with pytest.raises(KeyError):
+            queues.get("nope", "a")
+    finally:
+        queues.close()
