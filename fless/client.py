@@ -240,10 +240,20 @@ def _function_form(
     memory: int | None,
     timeout: int | None,
     http_allow: list[str] | None,
+    events: list[dict[str, Any]] | None = None,
+    sinks: list[dict[str, Any]] | None = None,
+    clear_events: bool = False,
+    clear_sinks: bool = False,
 ) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
     fields: dict[str, str] = {}
     if name is not None:
         fields["name"] = name
+    for kind, entries, clear in (("events", events, clear_events), ("sinks", sinks, clear_sinks)):
+        if clear and entries:
+            raise ValueError(f"give {kind} or clear_{kind}, not both")
+        # null removes every binding of the kind; [] keeps them (FunLess's meaning).
+        if clear or entries is not None:
+            fields[kind] = json.dumps(None if clear else list(entries or []))
     metadata: dict[str, Any] = {}
     if memory is not None:
         metadata["memory"] = memory
@@ -426,6 +436,8 @@ class Client:
         memory: int | None = None,
         timeout: int | None = None,
         http_allow: list[str] | None = None,
+        events: list[dict[str, Any]] | None = None,
+        sinks: list[dict[str, Any]] | None = None,
         wait_for_workers: bool = True,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
@@ -438,14 +450,25 @@ class Client:
             memory: its memory cap in MiB; the server's default when None.
             timeout: its time limit in ms; the server's default when None.
             http_allow: hosts it may reach besides the cluster's list.
+            events: what runs it, FunLess entries ``{"type", "params"}`` (docs/EVENTS.md).
+            sinks: where its results go, FunLess entries.
             wait_for_workers: answer only once the workers have the code.
             progress: called with (bytes sent, bytes in all) as the upload goes.
 
         Returns:
-            The function's description (hash, size, abi, limits, workers, ...).
+            The function's description (hash, size, abi, limits, workers, ...); with
+            events or sinks, also one status per entry (``events``, ``sinks``) and
+            counts (``events_metadata``, ``sinks_metadata``). An entry that failed
+            is not an error: the function is created with the others (status 207).
         """
         fields, files = _function_form(
-            name=name, code=code, memory=memory, timeout=timeout, http_allow=http_allow
+            name=name,
+            code=code,
+            memory=memory,
+            timeout=timeout,
+            http_allow=http_allow,
+            events=events,
+            sinks=sinks,
         )
         fields["wait_for_workers"] = "true" if wait_for_workers else "false"
         ctype, body = encode_multipart(fields, files)
@@ -500,6 +523,10 @@ class Client:
         timeout: int | None = None,
         http_allow: list[str] | None = None,
         new_name: str | None = None,
+        events: list[dict[str, Any]] | None = None,
+        sinks: list[dict[str, Any]] | None = None,
+        clear_events: bool = False,
+        clear_sinks: bool = False,
         wait_for_workers: bool = True,
     ) -> dict[str, Any]:
         """Changes a function; what is None stays as it is.
@@ -512,13 +539,29 @@ class Client:
             timeout: a new time limit, ms.
             http_allow: a new list of hosts it may reach (``[]`` clears it).
             new_name: a new name.
+            events: FunLess entries that replace its events (``[]`` keeps them).
+            sinks: FunLess entries that replace its sinks (``[]`` keeps them).
+            clear_events: remove all its events (sends ``null``); not with ``events``.
+            clear_sinks: remove all its sinks (sends ``null``); not with ``sinks``.
             wait_for_workers: answer only once the workers have new code.
 
         Returns:
-            The updated description.
+            The updated description; with events or sinks, their statuses and
+            counts as for ``create_function`` (a failed entry is not an error).
+
+        Raises:
+            ValueError: ``events`` with ``clear_events``, or ``sinks`` with ``clear_sinks``.
         """
         fields, files = _function_form(
-            name=new_name, code=code, memory=memory, timeout=timeout, http_allow=http_allow
+            name=new_name,
+            code=code,
+            memory=memory,
+            timeout=timeout,
+            http_allow=http_allow,
+            events=events,
+            sinks=sinks,
+            clear_events=clear_events,
+            clear_sinks=clear_sinks,
         )
         fields["wait_for_workers"] = "true" if wait_for_workers else "false"
         ctype, body = encode_multipart(fields, files)
@@ -551,6 +594,43 @@ class Client:
         """
         path = f"/v1/fn/{_segment(module)}/{_segment(name)}"
         return self._call("POST", path, {"args": args if args is not None else {}})
+
+    def invoke_async(self, module: str, name: str, args: dict[str, Any] | None = None) -> str:
+        """Queues a run of a function and returns at once.
+
+        Args:
+            module: its module.
+            name: its name.
+            args: its JSON input; ``{}`` when None.
+
+        Returns:
+            The invocation's id, for ``get_invocation``.
+
+        Raises:
+            FlessError: 429 when the queue is full, and as for every call.
+        """
+        path = f"/v1/fn/{_segment(module)}/{_segment(name)}?async=true"
+        data = _as_dict(self._call("POST", path, {"args": args if args is not None else {}}))
+        ident = data.get("id")
+        if not isinstance(ident, str) or not ident:
+            raise FlessError(0, f"unexpected answer from {self.url}: no invocation id")
+        return ident
+
+    def get_invocation(self, ident: str) -> dict[str, Any]:
+        """Where a queued invocation is.
+
+        Args:
+            ident: the id ``invoke_async`` returned.
+
+        Returns:
+            ``{"id", "function", "state", "queued"}``; ``state`` is ``queued``,
+            ``running``, ``ok`` (with ``result``) or ``error`` (with ``error``:
+            ``{"kind", "message"}``), and ``finished`` is there once done.
+
+        Raises:
+            FlessError: 404 when the id is unknown or expired, and as for every call.
+        """
+        return _as_dict(self._call("GET", f"/v1/invocations/{_segment(ident)}"))
 
     # -- subjects (admin)
 

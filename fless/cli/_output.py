@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from fless._units import MiB
+from fless.cli._bindings import describe
 
 Column = tuple[str, Callable[[dict[str, Any]], object]]
 
@@ -99,6 +100,28 @@ def show(value: Any, fmt: str, kind: str | None = None, stream: TextIO | None = 
         out.write(table(value, columns))
         return
     out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def function_text(function: dict[str, Any]) -> str:
+    """A function's description for people: ``key: value`` lines, then one line per binding.
+
+    Args:
+        function: what ``GET /v1/fn/{module}/{name}`` answers.
+
+    Returns:
+        The text, ending with ``events:`` and ``sinks:`` sections ("(none)" when empty).
+    """
+    lines = []
+    for key, value in function.items():
+        if key in ("events", "sinks"):
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines.append(f"{key}: {shown}")
+    for kind in ("events", "sinks"):
+        entries = function.get(kind) or []
+        lines.append(f"{kind}:" + ("" if entries else " (none)"))
+        lines += [f"  {describe(entry)}" for entry in entries]
+    return "".join(line + "\n" for line in lines)
 
 
 def table(rows: list[dict[str, Any]], columns: Sequence[Column]) -> str:

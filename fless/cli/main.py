@@ -5,7 +5,8 @@ Commands follow FunLess's ``fl-cli``: ``fless mod ...``, ``fless fn ...``,
 write and build function projects with the language SDKs (``_langs``,
 ``_project``). Results are printed as JSON on
 stdout so scripts can parse them; an error is one line on stderr and exit
-status 1 (2 for a usage error).
+status 1 (2 for a usage error). A create or update whose events or sinks
+partly failed, and an invocation that failed, also exit with 1.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -27,11 +29,21 @@ from fless.cli._args import (
     read_key_file,
     read_wasm,
 )
+from fless.cli._bindings import (
+    EVENT_SYNTAX,
+    SINK_SYNTAX,
+    add_headers,
+    failures,
+    parse_event,
+    parse_header,
+    parse_sink,
+)
 from fless.cli._config import SETTINGS, write_setting
 from fless.cli._langs import Language, detect_language, language, languages
 from fless.cli._output import (
     add_output_option,
     completion_script,
+    function_text,
     output_format,
     progress_bar,
     show,
@@ -46,7 +58,8 @@ from fless.client import (
     tls_context,
 )
 
-Command = Callable[[argparse.Namespace], None]
+# A command returns its exit status, or None for 0.
+Command = Callable[[argparse.Namespace], int | None]
 
 _HINTS = {
     401: "set a key with `fless cfg set key KEY`, FLESS_KEY, --key or --key-file",
@@ -142,7 +155,23 @@ def _fn_list(args: argparse.Namespace) -> None:
         show(client.list_functions(args.module), output_format(args), "functions")
 
 
-def _upload(args: argparse.Namespace, code: bytes) -> None:
+def _check_bindings(args: argparse.Namespace) -> None:
+    try:
+        add_headers(args.sinks or [], args.sink_headers or [])
+    except argparse.ArgumentTypeError as exc:
+        _usage_error(args, str(exc))
+
+
+def _report(answer: dict[str, Any]) -> int:
+    """Prints a create or update answer, and the events and sinks that failed on stderr."""
+    _print_json(answer)
+    failed = failures(answer)
+    for line in failed:
+        print(f"fless: {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _upload(args: argparse.Namespace, code: bytes) -> int:
     """Creates function ``args.name`` from ``code`` with the command's settings."""
     with _client(args) as client:
         created = client.create_function(
@@ -152,27 +181,40 @@ def _upload(args: argparse.Namespace, code: bytes) -> None:
             memory=args.memory,
             timeout=args.timeout,
             http_allow=args.allow,
+            events=args.events,
+            sinks=args.sinks,
             wait_for_workers=not args.no_wait,
             progress=progress_bar(f"uploading {args.name}"),
         )
-        _print_json(created)
+    return _report(created)
 
 
-def _fn_upload(args: argparse.Namespace) -> None:
+def _fn_upload(args: argparse.Namespace) -> int:
     _check_hosts(args)
-    _upload(args, read_wasm(args.file))
+    _check_bindings(args)
+    return _upload(args, read_wasm(args.file))
 
 
 def _fn_get(args: argparse.Namespace) -> None:
     with _client(args) as client:
-        _print_json(client.get_function(args.module, args.name))
+        function = client.get_function(args.module, args.name)
+    if output_format(args) == "table":
+        print(function_text(function), end="")
+    else:
+        _print_json(function)
 
 
-def _fn_update(args: argparse.Namespace) -> None:
+def _fn_update(args: argparse.Namespace) -> int:
     _check_hosts(args)
-    changes = (args.file, args.memory, args.timeout, args.allow, args.rename)
-    if all(change is None for change in changes):
-        _usage_error(args, "nothing to update: give FILE, --memory, --timeout, --allow or --rename")
+    _check_bindings(args)
+    changes = (args.file, args.memory, args.timeout, args.allow, args.rename, args.events)
+    more = (args.sinks, args.no_events or None, args.no_sinks or None)
+    if all(change is None for change in changes + more):
+        _usage_error(
+            args,
+            "nothing to update: give FILE, --memory, --timeout, --allow, --rename, "
+            "--event, --sink, --no-events or --no-sinks",
+        )
     code = read_wasm(args.file) if args.file is not None else None
     with _client(args) as client:
         updated = client.update_function(
@@ -183,9 +225,13 @@ def _fn_update(args: argparse.Namespace) -> None:
             timeout=args.timeout,
             http_allow=args.allow,
             new_name=args.rename,
+            events=args.events,
+            sinks=args.sinks,
+            clear_events=args.no_events,
+            clear_sinks=args.no_sinks,
             wait_for_workers=not args.no_wait,
         )
-        _print_json(updated)
+    return _report(updated)
 
 
 def _fn_delete(args: argparse.Namespace) -> None:
@@ -196,7 +242,50 @@ def _fn_delete(args: argparse.Namespace) -> None:
 def _fn_invoke(args: argparse.Namespace) -> None:
     payload = invocation_args(args.assignments, args.json)
     with _client(args) as client:
-        _print_json(client.invoke(args.module, args.name, payload))
+        if not args.run_async:
+            _print_json(client.invoke(args.module, args.name, payload))
+            return
+        ident = client.invoke_async(args.module, args.name, payload)
+    if output_format(args) == "json":
+        _print_json({"id": ident})
+    else:
+        print(ident)
+
+
+# Polling an invocation: the first look soon, then less often.
+POLL_FIRST = 0.1
+POLL_MAX = 1.0
+
+
+def _inv_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        invocation = client.get_invocation(args.id)
+        if not args.wait:
+            _print_json(invocation)
+            return 0
+        deadline = time.monotonic() + args.wait_timeout
+        delay = POLL_FIRST
+        while invocation.get("state") not in ("ok", "error"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                print(
+                    f"fless: invocation {args.id} is still {invocation.get('state')} "
+                    f"after {args.wait_timeout:g} s",
+                    file=sys.stderr,
+                )
+                return 2
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, POLL_MAX)
+            invocation = client.get_invocation(args.id)
+    if invocation["state"] == "ok":
+        _print_json(invocation.get("result"))
+        return 0
+    error = invocation.get("error")
+    if isinstance(error, dict):
+        print(f"fless: {error.get('kind', 'error')}: {error.get('message', '')}", file=sys.stderr)
+    else:
+        print(f"fless: invocation {args.id} failed: {error}", file=sys.stderr)
+    return 1
 
 
 def _project_language(args: argparse.Namespace) -> Language:
@@ -229,9 +318,10 @@ def _fn_build(args: argparse.Namespace) -> None:
     print(_build(args))
 
 
-def _fn_create(args: argparse.Namespace) -> None:
+def _fn_create(args: argparse.Namespace) -> int:
     _check_hosts(args)
-    _upload(args, read_wasm(str(_build(args))))
+    _check_bindings(args)
+    return _upload(args, read_wasm(str(_build(args))))
 
 
 def _fn_logs(args: argparse.Namespace) -> None:
@@ -409,6 +499,61 @@ def _add_no_wait_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def _add_binding_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
+    """Adds ``--event``, ``--sink`` and ``--sink-header`` (and ``--no-*`` for an update)."""
+    what = "replace the function's events" if update else "run the function on an event"
+    events = parser.add_mutually_exclusive_group() if update else parser
+    events.add_argument(
+        "--event",
+        dest="events",
+        metavar="SPEC",
+        type=parse_event,
+        action="append",
+        help=f"{what} (repeat for more; SPEC below)",
+    )
+    sinks = parser.add_mutually_exclusive_group() if update else parser
+    sinks.add_argument(
+        "--sink",
+        dest="sinks",
+        metavar="SPEC",
+        type=parse_sink,
+        action="append",
+        help="send each result there (repeat for more; SPEC below)"
+        + ("; replaces the function's sinks" if update else ""),
+    )
+    parser.add_argument(
+        "--sink-header",
+        dest="sink_headers",
+        metavar="'NAME: VALUE'",
+        type=parse_header,
+        action="append",
+        help="a header for the http sinks of this command (repeat for more)",
+    )
+    if update:
+        events.add_argument(
+            "--no-events", action="store_true", help="remove all the function's events"
+        )
+        sinks.add_argument("--no-sinks", action="store_true", help="remove all its sinks")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    kept = "Without --event (--sink) the function keeps its events (sinks).\n" if update else ""
+    parser.epilog = (
+        f"--event SPEC:\n{EVENT_SYNTAX}\n\n--sink SPEC:\n{SINK_SYNTAX}\n\n{kept}"
+        "Each event and sink is checked and connected by the server. When one fails, the\n"
+        "function is still saved with the others, each failure is printed on stderr\n"
+        "('fless: event 2: why') and the exit status is 1 (docs/EVENTS.md)."
+    )
+
+
 def _add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", metavar="LANG", help="the language (default: from the files)")
     parser.add_argument(
@@ -460,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("file", metavar="FILE.wasm")
     _add_module_option(upload)
     _add_limit_options(upload)
+    _add_binding_options(upload, update=False)
     _add_no_wait_option(upload)
     get = build.command(fn, "get", _fn_get, "show a function")
     get.add_argument("name")
@@ -470,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_module_option(change)
     _add_limit_options(change)
     change.add_argument("--rename", metavar="NEW", help="a new name for the function")
+    _add_binding_options(change, update=True)
     _add_no_wait_option(change)
     delete = build.command(fn, "delete", _fn_delete, "delete a function")
     delete.add_argument("name")
@@ -493,6 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_json_object,
         help="the arguments as a JSON object; its keys override -a",
     )
+    invoke.add_argument(
+        "--async",
+        dest="run_async",
+        action="store_true",
+        help="queue the run and print its id at once; see it with `fless inv get ID`",
+    )
 
     new = build.command(fn, "new", _fn_new, "write a function project from a language template")
     new.add_argument("name")
@@ -507,6 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_options(create)
     _add_module_option(create)
     _add_limit_options(create)
+    _add_binding_options(create, update=False)
     _add_no_wait_option(create)
     build.command(fn, "langs", _fn_langs, "list the languages fless can build")
     logs = build.command(fn, "logs", _fn_logs, "show what a function logged lately, newest first")
@@ -516,6 +670,27 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--full", action="store_true", help="every line, not just the first")
     recent = build.command(fn, "recent", _fn_recent, "list the latest invocations, newest first")
     recent.add_argument("--limit", type=positive_int, default=50, help="invocations (1-1000)")
+
+    inv = top.add_parser(
+        "inv", help="invocations queued with `fn invoke --async` (fn recent lists the latest)"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    inv_get = build.command(
+        inv,
+        "get",
+        _inv_get,
+        "show a queued invocation; with --wait, wait for it and print its result "
+        "(exit status 0 when it ran, 1 when it failed, 2 when --timeout passed first)",
+    )
+    inv_get.add_argument("id", metavar="ID")
+    inv_get.add_argument("--wait", action="store_true", help="wait until it has run")
+    inv_get.add_argument(
+        "--timeout",
+        dest="wait_timeout",
+        metavar="SECONDS",
+        type=_positive_seconds,
+        default=300.0,
+        help="how long --wait waits (default: 300)",
+    )
 
     admin = top.add_parser("admin", help="administration (admin key only)").add_subparsers(
         dest="area", required=True, metavar="AREA"
@@ -578,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         run: Command = args.run
-        run(args)
+        status = run(args) or 0
         sys.stdout.flush()
     except SystemExit as exc:  # argparse: --help, --version, a usage error
         return exc.code if isinstance(exc.code, int) else 1
@@ -596,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ class FakeFless:
     url: str = ""
     requests: list[Recorded] = field(default_factory=list)
     routes: dict[tuple[str, str], tuple[int, bytes]] = field(default_factory=dict)
+    # Answers given in turn, before the route's answer (see ``then``).
+    queued: dict[tuple[str, str], list[tuple[int, bytes]]] = field(default_factory=dict)
     # Close each connection after answering without saying so (no "Connection: close"),
     # as a server does when a kept-alive connection idles past its timeout.
     drop_after_answer: bool = False
@@ -82,6 +84,12 @@ class FakeFless:
     def data(self, method: str, path: str, data: Any, status: int = 200) -> None:
         """Sets a success answer ``{"data": data}``."""
         self.reply(method, path, status, {"data": data})
+
+    def then(self, method: str, path: str, *data: Any) -> None:
+        """Answers ``method path`` with each ``{"data": d}`` in turn; the last one stays."""
+        answers = [(200, json.dumps({"data": d}).encode()) for d in data]
+        self.queued[(method, path)] = answers[:-1]
+        self.routes[(method, path)] = answers[-1]
 
     def error(self, method: str, path: str, status: int, detail: str) -> None:
         """Sets an error answer in the API's shape."""
@@ -116,7 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         time.sleep(fake.delay)
         detail = {"errors": {"detail": f"no route {self.command} {self.path}"}}
-        status, raw = fake.routes.get((self.command, self.path), (404, json.dumps(detail).encode()))
+        key = (self.command, self.path)
+        status, raw = fake.routes.get(key, (404, json.dumps(detail).encode()))
+        if fake.queued.get(key):
+            status, raw = fake.queued[key].pop(0)
         self.send_response(status)
         if raw:
             self.send_header("Content-Type", "application/json")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e.node import free_port
@@ -195,3 +197,163 @@ def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
         " (is fless-node running?) (set the server with --url, FLESS_URL or"
         " `fless cfg set host URL`)\n"
     )
+
+
+def test_fn_upload_sends_events_and_sinks(fake: FakeFless, fless: Run, wasm_file: Path) -> None:
+    answer = {
+        **FUNCTION,
+        "events": [{"status": "success"}, {"status": "success"}],
+        "events_metadata": {"successful": 2, "failed": 0, "total": 2},
+        "sinks": [{"status": "success"}, {"status": "success"}],
+        "sinks_metadata": {"successful": 2, "failed": 0, "total": 2},
+    }
+    fake.data("POST", "/v1/fn/_", answer, status=201)
+    status, out, err = fless(
+        "fn", "upload", "hello", str(wasm_file),
+        "--event", "mqtt://broker.lan/sensors/+/temp", "--event", "cron:0 8 * * *@Europe/Rome",
+        "--sink", "couchdb+http://u:p@db.lan:5984/r", "--sink", "https://h/in",
+        "--sink-header", "Authorization: Bearer x",
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    assert json.loads(out) == answer
+    form = fake.last.form()
+    assert json.loads(form["events"].content) == [
+        {"type": "mqtt", "params": {"host": "broker.lan", "port": 1883, "topic": "sensors/+/temp"}},
+        {"type": "cron", "params": {"schedule": "0 8 * * *", "timezone": "Europe/Rome"}},
+    ]
+    assert json.loads(form["sinks"].content) == [
+        {
+            "type": "couchdb",
+            "params": {"url": "http://db.lan:5984/r", "username": "u", "password": "p"},
+        },
+        {
+            "type": "http",
+            "params": {"url": "https://h/in", "headers": {"Authorization": "Bearer x"}},
+        },
+    ]
+
+
+def test_a_failed_binding_is_printed_and_exits_1(
+    fake: FakeFless, fless: Run, wasm_file: Path
+) -> None:
+    answer = {
+        **FUNCTION,
+        "events": [{"status": "success"}, {"status": "error", "message": "broker refused"}],
+        "events_metadata": {"successful": 1, "failed": 1, "total": 2},
+    }
+    fake.data("POST", "/v1/fn/_", answer, status=207)
+    status, out, err = fless(
+        "fn", "upload", "hello", str(wasm_file),
+        "--event", "cron:* * * * *", "--event", "mqtt://b/t",
+    )  # fmt: skip
+    assert (status, json.loads(out), err) == (1, answer, "fless: event 2: broker refused\n")
+
+
+def test_fn_update_events_and_sinks(fake: FakeFless, fless: Run) -> None:
+    fake.data("PUT", "/v1/fn/_/hello", {**FUNCTION, "sinks": [{"status": "error", "message": "x"}]})
+    status, _, err = fless("fn", "update", "hello", "--sink", "mqtt://b/r")
+    assert (status, err) == (1, "fless: sink 1: x\n")
+    form = fake.last.form()
+    assert set(form) == {"sinks", "wait_for_workers"}
+    assert json.loads(form["sinks"].content) == [
+        {"type": "mqtt", "params": {"host": "b", "port": 1883, "topic": "r"}}
+    ]
+    fake.data("PUT", "/v1/fn/_/hello", FUNCTION)
+    assert fless("fn", "update", "hello", "--no-events", "--no-sinks")[0] == 0
+    form = fake.last.form()
+    assert (form["events"].content, form["sinks"].content) == (b"null", b"null")
+    assert fless("fn", "update", "hello", "--event", "mqtt://b/t", "--no-sinks")[0] == 0
+    form = fake.last.form()
+    assert json.loads(form["events"].content)[0]["params"]["topic"] == "t"
+    assert form["sinks"].content == b"null"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--event", "mqtt://b/t", "--no-events"], "not allowed with argument"),
+        (["--sink", "mqtt://b/t", "--no-sinks"], "not allowed with argument"),
+        (["--sink-header", "A: b"], "--sink-header needs an http(s) --sink to go with"),
+        (["--event", "mqtt://b"], "argument --event: 'mqtt://b': no topic"),
+        (["--sink", "ftp://x/y"], "argument --sink: 'ftp://x/y': expected couchdb+http"),
+    ],
+)
+def test_bad_bindings_are_usage_errors(
+    fake: FakeFless, fless: Run, argv: list[str], message: str
+) -> None:
+    status, out, err = fless("fn", "update", "hello", *argv)
+    assert (status, out) == (2, "")
+    assert message in err
+    assert fake.requests == []
+
+
+def test_fn_get_shows_bindings_one_per_line(fake: FakeFless, fless: Run) -> None:
+    function = {
+        "name": "hello",
+        "memory": 64,
+        "http_allow": [],
+        "events": [
+            {"type": "mqtt", "params": {"host": "broker.lan", "port": 1883, "topic": "s/+/t"}},
+            {"type": "cron", "params": {"schedule": "*/5 * * * *"}},
+        ],
+        "sinks": [],
+    }
+    fake.data("GET", "/v1/fn/_/hello", function)
+    status, out, _ = fless("fn", "get", "hello", "--output", "table")
+    assert status == 0
+    assert out == (
+        "name: hello\nmemory: 64\nhttp_allow: []\nevents:\n"
+        "  mqtt broker.lan:1883 s/+/t\n  cron */5 * * * *\nsinks: (none)\n"
+    )
+    assert json.loads(fless("fn", "get", "hello", "--output", "json")[1]) == function
+
+
+def test_fn_invoke_async(fake: FakeFless, fless: Run) -> None:
+    fake.data("POST", "/v1/fn/_/hello?async=true", {"id": "inv-1"}, status=202)
+    assert fless("fn", "invoke", "hello", "--async", "-a", "n=1", "--output", "table") == (
+        0,
+        "inv-1\n",
+        "",
+    )
+    assert fake.last.json() == {"args": {"n": 1}}
+    status, out, _ = fless("fn", "invoke", "hello", "--async")
+    assert (status, json.loads(out)) == (0, {"id": "inv-1"})
+    fake.error("POST", "/v1/fn/_/hello?async=true", 429, "the queue is full")
+    assert fless("fn", "invoke", "hello", "--async") == (1, "", "fless: 429: the queue is full\n")
+
+
+def _invocation(state: str, **more: Any) -> dict[str, Any]:
+    return {"id": "inv-1", "function": "_/hello", "state": state, "queued": "T0", **more}
+
+
+def test_inv_get_without_wait_prints_the_invocation(fake: FakeFless, fless: Run) -> None:
+    fake.data("GET", "/v1/invocations/inv-1", _invocation("running"))
+    status, out, _ = fless("inv", "get", "inv-1")
+    assert (status, json.loads(out)) == (0, _invocation("running"))
+    assert fless("inv", "get", "nope")[0] == 1
+
+
+def test_inv_get_waits_until_it_ran(fake: FakeFless, fless: Run) -> None:
+    path = "/v1/invocations/inv-1"
+    done = _invocation("ok", result={"t": 21.5}, finished="T1")
+    fake.then("GET", path, _invocation("queued"), _invocation("running"), done)
+    status, out, err = fless("inv", "get", "inv-1", "--wait")
+    assert (status, json.loads(out), err) == (0, {"t": 21.5}, "")
+    assert [r.path for r in fake.requests] == [path] * 3
+
+
+def test_inv_get_wait_reports_a_failure(fake: FakeFless, fless: Run) -> None:
+    failed = _invocation("error", error={"kind": "trap", "message": "unreachable"})
+    fake.then("GET", "/v1/invocations/inv-1", _invocation("running"), failed)
+    assert fless("inv", "get", "inv-1", "--wait") == (1, "", "fless: trap: unreachable\n")
+
+
+def test_inv_get_wait_gives_up_after_the_timeout(fake: FakeFless, fless: Run) -> None:
+    fake.data("GET", "/v1/invocations/inv-1", _invocation("queued"))
+    started = time.monotonic()
+    status, out, err = fless("inv", "get", "inv-1", "--wait", "--timeout", "0.35")
+    assert 0.3 < time.monotonic() - started < 2
+    assert (status, out) == (2, "")
+    assert err == "fless: invocation inv-1 is still queued after 0.35 s\n"
+    status, _, err = fless("inv", "get", "inv-1", "--wait", "--timeout", "0")
+    assert (status, "expected a positive number of seconds, got 0" in err) == (2, True)

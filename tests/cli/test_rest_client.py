@@ -154,6 +154,58 @@ def test_update_function_sends_only_what_changes(fake: FakeFless, client: Client
     assert form["name"].content == b"hi"
 
 
+EVENT = {"type": "cron", "params": {"schedule": "* * * * *"}}
+SINK = {"type": "http", "params": {"url": "http://h/in"}}
+
+
+def test_events_and_sinks_are_json_fields_and_a_207_is_data(
+    fake: FakeFless, client: Client
+) -> None:
+    answer = {
+        **FUNCTION,
+        "events": [{"status": "error", "message": "bad schedule"}],
+        "events_metadata": {"successful": 0, "failed": 1, "total": 1},
+    }
+    fake.data("POST", "/v1/fn/_", answer, status=207)
+    assert client.create_function("_", "hello", WASM, events=[EVENT], sinks=[SINK]) == answer
+    form = fake.last.form()
+    assert json.loads(form["events"].content) == [EVENT]
+    assert json.loads(form["sinks"].content) == [SINK]
+    fake.data("POST", "/v1/fn/_", FUNCTION, status=201)
+    client.create_function("_", "hello", WASM, events=[])
+    assert set(fake.last.form()) == {"name", "code", "events", "wait_for_workers"}
+    assert fake.last.form()["events"].content == b"[]"
+
+
+def test_update_replaces_keeps_or_clears_bindings(fake: FakeFless, client: Client) -> None:
+    fake.data("PUT", "/v1/fn/_/hello", FUNCTION)
+    client.update_function("_", "hello", events=[EVENT], sinks=[])
+    form = fake.last.form()
+    assert (json.loads(form["events"].content), form["sinks"].content) == ([EVENT], b"[]")
+    client.update_function("_", "hello", clear_events=True, clear_sinks=True)
+    form = fake.last.form()
+    assert (form["events"].content, form["sinks"].content) == (b"null", b"null")
+    client.update_function("_", "hello", events=[], clear_events=True)
+    assert fake.last.form()["events"].content == b"null"
+    with pytest.raises(ValueError, match="give sinks or clear_sinks, not both"):
+        client.update_function("_", "hello", sinks=[SINK], clear_sinks=True)
+
+
+def test_invoke_async_and_get_invocation(fake: FakeFless, client: Client) -> None:
+    fake.data("POST", "/v1/fn/m/f%20g?async=true", {"id": "a/b"}, status=202)
+    assert client.invoke_async("m", "f g", {"x": 1}) == "a/b"
+    assert fake.last.json() == {"args": {"x": 1}}
+    fake.data("GET", "/v1/invocations/a%2Fb", {"id": "a/b", "state": "queued"})
+    assert client.get_invocation("a/b") == {"id": "a/b", "state": "queued"}
+    fake.data("POST", "/v1/fn/m/f?async=true", {}, status=202)
+    with pytest.raises(FlessError, match="no invocation id"):
+        client.invoke_async("m", "f")
+    fake.error("POST", "/v1/fn/m/f?async=true", 429, "the queue is full")
+    with pytest.raises(FlessError) as caught:
+        client.invoke_async("m", "f")
+    assert caught.value.status == 429
+
+
 def test_boundary_never_occurs_in_content() -> None:
     content_type, body = encode_multipart({"a": "x"}, {"f": ("f.bin", b"\0" * 10)})
     boundary = content_type.split("boundary=")[1]
