@@ -321,6 +321,9 @@ class Function:
         record = self._platform.function(module, name)
         data = _function_data(record)
         data["cached_on"] = await self._platform.code_holders(record)
+        states = self._platform.binding_states(record)
+        if states is not None:
+            data["bindings"] = states
         _json(resp, 200, {"data": data})
 
     async def on_put(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from fless._lazy import lazy_names
 
 from ._bindings import KINDS as BINDING_KINDS
-from ._bindings import BindingCheck, Bindings, Later
+from ._bindings import BindingCheck, Bindings, EventPart
 from ._errors import (
     AlreadyExists,
     BadRequest,
@@ -103,6 +103,7 @@ __all__ = [
     "ClusterSource",
     "CoreError",
     "Dispatcher",
+    "EventPart",
     "ExecError",
     "Forbidden",
     "FunctionRecord",
@@ -110,7 +111,6 @@ __all__ = [
     "FunctionTimeout",
     "InvalidModule",
     "JsonRefused",
-    "Later",
     "LocalSource",
     "NoWorker",
     "NodeMetrics",

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ._records import FunctionRecord
+
 # The two kinds of binding, as FunLess's multipart fields name them.
 KINDS = ("events", "sinks")
 
@@ -50,8 +52,8 @@ class Bindings(Protocol):
         ...
 
 
-class Later(Protocol):
-    """Runs invocations later, from a durable queue (``?async=true``; the event part)."""
+class EventPart(Protocol):
+    """What the core asks of the running event part: queued invocations, bindings' state."""
 
     def enqueue(
         self, module: str, name: str, args: bytes, invocation: str, callback: str | None
@@ -69,5 +71,14 @@ class Later(Protocol):
 
         Returns:
             None if no such invocation is known (or its record expired).
+        """
+        ...
+
+    def binding_states(self, record: FunctionRecord) -> dict[str, Any]:
+        """How the function's bindings fare now, for ``GET`` of the function.
+
+        Returns:
+            ``{"events": [...], "sinks": [...], "outbox": n}``: one state per
+            binding, in the record's order, and the results waiting for sinks.
         """
         ...

@@ -49,6 +49,30 @@ class NodeMetrics(WorkerMetrics):
             ["state"],
             multiprocess_mode="max",
         )
+        self.event_messages = Counter(
+            "fless_event_messages",
+            "MQTT messages of event bindings: taken (queued to run), or bad (not a JSON "
+            "object: dropped).",
+            ["result"],
+        )
+        self.event_runs = Counter(
+            "fless_event_runs",
+            "Runs of queued invocations (events and ?async=true): ok, failed (the function's "
+            "error), retried (no worker could take it yet).",
+            ["outcome"],
+        )
+        self.sink_deliveries = Counter(
+            "fless_sink_deliveries",
+            "Results sent to sinks (and callbacks): ok, failed (tried again later), dropped "
+            "(the outbox was full).",
+            ["result"],
+        )
+        self.event_queue_depth = Gauge(
+            "fless_event_queue_depth",
+            "Items in the event part's queues: inbox (to run), outbox (results for sinks).",
+            ["queue"],
+            multiprocess_mode="max",
+        )
         self.memory = Gauge(
             "fless_node_memory_bytes",
             "Memory this node offers to functions: total and free.",

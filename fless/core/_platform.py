@@ -36,7 +36,7 @@ from fless.gossip import GossipError
 from fless.worker import Call, error_kind
 
 from . import _metrics
-from ._bindings import KINDS, BindingCheck, Bindings, Later
+from ._bindings import KINDS, BindingCheck, Bindings, EventPart
 from ._dispatch import Dispatcher
 from ._errors import BadRequest, CoreError, NotFound, NoWorker, TooLarge, WorkerLost
 from ._json import JsonRefused
@@ -215,9 +215,9 @@ class Platform:
     ) -> None:
         self.metrics = metrics
         self.bindings = bindings
-        # Runs ``?async=true`` invocations (the event part, set by the node
-        # once it has the platform); None: this node runs none.
-        self.later: Later | None = None
+        # The running event part (set by the node once it has the platform):
+        # ``?async=true`` invocations and the bindings' state; None: none runs.
+        self.event_part: EventPart | None = None
         self.nodes = nodes
         self.recent = recent
         self.refresh_metrics = refresh_metrics
@@ -506,6 +506,12 @@ class Platform:
         """
         return self.store.get_function(module, name)
 
+    def binding_states(self, record: FunctionRecord) -> dict[str, Any] | None:
+        """How the function's events and sinks fare now (None: it has none, or none run)."""
+        if self.event_part is None or not (record.events or record.sinks):
+            return None
+        return self.event_part.binding_states(record)
+
     async def code_holders(self, record: FunctionRecord) -> list[str]:
         """The workers whose cache holds the function's code now."""
         return await self.dispatcher.holders(record.hash)
@@ -619,10 +625,10 @@ class Platform:
             BadRequest: this node runs no queued invocations, or a bad ``callback``.
         """
         self.store.get_function(module, name)
-        if self.later is None:
+        if self.event_part is None:
             raise BadRequest("this node does not run queued invocations (events.enabled)")
         invocation = new_invocation_id()
-        self.later.enqueue(module, name, args, invocation, callback)
+        self.event_part.enqueue(module, name, args, invocation, callback)
         return invocation
 
     def invocation(self, invocation: str) -> dict[str, Any]:
@@ -631,7 +637,7 @@ class Platform:
         Raises:
             NotFound: unknown, or its record expired.
         """
-        status = None if self.later is None else self.later.status(invocation)
+        status = None if self.event_part is None else self.event_part.status(invocation)
         if status is None:
             raise NotFound(f"invocation {shown(invocation, 60)} not found (or expired)")
         return status

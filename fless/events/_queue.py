@@ -283,6 +283,21 @@ class EventQueues:
         with self._env.begin(write=True) as txn:
             self._set_all(txn, [(table, key, value)])
 
+    def records(self, table: str, prefix: str) -> list[dict[str, Any]]:
+        """Every record of ``table`` whose key starts with ``prefix``, in key order."""
+        db = self._table(table)
+        start = prefix.encode()
+        found: list[dict[str, Any]] = []
+        with self._env.begin() as txn:
+            cursor = txn.cursor(db=db)
+            if not cursor.set_range(start):
+                return found
+            for key, value in cursor:
+                if not bytes(key).startswith(start):
+                    break
+                found.append(dict(cbor2.loads(value)))
+        return found
+
     def sweep(self, table: str, keep: Callable[[dict[str, Any]], bool]) -> int:
         """Deletes every record of ``table`` that ``keep`` says no to; how many went."""
         db = self._table(table)

@@ -48,6 +48,7 @@ from fless.core import (
     Busy,
     CoreError,
     ExecError,
+    FunctionRecord,
     JsonRefused,
     NotFound,
     NoWorker,
@@ -101,7 +102,7 @@ NO_WORKER_MAX_S = 30.0
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 # How often finished queued invocations past events.results_ttl_s are removed.
 SWEEP_S = 60.0
-INBOX, OUTBOX, JOBS = "inbox", "outbox", "jobs"
+INBOX, OUTBOX, JOBS, LINKS = "inbox", "outbox", "jobs", "links"
 
 
 def binding_id(node: str, module: str, name: str, entry: dict[str, Any]) -> str:
@@ -129,6 +130,7 @@ class _Served:
 
     lock: int
     stop: Callable[[], Awaitable[None]]
+    state: Callable[[], dict[str, Any]]
 
 
 class EventService:
@@ -157,6 +159,10 @@ class EventService:
         self._outbox_ready = asyncio.Event()
         self._senders = ThreadPoolExecutor(DELIVERING_AT_ONCE, thread_name_prefix="fless-sink")
         self._refused: set[str] = set()
+        # What this process last wrote of each binding's state, and its
+        # sinks' deliveries since it started (by sink id).
+        self._written: dict[str, dict[str, Any]] = {}
+        self._sinks: dict[str, dict[str, Any]] = {}
 
     @property
     def queues(self) -> EventQueues:
@@ -177,7 +183,7 @@ class EventService:
             [INBOX, OUTBOX],
             {INBOX: self._settings.max_queued, OUTBOX: self._settings.max_outbox},
             sync=self._settings.sync,
-            tables=[JOBS],
+            tables=[JOBS, LINKS],
         )
         self._tasks = [
             asyncio.create_task(self._follow(), name="fless-events-follow"),
@@ -207,6 +213,7 @@ class EventService:
         while True:
             try:
                 await self._reconcile()
+                self._publish_states()
             except Exception:
                 log.exception("events: following the bindings failed")
             await asyncio.sleep(FOLLOW_S)
@@ -255,7 +262,7 @@ class EventService:
             async def unsubscribe() -> None:
                 await asyncio.to_thread(subscription.stop)
 
-            self._served[bid] = _Served(lock, unsubscribe)
+            self._served[bid] = _Served(lock, unsubscribe, subscription.state.public)
         else:
             task = asyncio.create_task(self._tick(bid, module, name, event), name=f"cron-{bid}")
 
@@ -264,7 +271,16 @@ class EventService:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-            self._served[bid] = _Served(lock, cancel)
+            def ticks() -> dict[str, Any]:
+                last = _read_float(self._path / "cron" / bid)
+                now = time.time()
+                tick = _cron.plan(event.schedule, event.timezone, last, now).next_tick
+                state: dict[str, Any] = {"connected": True, "next_tick": _iso(tick.timestamp())}
+                if last is not None:
+                    state["last_tick"] = _iso(last)
+                return state
+
+            self._served[bid] = _Served(lock, cancel, ticks)
         log.info(
             "events: serving %s for %s/%s in process %d", event.type, module, name, os.getpid()
         )
@@ -284,6 +300,9 @@ class EventService:
         """Stores one MQTT message as an invocation (on paho's thread); False: not now."""
         self.counts.received += 1
         args = _args_of(payload)
+        metrics = self._platform.metrics
+        if metrics is not None:
+            metrics.event_messages.labels("taken" if args is not None else "bad").inc()
         if args is None:
             self.counts.bad_payloads += 1
             if self.counts.bad_payloads & (self.counts.bad_payloads - 1) == 0:  # 1, 2, 4, 8...
@@ -484,12 +503,14 @@ class EventService:
             delay = min(NO_WORKER_FIRST_S * 2**claimed.attempts, NO_WORKER_MAX_S)
             log.info("events: %s/%s could not run (%s); again in %.1f s", module, name, exc, delay)
             holder.cancel()
+            self._count_run("retried")
             self.queues.retry(await _latest(holder, claimed), delay)
             return
         except (ExecError, CoreError) as exc:
             # The function failed (or is gone): its failure is its answer,
             # recorded with the invocation; an event is not run again for it.
             self.counts.failed += 1
+            self._count_run("failed")
             log.info("events: %s/%s failed on an event: %s", module, name, exc)
             holder.cancel()
             claimed = await _latest(holder, claimed)
@@ -507,6 +528,7 @@ class EventService:
         holder.cancel()
         claimed = await _latest(holder, claimed)
         self.counts.invoked += 1
+        self._count_run("ok")
         try:
             sinks = self._platform.function(module, name).sinks
         except NotFound:
@@ -535,6 +557,8 @@ class EventService:
         lost = went.count(False)
         if lost:
             self.counts.dropped += lost
+            if self._platform.metrics is not None:
+                self._platform.metrics.sink_deliveries.labels("dropped").inc(lost)
             log.warning(
                 "events: the outbox is full: %d results of %s/%s dropped (%d in this process)",
                 lost,
@@ -593,6 +617,7 @@ class EventService:
             return
         except (SinkFailed, TimeoutError, OSError) as exc:
             self.counts.sink_failures += 1
+            self._count_sink(item, ok=False, error=str(exc) or type(exc).__name__)
             delay = min(2.0**claimed.attempts, self._settings.retry_max_ms / 1000)
             if claimed.attempts == 0 or self.counts.sink_failures % 100 == 0:
                 log.warning(
@@ -605,7 +630,62 @@ class EventService:
             self.queues.retry(claimed, delay)
             return
         self.counts.delivered += 1
+        self._count_sink(item, ok=True)
         self.queues.ack(claimed)
+
+    # -- state and metrics -----------------------------------------------------
+
+    def binding_states(self, record: FunctionRecord) -> dict[str, Any]:
+        """How a function's bindings fare, from what their serving processes wrote."""
+        events = []
+        for entry in record.events:
+            bid = binding_id(self._node, record.module, record.name, entry)
+            state = self.queues.get(LINKS, f"event:{bid}")
+            events.append(
+                state if state is not None else {"connected": False, "error": "not served yet"}
+            )
+        sinks = []
+        for entry in record.sinks:
+            sid = _sink_id(record.module, record.name, entry)
+            merged: dict[str, Any] = {"delivered": 0, "failures": 0}
+            for part in self.queues.records(LINKS, f"sink:{sid}:"):
+                merged["delivered"] += part.get("delivered", 0)
+                merged["failures"] += part.get("failures", 0)
+                if part.get("last", 0) >= merged.get("last", 0):
+                    merged["last"] = part.get("last", 0)
+                    merged["error"] = part.get("error")
+            if merged.get("last"):
+                merged["last"] = _iso(merged["last"])
+            if not merged.get("error"):
+                merged.pop("error", None)
+            sinks.append(merged)
+        return {"events": events, "sinks": sinks, "outbox": self.queues.depth(OUTBOX)}
+
+    def _count_sink(self, item: dict[str, Any], ok: bool, error: str = "") -> None:
+        module, name = item["fn"]
+        sid = _sink_id(module, name, item["sink"])
+        stats = self._sinks.setdefault(sid, {"delivered": 0, "failures": 0})
+        stats["delivered" if ok else "failures"] += 1
+        stats["last"] = time.time()
+        stats["error"] = None if ok else error[:200]
+        metrics = self._platform.metrics
+        if metrics is not None:
+            metrics.sink_deliveries.labels("ok" if ok else "failed").inc()
+
+    def _publish_states(self) -> None:
+        """Writes what changed of the bindings this process serves, and its sinks' counts."""
+        current = {f"event:{bid}": served.state() for bid, served in self._served.items()}
+        pid = os.getpid()
+        for sid, stats in self._sinks.items():
+            current[f"sink:{sid}:{pid}"] = dict(stats)
+        for key, state in current.items():
+            if self._written.get(key) != state:
+                self.queues.set(LINKS, key, state)
+                self._written[key] = state
+        metrics = self._platform.metrics
+        if metrics is not None:
+            metrics.event_queue_depth.labels(INBOX).set(self.queues.depth(INBOX))
+            metrics.event_queue_depth.labels(OUTBOX).set(self.queues.depth(OUTBOX))
 
     def _publisher(self, broker: Broker) -> Publisher:
         publisher = self._publishers.get(broker)
@@ -614,6 +694,10 @@ class EventService:
             publisher = self._publishers[broker] = Publisher(broker, client_id)
             publisher.start()
         return publisher
+
+    def _count_run(self, outcome: str) -> None:
+        if self._platform.metrics is not None:
+            self._platform.metrics.event_runs.labels(outcome).inc()
 
     def _wake(self, ready: asyncio.Event) -> None:
         """Sets ``ready`` from any thread."""
@@ -679,6 +763,11 @@ def _write_float(path: Path, value: float) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}")
     tmp.write_text(repr(value))
     os.replace(tmp, path)
+
+
+def _sink_id(module: str, name: str, entry: dict[str, Any]) -> str:
+    """A sink's id within its function (the same in every process of a core)."""
+    return binding_id("sink", module, name, entry)
 
 
 def _iso(when: float) -> str:

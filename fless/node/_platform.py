@@ -97,7 +97,7 @@ def open_platform(settings: Settings) -> Platform:
     if events.enabled:
         service = EventService(platform, events, settings.data_path / "events")
         platform.add_service(service)
-        platform.later = service
+        platform.event_part = service
     return platform
 
 

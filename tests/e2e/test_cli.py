@@ -168,3 +168,54 @@ def test_an_upload_reports_its_progress(node: Node) -> None:
     assert created["name"] == "progressed"
     assert seen and seen[-1][0] == seen[-1][1] > len(code)  # the whole multipart body
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_bindings_and_queued_invocations_through_the_cli(
+    node: Node, cli: Path, tmp_path: Path
+) -> None:
+    hello = tmp_path / "hello.wasm"
+    hello.write_bytes(wat("fl_hello"))
+    out = fless(
+        node,
+        "fn",
+        "upload",
+        "ticker",
+        str(hello),
+        "--event",
+        'cron:0 8 * * *@Europe/Rome|{"room": "hall"}',
+        "--event",
+        "kafka://nowhere/x",
+        home=cli,
+    )
+    # A spec the CLI cannot read is a usage error before anything is sent.
+    assert out.returncode == 2 and "kafka" in out.stderr
+    out = fless(
+        node,
+        "fn",
+        "upload",
+        "ticker",
+        str(hello),
+        "--event",
+        "cron:0 8 * * *@Europe/Rome",
+        home=cli,
+    )
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(fless(node, "fn", "get", "ticker", home=cli).stdout)
+    assert shown["events"] == [
+        {"type": "cron", "params": {"schedule": "0 8 * * *", "timezone": "Europe/Rome", "args": {}}}
+    ]
+    assert shown["bindings"]["events"][0]["next_tick"].endswith("07:00:00.000+00:00") or (
+        shown["bindings"]["events"][0]["next_tick"].endswith("06:00:00.000+00:00")
+    )
+    # A sink that does not connect: the function is updated, the entry's
+    # reason is printed, and the exit status says something failed.
+    out = fless(node, "fn", "update", "ticker", "--sink", "http://127.0.0.1:9/x", home=cli)
+    assert out.returncode == 1
+    assert "sink 1:" in out.stderr and "cannot connect" in out.stderr
+
+    out = fless(node, "fn", "invoke", "ticker", "--async", "-a", "n=5", home=cli)
+    assert out.returncode == 0, out.stderr
+    invocation = json.loads(out.stdout)["id"]  # a pipe gets JSON
+    out = fless(node, "inv", "get", invocation, "--wait", "--timeout", "30", home=cli)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"hello": {"n": 5}}

@@ -242,3 +242,34 @@ def test_when_the_serving_process_dies_another_takes_the_binding(
         assert results(couch) == set(range(100))
     finally:
         node.stop()
+
+
+def test_get_shows_how_the_bindings_fare_and_metrics_count_them(
+    node: Node, broker: Broker, couch: Couch
+) -> None:
+    bound(node, broker, couch)
+    publish(broker, range(20))
+    broker.publish("sensors/bad/temp", b"not json")
+    wait_for(lambda: len(results(couch)) == 20, 60, "the results")
+
+    def states() -> dict[str, Any]:
+        status, answer = node.request("GET", "/v1/fn/_/f")
+        assert status == 200
+        data: dict[str, Any] = answer["data"]["bindings"]
+        return data
+
+    wait_for(lambda: states()["sinks"][0]["delivered"] >= 20, 10, "the sink's count")
+    shown = states()
+    assert shown["events"][0]["connected"] is True
+    assert shown["events"][0]["messages"] >= 21
+    assert "error" not in shown["sinks"][0]
+    assert shown["outbox"] == 0
+    status, text = node.request("GET", "/metrics")
+    assert status == 200
+    assert 'fless_event_messages_total{result="taken"} 20.0' in text
+    assert 'fless_event_messages_total{result="bad"} 1.0' in text
+    assert 'fless_event_runs_total{outcome="ok"} 20.0' in text
+    assert 'fless_sink_deliveries_total{result="ok"} 20.0' in text
+    broker.stop()
+    wait_for(lambda: states()["events"][0]["connected"] is False, 10, "the lost broker shown")
+    assert "disconnected" in states()["events"][0]["error"]
