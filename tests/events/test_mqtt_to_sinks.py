@@ -273,3 +273,21 @@ def test_get_shows_how_the_bindings_fare_and_metrics_count_them(
     broker.stop()
     wait_for(lambda: states()["events"][0]["connected"] is False, 10, "the lost broker shown")
     assert "disconnected" in states()["events"][0]["error"]
+
+
+def test_a_broker_with_passwords_takes_the_right_ones_and_names_a_refusal(
+    tmp_path: Path, node: Node, couch: Couch
+) -> None:
+    with mosquitto(tmp_path / "auth", users={"sensor": "pa55"}) as broker:
+        good = mqtt_event(broker, username="sensor", password="pa55")
+        wrong = mqtt_event(broker, username="sensor", password="nope")
+        anonymous = mqtt_event(broker)
+        status, answer = create(node, "f", [good, wrong, anonymous], [couch_sink(couch)])
+        assert status == 207, answer
+        statuses = answer["data"]["events"]
+        assert statuses[0] == {"status": "success"}
+        assert "refused" in statuses[1]["message"] and "uthori" in statuses[1]["message"]
+        assert statuses[2]["status"] == "error"
+        wait_for(lambda: "subscribed to sensors/+/temp" in node.log(), 10, "the subscription")
+        broker.publish("sensors/a/temp", b'{"n": 1}')
+        wait_for(lambda: results(couch) == {1}, 30, "the result")
