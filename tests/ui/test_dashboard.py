@@ -9,6 +9,7 @@ also replaces ``docs/img/dashboard.png``.
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import json
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from e2e.node import Node
+from e2e.node import Node, multipart
 from fixtures.build import PROJECT, wat
 from ui.browser import as_phone, chromium, console_problems, require_browser, save_screenshot
 
@@ -307,6 +308,58 @@ def test_an_api_error_shows_its_detail(node: Node, browser: WebDriver) -> None:
     browser.find_element(By.ID, "upload-code").send_keys(str(PROJECT / "setup.cfg"))
     browser.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]").click()
     wait_for(browser, says("upload-message", "letters, digits and _"), "the refused name")
+
+
+def test_a_function_page_shows_its_bindings_and_how_they_fare(
+    node: Node, browser: WebDriver, artifacts: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    # A cron event connects nowhere, so no broker is needed.
+    cron = [{"type": "cron", "params": {"schedule": "0 8 * * *"}}]
+    body, ctype = multipart(
+        [
+            ("name", None, b"alarm"),
+            ("code", "code.wasm", wat("fl_hello")),
+            ("events", None, json.dumps(cron).encode()),
+        ]
+    )
+    status, _ = node.request("POST", "/v1/fn/_", body, {"Content-Type": ctype})
+    assert status == 201
+    status, _ = node.upload("_", "plain", wat("fl_hello"))
+    assert status == 201
+
+    log_in(browser, node, node.key)
+    wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-function="_/alarm"] button'),
+        "the function with an event",
+    )[0].click()
+    # Served within a second by one API process; the page shows it at a refresh.
+    next_tick = wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, '#detail-bindings tr[data-event="0"] time'),
+        "the cron event's next tick",
+    )[-1]
+    row = browser.find_element(By.CSS_SELECTOR, '#detail-bindings tr[data-event="0"]')
+    cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
+    assert cells[:4] == ["cron", "0 8 * * * (UTC)", "connected", "—"]
+    assert next_tick.text
+    _, shown = node.request("GET", "/v1/fn/_/alarm")
+    expected = datetime.datetime.fromisoformat(shown["data"]["bindings"]["events"][0]["next_tick"])
+    tick = datetime.datetime.fromisoformat(str(next_tick.get_attribute("datetime")))
+    assert tick == expected
+    assert (tick.hour, tick.minute) == (8, 0)
+    assert "outbox: " in text_of(browser, "bindings-outbox")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#detail-bindings tr[data-sink]")
+    save_screenshot(browser, artifacts / "dashboard-bindings.png")
+
+    # A function without events or sinks has no such section.
+    browser.find_element(By.CSS_SELECTOR, 'tr[data-function="_/plain"] button').click()
+    wait_for(browser, says("detail-title", "_/plain"), "the function without bindings")
+    assert not visible(browser, "detail-bindings")
+    assert "Bindings" not in text_of(browser, "function-detail")
+    assert console_problems(browser) == []
 
 
 def test_a_phone_sees_the_page_without_sideways_scrolling(

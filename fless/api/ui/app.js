@@ -129,15 +129,25 @@ function size(bytes) {
   return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
+// Seconds since the epoch or an ISO 8601 string (the API gives both) as a Date.
+const toDate = (value) => (typeof value === "number" ? new Date(value < 1e12 ? value * 1000 : value) : new Date(value));
+
 function when(value) {
   if (value === undefined || value === null) return "?";
-  // Seconds since the epoch or an ISO 8601 string: the API gives the latter.
-  const date = typeof value === "number" ? new Date(value < 1e12 ? value * 1000 : value) : new Date(value);
+  const date = toDate(value);
   return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
 }
 
+// A moment as a <time>: the reader's local time, the exact instant in its datetime.
+function moment(value) {
+  if (value === undefined || value === null) return "—";
+  const date = toDate(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  return el("time", { datetime: date.toISOString(), text: date.toLocaleString() });
+}
+
 // A word in a coloured pill; the colour repeats the word, never replaces it.
-const GOOD = new Set(["alive", "ok"]);
+const GOOD = new Set(["alive", "ok", "connected"]);
 const WARNING = new Set(["suspect"]);
 
 function badge(word) {
@@ -412,8 +422,91 @@ async function refreshDetail(functions) {
     ["Created", when(fn.created)],
     ["Updated", when(fn.updated)],
   ]);
+  showBindings(fn);
   box.hidden = false;
   await refreshLogs(chosen);
+}
+
+// A function's events and sinks with how they fare (fn.bindings), shown only
+// for a function that has some.
+function showBindings(fn) {
+  const box = $("detail-bindings");
+  const events = fn.events ?? [];
+  const sinks = fn.sinks ?? [];
+  if (events.length === 0 && sinks.length === 0) {
+    box.hidden = true;
+    box.replaceChildren();
+    return;
+  }
+  const states = fn.bindings ?? {};
+  const parts = [el("h4", { text: "Bindings" })];
+  if (events.length) {
+    const rows = events.map((event, i) => eventRow(event, states.events?.[i], i));
+    parts.push(bindingTable("Events", ["Event", "Where", "State", "Messages", "Last", "Next tick"], rows));
+  }
+  if (sinks.length) {
+    const rows = sinks.map((sink, i) => sinkRow(sink, states.sinks?.[i], i));
+    parts.push(bindingTable("Sinks", ["Sink", "Where", "Delivered", "Failures", "Last try", "Last error"], rows));
+  }
+  const outbox = typeof states.outbox === "number" ? String(states.outbox) : "?";
+  parts.push(el("p", { id: "bindings-outbox", text: `Results waiting in the core's outbox: ${outbox}` }));
+  box.replaceChildren(...parts);
+  box.hidden = false;
+}
+
+function bindingTable(caption, headings, rows) {
+  const node = el(
+    "table",
+    {},
+    el("caption", { className: "visually-hidden", text: caption }),
+    el("thead", {}, el("tr", {}, ...headings.map((t) => el("th", { scope: "col", text: t })))),
+    el("tbody", {}, ...rows),
+  );
+  labelCells(node);
+  return el("div", { className: "scroll" }, node);
+}
+
+// Where a binding connects: a URL, a broker's topic, or a schedule.
+function where({ type, params = {} }) {
+  if (type === "cron") return `${params.schedule ?? "?"} (${params.timezone ?? "UTC"})`;
+  if (type === "mqtt") {
+    const port = params.port ?? (params.tls ? 8883 : 1883);
+    return `${params.host ?? "?"}:${port} ${params.topic ?? "?"}`;
+  }
+  return String(params.url ?? "?");
+}
+
+function eventRow(event, fares, i) {
+  let stateCell = "unknown";
+  if (fares) {
+    const error = !fares.connected && fares.error ? ` ${fares.error}` : "";
+    stateCell = el("span", {}, badge(fares.connected ? "connected" : "disconnected"), error);
+  }
+  const cron = event.type === "cron";
+  return el(
+    "tr",
+    { "data-event": String(i) },
+    el("th", { scope: "row", text: String(event.type ?? "?") }),
+    el("td", { className: "mono", text: where(event) }),
+    el("td", {}, stateCell),
+    el("td", { text: cron || typeof fares?.messages !== "number" ? "—" : String(fares.messages) }),
+    el("td", {}, moment(cron ? fares?.last_tick : fares?.last_message)),
+    el("td", {}, moment(cron ? fares?.next_tick : undefined)),
+  );
+}
+
+function sinkRow(sink, fares, i) {
+  const count = (n) => (typeof n === "number" ? String(n) : "—");
+  return el(
+    "tr",
+    { "data-sink": String(i) },
+    el("th", { scope: "row", text: String(sink.type ?? "?") }),
+    el("td", { className: "mono", text: where(sink) }),
+    el("td", { text: count(fares?.delivered) }),
+    el("td", { text: count(fares?.failures) }),
+    el("td", {}, moment(fares?.last)),
+    el("td", { text: fares?.error ?? "—" }),
+  );
 }
 
 async function refreshLogs({ module, name }) {
