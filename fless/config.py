@@ -162,6 +162,9 @@ class EventSettings:
     connect_timeout_ms: int = 3_000
     # A sink that fails is tried again after 1 s, doubling up to this.
     retry_max_ms: int = 60_000
+    # Event bindings (MQTT topics, cron schedules) a core serves at most, over
+    # all functions: each MQTT one is a connection and a thread.
+    max_event_bindings: int = 256
     # How long the state and result of a finished ?async=true invocation is kept.
     results_ttl_s: int = 3600
 

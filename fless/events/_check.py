@@ -8,9 +8,9 @@ keeps only the entries that passed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from fless.core import BindingCheck
+from fless.core import BadRequest, BindingCheck
 
 from ._http import probe_couch, probe_http
 from ._mqtt import probe
@@ -45,21 +45,56 @@ def host_allowed(host: str, hosts: Sequence[str]) -> bool:
     return "*" in hosts or host.lower().strip("[]") in {h.lower().strip("[]") for h in hosts}
 
 
+# Entries one create or update may send per kind: each is a connection
+# checked while the request waits.
+MAX_ENTRIES = 16
+
+
 class Checker:
     """The event part's check of bindings, for ``Platform``.
 
     Args:
         hosts: the ``events.hosts`` allow-list (``"*"``: any).
         timeout_s: how long one entry's connection check may take.
+        max_events: event bindings the core serves at most (``events.max_event_bindings``).
+        served: how many event bindings the core's functions have now.
     """
 
-    def __init__(self, hosts: Sequence[str], timeout_s: float) -> None:
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        timeout_s: float,
+        max_events: int = 256,
+        served: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.hosts = tuple(hosts)
         self.timeout_s = timeout_s
+        self.max_events = max_events
+        self.served = served
 
     async def check(self, kind: str, entries: Sequence[object]) -> list[BindingCheck]:
-        """Each entry's check, in order; the entries are checked at the same time."""
-        return list(await asyncio.gather(*(self._one(kind, e) for e in entries)))
+        """Each entry's check, in order; the entries are checked at the same time.
+
+        Raises:
+            BadRequest: more than ``MAX_ENTRIES`` entries.
+        """
+        if len(entries) > MAX_ENTRIES:
+            raise BadRequest(f"at most {MAX_ENTRIES} {kind} per request, not {len(entries)}")
+        checks = list(await asyncio.gather(*(self._one(kind, e) for e in entries)))
+        if kind != "events":
+            return checks
+        room = self.max_events - self.served()
+        for i, check in enumerate(checks):
+            if check.binding is None:
+                continue
+            if room <= 0:
+                checks[i] = BindingCheck(
+                    None,
+                    f"this core serves at most {self.max_events} event bindings "
+                    "(events.max_event_bindings)",
+                )
+            room -= 1
+        return checks
 
     async def _one(self, kind: str, entry: object) -> BindingCheck:
         try:

@@ -75,7 +75,7 @@ def open_platform(settings: Settings) -> Platform:
     events = settings.events
     checker = None
     if events.enabled:
-        checker = Checker(events.hosts, events.connect_timeout_ms / 1000)
+        checker = Checker(events.hosts, events.connect_timeout_ms / 1000, events.max_event_bindings)
     platform = Platform(
         store,
         Dispatcher(sources, metrics),
@@ -94,6 +94,8 @@ def open_platform(settings: Settings) -> Platform:
         ),
         bindings=checker,
     )
+    if checker is not None:
+        checker.served = lambda: sum(len(r.events) for r in platform.all_functions())
     if events.enabled:
         service = EventService(platform, events, settings.data_path / "events")
         platform.add_service(service)

@@ -165,3 +165,23 @@ def test_a_node_without_the_event_part_refuses_bindings_with_a_400(tmp_path: Pat
         assert "does not connect events" in answer.json["errors"]["detail"]
     finally:
         driver.close()
+
+
+def test_more_entries_than_a_request_may_check_is_a_400(app: AppDriver) -> None:
+    answer = create(app, "f", events=[CRON] * 17)
+    assert answer.status_code == 400
+    assert "at most 16 events" in answer.json["errors"]["detail"]
+    assert app.request("GET", "/v1/fn/_/f").status_code == 404
+
+
+def test_event_bindings_past_the_cores_bound_are_error_entries(app: AppDriver) -> None:
+    checker = app.platform.bindings
+    assert isinstance(checker, Checker)
+    checker.max_events = 3
+    checker.served = lambda: sum(len(r.events) for r in app.platform.all_functions())
+    assert create(app, "f", events=[CRON, CRON_ROME]).status_code == 201
+    answer = create(app, "g", events=[CRON, CRON_ROME])
+    assert answer.status_code == 207
+    assert answer.json["data"]["events"][0] == {"status": "success"}
+    assert "at most 3 event bindings" in answer.json["data"]["events"][1]["message"]
+    assert len(kept(app, "g")["events"]) == 1
