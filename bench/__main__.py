@@ -29,9 +29,9 @@ from ._model import ROOT, BenchConfig, Figure
 
 # In the order they run: the floors first, so that a machine's drift shows
 # between the floors and the figures least; the peer right after fless.
-MODULES = ("floors", "latency", "peer", "cold", "memory", "membership")
+MODULES = ("floors", "latency", "peer", "cold", "memory", "membership", "events")
 # Modules of the harness that may not be there yet (another part of the work).
-OPTIONAL = frozenset({"cold", "memory", "membership"})
+OPTIONAL = frozenset({"cold", "memory", "membership", "events"})
 SMOKE = BenchConfig(repeats=1, requests=100, seconds=0.3, smoke=True)
 # About four minutes for the harness's own modules on a 2-core machine.
 FULL = BenchConfig(repeats=5, requests=2000, seconds=2.0)
