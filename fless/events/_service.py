@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lmdb
+
 from fless.config import EventSettings
 from fless.core import (
     BadRequest,
@@ -100,6 +102,10 @@ NO_WORKER_FIRST_S = 0.5
 NO_WORKER_MAX_S = 30.0
 # The largest MQTT payload taken as args (a larger one is counted and dropped).
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+# The most the queues' file may grow to (sparse: it takes what it holds). A
+# write past it is refused: a message waits at its broker, an async call
+# gets 429, a result is dropped and counted.
+QUEUES_MAP_BYTES = 1 << 30
 # How often finished queued invocations past events.results_ttl_s are removed.
 SWEEP_S = 60.0
 INBOX, OUTBOX, JOBS, LINKS = "inbox", "outbox", "jobs", "links"
@@ -183,6 +189,7 @@ class EventService:
             [INBOX, OUTBOX],
             {INBOX: self._settings.max_queued, OUTBOX: self._settings.max_outbox},
             sync=self._settings.sync,
+            map_size=QUEUES_MAP_BYTES,
             tables=[JOBS, LINKS],
         )
         self._tasks = [
@@ -324,8 +331,11 @@ class EventService:
             "binding": bid,
             "topic": topic,
         }
-        if not self.queues.put(INBOX, item):
-            return False
+        try:
+            if not self.queues.put(INBOX, item):
+                return False
+        except lmdb.MapFullError:
+            return False  # the broker keeps it until there is room
         self._wake(self._inbox_ready)
         return True
 
@@ -374,7 +384,11 @@ class EventService:
                 raise BadRequest(f"callback: host {host!r} is not in this cluster's events.hosts")
             job["callback"] = stored(sink)
         item = {"id": invocation, "fn": [module, name], "args": args, "job": True}
-        if not self.queues.put(INBOX, item, sets=[(JOBS, invocation, job)]):
+        try:
+            queued = self.queues.put(INBOX, item, sets=[(JOBS, invocation, job)])
+        except lmdb.MapFullError:
+            queued = False
+        if not queued:
             raise Busy(
                 f"the queue holds {self._settings.max_queued} invocations (events.max_queued); "
                 "try again later"
@@ -553,7 +567,16 @@ class EventService:
             for sink in sinks
         ]
         puts += job_puts
-        went = self.queues.transfer(claimed, puts, job_sets)
+        try:
+            went = self.queues.transfer(claimed, puts, job_sets)
+        except lmdb.MapFullError:
+            # The results do not fit in the queues' file: they are dropped as
+            # a full outbox drops them, and the item is done all the same.
+            if item.get("job"):
+                error = {"kind": "output", "message": "no room to keep the result (events queues)"}
+                _, job_sets = self._finished(item, claimed, {"state": "error", "error": error})
+            self.queues.transfer(claimed, [], job_sets)
+            went = [False] * len(puts)
         lost = went.count(False)
         if lost:
             self.counts.dropped += lost
