@@ -106,6 +106,8 @@ MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 # write past it is refused: a message waits at its broker, an async call
 # gets 429, a result is dropped and counted.
 QUEUES_MAP_BYTES = 1 << 30
+# How long a stopping process lets its running calls and deliveries end.
+STOP_GRACE_S = 5.0
 # How often finished queued invocations past events.results_ttl_s are removed.
 SWEEP_S = 60.0
 INBOX, OUTBOX, JOBS, LINKS = "inbox", "outbox", "jobs", "links"
@@ -476,32 +478,42 @@ class EventService:
             running.discard(task)
             freed.set()
 
-        while True:
-            free = at_once - len(running)
-            if free <= 0:
-                freed.clear()
-                await freed.wait()
-                continue
-            # Cleared before looking, so an item put meanwhile wakes the wait.
-            ready.clear()
-            # A read first: an idle queue costs no write transaction.
-            due = self.queues.next_due(queue)
-            claimed = []
-            if due == 0.0:
-                try:
-                    claimed = self.queues.claim(queue, free, lease_s)
-                except Exception:
-                    log.exception("events: claiming from the %s failed", queue)
-            if not claimed:
-                wait = IDLE_POLL_S if due is None or due == 0.0 else min(due, IDLE_POLL_S)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await ready.wait()
-                continue
-            for item in claimed:
-                task = asyncio.create_task(handle(item))
-                running.add(task)
-                task.add_done_callback(done)
+        try:
+            while True:
+                free = at_once - len(running)
+                if free <= 0:
+                    freed.clear()
+                    await freed.wait()
+                    continue
+                # Cleared before looking, so an item put meanwhile wakes the wait.
+                ready.clear()
+                # A read first: an idle queue costs no write transaction.
+                due = self.queues.next_due(queue)
+                claimed = []
+                if due == 0.0:
+                    try:
+                        claimed = self.queues.claim(queue, free, lease_s)
+                    except Exception:
+                        log.exception("events: claiming from the %s failed", queue)
+                if not claimed:
+                    wait = IDLE_POLL_S if due is None or due == 0.0 else min(due, IDLE_POLL_S)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await ready.wait()
+                    continue
+                for item in claimed:
+                    task = asyncio.create_task(handle(item))
+                    running.add(task)
+                    task.add_done_callback(done)
+        finally:
+            # Stopping: what runs gets STOP_GRACE_S to end; the rest is
+            # cancelled, and its items, still claimed, are claimed again when
+            # their leases run out (at least once).
+            if running:
+                await asyncio.wait(list(running), timeout=STOP_GRACE_S)
+            for task in list(running):
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _invoke(self, claimed: Claimed) -> None:
         item = claimed.item

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wasmtime
 from e2e.node import Node, wait_for
 from fixtures.build import wat
 
@@ -138,3 +139,26 @@ def test_a_full_queue_answers_429_naming_the_setting(tmp_path: Path) -> None:
         assert "events.max_queued" in refused["errors"]["detail"]
     finally:
         node.stop()
+
+
+def sleeper(seconds: int) -> bytes:
+    """A WASI command that sleeps ``seconds`` in a host call, then answers ``{"slept":10}``."""
+    text = (Path(__file__).parents[1] / "fixtures" / "wat" / "wasi_sleep.wat").read_text()
+    ten_s = r'"\00\e4\0b\54\02\00\00\00"'
+    assert ten_s in text
+    nanos = (seconds * 1_000_000_000).to_bytes(8, "little")
+    return wasmtime.wat2wasm(text.replace(ten_s, '"' + "".join(f"\\{b:02x}" for b in nanos) + '"'))
+
+
+def test_a_graceful_stop_lets_a_running_call_finish_instead_of_running_it_twice(
+    node: Node,
+) -> None:
+    status, answer = node.upload("_", "nap", sleeper(2), {"timeout": 10_000})
+    assert status == 201, answer
+    _, _, invocation = queue(node, "nap", {})
+    wait_for(lambda: state(node, invocation)["state"] == "running", 10, "the call running")
+    node.stop()  # SIGTERM: the call ends within the stop's grace
+    node.start()
+    done = finished(node, invocation, timeout=30)
+    assert done["state"] == "ok" and done["result"] == {"slept": 10}
+    assert done["attempts"] == 1
