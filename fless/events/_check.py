@@ -104,7 +104,13 @@ class Checker:
         host = host_of(binding)
         if host is not None and not host_allowed(host, self.hosts):
             return BindingCheck(None, f"host {host!r} is not in this cluster's events.hosts")
-        error = await asyncio.to_thread(self._probe, binding)
+        # The probe's own timeouts cover the connection, not a name lookup
+        # that hangs: the request waits no longer than this either way.
+        try:
+            async with asyncio.timeout(self.timeout_s + 1.0):
+                error = await asyncio.to_thread(self._probe, binding)
+        except TimeoutError:
+            error = f"no answer from {host} within {self.timeout_s:g} s"
         if error is not None:
             return BindingCheck(None, error)
         return BindingCheck(stored(binding))
