@@ -113,15 +113,41 @@ def function_text(function: dict[str, Any]) -> str:
     """
     lines = []
     for key, value in function.items():
-        if key in ("events", "sinks"):
+        if key in ("events", "sinks", "bindings"):
             continue
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         lines.append(f"{key}: {shown}")
+    states = function.get("bindings") or {}
     for kind in ("events", "sinks"):
         entries = function.get(kind) or []
         lines.append(f"{kind}:" + ("" if entries else " (none)"))
-        lines += [f"  {describe(entry)}" for entry in entries]
+        kind_states = states.get(kind) or []
+        for i, entry in enumerate(entries):
+            state = kind_states[i] if i < len(kind_states) else None
+            lines.append(f"  {describe(entry)}" + (f" ({fares(state)})" if state else ""))
+    if "outbox" in states:
+        lines.append(f"outbox: {states['outbox']} results waiting for sinks")
     return "".join(line + "\n" for line in lines)
+
+
+def fares(state: dict[str, Any]) -> str:
+    """How one binding fares, in a few words: ``connected, 120 messages, last 12:03:01``.
+
+    Args:
+        state: one entry of ``bindings.events`` or ``bindings.sinks`` of a function.
+    """
+    words = []
+    if "connected" in state:
+        words.append("connected" if state["connected"] else "not connected")
+    if "messages" in state:
+        words.append(f"{state['messages']} messages")
+    if "delivered" in state:
+        words.append(f"{state['delivered']} delivered, {state.get('failures', 0)} failed")
+    if state.get("next_tick"):
+        words.append(f"next {state['next_tick']}")
+    if state.get("error"):
+        words.append(f"error: {state['error']}")
+    return ", ".join(words)
 
 
 def table(rows: list[dict[str, Any]], columns: Sequence[Column]) -> str:

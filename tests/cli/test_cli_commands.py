@@ -308,6 +308,30 @@ def test_fn_get_shows_bindings_one_per_line(fake: FakeFless, fless: Run) -> None
     assert json.loads(fless("fn", "get", "hello", "--output", "json")[1]) == function
 
 
+def test_fn_get_shows_how_each_binding_fares(fake: FakeFless, fless: Run) -> None:
+    function = {
+        "name": "hello",
+        "events": [{"type": "mqtt", "params": {"host": "b", "port": 1883, "topic": "t"}}],
+        "sinks": [{"type": "http", "params": {"url": "http://h/x", "headers": "(hidden)"}}],
+        "bindings": {
+            "events": [{"connected": False, "messages": 3, "error": "disconnected: gone"}],
+            "sinks": [{"delivered": 5, "failures": 1, "error": "http://h/x answered 500"}],
+            "outbox": 2,
+        },
+    }
+    fake.data("GET", "/v1/fn/_/hello", function)
+    status, out, _ = fless("fn", "get", "hello", "--output", "table")
+    assert status == 0
+    assert out == (
+        "name: hello\nevents:\n"
+        "  mqtt b:1883 t (not connected, 3 messages, error: disconnected: gone)\n"
+        "sinks:\n"
+        "  http http://h/x headers=(hidden) (5 delivered, 1 failed, "
+        "error: http://h/x answered 500)\n"
+        "outbox: 2 results waiting for sinks\n"
+    )
+
+
 def test_fn_invoke_async(fake: FakeFless, fless: Run) -> None:
     fake.data("POST", "/v1/fn/_/hello?async=true", {"id": "inv-1"}, status=202)
     assert fless("fn", "invoke", "hello", "--async", "-a", "n=1", "--output", "table") == (
