@@ -559,6 +559,7 @@ class Platform:
         args: bytes,
         retries: int | str | None = None,
         invocation: str | None = None,
+        record: FunctionRecord | None = None,
     ) -> Outcome:
         """Runs a function once, and records the invocation.
 
@@ -571,6 +572,8 @@ class Platform:
                 function's own setting.
             invocation: the invocation's id (``new_invocation_id``); one is
                 made when None.
+            record: the function's record, when the caller has just read it
+                (the event part, which needs its sinks); None reads it.
 
         Raises:
             NotFound: before any worker is asked.
@@ -580,7 +583,8 @@ class Platform:
         # The call's time counts from its arrival: queues, loading and
         # compiling, retries and the run all fit in it (see Dispatcher.invoke).
         arrived = time.monotonic()
-        record = self.store.get_function(module, name)
+        if record is None:
+            record = self.store.get_function(module, name)
         if retries is None:
             retries = record.retries
         else:

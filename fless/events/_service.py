@@ -86,9 +86,10 @@ log = logging.getLogger("fless.events")
 # How often a process looks for changed bindings, and for bindings whose
 # serving process died (their locks are free then).
 FOLLOW_S = 1.0
-# How long a claim holds an item; a call that may run longer is held again
-# every EXTEND_S while it runs.
-LEASE_S = 10.0
+# How long a claim holds an item; a call whose timeout leaves less than
+# LEASE_MARGIN_S of it is held again every EXTEND_S while it runs.
+LEASE_S = 15.0
+LEASE_MARGIN_S = 3.0
 EXTEND_S = 4.0
 # A sink gets this long per result; its claim holds twice that.
 SINK_TIMEOUT_S = 10.0
@@ -326,10 +327,12 @@ class EventService:
             return True
         if event.topic_key is not None:
             args[event.topic_key] = topic
+            payload = json.dumps(args, separators=(",", ":")).encode()
         item = {
             "id": new_invocation_id(),
             "fn": [module, name],
-            "args": json.dumps(args, separators=(",", ":")).encode(),
+            # The payload as it came (checked above to be a JSON object).
+            "args": payload,
             "binding": bid,
             "topic": topic,
         }
@@ -522,13 +525,18 @@ class EventService:
             job = self.queues.get(JOBS, item["id"])
             if job is not None and job["state"] == "queued":
                 self.queues.set(JOBS, item["id"], {**job, "state": "running"})
-        holder = asyncio.create_task(self._hold(claimed))
+        holder: asyncio.Task[Claimed] | None = None
         try:
-            outcome = await self._platform.invoke(module, name, item["args"], invocation=item["id"])
+            record = self._platform.function(module, name)
+            if record.timeout_ms > (LEASE_S - LEASE_MARGIN_S) * 1000:
+                # A call that may outlast the lease holds it while it runs.
+                holder = asyncio.create_task(self._hold(claimed))
+            outcome = await self._platform.invoke(
+                module, name, item["args"], invocation=item["id"], record=record
+            )
         except (NoWorker, WorkerLost) as exc:
             delay = min(NO_WORKER_FIRST_S * 2**claimed.attempts, NO_WORKER_MAX_S)
             log.info("events: %s/%s could not run (%s); again in %.1f s", module, name, exc, delay)
-            holder.cancel()
             self._count_run("retried")
             self.queues.retry(await _latest(holder, claimed), delay)
             return
@@ -538,7 +546,6 @@ class EventService:
             self.counts.failed += 1
             self._count_run("failed")
             log.info("events: %s/%s failed on an event: %s", module, name, exc)
-            holder.cancel()
             claimed = await _latest(holder, claimed)
             error = {"kind": _kind_of(exc), "message": str(exc)}
             puts, sets = self._finished(item, claimed, {"state": "error", "error": error})
@@ -548,17 +555,12 @@ class EventService:
             return
         except Exception:
             log.exception("events: running %s/%s failed", module, name)
-            holder.cancel()
             self.queues.retry(await _latest(holder, claimed), NO_WORKER_MAX_S)
             return
-        holder.cancel()
         claimed = await _latest(holder, claimed)
         self.counts.invoked += 1
         self._count_run("ok")
-        try:
-            sinks = self._platform.function(module, name).sinks
-        except NotFound:
-            sinks = ()
+        sinks = record.sinks
         if item.get("job") and not _shown_as_json(outcome.output):
             error = {"kind": "output", "message": "function output is not UTF-8 text, or too deep"}
             job_puts, job_sets = self._finished(item, claimed, {"state": "error", "error": error})
@@ -740,7 +742,11 @@ class EventService:
             self._loop.call_soon_threadsafe(ready.set)
 
 
-async def _latest(holder: asyncio.Task[Claimed], claimed: Claimed) -> Claimed:
+async def _latest(holder: asyncio.Task[Claimed] | None, claimed: Claimed) -> Claimed:
+    """Stops holding a claim; the claim as it is now (re-keyed if it was extended)."""
+    if holder is None:
+        return claimed
+    holder.cancel()
     try:
         return await holder
     except asyncio.CancelledError:
