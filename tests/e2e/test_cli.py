@@ -6,9 +6,10 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from e2e.node import BIN, Node
+from e2e.node import BIN, Node, wait_for
 from fixtures.build import wat
 
 
@@ -200,7 +201,14 @@ def test_bindings_and_queued_invocations_through_the_cli(
         home=cli,
     )
     assert out.returncode == 0, out.stderr
-    shown = json.loads(fless(node, "fn", "get", "ticker", home=cli).stdout)
+
+    def shown_now() -> dict[str, Any]:
+        got: dict[str, Any] = json.loads(fless(node, "fn", "get", "ticker", home=cli).stdout)
+        return got
+
+    # The serving process publishes the binding's state within a second.
+    wait_for(lambda: "next_tick" in shown_now()["bindings"]["events"][0], 10, "the state")
+    shown = shown_now()
     assert shown["events"] == [
         {"type": "cron", "params": {"schedule": "0 8 * * *", "timezone": "Europe/Rome", "args": {}}}
     ]

@@ -117,7 +117,7 @@ def test_an_unknown_query_parameter_is_refused_and_runs_nothing(node: Node) -> N
     status, body = node.request("POST", "/v1/fn/_/strict?retrys=2", b'{"args": {}}')
     assert status == 400
     assert body["errors"]["detail"] == (
-        "unknown query parameter 'retrys'; this route takes: retries"
+        "unknown query parameter 'retrys'; this route takes: async, callback, retries"
     )
     status, body = node.request("GET", "/v1/invocations?limit=5&since=1")
     assert status == 400 and "'since'" in body["errors"]["detail"]
