@@ -260,12 +260,17 @@ def _settle(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def probe(broker: Broker, timeout_s: float) -> str | None:
+def probe(broker: Broker, timeout_s: float, client_id: str = "") -> str | None:
     """Connects once and disconnects: None when the broker took the connection, else why not.
 
+    With a ``client_id``, the connection (a clean session) also ends the
+    broker's persistent session of that id, and drops what it kept for it:
+    how a binding that is removed stops collecting messages at its broker.
     Blocking; run it in a thread.
     """
-    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True, protocol=paho.MQTTv311
+    )
     if broker.username is not None:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls:

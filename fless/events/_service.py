@@ -65,7 +65,7 @@ from fless.core import (
 from . import _cron
 from ._check import host_allowed
 from ._http import SinkFailed, deliver_couch, deliver_http
-from ._mqtt import Publisher, Subscription
+from ._mqtt import Publisher, Subscription, probe
 from ._queue import Claimed, EventQueues
 from ._specs import (
     Broker,
@@ -140,6 +140,8 @@ class _Served:
     lock: int
     stop: Callable[[], Awaitable[None]]
     state: Callable[[], dict[str, Any]]
+    # Ends what the binding left outside fless (an MQTT session), once it is gone.
+    forget: Callable[[], Awaitable[None]] | None = None
 
 
 class EventService:
@@ -234,7 +236,7 @@ class EventService:
             self._generation = generation
             self._wanted = self._read_bindings()
         for bid in [b for b in self._served if b not in self._wanted]:
-            await self._release(bid)
+            await self._release(bid, gone=True)
         for bid, (module, name, event) in self._wanted.items():
             if bid in self._served:
                 continue
@@ -266,13 +268,20 @@ class EventService:
             def take(topic: str, payload: bytes) -> bool:
                 return self._take_message(bid, module, name, event, topic, payload)
 
-            subscription = Subscription(event.broker, event.topic, f"fless-{bid[:16]}", take)
+            client_id = f"fless-{bid[:16]}"
+            subscription = Subscription(event.broker, event.topic, client_id, take)
             subscription.start()
 
             async def unsubscribe() -> None:
                 await asyncio.to_thread(subscription.stop)
 
-            self._served[bid] = _Served(lock, unsubscribe, subscription.state.public)
+            async def forget() -> None:
+                timeout = self._settings.connect_timeout_ms / 1000
+                error = await asyncio.to_thread(probe, event.broker, timeout, client_id)
+                if error is not None:
+                    log.warning("events: the session of a removed binding stays: %s", error)
+
+            self._served[bid] = _Served(lock, unsubscribe, subscription.state.public, forget)
         else:
             task = asyncio.create_task(self._tick(bid, module, name, event), name=f"cron-{bid}")
 
@@ -295,12 +304,17 @@ class EventService:
             "events: serving %s for %s/%s in process %d", event.type, module, name, os.getpid()
         )
 
-    async def _release(self, bid: str) -> None:
+    async def _release(self, bid: str, gone: bool = False) -> None:
+        """Stops serving a binding; ``gone``: it was removed, so its session goes too."""
         served = self._served.pop(bid)
         try:
             await served.stop()
+            if gone and served.forget is not None:
+                await served.forget()
         finally:
             os.close(served.lock)
+        if gone:
+            log.info("events: binding %s removed; no longer served", bid)
 
     # -- sources -------------------------------------------------------------
 

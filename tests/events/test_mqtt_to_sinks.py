@@ -291,3 +291,27 @@ def test_a_broker_with_passwords_takes_the_right_ones_and_names_a_refusal(
         wait_for(lambda: "subscribed to sensors/+/temp" in node.log(), 10, "the subscription")
         broker.publish("sensors/a/temp", b'{"n": 1}')
         wait_for(lambda: results(couch) == {1}, 30, "the result")
+
+
+def test_a_removed_binding_leaves_no_session_collecting_messages_at_the_broker(
+    node: Node, broker: Broker, couch: Couch
+) -> None:
+    bound(node, broker, couch)
+    publish(broker, range(0, 3))
+    wait_for(lambda: results(couch) == {0, 1, 2}, 30, "results while bound")
+    fields = [("events", None, b"null")]
+    body, ctype = multipart(fields)
+    status, _ = node.request("PUT", "/v1/fn/_/f", body, {"Content-Type": ctype})
+    assert status == 200
+    # The serving process ends the broker's session as it lets the binding go.
+    wait_for(lambda: "removed; no longer served" in node.log(), 10, "the binding released")
+    publish(broker, range(3, 6))  # while unbound: nobody wants these
+    fields = [("events", None, json.dumps([mqtt_event(broker)]).encode())]
+    body, ctype = multipart(fields)
+    status, answer = node.request("PUT", "/v1/fn/_/f", body, {"Content-Type": ctype})
+    assert status == 200, answer
+    wait_for(lambda: node.log().count("subscribed to sensors/+/temp") >= 2, 10, "bound again")
+    publish(broker, range(6, 8))
+    wait_for(lambda: {6, 7} <= results(couch), 30, "results after binding again")
+    time.sleep(1)
+    assert results(couch) == {0, 1, 2, 6, 7}  # nothing from while it was unbound
