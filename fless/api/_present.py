@@ -7,13 +7,9 @@ and in which types, is decided here.
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
-
-def iso_time(epoch: float) -> str:
-    """An epoch time as ISO 8601 in UTC, to the millisecond."""
-    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat(timespec="milliseconds")
+from fless._time import iso_time
 
 
 def public_invocation(entry: dict[str, Any]) -> dict[str, Any]:

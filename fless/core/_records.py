@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, TypeGuard
 
 import cbor2
+
+from fless._time import iso_time
 
 from ._errors import BadRequest
 
@@ -157,4 +158,4 @@ def _without_secrets(binding: dict[str, Any]) -> dict[str, Any]:
 
 
 def _iso(when: float) -> str:
-    return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat(timespec="seconds")
+    return iso_time(when, "seconds")

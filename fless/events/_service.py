@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import fcntl
 import hashlib
 import json
@@ -44,6 +43,7 @@ from typing import Any
 
 import lmdb
 
+from fless._time import iso_time
 from fless.config import EventSettings
 from fless.core import (
     BadRequest,
@@ -294,9 +294,9 @@ class EventService:
                 last = _read_float(self._path / "cron" / bid)
                 now = time.time()
                 tick = _cron.plan(event.schedule, event.timezone, last, now).next_tick
-                state: dict[str, Any] = {"connected": True, "next_tick": _iso(tick.timestamp())}
+                state: dict[str, Any] = {"connected": True, "next_tick": iso_time(tick.timestamp())}
                 if last is not None:
-                    state["last_tick"] = _iso(last)
+                    state["last_tick"] = iso_time(last)
                 return state
 
             self._served[bid] = _Served(lock, cancel, ticks)
@@ -368,14 +368,21 @@ class EventService:
             if tick is None:
                 await asyncio.sleep(max(0.0, plan.next_tick.timestamp() - time.time()))
                 tick = plan.next_tick
-            item = {"id": f"{bid}-{int(tick.timestamp())}", "fn": [module, name], "args": args}
-            item["binding"] = bid
-            if self.queues.put(INBOX, item):
-                _write_float(marker, tick.timestamp())
+            item = {
+                "id": f"{bid}-{int(tick.timestamp())}",
+                "fn": [module, name],
+                "args": args,
+                "binding": bid,
+            }
+            try:
+                queued = self.queues.put(INBOX, item)
+            except lmdb.MapFullError:
+                queued = False  # as a full queue: the tick is skipped, not the task ended
+            if queued:
                 self._wake(self._inbox_ready)
             else:
                 log.warning("events: the queue is full; cron tick for %s/%s skipped", module, name)
-                _write_float(marker, tick.timestamp())
+            _write_float(marker, tick.timestamp())
 
     # -- queued invocations (?async=true) -----------------------------------
 
@@ -423,13 +430,13 @@ class EventService:
             "id": invocation,
             "function": job["function"],
             "state": job["state"],
-            "queued": _iso(job["queued"]),
+            "queued": iso_time(job["queued"]),
         }
         for key in ("attempts", "output", "error"):
             if key in job:
                 shown[key] = job[key]
         if "finished" in job:
-            shown["finished"] = _iso(job["finished"])
+            shown["finished"] = iso_time(job["finished"])
         return shown
 
     async def _sweep(self) -> None:
@@ -706,7 +713,7 @@ class EventService:
                     merged["last"] = part.get("last", 0)
                     merged["error"] = part.get("error")
             if merged.get("last"):
-                merged["last"] = _iso(merged["last"])
+                merged["last"] = iso_time(merged["last"])
             if not merged.get("error"):
                 merged.pop("error", None)
             sinks.append(merged)
@@ -825,10 +832,6 @@ def _sink_id(module: str, name: str, entry: dict[str, Any]) -> str:
     return binding_id("sink", module, name, entry)
 
 
-def _iso(when: float) -> str:
-    return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat(timespec="milliseconds")
-
-
 def _kind_of(error: Exception) -> str:
     """An error's kind as the recent invocations name outcomes."""
     if isinstance(error, NotFound):
@@ -854,8 +857,8 @@ def _callback_body(invocation: str, job: dict[str, Any]) -> bytes:
         "id": invocation,
         "function": job["function"],
         "state": job["state"],
-        "queued": _iso(job["queued"]),
-        "finished": _iso(job["finished"]),
+        "queued": iso_time(job["queued"]),
+        "finished": iso_time(job["finished"]),
         "attempts": job["attempts"],
     }
     if "error" in job:
