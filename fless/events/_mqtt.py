@@ -1,24 +1,32 @@
 """MQTT for the event part: a subscription that invokes, a publisher that delivers, a probe.
 
-Each runs paho-mqtt's network loop in a thread of its own; paho reconnects
-with a growing delay (1 s up to a minute) for as long as the client lives.
+Subscriptions and publishers are paho-mqtt clients driven by the API
+process's event loop (``_Link``): paho parses and builds packets, the loop
+watches their socket, and only the blocking connect (a name lookup, TCP,
+TLS) runs in a thread. No thread of their own, then: under load, threads of
+one process take turns at the GIL, and every turn costs a message time (a
+thread per client cost fless half its event rate, ``docs/BENCHMARKS.md``).
+A link reconnects with a growing delay (1 s up to a minute) for as long as
+it runs.
 
 A ``Subscription`` is at least once: its session is persistent (a client id
 of its own, ``clean_session`` off) and at QoS 1, and it acknowledges a
 message only after ``take`` stored it, so a message the core did not keep
 is sent again by the broker when the client reconnects. ``take`` runs on
-paho's thread.
+the event loop, and must not block.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +42,16 @@ RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 60
 KEEPALIVE_S = 30
 # A message ``take`` cannot store now (its queue is full) is offered again
-# this often, unacknowledged: the broker stops sending once its window of
-# unacknowledged messages is full, and keeps the rest.
+# this often, unacknowledged, and those after it wait behind it: the broker
+# stops sending once its window of unacknowledged messages is full, and
+# keeps the rest.
 FULL_PAUSE_S = 1.0
+# How long a connect may take (name lookup, TCP and TLS handshakes).
+CONNECT_TIMEOUT_S = 10.0
+# A connection up this long counts as working: the next reconnect waits the least again.
+STABLE_S = 10.0
+# How long a stopping link waits for its DISCONNECT to be written.
+CLOSE_WAIT_S = 1.0
 
 
 @dataclass
@@ -79,8 +94,6 @@ def _client(broker: Broker, client_id: str, persistent: bool) -> paho.Client:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls:
         client.tls_set_context(ssl.create_default_context())
-    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
-    client.on_socket_open = _no_delay
     return client
 
 
@@ -94,6 +107,154 @@ def _no_delay(_: paho.Client, __: Any, sock: Any) -> None:
 
 def _reason(code: Any) -> str:
     return str(getattr(code, "getName", lambda: code)())
+
+
+class _Link:
+    """Drives one paho client from the running event loop (see the module's doc).
+
+    Args:
+        client: the client, made by ``_client``, not connected yet.
+        broker: where it connects.
+        state: how the connection fares; the link keeps ``since`` and ``error``.
+    """
+
+    def __init__(self, client: paho.Client, broker: Broker, state: LinkState) -> None:
+        self.client = client
+        self.broker = broker
+        self.state = state
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
+        self._task: asyncio.Task[None] | None = None
+        self._connecting: asyncio.Future[Any] | None = None
+        self._closed: asyncio.Event | None = None
+        client.on_socket_open = self._opened
+        client.on_socket_close = self._closing
+        client.on_socket_register_write = self._want_write
+        client.on_socket_unregister_write = self._wrote
+        client.connect_timeout = CONNECT_TIMEOUT_S
+
+    def start(self) -> None:
+        """Connects in the background, and again whenever the connection drops."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._closed = asyncio.Event()
+        self._task = self._loop.create_task(self._run(), name=f"mqtt-{self.broker.host}")
+
+    async def stop(self) -> None:
+        """Sends DISCONNECT (the broker keeps a persistent session) and closes."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._connecting is not None:
+            # A connect under way ends within CONNECT_TIMEOUT_S; its socket is closed below.
+            with contextlib.suppress(Exception):
+                await self._connecting
+        if self.client.socket() is not None and self._closed is not None:
+            self._closed.clear()
+            self.client.disconnect()  # closes the socket once the packet is written
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_WAIT_S):
+                    await self._closed.wait()
+        sock = self.client.socket()
+        if sock is not None:
+            self._closing(self.client, None, sock)
+            sock.close()
+
+    async def _run(self) -> None:
+        assert self._closed is not None
+        delay = RECONNECT_MIN_S
+        first = True
+        while True:
+            self._closed.clear()
+            assert self._loop is not None
+            connect: Callable[[], Any] = self.client.reconnect
+            if first:
+                connect = functools.partial(
+                    self.client.connect, self.broker.host, self.broker.port, KEEPALIVE_S
+                )
+            self._connecting = self._loop.run_in_executor(None, connect)
+            try:
+                await asyncio.shield(self._connecting)
+                first = False
+            except (OSError, ValueError) as exc:
+                # paho kept host and port, so the next try is a reconnect.
+                first = first and isinstance(exc, ValueError)
+                self.state.connected, self.state.since = False, time.time()
+                self.state.error = f"cannot connect to {self.broker.host}:{self.broker.port}: {exc}"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+                continue
+            opened = time.monotonic()
+            # Keepalive pings, and a broker gone silent, while it is open.
+            while self.client.loop_misc() == paho.MQTT_ERR_SUCCESS:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._closed.wait()
+            if time.monotonic() - opened > STABLE_S:
+                delay = RECONNECT_MIN_S  # it was up a while: the broker restarted, say
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+    # paho's socket callbacks: the blocking connect calls the first ones on
+    # its thread, so each hops to the loop when it is not on it.
+
+    def _on_loop(self, callback: Callable[..., object], *args: object) -> None:
+        if threading.get_ident() == self._thread:
+            callback(*args)
+        elif self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the process is ending
+                self._loop.call_soon_threadsafe(callback, *args)
+
+    def _current(self, sock: Any) -> bool:
+        """Whether ``sock`` is the client's socket still (not one closed since)."""
+        return self.client.socket() is sock
+
+    def _opened(self, _: paho.Client, __: Any, sock: Any) -> None:
+        _no_delay(self.client, None, sock)
+        self._on_loop(self._watch, sock)
+
+    def _watch(self, sock: Any) -> None:
+        if self._current(sock) and self._loop is not None:
+            self._loop.add_reader(sock, self._readable, sock)
+
+    def _readable(self, sock: Any) -> None:
+        self.client.loop_read()
+        # TLS may hold whole packets decrypted already, which the socket no
+        # longer signals.
+        while isinstance(sock, ssl.SSLSocket) and self._current(sock) and sock.pending():
+            self.client.loop_read()
+
+    def _want_write(self, _: paho.Client, __: Any, sock: Any) -> None:
+        # Written at the end of this turn of the loop (paho calls this
+        # inside publish and ack, under its own locks), without waiting for
+        # the socket to say it is writable: it nearly always is.
+        if threading.get_ident() == self._thread and self._loop is not None:
+            self._loop.call_soon(self._flush, sock)
+        else:
+            self._on_loop(self._flush, sock)
+
+    def _flush(self, sock: Any) -> None:
+        if not self._current(sock) or self._loop is None:
+            return
+        self.client.loop_write()
+        if self._current(sock) and self.client.want_write():
+            self._loop.add_writer(sock, self._flush, sock)
+
+    def _wrote(self, _: paho.Client, __: Any, sock: Any) -> None:
+        self._on_loop(self._remove_writer, sock)
+
+    def _remove_writer(self, sock: Any) -> None:
+        if self._loop is not None and sock.fileno() >= 0:
+            self._loop.remove_writer(sock)
+
+    def _closing(self, _: paho.Client, __: Any, sock: Any) -> None:
+        # Called just before paho closes the socket: forget it while its descriptor is valid.
+        if self._loop is not None and threading.get_ident() == self._thread:
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+            if self._closed is not None:
+                self._closed.set()
 
 
 class Subscription:
@@ -117,22 +278,24 @@ class Subscription:
         self.topic = topic
         self.state = LinkState()
         self._take = take
-        self._stopping = threading.Event()
-        self._client = _client(broker, client_id, persistent=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+        # Messages not taken yet, in the order they came (acknowledged in that order).
+        self._waiting: deque[paho.MQTTMessage] = deque()
+        self._retry: asyncio.TimerHandle | None = None
+        client = _client(broker, client_id, persistent=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._link = _Link(client, broker, self.state)
 
     def start(self) -> None:
         """Connects in the background (and again whenever the connection drops)."""
-        self._client.connect_async(self.broker.host, self.broker.port, KEEPALIVE_S)
-        self._client.loop_start()
+        self._link.start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         """Disconnects; the broker keeps the session and its messages for the next start."""
-        self._stopping.set()
-        self._client.disconnect()
-        self._client.loop_stop()
+        if self._retry is not None:
+            self._retry.cancel()
+        await self._link.stop()
 
     def _on_connect(self, client: paho.Client, _: Any, flags: Any, code: Any, __: Any) -> None:
         if code.is_failure:
@@ -145,6 +308,8 @@ class Subscription:
             )
             return
         self.state.connected, self.state.since = True, time.time()
+        # Unacknowledged, these come again in the new connection.
+        self._waiting.clear()
         client.subscribe(self.topic, qos=1)
         log.info("MQTT: subscribed to %s on %s:%d", self.topic, self.broker.host, self.broker.port)
 
@@ -158,22 +323,31 @@ class Subscription:
             )
         self.state.connected, self.state.since = False, time.time()
         self.state.error = f"disconnected: {_reason(code)}"
+        self._waiting.clear()  # the broker sends them again
 
-    def _on_message(self, client: paho.Client, _: Any, message: paho.MQTTMessage) -> None:
-        payload = bytes(message.payload)
-        while True:
+    def _on_message(self, _: paho.Client, __: Any, message: paho.MQTTMessage) -> None:
+        self._waiting.append(message)
+        if len(self._waiting) == 1:
+            self._take_waiting()
+
+    def _take_waiting(self) -> None:
+        """Takes the waiting messages in order; the first refused is offered again later."""
+        self._retry = None
+        while self._waiting:
+            message = self._waiting[0]
             try:
-                if self._take(message.topic, payload):
-                    break
+                taken = self._take(message.topic, bytes(message.payload))
             except Exception:
                 log.exception("MQTT: storing a message from %s failed", message.topic)
-            # Unacknowledged, the message stays the broker's (sent again
-            # when this client reconnects, should it drop meanwhile).
-            if self._stopping.wait(FULL_PAUSE_S):
+                taken = False
+            if not taken:
+                loop = asyncio.get_running_loop()
+                self._retry = loop.call_later(FULL_PAUSE_S, self._take_waiting)
                 return
-        client.ack(message.mid, message.qos)
-        self.state.messages += 1
-        self.state.last_message = time.time()
+            self._waiting.popleft()
+            self._link.client.ack(message.mid, message.qos)
+            self.state.messages += 1
+            self.state.last_message = time.time()
 
 
 class Publisher:
@@ -187,23 +361,20 @@ class Publisher:
     def __init__(self, broker: Broker, client_id: str) -> None:
         self.broker = broker
         self.state = LinkState()
-        self._client = _client(broker, client_id, persistent=False)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_publish = self._on_publish
-        self._lock = threading.Lock()
-        self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
-        self._early: set[int] = set()
+        client = _client(broker, client_id, persistent=False)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._link = _Link(client, broker, self.state)
+        self._waiting: dict[int, asyncio.Future[None]] = {}
 
     def start(self) -> None:
         """Connects in the background."""
-        self._client.connect_async(self.broker.host, self.broker.port, KEEPALIVE_S)
-        self._client.loop_start()
+        self._link.start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         """Disconnects."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        await self._link.stop()
 
     async def publish(self, topic: str, payload: bytes, timeout_s: float) -> None:
         """Publishes and returns once the broker has it.
@@ -214,36 +385,23 @@ class Publisher:
                 retry may make a duplicate, as at least once allows).
             OSError: paho refused the message.
         """
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        info = self._client.publish(topic, payload, qos=1)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        info = self._link.client.publish(topic, payload, qos=1)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             raise OSError(f"MQTT publish to {topic} failed: {paho.error_string(info.rc)}")
-        with self._lock:
-            if info.mid in self._early:
-                self._early.discard(info.mid)
-                done.set_result(None)
-            else:
-                self._waiting[info.mid] = (loop, done)
+        self._waiting[info.mid] = done
         try:
             async with asyncio.timeout(timeout_s):
                 await done
         finally:
-            with self._lock:
-                self._waiting.pop(info.mid, None)
+            self._waiting.pop(info.mid, None)
         self.state.messages += 1
         self.state.last_message = time.time()
 
     def _on_publish(self, _: paho.Client, __: Any, mid: int, code: Any, ___: Any) -> None:
-        with self._lock:
-            waiter = self._waiting.pop(mid, None)
-            if waiter is None:
-                self._early.add(mid)
-                if len(self._early) > 10_000:
-                    self._early.clear()  # acknowledgements of timed-out publishes
-                return
-        loop, future = waiter
-        loop.call_soon_threadsafe(_settle, future)
+        waiter = self._waiting.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _on_connect(self, _: paho.Client, __: Any, flags: Any, code: Any, ___: Any) -> None:
         self.state.connected = not code.is_failure
@@ -253,11 +411,6 @@ class Publisher:
     def _on_disconnect(self, _: paho.Client, __: Any, flags: Any, code: Any, ___: Any) -> None:
         self.state.connected, self.state.since = False, time.time()
         self.state.error = f"disconnected: {_reason(code)}"
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def probe(broker: Broker, timeout_s: float, client_id: str = "") -> str | None:

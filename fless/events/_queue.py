@@ -141,10 +141,41 @@ class EventQueues:
         data = _encode(0, item)
         due = _millis(self._clock() + _non_negative("delay_s", delay_s))
         with self._env.begin(write=True) as txn:
-            if not self._put(txn, db, due, data):
+            if self._put(txn, db, due, data) is None:
                 return False
             self._set_all(txn, sets)
             return True
+
+    def put_held(
+        self,
+        queue: str,
+        item: dict[str, Any],
+        lease_s: float,
+        sets: Sequence[tuple[str, str, dict[str, Any]]] = (),
+    ) -> Claimed | None:
+        """Adds ``item`` to ``queue`` already claimed by the caller, for ``lease_s`` seconds.
+
+        As ``put`` then ``claim`` in one transaction, for an item its own
+        process will handle at once: if the process dies first, the item
+        comes due when the lease runs out, and any consumer claims it.
+
+        Returns:
+            The claim, or None if the queue already holds ``max_items``
+            (nothing is written then).
+
+        Raises:
+            KeyError: an unknown queue.
+            ValueError: a negative lease.
+        """
+        db = self._db(queue)
+        until = _millis(self._clock() + _non_negative("lease_s", lease_s))
+        data = _encode(1, item)
+        with self._env.begin(write=True) as txn:
+            key = self._put(txn, db, until, data)
+            if key is None:
+                return None
+            self._set_all(txn, sets)
+        return Claimed(queue, key, item, 0)
 
     def claim(self, queue: str, limit: int, lease_s: float) -> list[Claimed]:
         """Takes up to ``limit`` items that are due, the earliest first, for ``lease_s`` seconds.
@@ -243,7 +274,8 @@ class EventQueues:
         done: Claimed,
         puts: Sequence[tuple[str, dict[str, Any]]],
         sets: Sequence[tuple[str, str, dict[str, Any]]] = (),
-    ) -> list[bool]:
+        lease_s: float | None = None,
+    ) -> list[Claimed | None]:
         """Acks ``done`` and puts each ``(queue, item)`` of ``puts``, in one transaction.
 
         A crash leaves either the ack and all the puts, or none of them. If
@@ -254,23 +286,33 @@ class EventQueues:
 
         Args:
             done: the item processed.
-            puts: what it produced, each due now.
+            puts: what it produced.
             sets: records ``(table, key, value)`` written in the same transaction.
+            lease_s: None: the puts are due now, for any consumer. Otherwise
+                the caller holds them, as ``put_held`` does, for ``lease_s``.
 
         Returns:
-            For each put, whether it went in (False for a full queue).
+            For each put, None if its queue was full; else its claim (one the
+            caller holds only when ``lease_s`` was given: ``ack`` and
+            ``retry`` refuse the others).
 
         Raises:
             KeyError: an unknown queue.
+            ValueError: a negative lease.
         """
         done_db = self._db(done.queue)
-        targets = [(self._db(queue), _encode(0, item)) for queue, item in puts]
-        due = _millis(self._clock())
+        held = lease_s is not None
+        targets = [(queue, self._db(queue), item, _encode(int(held), item)) for queue, item in puts]
+        now = self._clock()
+        due = _millis(now + _non_negative("lease_s", lease_s) if lease_s is not None else now)
+        went: list[Claimed | None] = []
         with self._env.begin(write=True) as txn:
             _ack(txn, done_db, done)
-            went = [self._put(txn, db, due, data) for db, data in targets]
+            for queue, db, item, data in targets:
+                key = self._put(txn, db, due, data)
+                went.append(None if key is None else Claimed(queue, key, item, 0))
             self._set_all(txn, sets)
-            return went
+        return went
 
     def get(self, table: str, key: str) -> dict[str, Any] | None:
         """The record under ``key`` in ``table``, or None."""
@@ -350,15 +392,17 @@ class EventQueues:
         except KeyError:
             raise KeyError(f"no queue is named {queue!r}") from None
 
-    def _put(self, txn: lmdb.Transaction, db: Any, due: int, data: bytes) -> bool:
+    def _put(self, txn: lmdb.Transaction, db: Any, due: int, data: bytes) -> bytes | None:
+        """Stores one encoded item due at ``due``; its key, or None if the queue is full."""
         if txn.stat(db)["entries"] >= self._limits[id(db)]:
-            return False
+            return None
         # Read inside the write transaction: another process may have moved it.
         raw = txn.get(_SEQ, db=self._meta)
         seq = _U64.unpack(raw)[0] if raw is not None else 0
         txn.put(_SEQ, _U64.pack(seq + 1), db=self._meta)
-        txn.put(_U64.pack(due) + _U64.pack(seq), data, db=db)
-        return True
+        key = _U64.pack(due) + _U64.pack(seq)
+        txn.put(key, data, db=db)
+        return key
 
 
 def _ack(txn: lmdb.Transaction, db: Any, claimed: Claimed) -> bool:

@@ -65,6 +65,7 @@ from fless.core import (
 from . import _cron
 from ._check import host_allowed
 from ._http import SinkFailed, deliver_couch, deliver_http
+from ._lane import Lane
 from ._mqtt import Publisher, Subscription, probe
 from ._queue import Claimed, EventQueues
 from ._specs import (
@@ -96,8 +97,6 @@ SINK_TIMEOUT_S = 10.0
 # Calls and deliveries one process runs at once.
 RUNNING_AT_ONCE = 8
 DELIVERING_AT_ONCE = 8
-# Items another process put are seen within this long at most.
-IDLE_POLL_S = 0.25
 # A call that found no worker waits this long, doubling, before it is tried again.
 NO_WORKER_FIRST_S = 0.5
 NO_WORKER_MAX_S = 30.0
@@ -165,9 +164,8 @@ class EventService:
         self._served: dict[str, _Served] = {}
         self._publishers: dict[Broker, Publisher] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbox_ready = asyncio.Event()
-        self._outbox_ready = asyncio.Event()
+        self._inbox: Lane | None = None
+        self._outbox: Lane | None = None
         self._senders = ThreadPoolExecutor(DELIVERING_AT_ONCE, thread_name_prefix="fless-sink")
         self._refused: set[str] = set()
         # What this process last wrote of each binding's state, and its
@@ -184,7 +182,7 @@ class EventService:
 
     async def start(self) -> None:
         """Opens the queues and starts following bindings, running calls and delivering."""
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         self._path.mkdir(parents=True, exist_ok=True, mode=0o700)
         (self._path / "locks").mkdir(exist_ok=True, mode=0o700)
         (self._path / "cron").mkdir(exist_ok=True, mode=0o700)
@@ -197,11 +195,24 @@ class EventService:
             map_size=QUEUES_MAP_BYTES,
             tables=[JOBS, LINKS],
         )
+        queues = self._queues
+        self._inbox = Lane(
+            queues, INBOX, RUNNING_AT_ONCE, LEASE_S, self._invoke, loop, STOP_GRACE_S
+        )
+        self._outbox = Lane(
+            queues,
+            OUTBOX,
+            DELIVERING_AT_ONCE,
+            2 * SINK_TIMEOUT_S,
+            self._deliver,
+            loop,
+            STOP_GRACE_S,
+        )
         self._tasks = [
             asyncio.create_task(self._follow(), name="fless-events-follow"),
             asyncio.create_task(self._sweep(), name="fless-events-sweep"),
-            asyncio.create_task(self._run_inbox(), name="fless-events-inbox"),
-            asyncio.create_task(self._run_outbox(), name="fless-events-outbox"),
+            asyncio.create_task(self._inbox.run(), name="fless-events-inbox"),
+            asyncio.create_task(self._outbox.run(), name="fless-events-outbox"),
         ]
 
     async def stop(self) -> None:
@@ -214,7 +225,7 @@ class EventService:
         for bid in list(self._served):
             await self._release(bid)
         for publisher in self._publishers.values():
-            await asyncio.to_thread(publisher.stop)
+            await publisher.stop()
         self._senders.shutdown(wait=True, cancel_futures=True)
         if self._queues is not None:
             self._queues.close()
@@ -272,16 +283,13 @@ class EventService:
             subscription = Subscription(event.broker, event.topic, client_id, take)
             subscription.start()
 
-            async def unsubscribe() -> None:
-                await asyncio.to_thread(subscription.stop)
-
             async def forget() -> None:
                 timeout = self._settings.connect_timeout_ms / 1000
                 error = await asyncio.to_thread(probe, event.broker, timeout, client_id)
                 if error is not None:
                     log.warning("events: the session of a removed binding stays: %s", error)
 
-            self._served[bid] = _Served(lock, unsubscribe, subscription.state.public, forget)
+            self._served[bid] = _Served(lock, subscription.stop, subscription.state.public, forget)
         else:
             task = asyncio.create_task(self._tick(bid, module, name, event), name=f"cron-{bid}")
 
@@ -351,12 +359,9 @@ class EventService:
             "topic": topic,
         }
         try:
-            if not self.queues.put(INBOX, item):
-                return False
+            return self._queue_call(item)
         except lmdb.MapFullError:
             return False  # the broker keeps it until there is room
-        self._wake(self._inbox_ready)
-        return True
 
     async def _tick(self, bid: str, module: str, name: str, event: CronEvent) -> None:
         marker = self._path / "cron" / bid
@@ -375,12 +380,10 @@ class EventService:
                 "binding": bid,
             }
             try:
-                queued = self.queues.put(INBOX, item)
+                queued = self._queue_call(item)
             except lmdb.MapFullError:
                 queued = False  # as a full queue: the tick is skipped, not the task ended
-            if queued:
-                self._wake(self._inbox_ready)
-            else:
+            if not queued:
                 log.warning("events: the queue is full; cron tick for %s/%s skipped", module, name)
             _write_float(marker, tick.timestamp())
 
@@ -411,7 +414,7 @@ class EventService:
             job["callback"] = stored(sink)
         item = {"id": invocation, "fn": [module, name], "args": args, "job": True}
         try:
-            queued = self.queues.put(INBOX, item, sets=[(JOBS, invocation, job)])
+            queued = self._queue_call(item, sets=[(JOBS, invocation, job)])
         except lmdb.MapFullError:
             queued = False
         if not queued:
@@ -419,7 +422,6 @@ class EventService:
                 f"the queue holds {self._settings.max_queued} invocations (events.max_queued); "
                 "try again later"
             )
-        self._wake(self._inbox_ready)
 
     def status(self, invocation: str) -> dict[str, Any] | None:
         """A queued invocation's state as the API shows it (``output`` still raw bytes)."""
@@ -457,15 +459,19 @@ class EventService:
                 log.info("events: forgot %d queued invocations finished over %d s ago", gone, ttl)
 
     def _finished(
-        self, item: dict[str, Any], claimed: Claimed, outcome: dict[str, Any]
+        self,
+        item: dict[str, Any],
+        job: dict[str, Any] | None,
+        claimed: Claimed,
+        outcome: dict[str, Any],
     ) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str, dict[str, Any]]]]:
-        """What a queued invocation's end writes: its state, and its callback's delivery."""
+        """What a queued invocation's end writes: its state, and its callback's delivery.
+
+        ``job`` is its state as the run found it (None if it was gone).
+        """
         if not item.get("job"):
             return [], []
-        job = self.queues.get(JOBS, item["id"]) or {
-            "function": "/".join(item["fn"]),
-            "queued": time.time(),
-        }
+        job = dict(job or {"function": "/".join(item["fn"]), "queued": time.time()})
         job.update(outcome, finished=time.time(), attempts=claimed.attempts + 1)
         puts: list[tuple[str, dict[str, Any]]] = []
         callback = job.get("callback")
@@ -478,74 +484,46 @@ class EventService:
 
     # -- the inbox: running -------------------------------------------------
 
-    async def _run_inbox(self) -> None:
-        await self._drain(INBOX, RUNNING_AT_ONCE, LEASE_S, self._inbox_ready, self._invoke)
+    def _queue_call(
+        self, item: dict[str, Any], sets: list[tuple[str, str, dict[str, Any]]] | None = None
+    ) -> bool:
+        """Puts an invocation in the inbox (any thread); False if the inbox is full.
 
-    async def _run_outbox(self) -> None:
-        await self._drain(
-            OUTBOX, DELIVERING_AT_ONCE, 2 * SINK_TIMEOUT_S, self._outbox_ready, self._deliver
-        )
+        This process runs it at once, held, when it has a slot; else it waits
+        in the queue for any process.
 
-    async def _drain(
-        self,
-        queue: str,
-        at_once: int,
-        lease_s: float,
-        ready: asyncio.Event,
-        handle: Callable[[Claimed], Any],
-    ) -> None:
-        """Claims as many items as there are free slots, and handles each in a task of its own."""
-        running: set[asyncio.Task[None]] = set()
-        freed = asyncio.Event()
+        Raises:
+            lmdb.MapFullError: the queues' file is full.
+        """
+        lane = self._lane(INBOX)
+        if lane.reserve(1):
+            try:
+                held = self.queues.put_held(INBOX, item, lane.lease_s, sets or ())
+            except BaseException:
+                lane.release(1)
+                raise
+            if held is None:
+                lane.release(1)
+                return False
+            lane.hand(held)
+            return True
+        if not self.queues.put(INBOX, item, sets=sets or ()):
+            return False
+        lane.wake()
+        return True
 
-        def done(task: asyncio.Task[None]) -> None:
-            running.discard(task)
-            freed.set()
-
-        try:
-            while True:
-                free = at_once - len(running)
-                if free <= 0:
-                    freed.clear()
-                    await freed.wait()
-                    continue
-                # Cleared before looking, so an item put meanwhile wakes the wait.
-                ready.clear()
-                # A read first: an idle queue costs no write transaction.
-                due = self.queues.next_due(queue)
-                claimed = []
-                if due == 0.0:
-                    try:
-                        claimed = self.queues.claim(queue, free, lease_s)
-                    except Exception:
-                        log.exception("events: claiming from the %s failed", queue)
-                if not claimed:
-                    wait = IDLE_POLL_S if due is None or due == 0.0 else min(due, IDLE_POLL_S)
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(wait):
-                            await ready.wait()
-                    continue
-                for item in claimed:
-                    task = asyncio.create_task(handle(item))
-                    running.add(task)
-                    task.add_done_callback(done)
-        finally:
-            # Stopping: what runs gets STOP_GRACE_S to end; the rest is
-            # cancelled, and its items, still claimed, are claimed again when
-            # their leases run out (at least once).
-            if running:
-                await asyncio.wait(list(running), timeout=STOP_GRACE_S)
-            for task in list(running):
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+    def _lane(self, queue: str) -> Lane:
+        lane = self._inbox if queue == INBOX else self._outbox
+        if lane is None:
+            raise RuntimeError("the event service is not started")
+        return lane
 
     async def _invoke(self, claimed: Claimed) -> None:
         item = claimed.item
         module, name = item["fn"]
-        if item.get("job"):
-            job = self.queues.get(JOBS, item["id"])
-            if job is not None and job["state"] == "queued":
-                self.queues.set(JOBS, item["id"], {**job, "state": "running"})
+        job = self.queues.get(JOBS, item["id"]) if item.get("job") else None
+        if job is not None and job["state"] == "queued":
+            self.queues.set(JOBS, item["id"], {**job, "state": "running"})
         holder: asyncio.Task[Claimed] | None = None
         try:
             record = self._platform.function(module, name)
@@ -569,10 +547,8 @@ class EventService:
             log.info("events: %s/%s failed on an event: %s", module, name, exc)
             claimed = await _latest(holder, claimed)
             error = {"kind": _kind_of(exc), "message": str(exc)}
-            puts, sets = self._finished(item, claimed, {"state": "error", "error": error})
-            self.queues.transfer(claimed, puts, sets)
-            if puts:
-                self._wake(self._outbox_ready)
+            puts, sets = self._finished(item, job, claimed, {"state": "error", "error": error})
+            self._transfer(claimed, puts, sets)
             return
         except Exception:
             log.exception("events: running %s/%s failed", module, name)
@@ -584,10 +560,12 @@ class EventService:
         sinks = record.sinks
         if item.get("job") and not _shown_as_json(outcome.output):
             error = {"kind": "output", "message": "function output is not UTF-8 text, or too deep"}
-            job_puts, job_sets = self._finished(item, claimed, {"state": "error", "error": error})
+            job_puts, job_sets = self._finished(
+                item, job, claimed, {"state": "error", "error": error}
+            )
         else:
             job_puts, job_sets = self._finished(
-                item, claimed, {"state": "ok", "output": outcome.output}
+                item, job, claimed, {"state": "ok", "output": outcome.output}
             )
         puts = [
             (
@@ -603,16 +581,15 @@ class EventService:
         ]
         puts += job_puts
         try:
-            went = self.queues.transfer(claimed, puts, job_sets)
+            lost = self._transfer(claimed, puts, job_sets)
         except lmdb.MapFullError:
             # The results do not fit in the queues' file: they are dropped as
             # a full outbox drops them, and the item is done all the same.
             if item.get("job"):
                 error = {"kind": "output", "message": "no room to keep the result (events queues)"}
-                _, job_sets = self._finished(item, claimed, {"state": "error", "error": error})
+                _, job_sets = self._finished(item, job, claimed, {"state": "error", "error": error})
             self.queues.transfer(claimed, [], job_sets)
-            went = [False] * len(puts)
-        lost = went.count(False)
+            lost = len(puts)
         if lost:
             self.counts.dropped += lost
             if self._platform.metrics is not None:
@@ -624,8 +601,34 @@ class EventService:
                 name,
                 self.counts.dropped,
             )
-        if puts:
-            self._wake(self._outbox_ready)
+
+    def _transfer(
+        self,
+        done: Claimed,
+        puts: list[tuple[str, dict[str, Any]]],
+        sets: list[tuple[str, str, dict[str, Any]]],
+    ) -> int:
+        """Acks ``done`` and puts its results in the outbox; how many the outbox refused.
+
+        The results go straight to this process's deliveries, held, when it
+        has a slot for each; else to the queue, for any process.
+        """
+        lane = self._lane(OUTBOX)
+        held = bool(puts) and lane.reserve(len(puts))
+        try:
+            went = self.queues.transfer(done, puts, sets, lease_s=lane.lease_s if held else None)
+        except BaseException:
+            if held:
+                lane.release(len(puts))
+            raise
+        if held:
+            for claim in went:
+                if claim is not None:
+                    lane.hand(claim)
+            lane.release(went.count(None))
+        elif puts:
+            lane.wake()
+        return went.count(None)
 
     async def _hold(self, claimed: Claimed) -> Claimed:
         """Extends a claim every ``EXTEND_S`` while its call runs; returns the latest claim."""
@@ -756,11 +759,6 @@ class EventService:
     def _count_run(self, outcome: str) -> None:
         if self._platform.metrics is not None:
             self._platform.metrics.event_runs.labels(outcome).inc()
-
-    def _wake(self, ready: asyncio.Event) -> None:
-        """Sets ``ready`` from any thread."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(ready.set)
 
 
 async def _latest(holder: asyncio.Task[Claimed] | None, claimed: Claimed) -> Claimed:

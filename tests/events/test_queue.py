@@ -153,7 +153,7 @@ def test_transfer_acks_and_puts_together(tmp_path: Path, clock: FakeClock) -> No
         [("out", {"n": 1}), ("full", {"n": 2}), ("out", {"n": 3}), ("out", {"n": 4})],
     )
     # The bound counts the puts made earlier in the same transaction.
-    assert went == [True, False, True, False]
+    assert [c is not None for c in went] == [True, False, True, False]
     assert queues.depth("work") == 0
     assert queues.depth("full") == 2
     assert [c.item["n"] for c in queues.claim("out", 10, lease_s=60.0)] == [1, 3]
@@ -167,10 +167,42 @@ def test_transfer_of_an_item_whose_lease_ran_out_still_puts(
     [lost] = queues.claim("work", 10, lease_s=1.0)
     clock.now += 1.0
     [taken] = queues.claim("work", 10, lease_s=1.0)
-    assert queues.transfer(lost, [("out", {"n": 1})]) == [True]
+    [went] = queues.transfer(lost, [("out", {"n": 1})])
+    assert went is not None and went.item == {"n": 1}
     assert queues.depth("work") == 1  # still ``taken``'s
     assert queues.depth("out") == 1
     assert queues.ack(taken)
+
+
+def test_a_held_put_is_claimed_until_its_lease_runs_out(tmp_path: Path, clock: FakeClock) -> None:
+    queues = _open(tmp_path / "q", clock, max_items=1)
+    held = queues.put_held("work", {"n": 1}, lease_s=5.0)
+    assert held is not None and held.item == {"n": 1} and held.attempts == 0
+    assert queues.put_held("work", {"n": 2}, lease_s=5.0) is None  # full: nothing written
+    assert queues.claim("work", 10, lease_s=5.0) == []  # the caller holds it
+    clock.now += 5.0
+    # Its holder died: another consumer claims it, as its second attempt.
+    [again] = queues.claim("work", 10, lease_s=5.0)
+    assert again.item == {"n": 1} and again.attempts == 1
+    assert not queues.ack(held)  # the old claim no longer holds it
+    assert queues.ack(again)
+
+
+def test_a_held_transfer_hands_the_caller_claims(tmp_path: Path, clock: FakeClock) -> None:
+    queues = _open(tmp_path / "q", clock)
+    queues.put("work", {"n": "in"})
+    [done] = queues.claim("work", 10, lease_s=60.0)
+    first, second = queues.transfer(done, [("out", {"n": 1}), ("out", {"n": 2})], lease_s=5.0)
+    assert first is not None and second is not None
+    assert queues.claim("out", 10, lease_s=5.0) == []  # held by the caller
+    assert queues.ack(first)
+    assert queues.retry(second, 0.0)
+    [back] = queues.claim("out", 10, lease_s=5.0)
+    assert back.item == {"n": 2} and back.attempts == 1
+    # Without a lease a transfer's puts are anyone's, and not the caller's to ack.
+    [free] = queues.transfer(back, [("out", {"n": 3})])
+    assert free is not None and not queues.ack(free)
+    assert [c.item["n"] for c in queues.claim("out", 10, lease_s=5.0)] == [3]
 
 
 def test_a_transfer_that_fails_midway_leaves_nothing(tmp_path: Path, clock: FakeClock) -> None:
@@ -374,7 +406,7 @@ def test_records_are_written_with_a_put_and_a_transfer_or_not_at_all(tmp_path: P
         went = queues.transfer(
             claimed, [("outbox", {"r": 1})], sets=[("jobs", "a", {"state": "ok"})]
         )
-        assert went == [True]
+        assert [c is not None for c in went] == [True]
         assert queues.get("jobs", "a") == {"state": "ok"}
         queues.set("jobs", "c", {"state": "error"})
         assert queues.sweep("jobs", lambda record: record["state"] != "ok") == 1
