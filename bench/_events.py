@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,11 @@ def sustained_name(count: int) -> str:
     return f"sustained MQTT events, {count:,} at QoS 1"
 
 
+def sustained_floor_name(count: int) -> str:
+    """The sustained floor's figure name."""
+    return f"sustained MQTT floor: bare echo, {count:,} at QoS 1"
+
+
 def delivered_name(count: int) -> str:
     """The figure of results that arrived in the sustained run."""
     return f"sustained MQTT events: results delivered of {count:,}"
@@ -109,6 +115,7 @@ def measure(config: BenchConfig) -> list[Figure]:
             missing(GROUP, FLOOR, "ms", reason),
             missing(GROUP, LATENCY, "ms", reason, floor=key(GROUP, FLOOR)),
             missing(GROUP, ABOVE, "ms", reason),
+            missing(GROUP, sustained_floor_name(sustained), "events/s", reason),
             missing(GROUP, sustained_name(sustained), "events/s", reason),
             missing(GROUP, delivered_name(sustained), "events", reason),
             missing(GROUP, accepted_name(queued), "req/s", reason),
@@ -315,37 +322,42 @@ def _latency(config: BenchConfig, timer: _Timer) -> list[Figure]:
 
 
 def _sustained(config: BenchConfig, broker: Broker, timer: _Timer, count: int) -> list[Figure]:
-    """``count`` messages as fast as ``mosquitto_pub -l`` sends them, per run."""
+    """``count`` messages as fast as ``mosquitto_pub -l`` sends them, per run, to fless and
+    to the bare echo in turn (in a random order each run)."""
     rates: list[float] = []
+    floor_rates: list[float] = []
     delivered: list[float] = []
     duplicates = 0
     before = cpu_times()
     for run in range(config.repeats):
-        base = SUSTAINED_BASE * (run + 1)
-        wanted = set(range(base, base + count))
-        lines = [json.dumps({"n": n, "from": "fless bench"}).encode() for n in sorted(wanted)]
-        start = time.perf_counter()
-        with ThreadPoolExecutor(1) as pool:
-            sent = pool.submit(broker.publish_many, IN, lines)
-            got: dict[int, float] = {}
-            deadline = start + max(60.0, count / 50)
-            while len(got) < count and time.perf_counter() < deadline:
-                try:
-                    topic, n, arrived = timer.arrived.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                if topic != OUT or n not in wanted:
-                    continue
-                if n in got:
-                    duplicates += 1
-                else:
-                    got[n] = arrived
-            sent.result()
-        delivered.append(float(len(got)))
-        if got:
-            rates.append(len(got) / (max(got.values()) - start))
+        base = SUSTAINED_BASE * (2 * run + 1)
+        for kind in random.sample(["fless", "floor"], 2):
+            if kind == "floor":
+                echoed = _flood(broker, timer, FLOOR_IN, FLOOR_OUT, base + SUSTAINED_BASE, count)
+                if echoed.seconds:
+                    floor_rates.append(echoed.answered / echoed.seconds)
+                continue
+            flood = _flood(broker, timer, IN, OUT, base, count)
+            duplicates += flood.duplicates
+            delivered.append(float(flood.answered))
+            if flood.seconds:
+                rates.append(flood.answered / flood.seconds)
     lost = int(count * config.repeats - sum(delivered))
+    stolen = stolen_since(before)
+    floor_name = sustained_floor_name(count)
     return [
+        Figure(
+            group=GROUP,
+            name=floor_name,
+            value=median(floor_rates) if floor_rates else 0.0,
+            unit="events/s",
+            runs=tuple(floor_rates),
+            note=join_notes(
+                "the same messages through the bare echo of the latency floor, "
+                "alternated with fless's runs",
+                stolen,
+            ),
+        ),
         Figure(
             group=GROUP,
             name=sustained_name(count),
@@ -353,9 +365,10 @@ def _sustained(config: BenchConfig, broker: Broker, timer: _Timer, count: int) -
             unit="events/s",
             runs=tuple(rates),
             errors=lost,
+            floor=key(GROUP, floor_name),
             note=join_notes(
                 "from the first publish to the last result; target: 1,000/s with none lost",
-                stolen_since(before),
+                stolen,
             ),
         ),
         Figure(
@@ -369,6 +382,46 @@ def _sustained(config: BenchConfig, broker: Broker, timer: _Timer, count: int) -
             f"delivered twice: {duplicates}",
         ),
     ]
+
+
+@dataclass(frozen=True)
+class _Flood:
+    """What came back of a flood of messages.
+
+    Attributes:
+        answered: messages answered (once or more).
+        seconds: from the first publish to the last answer (0 if none came).
+        duplicates: answers that came again.
+    """
+
+    answered: int
+    seconds: float
+    duplicates: int
+
+
+def _flood(broker: Broker, timer: _Timer, topic: str, answer: str, base: int, count: int) -> _Flood:
+    """Publishes messages ``base`` to ``base + count`` as fast as they go; what came back."""
+    wanted = set(range(base, base + count))
+    lines = [json.dumps({"n": n, "from": "fless bench"}).encode() for n in sorted(wanted)]
+    duplicates = 0
+    start = time.perf_counter()
+    got: dict[int, float] = {}
+    with ThreadPoolExecutor(1) as pool:
+        sent = pool.submit(broker.publish_many, topic, lines)
+        deadline = start + max(60.0, count / 50)
+        while len(got) < count and time.perf_counter() < deadline:
+            try:
+                came, n, arrived = timer.arrived.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if came != answer or n not in wanted:
+                continue
+            if n in got:
+                duplicates += 1
+            else:
+                got[n] = arrived
+        sent.result()
+    return _Flood(len(got), max(got.values()) - start if got else 0.0, duplicates)
 
 
 def _queued(config: BenchConfig, node: Node, count: int) -> list[Figure]:

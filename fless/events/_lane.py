@@ -4,8 +4,8 @@ A ``Lane`` handles at most ``at_once`` items of its queue at a time, each in
 a task of its own. It finds them two ways:
 
 - **claimed**: it claims due items from the queue, as many as it has free
-  slots, whenever one of this process's sources wakes it, and at least every
-  ``IDLE_POLL_S`` for what other processes put;
+  slots, whenever a source of this process or another (``_wake.py``) wakes
+  it, and at least every ``IDLE_POLL_S``;
 - **handed**: a source of this process that has just stored an item already
   held (``EventQueues.put_held``, or a transfer with a lease) hands it over,
   after ``reserve`` gave it a slot. This saves the claim's write
@@ -14,13 +14,17 @@ a task of its own. It finds them two ways:
 
 Handed items jump the queue, so a lane stops taking them while its last
 claim took all it asked for (there may be more waiting): then sources put
-their items in the queue, and they are claimed in due order.
+their items in the queue, and they are claimed in due order. A lane also
+takes at most ``handed_at_once`` handed items at a time: under load, the
+rest go through the queue and the other processes are woken for them, so
+that every API process of the core (every core of the board) takes a part.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -45,6 +49,10 @@ class Lane:
         handle: handles one claimed item (acks, retries or transfers it).
         loop: the event loop the handlers run on.
         grace_s: how long a stopping lane lets its handlers end.
+        others: wakes the other processes' lanes of this queue (``Wakes.tell``).
+        handed_at_once: the most handed items handled at once (at most
+            ``at_once``); past it, items go through the queue, for the
+            first free process of the core to claim.
     """
 
     def __init__(
@@ -56,6 +64,8 @@ class Lane:
         handle: Callable[[Claimed], Coroutine[Any, Any, None]],
         loop: asyncio.AbstractEventLoop,
         grace_s: float,
+        others: Callable[[str], None] | None = None,
+        handed_at_once: int | None = None,
     ) -> None:
         self.queue = queue
         self.lease_s = lease_s
@@ -64,8 +74,11 @@ class Lane:
         self._handle = handle
         self._loop = loop
         self._grace_s = grace_s
+        self._others = others
         self._lock = threading.Lock()
         self._free = at_once
+        self._handed_at_once = min(at_once, handed_at_once or at_once)
+        self._handed = 0
         self._closed = False
         # The last claim took all it asked for: items may be waiting in the queue.
         self._backlog = False
@@ -81,9 +94,15 @@ class Lane:
         queue and calls ``wake``.
         """
         with self._lock:
-            if self._closed or self._backlog or self._free < count:
+            if (
+                self._closed
+                or self._backlog
+                or self._free < count
+                or self._handed + count > self._handed_at_once
+            ):
                 return False
             self._free -= count
+            self._handed += count
             return True
 
     def release(self, count: int) -> None:
@@ -92,14 +111,21 @@ class Lane:
             return
         with self._lock:
             self._free += count
+            self._handed -= count
         self._call(self._freed.set)
 
     def hand(self, claimed: Claimed) -> None:
         """Handles an item held for this lane, in a slot ``reserve`` took (any thread)."""
-        self._call(self._start, claimed)
+        self._call(self._start, claimed, True)
 
     def wake(self) -> None:
-        """Says an item was put in the queue, due now (any thread)."""
+        """Says an item was put in the queue, due now, to this lane and the other processes'."""
+        self._call(self._ready.set)
+        if self._others is not None:
+            self._others(self.queue)
+
+    def woken(self) -> None:
+        """Says another process put an item in the queue (any thread)."""
         self._call(self._ready.set)
 
     async def run(self) -> None:
@@ -119,7 +145,7 @@ class Lane:
                     self._free += free - len(claimed)
                     self._backlog = len(claimed) == free
                 for item in claimed:
-                    self._start(item)
+                    self._start(item, False)
                 if not claimed:
                     await self._idle()
         finally:
@@ -151,22 +177,26 @@ class Lane:
             async with asyncio.timeout(wait):
                 await self._ready.wait()
 
-    def _start(self, claimed: Claimed) -> None:
+    def _start(self, claimed: Claimed, handed: bool) -> None:
         if self._closed:
             # Stopping: the item stays held until its lease runs out, then
             # any process claims it.
-            self.release(1)
+            self._give_back(handed)
             return
         task = self._loop.create_task(self._handle(claimed))
         self._running.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(functools.partial(self._done, handed))
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, handed: bool, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("events: handling a %s item failed", self.queue, exc_info=task.exception())
+        self._give_back(handed)
+
+    def _give_back(self, handed: bool) -> None:
         with self._lock:
             self._free += 1
+            self._handed -= handed
         self._freed.set()
 
     def _call(self, callback: Callable[..., object], *args: object) -> None:

@@ -81,6 +81,7 @@ from ._specs import (
     parse_sink,
     stored,
 )
+from ._wake import Wakes
 
 log = logging.getLogger("fless.events")
 
@@ -97,6 +98,10 @@ SINK_TIMEOUT_S = 10.0
 # Calls and deliveries one process runs at once.
 RUNNING_AT_ONCE = 8
 DELIVERING_AT_ONCE = 8
+# Calls a process runs at once of those it stored itself (an MQTT message it
+# took, say) without the queue's claim. One: the next ones go through the
+# queue, so that under load every API process runs a part of the calls.
+HANDED_AT_ONCE = 1
 # A call that found no worker waits this long, doubling, before it is tried again.
 NO_WORKER_FIRST_S = 0.5
 NO_WORKER_MAX_S = 30.0
@@ -166,6 +171,7 @@ class EventService:
         self._tasks: list[asyncio.Task[None]] = []
         self._inbox: Lane | None = None
         self._outbox: Lane | None = None
+        self._wakes: Wakes | None = None
         self._senders = ThreadPoolExecutor(DELIVERING_AT_ONCE, thread_name_prefix="fless-sink")
         self._refused: set[str] = set()
         # What this process last wrote of each binding's state, and its
@@ -196,8 +202,17 @@ class EventService:
             tables=[JOBS, LINKS],
         )
         queues = self._queues
+        self._wakes = wakes = Wakes(self._path / "wake", self._woken)
         self._inbox = Lane(
-            queues, INBOX, RUNNING_AT_ONCE, LEASE_S, self._invoke, loop, STOP_GRACE_S
+            queues,
+            INBOX,
+            RUNNING_AT_ONCE,
+            LEASE_S,
+            self._invoke,
+            loop,
+            STOP_GRACE_S,
+            wakes.tell,
+            handed_at_once=HANDED_AT_ONCE,
         )
         self._outbox = Lane(
             queues,
@@ -207,7 +222,9 @@ class EventService:
             self._deliver,
             loop,
             STOP_GRACE_S,
+            wakes.tell,
         )
+        wakes.start()
         self._tasks = [
             asyncio.create_task(self._follow(), name="fless-events-follow"),
             asyncio.create_task(self._sweep(), name="fless-events-sweep"),
@@ -226,6 +243,8 @@ class EventService:
             await self._release(bid)
         for publisher in self._publishers.values():
             await publisher.stop()
+        if self._wakes is not None:
+            self._wakes.close()
         self._senders.shutdown(wait=True, cancel_futures=True)
         if self._queues is not None:
             self._queues.close()
@@ -237,6 +256,8 @@ class EventService:
             try:
                 await self._reconcile()
                 self._publish_states()
+                if self._wakes is not None:
+                    self._wakes.refresh()
             except Exception:
                 log.exception("events: following the bindings failed")
             await asyncio.sleep(FOLLOW_S)
@@ -511,6 +532,11 @@ class EventService:
             return False
         lane.wake()
         return True
+
+    def _woken(self, queue: str) -> None:
+        lane = self._inbox if queue == INBOX else self._outbox if queue == OUTBOX else None
+        if lane is not None:
+            lane.woken()
 
     def _lane(self, queue: str) -> Lane:
         lane = self._inbox if queue == INBOX else self._outbox

@@ -42,12 +42,15 @@ def test_events_figures(tmp_path: Path) -> None:
         _events.FLOOR,
         _events.LATENCY,
         _events.ABOVE,
+        _events.sustained_floor_name(SUSTAINED),
         _events.sustained_name(SUSTAINED),
         _events.delivered_name(SUSTAINED),
         _events.accepted_name(QUEUED),
         _events.completed_name(QUEUED),
     }
     assert figures[_events.LATENCY].floor == key(_events.GROUP, _events.FLOOR)
+    floor = key(_events.GROUP, _events.sustained_floor_name(SUSTAINED))
+    assert figures[_events.sustained_name(SUSTAINED)].floor == floor
     if not MOSQUITTO.exists():
         for figure in figures.values():
             assert math.isnan(figure.value) and "install" in figure.note, figure
@@ -58,6 +61,7 @@ def test_events_figures(tmp_path: Path) -> None:
     delivered = figures[_events.delivered_name(SUSTAINED)]
     assert (delivered.value, delivered.errors) == (SUSTAINED, 0), delivered
     for name in (
+        _events.sustained_floor_name(SUSTAINED),
         _events.sustained_name(SUSTAINED),
         _events.accepted_name(QUEUED),
         _events.completed_name(QUEUED),

@@ -1,0 +1,126 @@
+"""A queue's lane in one process: handed items, slots, stopping; wake-ups between processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+from fless.events._lane import Lane
+from fless.events._queue import Claimed, EventQueues
+from fless.events._wake import Wakes
+
+
+def _queues(path: Path) -> EventQueues:
+    return EventQueues(path, ["work"], max_items=100)
+
+
+async def _until(check: object, what: str) -> None:
+    for _ in range(500):
+        if callable(check) and check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within 5 s: {what}")
+
+
+def test_handed_items_run_at_once_and_the_rest_go_through_the_queue(tmp_path: Path) -> None:
+    queues = _queues(tmp_path / "q")
+    handled: list[tuple[int, int]] = []
+
+    async def run() -> None:
+        release = asyncio.Event()
+
+        async def handle(claimed: Claimed) -> None:
+            handled.append((claimed.item["n"], claimed.attempts))
+            await release.wait()
+            assert queues.ack(claimed)
+
+        lane = Lane(
+            queues, "work", 3, 30.0, handle, asyncio.get_running_loop(), 1.0, handed_at_once=1
+        )
+        runner = asyncio.create_task(lane.run())
+        assert lane.reserve(1)
+        held = queues.put_held("work", {"n": 1}, lane.lease_s)
+        assert held is not None
+        lane.hand(held)
+        # One handed at once: the next source must use the queue.
+        assert not lane.reserve(1)
+        assert queues.put("work", {"n": 2})
+        assert queues.put("work", {"n": 3})
+        lane.wake()
+        await _until(lambda: len(handled) == 3, "the queued items claimed")
+        # Three slots, all busy: nothing more, handed or claimed.
+        assert not lane.reserve(1)
+        assert queues.put("work", {"n": 4})
+        lane.wake()
+        await asyncio.sleep(0.1)
+        assert len(handled) == 3
+        release.set()
+        await _until(lambda: queues.depth("work") == 0, "every item acked")
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        # Stopped: no more slots for anyone.
+        assert not lane.reserve(1)
+
+    asyncio.run(run())
+    assert sorted(handled) == [(1, 0), (2, 0), (3, 0), (4, 0)]
+
+
+def test_a_stopping_lane_lets_handlers_end_and_leaves_the_rest_held(tmp_path: Path) -> None:
+    queues = _queues(tmp_path / "q")
+    ended: list[int] = []
+
+    async def run() -> None:
+        async def handle(claimed: Claimed) -> None:
+            await asyncio.sleep(0.05 if claimed.item["n"] == 1 else 60)
+            queues.ack(claimed)
+            ended.append(claimed.item["n"])
+
+        lane = Lane(queues, "work", 4, 30.0, handle, asyncio.get_running_loop(), 0.5)
+        runner = asyncio.create_task(lane.run())
+        for n in (1, 2):
+            assert lane.reserve(1)
+            held = queues.put_held("work", {"n": n}, lane.lease_s)
+            assert held is not None
+            lane.hand(held)
+        await asyncio.sleep(0.01)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+    asyncio.run(run())
+    # The quick one ended within the grace; the slow one was cancelled and
+    # its item stays, held, for a process to claim when its lease runs out.
+    assert ended == [1]
+    assert queues.depth("work") == 1
+    assert queues.claim("work", 10, lease_s=1.0) == []
+
+
+def test_a_wake_up_reaches_the_other_process_and_a_dead_ones_socket_goes(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "wake"
+    heard: list[str] = []
+
+    async def run() -> None:
+        mine = Wakes(folder, lambda queue: None)
+        # The other process's socket, bound under another pid's name.
+        other = Wakes(folder, heard.append)
+        other._path = folder / "999999991.sock"
+        other.start()
+        mine.start()
+        mine.tell("inbox")
+        await _until(lambda: heard == ["inbox"], "the other process is woken")
+        other.close()
+        # A socket left by a process killed with -9: bound by nobody.
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        stale.bind(str(folder / "999999992.sock"))
+        stale.close()
+        mine.refresh()
+        mine.tell("outbox")  # refused: the stale socket is removed
+        assert not (folder / "999999992.sock").exists()
+        assert [p.name for p in folder.iterdir()] == [f"{os.getpid()}.sock"]
+        mine.close()
+        assert list(folder.iterdir()) == []
+
+    asyncio.run(run())
