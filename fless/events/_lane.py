@@ -77,7 +77,7 @@ class Lane:
         self._others = others
         self._lock = threading.Lock()
         self._free = at_once
-        self._handed_at_once = min(at_once, handed_at_once or at_once)
+        self._handed_at_once = min(at_once, at_once if handed_at_once is None else handed_at_once)
         self._handed = 0
         self._closed = False
         # The last claim took all it asked for: items may be waiting in the queue.
