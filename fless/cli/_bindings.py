@@ -3,8 +3,9 @@
 A spec is URL-like text (``mqtt://broker.lan/sensors/+/temp``,
 ``'cron:0 8 * * *@Europe/Rome'``, ``couchdb+http://u:p@db.lan:5984/readings``)
 or a FunLess entry as JSON (``{"type": ..., "params": {...}}``). The parsers
-are pure and raise ``argparse.ArgumentTypeError``, so a bad spec is a usage
-error naming the spec (its password masked) and what is wrong with it.
+raise ``argparse.ArgumentTypeError``, so a bad spec is a usage error naming
+the spec (its password masked) and what is wrong with it. They read no
+file but the one an ``mqtts://...?ca=FILE`` names.
 docs/EVENTS.md describes the entries.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -23,7 +25,8 @@ Entry = dict[str, Any]
 EVENT_SYNTAX = """\
   mqtt://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC[?topic_key=KEY]
       run on each message of TOPIC, a filter (+ and # wildcards; write # as
-      %23 if the shell eats it); port 1883; mqtts:// for TLS, port 8883
+      %23 if the shell eats it); port 1883; mqtts:// for TLS, port 8883,
+      and mqtts://...?ca=FILE to trust a private CA (PEM) instead of the system's
   'cron:MIN HOUR DAY MONTH WEEKDAY[@TIMEZONE][|ARGS]'
       run at each tick, in TIMEZONE (IANA, default UTC), with ARGS (a JSON
       object, default {})
@@ -35,6 +38,7 @@ SINK_SYNTAX = """\
   couchdb+http[s]://USER:PASSWORD@HOST[:PORT]/DB   store each result in DB
   http[s]://...                  POST each result there (headers: --sink-header)
   mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC    publish each result to TOPIC
+                                   (mqtts://...?ca=FILE: trust a private CA)
   '{"type": ..., "params": {...}}'                 a FunLess entry, sent as it is
 e.g. --sink couchdb+http://fless:pw@db.lan:5984/readings
      --sink https://hooks.example.org/in --sink-header 'Authorization: Bearer X'
@@ -109,12 +113,26 @@ def _mqtt(spec: str, *, event: bool) -> Entry:
         except ValueError:
             raise _bad(spec, f"bad query {query!r}") from None
         for key, value in options:
+            if key == "ca" and scheme == "mqtts":
+                params["ca"] = _read_ca(spec, value)
+                continue
             if not event or key != "topic_key":
-                raise _bad(spec, f"unknown option {key!r} (an event takes ?topic_key=KEY)")
+                known = "?topic_key=KEY" if event else "no option"
+                raise _bad(spec, f"unknown option {key!r} ({known}; mqtts:// takes ?ca=FILE)")
             if not value:
                 raise _bad(spec, "topic_key needs a value")
             params["topic_key"] = value
     return {"type": "mqtt", "params": params}
+
+
+def _read_ca(spec: str, path: str) -> str:
+    """The PEM text of ``?ca=FILE``: the private CA a TLS broker's certificate must chain to."""
+    if not path:
+        raise _bad(spec, "ca needs a file: ?ca=/path/to/ca.pem")
+    try:
+        return Path(path).expanduser().read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _bad(spec, f"cannot read the CA file {path!r}: {exc}") from None
 
 
 def _cron(spec: str) -> Entry:
@@ -304,6 +322,8 @@ def describe(entry: Any) -> str:
         if main in params:
             words.append(str(params.pop(main)))
     params.pop("password", None)  # shown as (hidden): nothing to learn from it
+    if isinstance(params.get("ca"), str):
+        params["ca"] = f"({params['ca'].count('BEGIN CERTIFICATE')} PEM certificates)"
     for key, value in params.items():
         shown = value if isinstance(value, str) else json.dumps(value)
         words.append(f"{key}={shown}")

@@ -34,7 +34,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ._specs import Broker
+from ._specs import Broker, tls_context
 
 log = logging.getLogger("fless.events")
 
@@ -93,7 +93,7 @@ def _client(broker: Broker, client_id: str, persistent: bool) -> paho.Client:
     if broker.username is not None:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls:
-        client.tls_set_context(ssl.create_default_context())
+        client.tls_set_context(tls_context(broker))
     return client
 
 
@@ -427,7 +427,7 @@ def probe(broker: Broker, timeout_s: float, client_id: str = "") -> str | None:
     if broker.username is not None:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls:
-        client.tls_set_context(ssl.create_default_context())
+        client.tls_set_context(tls_context(broker))
     answer: list[str | None] = []
 
     def on_connect(_: paho.Client, __: Any, flags: Any, code: Any, ___: Any) -> None:

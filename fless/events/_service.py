@@ -76,8 +76,7 @@ from ._specs import (
     HttpSink,
     MqttEvent,
     Refused,
-    load_event,
-    load_sink,
+    parse_event,
     parse_sink,
     stored,
 )
@@ -282,7 +281,8 @@ class EventService:
             for entry in record.events:
                 bid = binding_id(self._node, record.module, record.name, entry)
                 try:
-                    wanted[bid] = (record.module, record.name, load_event(entry))
+                    # Checked again: a record may predate a rule.
+                    wanted[bid] = (record.module, record.name, parse_event(entry))
                 except Refused as exc:
                     if bid not in self._refused:
                         self._refused.add(bid)
@@ -676,7 +676,7 @@ class EventService:
         module, name = item["fn"]
         loop = asyncio.get_running_loop()
         try:
-            sink = load_sink(item["sink"])
+            sink = parse_sink(item["sink"])
             if isinstance(sink, CouchSink):
                 await loop.run_in_executor(
                     self._senders, deliver_couch, sink, item["result"], item["id"], SINK_TIMEOUT_S

@@ -9,6 +9,7 @@ the function's record keeps, and ``load`` turns it back into the typed form.
 from __future__ import annotations
 
 import re
+import ssl
 import urllib.parse
 import zoneinfo
 from collections.abc import Mapping
@@ -23,6 +24,8 @@ MQTT_TLS_PORT = 8883
 MAX_TOPIC_BYTES = 65535
 # A binding's strings are addresses and names, not documents.
 MAX_PARAM_CHARS = 2048
+# A CA bundle in PEM: a few certificates.
+MAX_CA_CHARS = 32 * 1024
 MAX_HEADERS = 32
 # A header name is an RFC 9110 token; a value has no control characters.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
@@ -44,6 +47,9 @@ class Broker:
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    # PEM: the certificates of the CAs the broker's certificate must chain to
+    # (a private CA), instead of the system's.
+    ca: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,16 +167,6 @@ def stored(binding: Event | Sink) -> dict[str, Any]:
     return {"type": binding.type, "params": {k: v for k, v in params.items() if v is not None}}
 
 
-def load_event(entry: Mapping[str, Any]) -> Event:
-    """An event as ``stored`` kept it (checked again: a record may predate a rule)."""
-    return parse_event(entry)
-
-
-def load_sink(entry: Mapping[str, Any]) -> Sink:
-    """A sink as ``stored`` kept it."""
-    return parse_sink(entry)
-
-
 def check_topic(topic: str, wildcards: bool) -> None:
     """Refuses a topic MQTT would refuse, or a filter where a plain topic is needed.
 
@@ -240,7 +236,32 @@ def _broker(params: Mapping[str, Any]) -> Broker:
         _optional_text(params, "username"),
         _optional_text(params, "password"),
         tls,
+        _ca(params, tls),
     )
+
+
+def _ca(params: Mapping[str, Any], tls: bool) -> str | None:
+    """``params.ca``: PEM certificates a TLS connection trusts instead of the system's."""
+    ca = params.get("ca")
+    if ca is None:
+        return None
+    if not tls:
+        raise Refused("params.ca needs params.tls true")
+    if not isinstance(ca, str) or len(ca) > MAX_CA_CHARS or "-----BEGIN CERTIFICATE-----" not in ca:
+        raise Refused(
+            f"params.ca must be PEM text (-----BEGIN CERTIFICATE-----...), "
+            f"at most {MAX_CA_CHARS} characters"
+        )
+    try:
+        ssl.create_default_context(cadata=ca)
+    except (ssl.SSLError, ValueError) as exc:
+        raise Refused(f"params.ca holds no certificate Python can load: {exc}") from None
+    return ca
+
+
+def tls_context(broker: Broker) -> ssl.SSLContext:
+    """The TLS context of a connection to ``broker``: its own ``ca``, else the system's CAs."""
+    return ssl.create_default_context(cadata=broker.ca)
 
 
 def _port(value: object, default: int) -> int:

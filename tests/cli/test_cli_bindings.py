@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,7 +85,10 @@ def test_event_specs(spec: str, entry: dict[str, Any]) -> None:
         ("mqtt://b/a+/t", "'+' must be a whole topic level, not 'a+'"),
         ("mqtt://b/a/#/t", "'#' must be the whole last topic level"),
         ("mqtt://b/a#", "'#' must be the whole last topic level"),
-        ("mqtt://b/t?qos=1", "unknown option 'qos' (an event takes ?topic_key=KEY)"),
+        ("mqtt://b/t?qos=1", "unknown option 'qos' (?topic_key=KEY; mqtts:// takes ?ca=FILE)"),
+        ("mqtt://b/t?ca=/etc/ca.pem", "unknown option 'ca'"),
+        ("mqtts://b/t?ca=", "ca needs a file"),
+        ("mqtts://b/t?ca=/nonexistent/ca.pem", "cannot read the CA file '/nonexistent/ca.pem'"),
         ("mqtt://b/t?topic_key=", "topic_key needs a value"),
         ("mqtt://b/t?junk", "bad query 'junk'"),
         ("mqtt://alice:s3cret@b", "'mqtt://alice:***@b': no topic"),
@@ -238,3 +242,14 @@ def test_failures_are_numbered_in_the_order_sent() -> None:
 )
 def test_describe_is_one_line_per_binding(entry: dict[str, Any], line: str) -> None:
     assert describe(entry) == line
+
+
+def test_an_mqtts_spec_carries_the_private_ca_it_names(tmp_path: Path) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    (tmp_path / "ca.pem").write_text(pem)
+    event = parse_event(f"mqtts://b/t/+?ca={tmp_path / 'ca.pem'}&topic_key=at")
+    assert event == mqtt(host="b", port=8883, topic="t/+", tls=True, ca=pem, topic_key="at")
+    sink = parse_sink(f"mqtts://b:8884/out?ca={tmp_path / 'ca.pem'}")
+    assert sink == mqtt(host="b", port=8884, topic="out", tls=True, ca=pem)
+    # fn get keeps one line per binding: the PEM is summed up, not printed.
+    assert describe(sink) == "mqtt b:8884 out tls=true ca=(1 PEM certificates)"

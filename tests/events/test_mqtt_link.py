@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 from e2e.node import free_port
 from fixtures.services import Broker, mosquitto
 
 from fless.events import _mqtt
-from fless.events._mqtt import Publisher, Subscription
+from fless.events._mqtt import Publisher, Subscription, probe
 from fless.events._specs import Broker as Endpoint
 
 WAIT_S = 15.0
@@ -140,3 +141,43 @@ def test_a_link_to_nothing_says_why_and_stops_at_once(tmp_path: Path) -> None:
         assert time.monotonic() - started < 2.0
 
     asyncio.run(run())
+
+
+def test_a_private_ca_lets_a_binding_reach_a_tls_broker_and_the_system_cas_do_not(
+    tmp_path: Path,
+) -> None:
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    chain = b"".join(blob.bytes() for blob in server.cert_chain_pems)
+    pem = ca.cert_pem.bytes()
+    taken: list[bytes] = []
+
+    def take(topic: str, payload: bytes) -> bool:
+        taken.append(payload)
+        return True
+
+    with mosquitto(tmp_path, tls=(pem, chain, server.private_key_pem.bytes())) as broker:
+        private = Endpoint(broker.host, broker.port, tls=True, ca=pem.decode())
+        system = Endpoint(broker.host, broker.port, tls=True)
+        assert probe(private, 5.0) is None
+        refused = probe(system, 5.0)
+        assert refused is not None and "certificate verify failed" in refused
+
+        async def run() -> None:
+            subscription = Subscription(private, "secure/#", "fless-test-tls", take)
+            subscription.start()
+            stranger = Publisher(system, "fless-test-stranger")
+            stranger.start()
+            await _until(lambda: subscription.state.connected, "the TLS subscription connects")
+            await asyncio.sleep(0.2)
+            await asyncio.to_thread(broker.publish, "secure/a", b'{"n": 1}')
+            await _until(lambda: taken == [b'{"n": 1}'], "the message over TLS")
+            await _until(
+                lambda: "certificate verify failed" in stranger.state.error,
+                "the system's CAs refuse the private certificate",
+            )
+            assert not stranger.state.connected
+            await stranger.stop()
+            await subscription.stop()
+
+        asyncio.run(run())

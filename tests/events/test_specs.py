@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trustme
 
 from fless.events._specs import (
     Broker,
@@ -15,12 +16,13 @@ from fless.events._specs import (
     MqttSink,
     Refused,
     check_topic,
-    load_event,
-    load_sink,
     parse_event,
     parse_sink,
     stored,
 )
+
+PEM = trustme.CA().cert_pem.bytes().decode()
+BROKEN_PEM = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
 
 
 def mqtt(**params: Any) -> dict[str, Any]:
@@ -58,6 +60,10 @@ def test_an_mqtt_event_takes_credentials_tls_and_a_topic_key() -> None:
         (mqtt(topic="a/#/b"), "'#' only the last"),
         (mqtt(topic="a/b+"), "'+' must fill a whole level"),
         (mqtt(topic="a\x00b"), "NUL"),
+        (mqtt(ca=PEM), "needs params.tls true"),
+        (mqtt(tls=True, ca="not a certificate"), "PEM text"),
+        (mqtt(tls=True, ca=["x"]), "PEM text"),
+        (mqtt(tls=True, ca=BROKEN_PEM), "no certificate Python can load"),
         (mqtt(topic="x" * 70_000), "longer than"),
         (mqtt(tls="yes"), "tls"),
         ({"type": "cron", "params": {"schedule": "* * *"}}, "five fields"),
@@ -124,6 +130,7 @@ def test_a_bad_sink_is_refused_with_its_reason(entry: object, says: str) -> None
     [
         MqttEvent(Broker("h", 1884, "u", "p", True), "a/+", "_topic"),
         MqttEvent(Broker("h", 1883), "a"),
+        MqttSink(Broker("h", 8883, tls=True, ca=PEM), "out"),
         CronEvent("*/5 * * * *", "Europe/Rome", {"n": 1}),
         CouchSink("http://h:5984/db", "u", "p"),
         HttpSink("http://h/x", {"A": "b"}),
@@ -133,7 +140,7 @@ def test_a_bad_sink_is_refused_with_its_reason(entry: object, says: str) -> None
 def test_what_is_stored_reads_back_as_the_same_binding(binding: Any) -> None:
     kept = stored(binding)
     assert set(kept) == {"type", "params"}
-    again = load_event(kept) if isinstance(binding, MqttEvent | CronEvent) else load_sink(kept)
+    again = parse_event(kept) if isinstance(binding, MqttEvent | CronEvent) else parse_sink(kept)
     assert again == binding
 
 
