@@ -126,6 +126,8 @@ class _Link:
         self._thread = 0
         self._task: asyncio.Task[None] | None = None
         self._connecting: asyncio.Future[Any] | None = None
+        # Stopped while a connect was under way.
+        self._stopped = False
         self._closed: asyncio.Event | None = None
         client.on_socket_open = self._opened
         client.on_socket_close = self._closing
@@ -146,16 +148,23 @@ class _Link:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._connecting is not None:
-            # A connect under way ends within CONNECT_TIMEOUT_S; its socket is closed below.
-            with contextlib.suppress(Exception):
-                await self._connecting
+        connecting = self._connecting
+        if connecting is not None and not connecting.done():
+            # A connect under way (a name lookup or a SYN with no answer) may
+            # take CONNECT_TIMEOUT_S: not waited for, its socket is closed
+            # when it ends.
+            self._stopped = True
+            connecting.add_done_callback(lambda _: self._drop_socket())
+            return
         if self.client.socket() is not None and self._closed is not None:
             self._closed.clear()
             self.client.disconnect()  # closes the socket once the packet is written
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_WAIT_S):
                     await self._closed.wait()
+        self._drop_socket()
+
+    def _drop_socket(self) -> None:
         sock = self.client.socket()
         if sock is not None:
             self._closing(self.client, None, sock)
@@ -215,7 +224,7 @@ class _Link:
         self._on_loop(self._watch, sock)
 
     def _watch(self, sock: Any) -> None:
-        if self._current(sock) and self._loop is not None:
+        if self._current(sock) and self._loop is not None and not self._stopped:
             self._loop.add_reader(sock, self._readable, sock)
 
     def _readable(self, sock: Any) -> None:

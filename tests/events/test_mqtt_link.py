@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -181,3 +183,43 @@ def test_a_private_ca_lets_a_binding_reach_a_tls_broker_and_the_system_cas_do_no
             await subscription.stop()
 
         asyncio.run(run())
+
+
+def test_a_stop_during_a_connect_that_hangs_returns_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A listener whose accept queue is full: Linux drops the next SYNs, so a
+    # connect hangs as one to a host that does not answer.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    monkeypatch.setattr(_mqtt, "CONNECT_TIMEOUT_S", 2.0)
+
+    async def run() -> None:
+        publisher = Publisher(Endpoint("127.0.0.1", port), "fless-test-hang")
+        publisher.start()
+        await asyncio.sleep(0.5)
+        connecting = publisher._link._connecting
+        assert connecting is not None and not connecting.done()  # it hangs
+        started = time.monotonic()
+        await publisher.stop()
+        assert time.monotonic() - started < 0.5
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(connecting, 5.0)
+        await asyncio.sleep(0.05)
+        sock = publisher._link.client.socket()
+        assert sock is None or sock.fileno() == -1  # nothing left open
+
+    try:
+        asyncio.run(run())
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
