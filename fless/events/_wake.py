@@ -3,16 +3,21 @@
 A process that puts an item in a shared queue for any process to claim (its
 own slots are full) tells the others at once, instead of leaving it until
 their next look (up to ``IDLE_POLL_S``). Each process binds a Unix datagram
-socket, ``<pid>.sock`` in ``data_dir/events/wake``; a wake-up is one
-datagram naming the queue. A datagram that cannot be sent (a peer gone, or
-with its buffer full, so awake already) is dropped: wake-ups only hurry
-what the periodic look does anyway.
+socket in Linux's abstract namespace, named after the folder and its pid
+(a path in the data directory could pass the 107 bytes a socket's path may
+have), and leaves a file named after its pid in ``data_dir/events/wake``
+for the others to find it by; a wake-up is one datagram naming the queue.
+A datagram that cannot be sent (a peer gone, or with its buffer full, so
+awake already) is dropped, and one from anyone else costs a look at the
+queue and nothing more: wake-ups only hurry what the periodic look does
+anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -34,20 +39,28 @@ class Wakes:
         folder.mkdir(mode=0o700, exist_ok=True)
         self._folder = folder
         self._woken = woken
-        self._path = folder / f"{os.getpid()}.sock"
+        self._prefix = (
+            b"\0fless-wake-" + hashlib.sha256(bytes(folder.resolve())).digest()[:8].hex().encode()
+        )
+        self._pid = os.getpid()
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._peers: list[str] = []
+        self._peers: list[int] = []
 
     def start(self) -> None:
         """Binds this process's socket and reads it on the running loop."""
         self._loop = asyncio.get_running_loop()
-        with contextlib.suppress(FileNotFoundError):
-            self._path.unlink()  # a dead process's, with this pid
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         sock.setblocking(False)
-        sock.bind(str(self._path))
+        try:
+            sock.bind(self._address(self._pid))
+        except OSError as exc:
+            # The others still find this process's items by looking.
+            log.warning("events: no wake-ups between processes: %s", exc)
+            sock.close()
+            return
         self._sock = sock
+        (self._folder / str(self._pid)).touch()
         self._loop.add_reader(sock, self._read)
         self.refresh()
 
@@ -58,11 +71,18 @@ class Wakes:
             self._sock.close()
             self._sock = None
             with contextlib.suppress(FileNotFoundError):
-                self._path.unlink()
+                (self._folder / str(self._pid)).unlink()
 
     def refresh(self) -> None:
-        """Looks again for the other processes' sockets."""
-        self._peers = [str(p) for p in self._folder.glob("*.sock") if p != self._path]
+        """Looks again for the other processes."""
+        self._peers = [
+            int(p.name)
+            for p in self._folder.iterdir()
+            if p.name.isdigit() and int(p.name) != self._pid
+        ]
+
+    def _address(self, pid: int) -> bytes:
+        return self._prefix + b"-%d" % pid
 
     def tell(self, queue: str) -> None:
         """Wakes the other processes for ``queue``."""
@@ -71,12 +91,12 @@ class Wakes:
         data = queue.encode()
         for peer in list(self._peers):
             try:
-                self._sock.sendto(data, peer)
-            except (ConnectionRefusedError, FileNotFoundError):
-                # Its process died: forget the socket (a new process binds its own).
+                self._sock.sendto(data, self._address(peer))
+            except ConnectionRefusedError:
+                # Its process died (nothing is bound to its name): forget it.
                 self._peers.remove(peer)
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(peer)
+                    (self._folder / str(peer)).unlink()
             except OSError:
                 pass  # its buffer is full: it has wake-ups to read already
 

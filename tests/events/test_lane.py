@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from pathlib import Path
 
 from fless.events._lane import Lane
@@ -96,30 +95,29 @@ def test_a_stopping_lane_lets_handlers_end_and_leaves_the_rest_held(tmp_path: Pa
     assert queues.claim("work", 10, lease_s=1.0) == []
 
 
-def test_a_wake_up_reaches_the_other_process_and_a_dead_ones_socket_goes(
+def test_a_wake_up_reaches_the_other_process_and_a_dead_one_is_forgotten(
     tmp_path: Path,
 ) -> None:
-    folder = tmp_path / "wake"
+    # A folder whose path is longer than a socket's path may be (107 bytes).
+    folder = tmp_path / ("deep-" * 30) / "wake"
+    folder.parent.mkdir()
     heard: list[str] = []
 
     async def run() -> None:
         mine = Wakes(folder, lambda queue: None)
-        # The other process's socket, bound under another pid's name.
+        # The other process, as if it had another pid.
         other = Wakes(folder, heard.append)
-        other._path = folder / "999999991.sock"
+        other._pid = 999_999_991
         other.start()
         mine.start()
         mine.tell("inbox")
         await _until(lambda: heard == ["inbox"], "the other process is woken")
+        # A process killed with -9 leaves its file, and nothing bound.
+        (folder / "999999992").touch()
         other.close()
-        # A socket left by a process killed with -9: bound by nobody.
-        stale = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        stale.bind(str(folder / "999999992.sock"))
-        stale.close()
         mine.refresh()
-        mine.tell("outbox")  # refused: the stale socket is removed
-        assert not (folder / "999999992.sock").exists()
-        assert [p.name for p in folder.iterdir()] == [f"{os.getpid()}.sock"]
+        mine.tell("outbox")  # refused: the dead one is forgotten
+        assert [p.name for p in folder.iterdir()] == [str(os.getpid())]
         mine.close()
         assert list(folder.iterdir()) == []
 
