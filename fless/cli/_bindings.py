@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fless.cli._args import loads_strict
+from fless.events import Refused, check_topic
 
 Entry = dict[str, Any]
 
@@ -83,15 +84,6 @@ def _server(spec: str, authority: str, default_port: int | None) -> dict[str, An
     return server
 
 
-def _check_filter(spec: str, topic: str) -> None:
-    levels = topic.split("/")
-    for index, level in enumerate(levels):
-        if "+" in level and level != "+":
-            raise _bad(spec, f"'+' must be a whole topic level, not {level!r}")
-        if "#" in level and (level != "#" or index != len(levels) - 1):
-            raise _bad(spec, "'#' must be the whole last topic level")
-
-
 def _mqtt(spec: str, *, event: bool) -> Entry:
     scheme, _, rest = spec.partition("://")
     authority, slash, path = rest.partition("/")
@@ -103,10 +95,11 @@ def _mqtt(spec: str, *, event: bool) -> Entry:
     params["topic"] = topic
     if scheme == "mqtts":
         params["tls"] = True
-    if event:
-        _check_filter(spec, topic)
-    elif "+" in topic or "#" in topic:
-        raise _bad(spec, "a sink publishes to one topic: no + or # wildcards")
+    try:
+        # The core's own rule, so a spec it would refuse is a usage error here.
+        check_topic(topic, wildcards=event)
+    except Refused as exc:
+        raise _bad(spec, str(exc).removeprefix("params.")) from None
     if question:
         try:
             options = parse_qsl(query, keep_blank_values=True, strict_parsing=True)

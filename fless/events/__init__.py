@@ -6,9 +6,21 @@ CouchDB, an HTTP endpoint or an MQTT topic, through durable queues, at least
 once (docs/EVENTS.md). ``Checker`` is the core's ``Bindings`` (what a create
 or update may bind); ``EventService`` runs them in an API process. It
 imports only ``core`` (``tests/test_imports.py``); ``node`` wires it.
+``check_topic`` is the topic rule the CLI checks before it sends anything.
 """
 
-from ._check import Checker
-from ._service import EventService
+from typing import TYPE_CHECKING
 
-__all__ = ["Checker", "EventService"]
+from fless._lazy import lazy_names
+
+from ._topics import Refused, check_topic
+
+# Loaded on first use: they pull in the core, LMDB and paho, which the CLI
+# (importing check_topic) has no use for.
+__getattr__ = lazy_names(__name__, {"Checker": "_check", "EventService": "_service"})
+
+if TYPE_CHECKING:
+    from ._check import Checker
+    from ._service import EventService
+
+__all__ = ["Checker", "EventService", "Refused", "check_topic"]

@@ -21,12 +21,12 @@ from ._specs import (
     HttpSink,
     MqttEvent,
     MqttSink,
-    Refused,
     Sink,
     parse_event,
     parse_sink,
     stored,
 )
+from ._topics import Refused
 
 
 def host_of(binding: Event | Sink) -> str | None:

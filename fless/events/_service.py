@@ -75,11 +75,11 @@ from ._specs import (
     Event,
     HttpSink,
     MqttEvent,
-    Refused,
     parse_event,
     parse_sink,
     stored,
 )
+from ._topics import Refused
 from ._wake import Wakes
 
 log = logging.getLogger("fless.events")

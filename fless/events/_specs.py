@@ -18,10 +18,10 @@ from typing import Any
 
 from croniter import croniter
 
+from ._topics import Refused, check_topic
+
 MQTT_PORT = 1883
 MQTT_TLS_PORT = 8883
-# MQTT's limit on a topic (an encoded string's length is two bytes).
-MAX_TOPIC_BYTES = 65535
 # A binding's strings are addresses and names, not documents.
 MAX_PARAM_CHARS = 2048
 # A CA bundle in PEM: a few certificates.
@@ -32,10 +32,6 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,4096}")
 # A host is a name or an address: no user part, path or spaces.
 _HOST = re.compile(r"[A-Za-z0-9._\-:\[\]%]{1,253}")
-
-
-class Refused(ValueError):
-    """One binding cannot be kept; the message says why, for the client."""
 
 
 @dataclass(frozen=True)
@@ -165,32 +161,6 @@ def stored(binding: Event | Sink) -> dict[str, Any]:
     if broker is not None:
         params = {**broker, **params}
     return {"type": binding.type, "params": {k: v for k, v in params.items() if v is not None}}
-
-
-def check_topic(topic: str, wildcards: bool) -> None:
-    """Refuses a topic MQTT would refuse, or a filter where a plain topic is needed.
-
-    Raises:
-        Refused: empty, too long, a NUL, or a misplaced ``+`` or ``#``.
-    """
-    if not topic:
-        raise Refused("params.topic is empty")
-    if len(topic.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES or "\0" in topic:
-        raise Refused("params.topic is too long or holds a NUL character")
-    try:
-        topic.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Refused("params.topic is not valid Unicode text") from None
-    levels = topic.split("/")
-    for i, level in enumerate(levels):
-        if "+" in level or "#" in level:
-            if not wildcards:
-                raise Refused(f"params.topic {topic!r} has a wildcard; a sink needs one topic")
-            if level not in ("+", "#") or (level == "#" and i != len(levels) - 1):
-                raise Refused(
-                    f"params.topic {topic!r}: '+' must fill a whole level, "
-                    "and '#' only the last one"
-                )
 
 
 def _entry(entry: object, types: tuple[str, ...], what: str) -> tuple[str, dict[str, Any]]:

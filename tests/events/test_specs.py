@@ -14,12 +14,11 @@ from fless.events._specs import (
     HttpSink,
     MqttEvent,
     MqttSink,
-    Refused,
-    check_topic,
     parse_event,
     parse_sink,
     stored,
 )
+from fless.events._topics import Refused, check_topic
 
 PEM = trustme.CA().cert_pem.bytes().decode()
 BROKEN_PEM = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
@@ -57,8 +56,9 @@ def test_an_mqtt_event_takes_credentials_tls_and_a_topic_key() -> None:
         (mqtt(host="a b"), "host"),
         (mqtt(host="user@h"), "host"),
         ({"type": "mqtt", "params": {"host": "h"}}, "params.topic is missing"),
-        (mqtt(topic="a/#/b"), "'#' only the last"),
-        (mqtt(topic="a/b+"), "'+' must fill a whole level"),
+        (mqtt(topic="a/#/b"), "'#' must be the whole last topic level"),
+        (mqtt(topic="a/b+"), "'+' must be a whole topic level, not 'b+'"),
+        (mqtt(topic="a/+#"), "'+' must be a whole topic level"),
         (mqtt(topic="a\x00b"), "NUL"),
         (mqtt(ca=PEM), "needs params.tls true"),
         (mqtt(tls=True, ca="not a certificate"), "PEM text"),
