@@ -186,7 +186,11 @@ class _Link:
             try:
                 await asyncio.shield(self._connecting)
                 first = False
-            except (OSError, ValueError) as exc:
+            except Exception as exc:
+                if not isinstance(exc, OSError | ValueError):
+                    log.exception(
+                        "MQTT: connecting to %s:%d failed", self.broker.host, self.broker.port
+                    )
                 # paho kept host and port, so the next try is a reconnect.
                 first = first and isinstance(exc, ValueError)
                 self.state.connected, self.state.since = False, time.time()
