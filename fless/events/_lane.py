@@ -27,7 +27,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from ._queue import Claimed, EventQueues
@@ -85,6 +85,38 @@ class Lane:
         self._ready = asyncio.Event()
         self._freed = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+
+    def store(
+        self, count: int, write: Callable[[float | None], Sequence[Claimed | bool | None]]
+    ) -> int:
+        """Stores ``count`` items with ``write``, held for this lane when it can take them.
+
+        Args:
+            count: how many items ``write`` stores.
+            write: stores them, in one transaction: given a lease, already
+                claimed for it (``EventQueues.put_held``, or a transfer with a
+                lease), returning each one's claim; given None, due now for
+                any process, returning whether each went in.
+
+        Returns:
+            How many items their queue refused (full).
+        """
+        held = count > 0 and self.reserve(count)
+        try:
+            went = write(self.lease_s if held else None)
+        except BaseException:
+            if held:
+                self.release(count)
+            raise
+        refused = sum(1 for claim in went if not claim)
+        if held:
+            for claim in went:
+                if isinstance(claim, Claimed):
+                    self.hand(claim)
+            self.release(refused)
+        elif refused < count:
+            self.wake()
+        return refused
 
     def reserve(self, count: int) -> bool:
         """Takes ``count`` slots for items about to be handed over, all or none (any thread).

@@ -510,28 +510,19 @@ class EventService:
     ) -> bool:
         """Puts an invocation in the inbox (any thread); False if the inbox is full.
 
-        This process runs it at once, held, when it has a slot; else it waits
-        in the queue for any process.
+        This process runs it at once, held, when its lane takes it; else it
+        waits in the queue for any process.
 
         Raises:
             lmdb.MapFullError: the queues' file is full.
         """
-        lane = self._lane(INBOX)
-        if lane.reserve(1):
-            try:
-                held = self.queues.put_held(INBOX, item, lane.lease_s, sets or ())
-            except BaseException:
-                lane.release(1)
-                raise
-            if held is None:
-                lane.release(1)
-                return False
-            lane.hand(held)
-            return True
-        if not self.queues.put(INBOX, item, sets=sets or ()):
-            return False
-        lane.wake()
-        return True
+
+        def write(lease_s: float | None) -> list[Claimed | bool | None]:
+            if lease_s is None:
+                return [self.queues.put(INBOX, item, sets=sets or ())]
+            return [self.queues.put_held(INBOX, item, lease_s, sets or ())]
+
+        return self._lane(INBOX).store(1, write) == 0
 
     def _woken(self, queue: str) -> None:
         lane = self._inbox if queue == INBOX else self._outbox if queue == OUTBOX else None
@@ -636,25 +627,14 @@ class EventService:
     ) -> int:
         """Acks ``done`` and puts its results in the outbox; how many the outbox refused.
 
-        The results go straight to this process's deliveries, held, when it
-        has a slot for each; else to the queue, for any process.
+        The results go straight to this process's deliveries, held, when its
+        lane takes them; else to the queue, for any process.
         """
-        lane = self._lane(OUTBOX)
-        held = bool(puts) and lane.reserve(len(puts))
-        try:
-            went = self.queues.transfer(done, puts, sets, lease_s=lane.lease_s if held else None)
-        except BaseException:
-            if held:
-                lane.release(len(puts))
-            raise
-        if held:
-            for claim in went:
-                if claim is not None:
-                    lane.hand(claim)
-            lane.release(went.count(None))
-        elif puts:
-            lane.wake()
-        return went.count(None)
+
+        def write(lease_s: float | None) -> list[Claimed | None]:
+            return self.queues.transfer(done, puts, sets, lease_s=lease_s)
+
+        return self._lane(OUTBOX).store(len(puts), write)
 
     async def _hold(self, claimed: Claimed) -> Claimed:
         """Extends a claim every ``EXTEND_S`` while its call runs; returns the latest claim."""

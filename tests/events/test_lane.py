@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from fless.events._lane import Lane
 from fless.events._queue import Claimed, EventQueues
@@ -64,6 +67,50 @@ def test_handed_items_run_at_once_and_the_rest_go_through_the_queue(tmp_path: Pa
 
     asyncio.run(run())
     assert sorted(handled) == [(1, 0), (2, 0), (3, 0), (4, 0)]
+
+
+def test_store_holds_what_the_lane_can_take_and_queues_the_rest(tmp_path: Path) -> None:
+    queues = EventQueues(tmp_path / "q", ["work"], max_items=3)
+    handled: list[int] = []
+
+    async def run() -> None:
+        release = asyncio.Event()
+
+        async def handle(claimed: Claimed) -> None:
+            handled.append(claimed.item["n"])
+            await release.wait()
+            queues.ack(claimed)
+
+        lane = Lane(
+            queues, "work", 2, 30.0, handle, asyncio.get_running_loop(), 1.0, handed_at_once=1
+        )
+
+        def one(n: int) -> Callable[[float | None], list[Claimed | bool | None]]:
+            def write(lease_s: float | None) -> list[Claimed | bool | None]:
+                if lease_s is None:
+                    return [queues.put("work", {"n": n})]
+                return [queues.put_held("work", {"n": n}, lease_s)]
+
+            return write
+
+        # A write that fails raises, and gives back the slot it was given.
+        with pytest.raises(RuntimeError):
+            lane.store(1, lambda lease_s: (_ for _ in ()).throw(RuntimeError("disk")))
+        assert lane.store(1, one(1)) == 0  # held, and handed
+        await _until(lambda: handled == [1], "the held item handled")
+        assert queues.claim("work", 10, lease_s=1.0) == []  # nobody else sees it
+        assert lane.store(1, one(2)) == 0  # one handed at a time: queued
+        assert lane.store(1, one(3)) == 0
+        assert lane.store(1, one(4)) == 1  # the queue is full: refused
+        runner = asyncio.create_task(lane.run())
+        await _until(lambda: sorted(handled) == [1, 2], "a queued item claimed in the free slot")
+        release.set()
+        await _until(lambda: queues.depth("work") == 0, "every item done")
+        assert sorted(handled) == [1, 2, 3]
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+    asyncio.run(run())
 
 
 def test_a_stopping_lane_lets_handlers_end_and_leaves_the_rest_held(tmp_path: Path) -> None:
