@@ -172,14 +172,16 @@ class Lane:
                 if free == 0:
                     await self._freed.wait()
                     continue
-                claimed = self._claim(free)
+                # A read first: an idle queue costs no write transaction.
+                due = self._queues.next_due(self.queue)
+                claimed = self._claim(free) if due == 0.0 else []
                 with self._lock:
                     self._free += free - len(claimed)
                     self._backlog = len(claimed) == free
                 for item in claimed:
                     self._start(item, False)
                 if not claimed:
-                    await self._idle()
+                    await self._idle(due)
         finally:
             with self._lock:
                 self._closed = True
@@ -193,17 +195,14 @@ class Lane:
             await asyncio.gather(*self._running, return_exceptions=True)
 
     def _claim(self, limit: int) -> list[Claimed]:
-        # A read first: an idle queue costs no write transaction.
-        if self._queues.next_due(self.queue) != 0.0:
-            return []
         try:
             return self._queues.claim(self.queue, limit, self.lease_s)
         except Exception:
             log.exception("events: claiming from the %s failed", self.queue)
             return []
 
-    async def _idle(self) -> None:
-        due = self._queues.next_due(self.queue)
+    async def _idle(self, due: float | None) -> None:
+        """Waits for a wake-up, the first due time or ``IDLE_POLL_S``, whichever is first."""
         wait = IDLE_POLL_S if due is None or due == 0.0 else min(due, IDLE_POLL_S)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
