@@ -22,6 +22,7 @@ name lookup and connect included, ends at the deadline too.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import os
@@ -35,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import wasmtime
+from wasmtime import _ffi as ffi
 
 from fless._openssl import allow_ssl
 
@@ -82,6 +84,8 @@ class Invocation:
     host_error: ExecError | None = None
     # WASI command ABI: stdout is the result. FunLess ABI: stdout is more logs.
     stdout_is_output: bool = False
+    # The guest's memory export (store context, memory), once a host call looked it up.
+    memory: tuple[Any, Any] | None = field(default=None, repr=False)
 
     def add_log(self, text: str) -> None:
         """Keeps a log line while the log budget (bytes and lines) lasts."""
@@ -140,38 +144,72 @@ class _Current(threading.local):
     inv: Invocation | None = None
 
 
-def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
-    memory = caller.get("memory")
-    if not isinstance(memory, wasmtime.Memory):
-        raise wasmtime.Trap("module does not export its memory as 'memory'")
-    return memory
+# The export every FunLess and WASI module's memory goes by.
+_MEMORY = b"memory"
+_EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value  # a c_ubyte in the bindings; kind reads as int
 
 
-def _span(
-    caller: wasmtime.Caller, memory: wasmtime.Memory, ptr: int, length: int
-) -> tuple[int, int]:
-    """Checks that ``[ptr, ptr+length)`` lies in guest memory; i32s come signed."""
-    ptr &= 0xFFFFFFFF
-    length &= 0xFFFFFFFF
-    if ptr + length > memory.data_len(caller):
-        raise wasmtime.Trap(
-            f"host call given memory range {ptr}+{length} outside the module's memory"
-        )
-    return ptr, length
+@dataclass(frozen=True, slots=True)
+class _Guest:
+    """The caller's memory as one host call sees it: where it is, how large.
+
+    It stays put for the whole host call: only guest code grows a memory,
+    and none runs until the call returns. Reads and writes go through
+    ``ctypes`` directly; wasmtime-py's ``Memory.read`` and ``write`` look the
+    memory's address and size up again on every access and build a ctypes
+    array over it, which made a host call of the FunLess ABI cost 30 to 40 us.
+    """
+
+    address: int
+    size: int
+
+    def span(self, ptr: int, length: int) -> tuple[int, int]:
+        """Checks that ``[ptr, ptr+length)`` lies in guest memory; i32s come signed."""
+        ptr &= 0xFFFFFFFF
+        length &= 0xFFFFFFFF
+        if ptr + length > self.size:
+            raise wasmtime.Trap(
+                f"host call given memory range {ptr}+{length} outside the module's memory"
+            )
+        return ptr, length
+
+    def read(self, ptr: int, length: int) -> bytes:
+        start, size = self.span(ptr, length)
+        return ctypes.string_at(self.address + start, size) if size else b""
+
+    def write(self, ptr: int, data: bytes) -> None:
+        """Copies ``data`` in at ``ptr``; nothing to copy is no access at all."""
+        if data:
+            start, size = self.span(ptr, len(data))
+            ctypes.memmove(self.address + start, data, size)
 
 
-def _read(caller: wasmtime.Caller, ptr: int, length: int) -> bytes:
-    memory = _memory(caller)
-    start, size = _span(caller, memory, ptr, length)
-    return bytes(memory.read(caller, start, start + size))
+def _memory(caller: wasmtime.Caller, inv: Invocation) -> _Guest:
+    """The calling instance's exported ``memory``; a trap if it has none.
 
-
-def _write(caller: wasmtime.Caller, ptr: int, data: bytes) -> None:
-    if not data:
-        return
-    memory = _memory(caller)
-    start, _ = _span(caller, memory, ptr, len(data))
-    memory.write(caller, data, start)
+    The export is looked up once per invocation: a module's store holds one
+    instance (``Limits.instances``), so every host call of the invocation
+    comes from it. Its address and size are read on each call, since the
+    guest may have grown it in between.
+    """
+    if inv.memory is None:
+        item = ffi.wasmtime_extern_t()
+        # wasmtime-py keeps the raw caller private; Caller.get would wrap a
+        # Memory object around the same lookup.
+        raw = caller._Caller__ptr
+        if (
+            raw is None
+            or not ffi.wasmtime_caller_export_get(raw, _MEMORY, len(_MEMORY), ctypes.byref(item))
+            or item.kind != _EXTERN_MEMORY
+        ):
+            raise wasmtime.Trap("module does not export its memory as 'memory'")
+        inv.memory = (caller._context(), ctypes.byref(item.of.memory))
+    context, memory = inv.memory
+    try:
+        address = ctypes.addressof(ffi.wasmtime_memory_data(context, memory).contents)
+    except ValueError:  # a NULL pointer: an empty memory
+        address = 0
+    return _Guest(address, ffi.wasmtime_memory_data_size(context, memory))
 
 
 class HostCalls:
@@ -222,7 +260,8 @@ class HostCalls:
 
     def get_input_data(self, caller: wasmtime.Caller, ptr: int) -> None:
         """``__get_input_data(ptr)``: copies the JSON args to where the guest reserved room."""
-        _write(caller, ptr, self._inv().args)
+        inv = self._inv()
+        _memory(caller, inv).write(ptr, inv.args)
 
     def insert_response(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
         """``__insert_response(ptr, len)``: the function's JSON result."""
@@ -236,13 +275,13 @@ class HostCalls:
                     f"{inv.limits.max_output_bytes} bytes"
                 ),
             )
-        inv.response = _read(caller, ptr, length)
+        inv.response = _memory(caller, inv).read(ptr, length)
 
     def insert_error(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
         """``__insert_error(ptr, len)``: the function's error message."""
         inv = self._inv()
         limit = inv.limits.max_log_bytes
-        inv.error = _read(caller, ptr, min(length & 0xFFFFFFFF, limit))
+        inv.error = _memory(caller, inv).read(ptr, min(length & 0xFFFFFFFF, limit))
 
     def console_log(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
         """``__console_log(ptr, len)``: a log line, kept while the log budget lasts."""
@@ -254,7 +293,7 @@ class HostCalls:
         ):
             inv.logs_truncated = True
             return
-        inv.add_log(_read(caller, ptr, length).decode("utf-8", "replace"))
+        inv.add_log(_memory(caller, inv).read(ptr, length).decode("utf-8", "replace"))
 
     def fd_write(
         self, caller: wasmtime.Caller, fd: int, iovs: int, iovs_len: int, nwritten: int
@@ -266,10 +305,10 @@ class HostCalls:
         iovs_len &= 0xFFFFFFFF
         if iovs_len > WASI_IOV_MAX:
             return WASI_ERRNO_INVAL
-        memory = _memory(caller)
+        memory = _memory(caller, inv)
         spans = [
-            _span(caller, memory, ptr, length)
-            for ptr, length in struct.iter_unpack("<II", _read(caller, iovs, iovs_len * 8))
+            memory.span(ptr, length)
+            for ptr, length in struct.iter_unpack("<II", memory.read(iovs, iovs_len * 8))
         ]
         size = sum(length for _, length in spans)
         # Copy no more than could be kept: iovecs may name the same memory many times.
@@ -278,10 +317,10 @@ class HostCalls:
         for ptr, length in spans:
             if room <= 0:
                 break
-            chunks.append(_read(caller, ptr, min(length, room)))
+            chunks.append(memory.read(ptr, min(length, room)))
             room -= length
         inv.write_stream(fd, b"".join(chunks), size)
-        _write(caller, nwritten, u32_le(size))
+        memory.write(nwritten, u32_le(size))
         return 0
 
     def poll_oneoff(
@@ -307,10 +346,10 @@ class HostCalls:
             raise wasmtime.Trap("poll_oneoff given a misaligned pointer")
         if nsubs > MAX_SUBSCRIPTIONS:
             return ERRNO_NOMEM
-        memory = _memory(caller)
-        if subs_ptr + nsubs * SUBSCRIPTION_SIZE > memory.data_len(caller):
+        memory = _memory(caller, inv)
+        if subs_ptr + nsubs * SUBSCRIPTION_SIZE > memory.size:
             raise wasmtime.Trap("poll_oneoff given subscriptions outside the module's memory")
-        raw = _read(caller, subs_ptr, nsubs * SUBSCRIPTION_SIZE)
+        raw = memory.read(subs_ptr, nsubs * SUBSCRIPTION_SIZE)
         clocks = Clocks(time.monotonic_ns(), time.time_ns(), inv.clock_origin_ns)
         try:
             subs = read_subscriptions(raw, clocks)
@@ -323,20 +362,20 @@ class HostCalls:
             if wake_ns > deadline_ns:
                 raise inv_fail(inv, FunctionTimeout.after(inv.limits.timeout_s))
         events = ready_events(subs, time.monotonic_ns())
-        _write(caller, events_ptr, events)
-        _write(caller, nevents_ptr, u32_le(len(events) // EVENT_SIZE))
+        # The guest has not run since: its memory is where it was.
+        memory.write(events_ptr, events)
+        memory.write(nevents_ptr, u32_le(len(events) // EVENT_SIZE))
         return 0
 
     def random_get(self, caller: wasmtime.Caller, ptr: int, length: int) -> int:
         """WASI ``random_get``: the OS's randomness, a chunk at a time within the deadline."""
         inv = self._inv()
-        memory = _memory(caller)
-        start, size = _span(caller, memory, ptr, length)
+        memory = _memory(caller, inv)
+        start, size = memory.span(ptr, length)
         for offset in range(0, size, RANDOM_CHUNK):
             if time.monotonic() >= inv.deadline:
                 raise inv_fail(inv, FunctionTimeout.after(inv.limits.timeout_s))
-            chunk = os.urandom(min(RANDOM_CHUNK, size - offset))
-            memory.write(caller, chunk, start + offset)
+            memory.write(start + offset, os.urandom(min(RANDOM_CHUNK, size - offset)))
         return 0
 
     def http_request(
@@ -365,7 +404,8 @@ class HostCalls:
         method_name = HTTP_METHODS.get(method)
         if method_name is None:
             raise inv_fail(inv, FunctionTrap(f"__http_request: unknown method {method}"))
-        url = _read(caller, uri_ptr, uri_len).decode("utf-8", "replace")
+        memory = _memory(caller, inv)
+        url = memory.read(uri_ptr, uri_len).decode("utf-8", "replace")
         if not host_allowed(url, inv.limits.http_allow):
             host = urlsplit(url).hostname or url
             raise inv_fail(
@@ -376,17 +416,18 @@ class HostCalls:
                 ),
             )
         try:
-            headers = parse_headers(_read(caller, hdr_ptr, hdr_len).decode("utf-8", "replace"))
+            headers = parse_headers(memory.read(hdr_ptr, hdr_len).decode("utf-8", "replace"))
         except ValueError as exc:
             raise inv_fail(inv, FunctionTrap(f"__http_request: {exc}")) from None
-        body = _read(caller, body_ptr, body_len) if body_len else None
-        capacity = int.from_bytes(_read(caller, resp_len_ptr, 4), "little")
+        body = memory.read(body_ptr, body_len) if body_len else None
+        capacity = int.from_bytes(memory.read(resp_len_ptr, 4), "little")
         status, payload = _fetch(method_name, url, headers, body, inv)
         if capacity:
             payload = payload[:capacity]
-        _write(caller, status_ptr, u16_le(status))
-        _write(caller, resp_len_ptr, u32_le(len(payload)))
-        _write(caller, resp_ptr, payload)
+        # The guest has not run since: its memory is where it was.
+        memory.write(status_ptr, u16_le(status))
+        memory.write(resp_len_ptr, u32_le(len(payload)))
+        memory.write(resp_ptr, payload)
 
 
 def _sleep_until(when_ns: int) -> None:

@@ -47,6 +47,25 @@ def test_hello_takes_input_larger_than_its_memory(runtime: WasmRuntime, compiled
     assert json.loads(outcome.output) == {"hello": {"blob": "y" * 200_000}}
 
 
+def test_a_host_call_sees_the_memory_as_grown_since_the_last_one(
+    runtime: WasmRuntime, compiled: Compiled
+) -> None:
+    # It logs, grows its memory by a page, then answers from the new page:
+    # the memory looked up at the first call is 64 KiB long, and moved.
+    outcome = runtime.run(compiled("fl_grow_between_calls"), b"{}", Limits())
+    assert outcome.output == b'{"grown":true}'
+    assert outcome.logs == ["before the growth"]
+
+
+def test_a_host_call_given_a_range_past_the_memory_traps(
+    runtime: WasmRuntime, compiled: Compiled
+) -> None:
+    with pytest.raises(FunctionTrap, match=r"memory range 65530\+16 outside the module's memory"):
+        runtime.run(compiled("fl_bad_pointer"), b"{}", Limits())
+    # The runtime goes on.
+    assert runtime.run(compiled("fl_hello"), b"1", Limits()).output == b'{"hello":1}'
+
+
 def test_error_is_a_function_error_with_its_message(
     runtime: WasmRuntime, compiled: Compiled
 ) -> None:
