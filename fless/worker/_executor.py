@@ -6,21 +6,27 @@ does not stall the event loop and two functions run on two cores.
 
 Quick functions run on the event loop itself. The hop to a pool thread and
 back costs about 0.12 ms here (``bench/offloop.py``), as much as a small
-function's whole run. A function runs in place when its last run took under
-``QUICK_S``, it may make no HTTP call (which would block the loop, and could
-not be made twice), its memory cap is at most ``LOOP_MEMORY_BYTES`` (one
-``memory.fill`` over it takes tens of ms, and no budget stops an
-instruction), and the runtime's budget holds for it (no WASI sleep, no
-component). Past ``LOOP_BUDGET_S`` the run is stopped and made again from
-the start on a thread, and the function stays off the loop for
-``OFF_LOOP_S``, so that a function that alternates quick and long inputs
-stalls the loop once in that time at most. The stopped try does not count
-against the call's deadline (it moves by the time the try took), so a moved
-call can end up to ``LOOP_BUDGET_S`` (plus a tick) later than one run on a
-thread from the start, and never fails for the move.
-A function without HTTP has no effect but its answer, and the logs of the
-stopped run are dropped, so the answer is the same; a log line and
-``fless_loop_overruns_total`` record the move.
+function's whole run. A function runs in place when its last run computed
+for under ``QUICK_S`` of its thread's CPU time, it may make no HTTP call
+(which would block the loop, and could not be made twice), its memory cap
+is at most ``LOOP_MEMORY_BYTES`` (one ``memory.fill`` over it takes tens of
+ms, and no budget stops an instruction), and the runtime's budget holds for
+it (no WASI sleep, no component). CPU time, not the clock: on a busy
+machine a hello's run on a pool thread, waiting for the GIL, took over 1 ms
+by the clock, and a function once off the loop never came back to it.
+
+Past ``LOOP_BUDGET_S`` the run is stopped and made again from the start on
+a thread, and the function stays off the loop for ``OFF_LOOP_S``, so that a
+function that alternates quick and long inputs stalls the loop once in
+that time at most; unless the stopped try computed for less than half the
+budget, in which case the loop's thread was held up (descheduled on a busy
+machine), not by the function. The stopped try does not count against the
+call's deadline (it moves by the time the try took), so a moved call can
+end up to ``LOOP_BUDGET_S`` (plus a tick) later than one run on a thread
+from the start, and never fails for the move. A function without HTTP has
+no effect but its answer, and the logs of the stopped run are dropped, so
+the answer is the same; a log line and ``fless_loop_overruns_total`` record
+the move.
 
 An invocation's deadline is fixed when it reaches the API (``Platform``)
 and covers all of it here: loading or compiling the code, waiting for a
@@ -66,7 +72,7 @@ SWEEP_S = 60.0
 # How long past a function's own timeout the core waits before it gives up
 # on the thread (epoch interruption normally ends the function well before).
 GRACE_S = 0.5
-# A function whose last run took less than this runs on the event loop.
+# A function whose last run computed for less than this (CPU time) runs on the event loop.
 QUICK_S = 0.001
 # How long a run on the event loop may last before it is stopped and run on a
 # thread instead (Wasmtime's epoch ticks make that 10 to 20 ms).
@@ -287,14 +293,17 @@ class LocalWorker:
             if found != "memory":
                 metrics.cold_starts.labels("disk" if found == "disk" else "compile").inc()
         if self._may_run_on_loop(sha, function, limits):
-            tried = time.monotonic()
+            tried, used = time.monotonic(), time.thread_time()
             try:
                 return self._timed(sha, function, args, limits, LOOP_BUDGET_S, deadline)
             except OverBudget:
                 # The stopped try was fless's choice and must not cost the
                 # function time: the deadline moves by what the try took.
                 deadline += time.monotonic() - tried
-                self._moved_off_loop(sha, metrics)
+                # A try that computed little was held up (the machine busy,
+                # the thread descheduled): the function is not to blame.
+                if time.thread_time() - used >= LOOP_BUDGET_S / 2:
+                    self._moved_off_loop(sha, metrics)
         job = self._pool.submit(
             sha, deadline, self._timed, sha, function, args, limits, None, deadline
         )
@@ -350,11 +359,11 @@ class LocalWorker:
         if deadline <= time.monotonic():
             # Not run, so nothing learnt of how long it runs.
             raise FunctionTimeout.after(limits.timeout_s)
-        start = time.perf_counter()
+        start = time.thread_time()
         try:
             return self.cache.runtime.run(function, args, limits, budget_s, deadline)
         finally:
-            quick = time.perf_counter() - start < QUICK_S
+            quick = time.thread_time() - start < QUICK_S
             held_off = self._on_loop.get(sha, 0.0) > time.monotonic()
             if not held_off:
                 if quick:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from fixtures.build import wat
 
 from fless.core import enable_metrics
-from fless.exec import CodeCache, FunctionTimeout, Limits, WasmRuntime
+from fless.exec import CodeCache, FunctionTimeout, Limits, OverBudget, WasmRuntime
 from fless.worker import LocalWorker, _executor
 
 
@@ -244,6 +246,117 @@ def test_a_quick_function_that_runs_long_is_moved_off_the_event_loop(
     # loop costs it nothing (its deadline moved by what the try took).
     assert thread_timeouts[:2] == [Limits().timeout_s, 1.5]
     assert thread_time_left[1] > 1.4
+
+
+@contextlib.contextmanager
+def gil_hogged(switch_s: float) -> Iterator[None]:
+    """Another thread computes in Python, holding the GIL ``switch_s`` at a time."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(switch_s)
+    stop = threading.Event()
+
+    def hog() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    thread = threading.Thread(target=hog, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(before)
+
+
+def test_a_quick_run_slowed_by_a_busy_gil_is_still_judged_quick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Judged by the clock, a run that waits for the GIL is slow, and its
+    # function then stays on the threads, under the same contention.
+    monkeypatch.setattr(_executor, "QUICK_S", 0.01)
+    code = wat("fl_hello")
+    took: list[float] = []
+
+    async def scenario() -> bool:
+        cache = CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30, ttl_s=60.0)
+        local = LocalWorker(cache, threads=1)
+        on_thread = local._timed
+
+        def timed(
+            sha: str,
+            function: Any,
+            args: bytes,
+            limits: Limits,
+            budget_s: float | None,
+            deadline: float,
+        ) -> Any:
+            started = time.perf_counter()
+            try:
+                return on_thread(sha, function, args, limits, budget_s, deadline)
+            finally:
+                took.append(time.perf_counter() - started)
+
+        local._timed = timed  # type: ignore[method-assign]
+        try:
+            await local.invoke("f", b"0", Limits(), lambda: code)  # compiled, and run once
+            took.clear()
+            with gil_hogged(0.05):
+                await local.invoke("f", b"1", Limits(timeout_s=30), lambda: code)
+            return await served_while_the_thread_is_busy(local, "f", code, Limits())
+        finally:
+            await local.stop()
+
+    on_the_loop = asyncio.run(scenario())
+    # The run waited for the GIL: by the clock it was not quick...
+    assert took[0] > _executor.QUICK_S
+    # ...yet it computed for less, so the function runs on the loop.
+    assert on_the_loop
+
+
+def test_a_try_on_the_loop_held_up_without_computing_keeps_its_function_there(
+    one_thread: Callable[[], LocalWorker],
+) -> None:
+    code = wat("fl_hello")
+    metrics = enable_metrics()
+    overruns = metrics.loop_overruns._value.get()
+    stopped: list[float] = []
+
+    async def scenario() -> bool:
+        local = one_thread()
+        local.metrics = metrics
+        on_thread = local._timed
+
+        def timed(
+            sha: str,
+            function: Any,
+            args: bytes,
+            limits: Limits,
+            budget_s: float | None,
+            deadline: float,
+        ) -> Any:
+            if budget_s is not None and not stopped:
+                # The loop's thread held up past the budget (descheduled, say),
+                # computing nothing meanwhile.
+                time.sleep(budget_s * 3)
+                stopped.append(budget_s)
+                raise OverBudget("function ran past its budget")
+            return on_thread(sha, function, args, limits, budget_s, deadline)
+
+        local._timed = timed  # type: ignore[method-assign]
+        try:
+            await local.invoke("f", b"1", Limits(), lambda: code)  # on the thread: quick
+            # Tried on the loop, stopped, run again on the thread: same answer.
+            outcome = await local.invoke("f", b"2", Limits(), lambda: code)
+            assert outcome.output == b'{"hello":2}'
+            return await served_while_the_thread_is_busy(local, "f", code, Limits())
+        finally:
+            await local.stop()
+
+    on_the_loop = asyncio.run(scenario())
+    assert stopped == [_executor.LOOP_BUDGET_S]
+    assert on_the_loop
+    assert metrics.loop_overruns._value.get() == overruns
 
 
 def test_a_storm_of_long_calls_leaves_a_thread_for_a_new_function_and_ends_by_its_deadline(
