@@ -6,7 +6,11 @@ same files, so any of them answers for all. Old entries go first once there
 are more than ``max_entries`` or they take more than ``max_bytes``.
 
 Writes are not synced: this is an activity record, and losing its last
-entries in a power cut is better than a disk flush per invocation.
+entries in a power cut is better than a disk flush per invocation. Nor are
+they written with a system call per page: the map is writable
+(``writemap``), which took an entry from about 55 to 33 us here, two of
+them per invocation on role ``all``. The file is then as large as the map
+from the start, sparse: it takes on disk what it holds.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class Recent:
             max_dbs=3,
             sync=False,
             metasync=False,
+            writemap=True,
         )
         self._entries = self._env.open_db(b"entries")
         self._topics = self._env.open_db(b"topics")
