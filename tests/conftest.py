@@ -29,6 +29,7 @@ SLOW_MODULES = {
     "exec/test_host_deadline.py",
     "exec/test_run.py",
     "exec/test_small_compiles.py",
+    "events/test_sending.py",
     "exec/test_tls.py",
     "gossip/test_gossip_crash.py",
     "gossip/test_gossip_membership.py",
