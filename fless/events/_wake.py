@@ -84,10 +84,10 @@ class Wakes:
     def _address(self, pid: int) -> bytes:
         return self._prefix + b"-%d" % pid
 
-    def tell(self, queue: str) -> None:
-        """Wakes the other processes for ``queue``."""
+    def tell(self, queue: str) -> bool:
+        """Wakes the other processes for ``queue``; whether there was any to wake."""
         if self._sock is None:
-            return
+            return False
         data = queue.encode()
         for peer in list(self._peers):
             try:
@@ -99,6 +99,7 @@ class Wakes:
                     (self._folder / str(peer)).unlink()
             except OSError:
                 pass  # its buffer is full: it has wake-ups to read already
+        return bool(self._peers)
 
     def _read(self) -> None:
         assert self._sock is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fless.events import _lane
 from fless.events._lane import Lane
 from fless.events._queue import Claimed, EventQueues
 from fless.events._wake import Wakes
@@ -169,3 +170,53 @@ def test_a_wake_up_reaches_the_other_process_and_a_dead_one_is_forgotten(
         assert list(folder.iterdir()) == []
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("others", [True, False], ids=["other-processes", "alone"])
+def test_items_queued_for_the_others_wait_for_this_lanes_handed_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, others: bool
+) -> None:
+    # No look of its own meanwhile: only the wake-up or the handed item's end.
+    monkeypatch.setattr(_lane, "IDLE_POLL_S", 60.0)
+    queues = _queues(tmp_path / "q")
+    handled: list[int] = []
+    told: list[str] = []
+
+    def tell(queue: str) -> bool:
+        told.append(queue)
+        return others
+
+    async def run() -> list[int]:
+        release = asyncio.Event()
+
+        async def handle(claimed: Claimed) -> None:
+            handled.append(claimed.item["n"])
+            if claimed.item["n"] == 1:
+                await release.wait()
+            queues.ack(claimed)
+
+        lane = Lane(
+            queues, "work", 4, 30.0, handle, asyncio.get_running_loop(), 1.0, tell, handed_at_once=1
+        )
+        runner = asyncio.create_task(lane.run())
+        await asyncio.sleep(0.05)  # the lane has looked once, found nothing, and waits
+        assert lane.reserve(1)
+        held = queues.put_held("work", {"n": 1}, lane.lease_s)
+        assert held is not None
+        lane.hand(held)
+        assert queues.put("work", {"n": 2})
+        lane.wake()
+        await asyncio.sleep(0.1)
+        before_release = list(handled)
+        release.set()
+        await _until(lambda: queues.depth("work") == 0, "every item done")
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        return before_release
+
+    before_release = asyncio.run(run())
+    assert told == ["work"]
+    # With other processes to take it, the queued item is theirs first: this
+    # lane takes it only once its handed item is done. Alone, at once.
+    assert before_release == ([1] if others else [1, 2])
+    assert sorted(handled) == [1, 2]
