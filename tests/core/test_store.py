@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -95,6 +97,29 @@ def test_update_replaces_code_and_renames(store: Store) -> None:
     assert store.code_hashes() == {new.hash}
     with pytest.raises(NotFound, match="function _/f not found"):
         store.get_function("_", "f")
+
+
+def test_a_record_changed_by_another_process_is_read_as_changed(
+    store: Store, tmp_path: Path
+) -> None:
+    store.put_function(record("_", "f", b"v1"), b"v1")
+    first = store.get_function("_", "f")
+    assert store.get_function("_", "f") is first  # read again unchanged: not decoded again
+    # Another API process, with the same files open, updates it.
+    script = (
+        "import dataclasses, sys; from pathlib import Path; from fless.core import Store\n"
+        "store = Store(Path(sys.argv[1]))\n"
+        "old = store.get_function('_', 'f')\n"
+        "store.put_function(dataclasses.replace(old, memory_mib=128), b'v1', replace='f')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert store.get_function("_", "f").memory_mib == 128
 
 
 def test_unknown_module_and_function_say_which(store: Store) -> None:
