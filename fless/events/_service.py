@@ -75,6 +75,7 @@ from ._specs import (
     Event,
     HttpSink,
     MqttEvent,
+    Sink,
     parse_event,
     parse_sink,
     stored,
@@ -117,6 +118,8 @@ MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 # write past it is refused: a message waits at its broker, an async call
 # gets 429, a result is dropped and counted.
 QUEUES_MAP_BYTES = 1 << 30
+# How many functions' sink ids, and parsed sinks, a process keeps.
+KEPT_SINKS = 1024
 # How long a stopping process lets its running calls and deliveries end.
 STOP_GRACE_S = 5.0
 # How often finished queued invocations past events.results_ttl_s are removed.
@@ -181,6 +184,9 @@ class EventService:
         self._senders = ThreadPoolExecutor(SENDING_AT_ONCE, thread_name_prefix="fless-sink")
         self._sending = asyncio.Semaphore(SENDING_AT_ONCE)
         self._refused: set[str] = set()
+        # Worked out once per function version and sink, not per result.
+        self._sink_ids_of: dict[tuple[str, str, float], tuple[str, ...]] = {}
+        self._parsed_sinks: dict[str, Sink] = {}
         # What this process last wrote of each binding's state, and its
         # sinks' deliveries since it started (by sink id).
         self._written: dict[str, dict[str, Any]] = {}
@@ -598,11 +604,12 @@ class EventService:
                 {
                     "fn": [module, name],
                     "sink": dict(sink),
+                    "sid": sid,
                     "result": outcome.output,
                     "id": item["id"],
                 },
             )
-            for sink in sinks
+            for sink, sid in zip(sinks, self._sink_ids(record), strict=True)
         ]
         puts += job_puts
         try:
@@ -665,8 +672,10 @@ class EventService:
         holder: asyncio.Task[Claimed] | None = None
         refused: Refused | None = None
         failed: Exception | None = None
+        # A callback's sink is the invocation's own: it comes without an id.
+        sid = item.get("sid") or _sink_id(module, name, item["sink"])
         try:
-            sink = parse_sink(item["sink"])
+            sink = self._parsed_sinks.get(sid) or self._parse_sink(sid, item["sink"])
             if isinstance(sink, CouchSink | HttpSink):
                 if self._sending.locked():
                     # Every sender thread is taken: the wait may outlast the lease.
@@ -692,7 +701,7 @@ class EventService:
             return
         if failed is not None:
             self.counts.sink_failures += 1
-            self._count_sink(item, ok=False, error=str(failed) or type(failed).__name__)
+            self._count_sink(sid, ok=False, error=str(failed) or type(failed).__name__)
             delay = min(2.0**claimed.attempts, self._settings.retry_max_ms / 1000)
             if claimed.attempts == 0 or self.counts.sink_failures % 100 == 0:
                 log.warning(
@@ -705,7 +714,7 @@ class EventService:
             self.queues.retry(claimed, delay)
             return
         self.counts.delivered += 1
-        self._count_sink(item, ok=True)
+        self._count_sink(sid, ok=True)
         self.queues.ack(claimed)
 
     @staticmethod
@@ -744,9 +753,26 @@ class EventService:
             sinks.append(merged)
         return {"events": events, "sinks": sinks, "outbox": self.queues.depth(OUTBOX)}
 
-    def _count_sink(self, item: dict[str, Any], ok: bool, error: str = "") -> None:
-        module, name = item["fn"]
-        sid = _sink_id(module, name, item["sink"])
+    def _sink_ids(self, record: FunctionRecord) -> tuple[str, ...]:
+        """The ids of a function's sinks, worked out once per version of the function."""
+        key = (record.module, record.name, record.updated)
+        sids = self._sink_ids_of.get(key)
+        if sids is None:
+            if len(self._sink_ids_of) >= KEPT_SINKS:
+                self._sink_ids_of.clear()
+            sids = tuple(_sink_id(record.module, record.name, sink) for sink in record.sinks)
+            self._sink_ids_of[key] = sids
+        return sids
+
+    def _parse_sink(self, sid: str, entry: dict[str, Any]) -> Sink:
+        """A sink entry parsed, kept by its id (which its whole entry makes)."""
+        sink = parse_sink(entry)
+        if len(self._parsed_sinks) >= KEPT_SINKS:
+            self._parsed_sinks.clear()
+        self._parsed_sinks[sid] = sink
+        return sink
+
+    def _count_sink(self, sid: str, ok: bool, error: str = "") -> None:
         stats = self._sinks.setdefault(sid, {"delivered": 0, "failures": 0})
         stats["delivered" if ok else "failures"] += 1
         stats["last"] = time.time()
