@@ -46,6 +46,9 @@ from ._store import Store
 
 log = logging.getLogger("fless.core")
 
+# How many functions' invocation caps a process keeps made.
+KEPT_LIMITS = 1024
+
 # Validates uploads, one at a time per process (see ``Platform._check_code``).
 _VALIDATOR = ThreadPoolExecutor(1, thread_name_prefix="fless-validate")
 
@@ -228,6 +231,9 @@ class Platform:
         self.max_upload_bytes = max_upload_bytes
         self._services = list(services)
         self._background: set[asyncio.Task[None]] = set()
+        # Every invocation's caps, by what they depend on in its record (the
+        # settings are fixed): made once, not on every call.
+        self._limits: dict[tuple[str, int, int, tuple[str, ...]], Limits] = {}
 
     async def join(self, address: str) -> None:
         """Joins the node at ``HOST:PORT`` (its gossip port) to this cluster.
@@ -277,7 +283,16 @@ class Platform:
     # -- helpers ------------------------------------------------------------
 
     def limits(self, record: FunctionRecord) -> Limits:
-        """The caps one invocation of ``record`` runs under."""
+        """The caps one invocation of ``record`` runs under (the same for the same record)."""
+        key = (record.abi, record.memory_mib, record.timeout_ms, record.http_allow)
+        limits = self._limits.get(key)
+        if limits is None:
+            if len(self._limits) >= KEPT_LIMITS:
+                self._limits.clear()
+            limits = self._limits[key] = self._make_limits(record)
+        return limits
+
+    def _make_limits(self, record: FunctionRecord) -> Limits:
         fn = self.settings
         return Limits(
             memory_bytes=record.memory_mib * 1024 * 1024,
