@@ -52,6 +52,8 @@ CONNECT_TIMEOUT_S = 10.0
 STABLE_S = 10.0
 # How long a stopping link waits for its DISCONNECT to be written.
 CLOSE_WAIT_S = 1.0
+# The most read from a broker's socket at once (then parsed packet by packet).
+READ_BYTES = 65536
 
 
 @dataclass
@@ -82,8 +84,40 @@ class LinkState:
         return data
 
 
-def _client(broker: Broker, client_id: str, persistent: bool) -> paho.Client:
-    client = paho.Client(
+class _Client(paho.Client):
+    """paho's client, reading its socket a buffer at a time.
+
+    paho reads each packet with two or three ``recv`` calls (its first byte,
+    its length, its body); here one call takes what the socket holds, and
+    the packets are read from that. ``buffered`` says whether some is left,
+    which the socket no longer signals.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read = b""
+        self._read_at = 0
+
+    def buffered(self) -> bool:
+        return self._read_at < len(self._read)
+
+    def forget_buffered(self) -> None:
+        """Drops what was read and not used (the socket it came from is gone)."""
+        self._read, self._read_at = b"", 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._read_at >= len(self._read):
+            data = super()._sock_recv(max(bufsize, READ_BYTES))
+            if len(data) <= bufsize:
+                return data
+            self._read, self._read_at = data, 0
+        start = self._read_at
+        self._read_at = min(start + bufsize, len(self._read))
+        return self._read[start : self._read_at]
+
+
+def _client(broker: Broker, client_id: str, persistent: bool) -> _Client:
+    client = _Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=not persistent,
@@ -118,8 +152,8 @@ class _Link:
         state: how the connection fares; the link keeps ``since`` and ``error``.
     """
 
-    def __init__(self, client: paho.Client, broker: Broker, state: LinkState) -> None:
-        self.client = client
+    def __init__(self, client: _Client, broker: Broker, state: LinkState) -> None:
+        self.client: _Client = client
         self.broker = broker
         self.state = state
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -224,6 +258,7 @@ class _Link:
         return self.client.socket() is sock
 
     def _opened(self, _: paho.Client, __: Any, sock: Any) -> None:
+        self.client.forget_buffered()
         _no_delay(self.client, None, sock)
         self._on_loop(self._watch, sock)
 
@@ -233,9 +268,11 @@ class _Link:
 
     def _readable(self, sock: Any) -> None:
         self.client.loop_read()
-        # TLS may hold whole packets decrypted already, which the socket no
+        # What was read already, and what TLS holds decrypted, the socket no
         # longer signals.
-        while isinstance(sock, ssl.SSLSocket) and self._current(sock) and sock.pending():
+        while self._current(sock) and (
+            self.client.buffered() or (isinstance(sock, ssl.SSLSocket) and sock.pending())
+        ):
             self.client.loop_read()
 
     def _want_write(self, _: paho.Client, __: Any, sock: Any) -> None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
 import trustme
 from e2e.node import free_port
@@ -69,6 +70,46 @@ def test_refused_messages_wait_in_order_and_are_acked_only_once_taken(
 
     asyncio.run(run())
     assert taken == [b"%d" % n for n in range(20)]
+
+
+def test_packets_read_together_are_all_taken_without_more_signals_from_the_socket(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One recv takes what the socket holds; the packets past the first are
+    # parsed from that, though the socket says nothing more: here the burst
+    # is the whole stream, so a packet left unparsed would wait forever.
+    reads: list[int] = []
+    receive = paho.Client._sock_recv
+
+    def counted(client: paho.Client, bufsize: int) -> bytes:
+        data = receive(client, bufsize)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(paho.Client, "_sock_recv", counted)
+    taken: list[bytes] = []
+
+    def take(topic: str, payload: bytes) -> bool:
+        taken.append(payload)
+        return True
+
+    async def run() -> None:
+        subscription = Subscription(_endpoint(broker), "burst", "fless-test-burst", take)
+        subscription.start()
+        await _until(lambda: subscription.state.connected, "the subscription connects")
+        await asyncio.sleep(0.2)  # the SUBACK
+        sent = asyncio.create_task(
+            asyncio.to_thread(broker.publish_many, "burst", [b"%02d" % n for n in range(20)])
+        )
+        time.sleep(1.0)  # the loop reads nothing meanwhile: the messages pile up
+        await sent
+        await _until(lambda: len(taken) == 20, "every message of the burst taken")
+        await subscription.stop()
+
+    asyncio.run(run())
+    assert taken == [b"%02d" % n for n in range(20)]
+    # They came in fewer reads than messages: several in one.
+    assert max(reads) > 2 * 10  # a PUBLISH of topic "burst" and 2 bytes is 11 bytes
 
 
 def test_a_message_not_taken_before_a_stop_comes_again_to_the_next_session(
