@@ -30,6 +30,8 @@ FUNLESS = [
     "fl_hello_may_sleep",
     "fl_log_empty",
     "fl_log_spin",
+    "fl_grow_between_calls",
+    "fl_bad_pointer",
 ]
 WASI = [
     "wasi_hello",
