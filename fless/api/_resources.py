@@ -351,9 +351,9 @@ class Function:
     async def on_delete(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
     ) -> None:
-        """Deletes the function."""
+        """Deletes the function; 204, as FunLess's server answers."""
         await self._platform.delete_function(module, name)
-        resp.status = 200
+        resp.status = 204
 
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
@@ -518,7 +518,7 @@ class Subjects:
         """Creates a user from ``{"subject": {"name": ...}}``; the key is shown once."""
         name = _named(await read_json_object(req, self._max_request, self._budget), "subject")
         key = self._platform.create_subject(name)
-        _json(resp, 200, {"data": {"name": name, "token": key}})
+        _json(resp, 201, {"data": {"name": name, "token": key}})
 
 
 class Nodes:

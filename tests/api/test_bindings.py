@@ -152,7 +152,7 @@ def test_secrets_are_never_shown_back(app: AppDriver) -> None:
 
 def test_deleting_the_function_removes_its_bindings(app: AppDriver) -> None:
     assert create(app, "f", events=[CRON]).status_code == 201
-    assert app.request("DELETE", "/v1/fn/_/f").status_code == 200
+    assert app.request("DELETE", "/v1/fn/_/f").status_code == 204
     assert create(app, "f").status_code == 201
     assert kept(app, "f")["events"] == []
 

@@ -291,7 +291,7 @@ async def _exchange(spec: dict[str, Any], app: falcon.asgi.App, admin: str, code
         await check(admin, "POST", "/v1/fn/m/nope", function, 404)
 
         alice = {"subject": {"name": "alice"}}
-        created = await check(admin, "POST", subjects, subjects, 200, json=alice)
+        created = await check(admin, "POST", subjects, subjects, 201, json=alice)
         await check(admin, "POST", subjects, subjects, 409, json=alice)
         await check(admin, "GET", subjects, subjects, 200)
         await check(created.json["data"]["token"], "GET", subjects, subjects, 403)
@@ -306,7 +306,7 @@ async def _exchange(spec: dict[str, Any], app: falcon.asgi.App, admin: str, code
 
         await check(admin, "PUT", "/v1/fn/m", module, 200, json={"module": {"name": "n"}})
         await check(admin, "PUT", "/v1/fn/_", module, 400, json={"module": {"name": "z"}})
-        await check(admin, "DELETE", "/v1/fn/n/f", function, 200)
+        await check(admin, "DELETE", "/v1/fn/n/f", function, 204)
         await check(admin, "DELETE", "/v1/fn/n", module, 204)
         await check(admin, "DELETE", "/v1/fn/_", module, 400)
 

@@ -105,7 +105,7 @@ def test_fn_upload_checks_the_file_first(fake: FakeFless, fless: Run, tmp_path: 
 def test_fn_get_list_delete(fake: FakeFless, fless: Run) -> None:
     fake.data("GET", "/v1/fn/_/hello", FUNCTION)
     fake.data("GET", "/v1/fn/m", {"name": "m", "functions": [{"name": "a"}, {"name": "b"}]})
-    fake.reply("DELETE", "/v1/fn/m/a", 200)
+    fake.reply("DELETE", "/v1/fn/m/a", 204)
     assert json.loads(fless("fn", "get", "hello")[1]) == FUNCTION
     assert json.loads(fless("fn", "list", "-m", "m")[1]) == [{"name": "a"}, {"name": "b"}]
     assert fless("fn", "delete", "a", "-m", "m") == (0, "", "")

@@ -91,7 +91,7 @@ def test_delete_removes_the_code_from_every_worker(cluster: Cluster) -> None:
     code = wat("fl_error")
     cluster.core.upload("_", "gone", code)
     assert all(sha(code) in w.cached() for w in cluster.workers.values())
-    assert cluster.core.request("DELETE", "/v1/fn/_/gone")[0] == 200
+    assert cluster.core.request("DELETE", "/v1/fn/_/gone")[0] == 204
     assert all(sha(code) not in w.cached() for w in cluster.workers.values())
 
 

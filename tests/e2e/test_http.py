@@ -26,7 +26,7 @@ def test_missing_or_wrong_key_is_401(node: Node) -> None:
 
 def test_admin_creates_users_who_cannot_use_admin_routes(node: Node) -> None:
     status, body = node.post_json("/v1/admin/subjects", {"subject": {"name": "alice"}})
-    assert status == 200 and body["data"]["name"] == "alice"
+    assert status == 201 and body["data"]["name"] == "alice"
     token = body["data"]["token"]
     status, _ = node.request("GET", "/v1/fn", auth=token)
     assert status == 200
@@ -86,7 +86,7 @@ def test_function_lifecycle(node: Node) -> None:
     assert status == 200 and body["data"]["timeout"] == 500
     assert body["data"]["hash"] != created["hash"]
 
-    assert node.request("DELETE", "/v1/fn/_/life")[0] == 200
+    assert node.request("DELETE", "/v1/fn/_/life")[0] == 204
     status, body = node.invoke("_", "life", {})
     assert status == 404 and body["errors"]["detail"] == "function _/life not found"
 

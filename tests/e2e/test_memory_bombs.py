@@ -50,7 +50,7 @@ def node_rss(node: Node) -> int:
 
 def user_key(node: Node, name: str) -> str:
     status, body = node.post_json("/v1/admin/subjects", {"subject": {"name": name}})
-    assert status == 200, body
+    assert status == 201, body
     key: str = body["data"]["token"]
     return key
 
@@ -214,7 +214,7 @@ def test_trapped_calls_leave_no_memory_behind(bounded: Node, key: str) -> None:
         status, body = bounded.invoke("_", "fill_trap", {})
         assert status == 422, body
     assert node_rss(bounded) - before < RSS_MARGIN
-    assert bounded.request("DELETE", "/v1/fn/_/fill_trap", auth=key)[0] == 200
+    assert bounded.request("DELETE", "/v1/fn/_/fill_trap", auth=key)[0] == 204
     assert serves(bounded)
 
 
@@ -255,6 +255,6 @@ def test_a_heavy_module_compiled_then_deleted_leaves_no_resident_memory(roomy: N
     assert status == 200, body
     # Compiled in a child: the node holds its machine code, not the compile.
     assert node_rss(roomy) - before < 128 * MiB
-    assert roomy.request("DELETE", "/v1/fn/_/heavy", auth=key)[0] == 200
+    assert roomy.request("DELETE", "/v1/fn/_/heavy", auth=key)[0] == 204
     assert serves(roomy)
     assert node_rss(roomy) - before < RSS_MARGIN

@@ -103,7 +103,7 @@ def connections_in_every_process(
 
 def test_a_revoked_user_is_refused_by_every_api_process_at_once(node: Node) -> None:
     status, body = node.post_json("/v1/admin/subjects", {"subject": {"name": "bob"}})
-    assert status == 200, body
+    assert status == 201, body
     bob = body["data"]["token"]
     conns = connections_in_every_process(node, bob)
     try:

@@ -139,7 +139,7 @@ def test_a_wrong_key_shows_the_401(node: Node, browser: WebDriver, artifacts: Pa
 
     # A user's key (not the admin's) opens the page too: it uses no admin route.
     status, created = node.post_json("/v1/admin/subjects", {"subject": {"name": "viewer"}})
-    assert status == 200
+    assert status == 201
     log_in(browser, node, created["data"]["token"])
     wait_for(browser, lambda d: visible(d, "dashboard"), "the dashboard for a user's key")
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-node]"), "the nodes")
