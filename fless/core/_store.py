@@ -16,7 +16,9 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import cbor2
 import lmdb
 
 from ._errors import AlreadyExists, BadRequest, NotFound
@@ -77,7 +79,7 @@ class Store:
 
     def __init__(self, path: Path, map_size: int = 16 * GiB) -> None:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=8, subdir=True)
+        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=16, subdir=True)
         self._modules = self._env.open_db(b"modules")
         self._functions = self._env.open_db(b"functions")
         self._code = self._env.open_db(b"code")
@@ -87,6 +89,8 @@ class Store:
         # "generation": bumped by every change to a function, so a process
         # that follows the functions (the event part) rereads them only then.
         self._meta = self._env.open_db(b"meta")
+        # APP scripts by name: {"id", "name", "script" (parsed), "created", "updated"}.
+        self._scripts = self._env.open_db(b"app_scripts")
         # The records last decoded, with the bytes they came from: one read
         # again unchanged (every invocation reads its function's) is not
         # decoded again, which cost it about 20 us. The bytes are compared,
@@ -310,6 +314,75 @@ class Store:
         """The hashes of every stored blob (for consistency checks)."""
         with self._env.begin(db=self._code) as txn:
             return {k.decode() for k in txn.cursor().iternext(values=False)}
+
+    # -- APP scripts --------------------------------------------------------
+
+    def put_script(
+        self, name: str, script: dict[str, Any], replace: bool = False
+    ) -> dict[str, Any]:
+        """Stores a parsed APP script under ``name``; the stored entry.
+
+        Args:
+            name: the script's name.
+            script: its parsed form (``_app.parse``).
+            replace: replace the script of that name (which must exist), keeping
+                its id; else create it (no script of that name may exist).
+
+        Raises:
+            BadRequest: invalid name.  AlreadyExists, NotFound: as ``replace`` says.
+        """
+        check_name("script", name)
+        now = time.time()
+        with self._env.begin(write=True) as txn:
+            raw = txn.get(name.encode(), db=self._scripts)
+            if raw is not None and not replace:
+                raise AlreadyExists(f"APP script {name} already exists")
+            if raw is None and replace:
+                raise NotFound(f"APP script {name} not found")
+            old = (
+                cbor2.loads(raw)
+                if raw is not None
+                else {"id": secrets.token_hex(16), "created": now}
+            )
+            entry = {
+                "id": old["id"],
+                "name": name,
+                "script": script,
+                "created": old["created"],
+                "updated": now,
+            }
+            txn.put(name.encode(), cbor2.dumps(entry), db=self._scripts)
+        return entry
+
+    def get_script(self, name: str) -> dict[str, Any]:
+        """The stored APP script ``name``.
+
+        Raises:
+            NotFound: no script of that name.
+        """
+        _named("APP script", name)
+        with self._env.begin(db=self._scripts) as txn:
+            raw = txn.get(name.encode())
+        if raw is None:
+            raise NotFound(f"APP script {name} not found")
+        entry: dict[str, Any] = cbor2.loads(raw)
+        return entry
+
+    def list_scripts(self) -> list[dict[str, Any]]:
+        """Every stored APP script, by name."""
+        with self._env.begin(db=self._scripts) as txn:
+            return [cbor2.loads(bytes(v)) for v in txn.cursor().iternext(keys=False)]
+
+    def delete_script(self, name: str) -> None:
+        """Removes the APP script ``name``.
+
+        Raises:
+            NotFound: no script of that name.
+        """
+        _named("APP script", name)
+        with self._env.begin(write=True, db=self._scripts) as txn:
+            if not txn.delete(name.encode()):
+                raise NotFound(f"APP script {name} not found")
 
     # -- subjects -----------------------------------------------------------
 

@@ -183,3 +183,28 @@ def test_delete_subject_revokes_its_key_and_spares_admins(store: Store) -> None:
     assert store.authenticate(admin_key) is not None
     # The name is free again, with a new key.
     assert store.authenticate(store.create_subject("bob")) is not None
+
+
+def test_app_scripts_are_created_replaced_listed_and_deleted(store: Store) -> None:
+    first = {"tags": {"default": {"blocks": [], "followup": "fail"}}}
+    second = {"tags": {"camera": {"blocks": [], "followup": "default"}}}
+    created = store.put_script("edge", first)
+    assert (created["name"], created["script"]) == ("edge", first)
+    with pytest.raises(AlreadyExists, match="APP script edge already exists"):
+        store.put_script("edge", second)
+    with pytest.raises(NotFound, match="APP script other not found"):
+        store.put_script("other", second, replace=True)
+    replaced = store.put_script("edge", second, replace=True)
+    assert replaced["id"] == created["id"] and replaced["script"] == second
+    store.put_script("alpha", first)
+    assert [s["name"] for s in store.list_scripts()] == ["alpha", "edge"]
+    assert store.get_script("edge") == replaced
+    store.delete_script("edge")
+    with pytest.raises(NotFound):
+        store.get_script("edge")
+    with pytest.raises(NotFound):
+        store.delete_script("edge")
+    with pytest.raises(BadRequest, match="invalid script name"):
+        store.put_script("no/slashes", first)
+    with pytest.raises(NotFound):
+        store.get_script("x" * 600)
