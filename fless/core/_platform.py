@@ -71,6 +71,11 @@ class FunctionSpec:
     timeout_ms: int | None = None
     http_allow: tuple[str, ...] | None = None
     retries: int | None = None
+    capacity_kib: int | None = None
+
+
+# FunLess keeps ``capacity`` in a 32-bit integer column: the values it stores.
+_CAPACITY_RANGE = (-(2**31), 2**31 - 1)
 
 
 def code_bounds(settings: FunctionSettings) -> CodeBounds:
@@ -104,13 +109,12 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
             f"unknown metadata key {unknown[0]!r}; "
             "known: memory, timeout, http_allow, capacity, retries"
         )
-    memory = raw.get("memory")
-    if memory is None and raw.get("capacity") is not None:
-        # FunLess's capacity is in KiB; bounded before the division, which a
-        # float would overflow on a 400-digit capacity.
-        capacity = _positive_int("capacity", raw["capacity"], settings.max_memory_mib * 1024)
-        memory = max(1, -(-(capacity or 1) // 1024))
-    memory = _positive_int("memory", memory, settings.max_memory_mib)
+    # FunLess's capacity (KB) is what its scheduler reserves on a worker, not
+    # a cap: 128 as a cap is 1 MiB, too little for a module to start in.
+    capacity = raw.get("capacity")
+    if capacity is not None:
+        capacity = parse_count("metadata capacity", capacity, *_CAPACITY_RANGE)
+    memory = _positive_int("memory", raw.get("memory"), settings.max_memory_mib)
     timeout = _positive_int("timeout", raw.get("timeout"), settings.max_timeout_ms)
     allow = raw.get("http_allow")
     if allow is not None and (
@@ -120,7 +124,9 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
     retries = raw.get("retries")
     if retries is not None:
         retries = parse_retries(retries, settings.max_retries, "metadata retries")
-    return FunctionSpec(memory, timeout, tuple(allow) if allow is not None else None, retries)
+    return FunctionSpec(
+        memory, timeout, tuple(allow) if allow is not None else None, retries, capacity
+    )
 
 
 def parse_retries(value: object, most: int, what: str = "retries") -> int:
@@ -394,6 +400,7 @@ class Platform:
             timeout_ms=spec.timeout_ms or self.settings.default_timeout_ms,
             http_allow=spec.http_allow or (),
             retries=spec.retries or 0,
+            capacity_kib=spec.capacity_kib,
             created=now,
             updated=now,
             events=tuple(events),
@@ -444,6 +451,8 @@ class Platform:
             changes["http_allow"] = spec.http_allow
         if spec.retries is not None:
             changes["retries"] = spec.retries
+        if spec.capacity_kib is not None:
+            changes["capacity_kib"] = spec.capacity_kib
         if events is not None:
             changes["events"] = tuple(events)
         if sinks is not None:

@@ -86,6 +86,9 @@ class FunctionRecord:
     # invocations, and where its results go. Older records have none.
     events: tuple[dict[str, Any], ...] = ()
     sinks: tuple[dict[str, Any], ...] = ()
+    # FunLess's ``capacity``, in KB, as given: kept and shown, never the
+    # memory cap (None: not given; older records have none).
+    capacity_kib: int | None = None
 
     def encode(self) -> bytes:
         """The record's bytes in the store."""
@@ -114,6 +117,7 @@ class FunctionRecord:
             "timeout": self.timeout_ms,
             "http_allow": list(self.http_allow),
             "retries": self.retries,
+            "capacity": self.capacity_kib,
             "events": [_without_secrets(b) for b in self.events],
             "sinks": [_without_secrets(b) for b in self.sinks],
             "created": _iso(self.created),

@@ -21,14 +21,25 @@ def test_metadata_fields() -> None:
     assert spec == FunctionSpec(128, 2500, ("a.example",))
 
 
-def test_funless_capacity_in_kb_becomes_mib_rounded_up() -> None:
-    assert parse_metadata({"capacity": 64}, LIMITS).memory_mib == 1
-    assert parse_metadata({"capacity": 2048 + 1}, LIMITS).memory_mib == 3
-    assert parse_metadata({"capacity": 4096, "memory": 10}, LIMITS).memory_mib == 10
+def test_funless_capacity_is_kept_and_never_the_memory_cap() -> None:
+    assert parse_metadata({"capacity": 128}, LIMITS) == FunctionSpec(capacity_kib=128)
+    assert parse_metadata({"capacity": 4096, "memory": 10}, LIMITS) == FunctionSpec(
+        memory_mib=10, capacity_kib=4096
+    )
+    # FunLess's own "none", and more than any cap: still no cap.
+    assert parse_metadata({"capacity": -1}, LIMITS) == FunctionSpec(capacity_kib=-1)
+    assert parse_metadata({"capacity": 10**9}, LIMITS).memory_mib is None
 
 
 def test_funless_keys_are_accepted_and_ignored() -> None:
-    assert parse_metadata({"tag": "x", "main_func": "main"}, LIMITS) == FunctionSpec()
+    metadata = {
+        "tag": "x",
+        "params": ["a", "b"],
+        "main_func": "main",
+        "miniSL_services": [{"method": "get", "url": "http://x", "request_fields": []}],
+        "miniSL_equation": [["a", "+", 1]],
+    }
+    assert parse_metadata(metadata, LIMITS) == FunctionSpec()
 
 
 @pytest.mark.parametrize(
@@ -43,6 +54,8 @@ def test_funless_keys_are_accepted_and_ignored() -> None:
         ({"timeout": 60_001}, "above this cluster's maximum of 60000"),
         ({"http_allow": "a.example"}, "http_allow must be a list"),
         ({"http_allow": [""]}, "http_allow must be a list"),
+        ({"capacity": 2**31}, "capacity must be an integer from -2147483648 to 2147483647"),
+        ({"capacity": 1.5}, "capacity must be an integer"),
     ],
 )
 def test_bad_metadata_is_refused_naming_the_key(metadata: object, message: str) -> None:
