@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,11 @@ ROLES = ("all", "core", "worker")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+# A worker's name and labels travel in its gossip metadata (480 bytes in all):
+# short, and from a set that needs no escaping.
+WORKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,23}")
+MAX_LABELS = 8
 
 
 class ConfigError(ValueError):
@@ -123,6 +129,10 @@ class WorkerSettings:
     compile_memory_mib: int = 1024
     # Compiled modules kept loaded in memory, by the size of their machine code.
     loaded_max_mib: int = 256
+    # The name APP scripts list this worker by (empty: the node's own name),
+    # and labels a script's block can select it by ({label: camera}).
+    name: str = ""
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -411,6 +421,20 @@ def _validate(settings: Settings) -> None:
         host, sep, seed_port = seed.rpartition(":")
         if not sep or not host or not seed_port.isdigit():
             raise ConfigError(f"cluster.seeds: {seed!r} is not HOST:PORT")
+    worker = settings.worker
+    if worker.name and not WORKER_NAME.fullmatch(worker.name):
+        raise ConfigError(
+            f"worker.name {worker.name!r}: 1-63 characters from a-z, A-Z, 0-9, '.', '_' and '-',"
+            " starting with a letter or digit"
+        )
+    if len(worker.labels) > MAX_LABELS:
+        raise ConfigError(f"worker.labels: at most {MAX_LABELS} labels, not {len(worker.labels)}")
+    for label in worker.labels:
+        if not LABEL.fullmatch(label):
+            raise ConfigError(
+                f"worker.labels: {label!r} is not a label: 1-24 characters from a-z, A-Z,"
+                " 0-9, '.', '_' and '-', starting with a letter or digit"
+            )
     fn = settings.functions
     if fn.default_memory_mib > fn.max_memory_mib:
         raise ConfigError("functions.default_memory_mib exceeds functions.max_memory_mib")

@@ -109,3 +109,20 @@ def test_default_data_dir_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path:
 )
 def test_api_processes(role: str, workers: int, cpus: int, expected: int) -> None:
     assert api_processes(role, workers, cpus) == expected
+
+
+def test_a_workers_name_and_labels_come_from_the_environment_and_are_checked() -> None:
+    settings = load_settings(
+        environ={"FLESS_WORKER_NAME": "pi-camera-1", "FLESS_WORKER_LABELS": "camera, arm64"}
+    )
+    assert (settings.worker.name, settings.worker.labels) == ("pi-camera-1", ("camera", "arm64"))
+    assert load_settings(environ={}).worker.name == ""  # the node's own name
+    for environ, message in [
+        ({"FLESS_WORKER_NAME": "-dash-first"}, "worker.name"),
+        ({"FLESS_WORKER_NAME": "x" * 64}, "worker.name"),
+        ({"FLESS_WORKER_NAME": "with space"}, "worker.name"),
+        ({"FLESS_WORKER_LABELS": "ok, not ok"}, "is not a label"),
+        ({"FLESS_WORKER_LABELS": ",".join(f"l{n}" for n in range(9))}, "at most 8 labels"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_settings(environ=environ)

@@ -58,7 +58,14 @@ class ClusterSource:
             # Alive for gossip, and its socket has not just dropped: a killed
             # worker leaves the schedule at the TCP reset, not at gossip's verdict.
             alive = member.state == "alive" and self._rpc.reachable(meta.rpc)
-            state = WorkerState(member.name, alive, meta.mem_free)
+            state = WorkerState(
+                member.name,
+                alive,
+                meta.mem_free,
+                meta.mem_total,
+                meta.worker_name,
+                frozenset(meta.labels),
+            )
             found.append(Candidate(state, worker))
         return found
 

@@ -262,9 +262,9 @@ class Dispatcher:
             try:
                 outcome = await worker.invoke(sha, args, limits, load_code, call, deadline)
             except ExecError as exc:
-                exc.worker = chosen.name
+                exc.worker = chosen.called
                 raise
-            outcome.worker = chosen.name
+            outcome.worker = chosen.called
             return outcome
         finally:
             self._reserved[chosen.name] -= need

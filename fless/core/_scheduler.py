@@ -14,11 +14,29 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class WorkerState:
-    """What the scheduler knows of one worker."""
+    """What the scheduler knows of one worker.
+
+    Attributes:
+        name: its member name, unique in the cluster.
+        alive: whether it may be chosen.
+        mem_free: bytes it offers functions now, as it last told.
+        mem_total: bytes it offers functions in all (0: not known).
+        worker_name: the name APP scripts list it by (``worker.name``); its
+            member name when it has none.
+        labels: the labels APP scripts select it by (``worker.labels``).
+    """
 
     name: str
     alive: bool
     mem_free: int
+    mem_total: int = 0
+    worker_name: str = ""
+    labels: frozenset[str] = frozenset()
+
+    @property
+    def called(self) -> str:
+        """The name it goes by: ``worker_name``, or its member name."""
+        return self.worker_name or self.name
 
 
 def pick_worker(

@@ -23,6 +23,9 @@ MAX_ENCODED = 480
 
 _KEYS = {"r": "role", "p": "rpc", "a": "arch", "t": "mem_total", "f": "mem_free", "v": "version"}
 _INTS = ("mem_total", "mem_free")
+# Beyond the first fields, which every node sends: left out when empty, and
+# read as empty from a node that predates them.
+_OPTIONAL = {"n": "worker_name", "l": "labels"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class NodeMeta:
         mem_total: memory in bytes.
         mem_free: memory available for functions now, in bytes.
         version: the fless version the node runs.
+        worker_name: the name APP scripts list a worker by; empty: its member name.
+        labels: the labels APP scripts select a worker by.
 
     Raises:
         MetaError: a field has the wrong type or value, or the whole does not fit in gossip.
@@ -47,6 +52,8 @@ class NodeMeta:
     mem_total: int
     mem_free: int
     version: str
+    worker_name: str = ""
+    labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -57,6 +64,10 @@ class NodeMeta:
         if not self.rpc and self.role == "worker":
             # A core reaches workers and serves none; only a worker must be reachable.
             raise MetaError("a worker's rpc must name its RPC endpoint")
+        if not isinstance(self.worker_name, str):
+            raise MetaError("worker_name must be a string")
+        if not isinstance(self.labels, tuple) or not all(isinstance(x, str) for x in self.labels):
+            raise MetaError("labels must be a tuple of strings")
         for name in _INTS:
             value = getattr(self, name)
             # bool is an int subclass; True bytes of memory is a bug, not a figure.
@@ -67,7 +78,11 @@ class NodeMeta:
             raise MetaError(f"metadata is {size} bytes encoded, over the {MAX_ENCODED}-byte limit")
 
     def _json(self) -> bytes:
-        doc = {short: getattr(self, long) for short, long in _KEYS.items()}
+        doc: dict[str, Any] = {short: getattr(self, long) for short, long in _KEYS.items()}
+        for short, long in _OPTIONAL.items():
+            value = getattr(self, long)
+            if value:
+                doc[short] = list(value) if isinstance(value, tuple) else value
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
     def encode(self) -> bytes:
@@ -92,4 +107,12 @@ class NodeMeta:
         missing = [long for short, long in _KEYS.items() if short not in doc]
         if missing:
             raise MetaError(f"metadata lacks {', '.join(missing)}")
-        return cls(**{long: doc[short] for short, long in _KEYS.items()})
+        fields = {long: doc[short] for short, long in _KEYS.items()}
+        if "n" in doc:
+            fields["worker_name"] = doc["n"]
+        if "l" in doc:
+            labels = doc["l"]
+            if not isinstance(labels, list):
+                raise MetaError("labels must be a list of strings")
+            fields["labels"] = tuple(labels)
+        return cls(**fields)

@@ -35,7 +35,17 @@ class Gossip:
         self._presence = Presence(
             node_name(role, settings),
             advertise_host(settings),
-            NodeMeta(role, rpc_endpoint, platform.machine(), total, free, __version__),
+            NodeMeta(
+                role,
+                rpc_endpoint,
+                platform.machine(),
+                total,
+                free,
+                __version__,
+                # A core runs no functions: it has no name or labels to be placed by.
+                settings.worker.name if role != "core" else "",
+                settings.worker.labels if role != "core" else (),
+            ),
             settings.data_path / PEERS_FILE,
             home_port=cluster.gossip_port,
             port=gossip_port,

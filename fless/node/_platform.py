@@ -55,8 +55,15 @@ def open_platform(settings: Settings) -> Platform:
     local: LocalWorker | None = None
     metrics = enable_metrics() if settings.api.metrics else None
     if settings.role == "all":
-        local = open_local_worker(settings, metrics=metrics)
-        sources.append(LocalSource(local, lambda: memory()[1]))
+        local = open_local_worker(settings, settings.worker.name or "local", metrics)
+        sources.append(
+            LocalSource(
+                local,
+                lambda: memory()[1],
+                frozenset(settings.worker.labels),
+                lambda: memory()[0],
+            )
+        )
         services.append(local)
     source: list[ClusterSource] = []
     gossip = Gossip(
@@ -115,4 +122,7 @@ def _member_view(member: Member) -> dict[str, object]:
         "mem_total": meta.mem_total if meta else None,
         "mem_free": meta.mem_free if meta else None,
         "version": meta.version if meta else None,
+        # A worker's name and labels, as APP scripts list and select it.
+        "worker_name": (meta.worker_name or member.name) if meta and meta.role != "core" else None,
+        "labels": list(meta.labels) if meta else [],
     }

@@ -90,7 +90,9 @@ async def run_worker(settings: Settings) -> None:
     if settings.worker.metrics_port:
         allow_ssl()  # prometheus-client imports http.client, which must keep HTTPS
         metrics = enable_metrics()
-    local = open_local_worker(settings, node_name("worker", settings), metrics)
+    local = open_local_worker(
+        settings, settings.worker.name or node_name("worker", settings), metrics
+    )
     await local.start()
     bind = f"tcp://{cluster.rpc_host}:{cluster.rpc_port}"
     in_flight = InFlight(WorkerService(local).handle)

@@ -55,11 +55,13 @@ def start_cluster(
     workers: Mapping[str, int],
     core_env: Mapping[str, str] | None = None,
     worker_env: Mapping[str, str] | None = None,
+    each_env: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[Cluster]:
     """A ``--role core`` node and one worker per label (its memory in MiB), all alive.
 
     The workers hold the core's keys and join through its gossip port; every
-    process is stopped on the way out.
+    process is stopped on the way out. ``each_env`` adds settings to the
+    worker of a label (its name, say).
     """
     gossip_port = free_port()
     core = Node(
@@ -80,7 +82,7 @@ def start_cluster(
                 seeds=f"127.0.0.1:{gossip_port}",
                 key_dir=keys,
                 memory_mib=mib,
-                env=dict(worker_env or {}),
+                env={**(worker_env or {}), **(each_env or {}).get(label, {})},
             ).start()
         running = Cluster(core, started)
         wait_for(

@@ -77,6 +77,28 @@ def test_largest_fits() -> None:
     assert NodeMeta.decode(meta.encode()) == meta
 
 
+def test_a_workers_name_and_labels_travel_and_an_older_node_sends_neither() -> None:
+    named = replace(META, worker_name="pi-camera-1", labels=("camera", "arm64"))
+    assert NodeMeta.decode(named.encode()) == named
+    # Left out when empty: an older node's metadata reads as no name, no labels.
+    doc = json.loads(META.encode())
+    assert "n" not in doc and "l" not in doc
+    assert NodeMeta.decode(META.encode()).labels == ()
+    # The most a valid configuration allows (a 63-character name, 8 labels of
+    # 24) still fits beside a long RPC endpoint and a large memory.
+    widest = replace(
+        META,
+        rpc="tcp://[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+        mem_total=2**50,
+        mem_free=2**50,
+        worker_name="w" * 63,
+        labels=tuple(f"{n}" * 24 for n in range(8)),
+    )
+    assert len(widest.encode()) <= MAX_ENCODED
+    with pytest.raises(MetaError, match="labels"):
+        NodeMeta.decode(META.encode()[:-1] + b',"l":"camera"}')
+
+
 def test_view_reports_changes_only() -> None:
     view = MemberView()
     alive = Member("b", "127.0.0.1:1", "alive", META)
