@@ -211,7 +211,8 @@ class AppWorker:
     """A worker as this core sees it when it places a call.
 
     Attributes:
-        name: its name (``worker.name``), the one blocks list.
+        name: its name (``worker.name``), the one blocks list (two workers
+            may share one: a block listing it lists both).
         labels: its labels (``worker.labels``).
         alive: whether gossip has it alive.
         mem_total: the memory it offers functions, in bytes.
@@ -219,6 +220,8 @@ class AppWorker:
             in flight there.
         in_flight: calls this core has running there now.
         hosts: the tags of the functions it hosts (see ``docs/APP.md``).
+        key: what tells it apart from every other worker (its member name);
+            its name when empty. ``place`` returns it.
     """
 
     name: str
@@ -228,11 +231,16 @@ class AppWorker:
     mem_free: int = 0
     in_flight: int = 0
     hosts: frozenset[str] = frozenset()
+    key: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.key or self.name
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a call goes: ``worker``, or None and ``reasons``, block by block."""
+    """Where a call goes: ``worker`` (its key), or None and ``reasons``, block by block."""
 
     worker: str | None
     reasons: tuple[str, ...] = field(default=())
@@ -306,10 +314,10 @@ def _first_fit(
         if valid:
             strategy = block["strategy"]
             if strategy == "random":
-                return choose(valid).name
+                return choose(valid).id
             if strategy == "platform":
-                return _most_free(valid).name
-            return valid[0].name
+                return _most_free(valid).id
+            return valid[0].id
         if not listed:
             why.append("no worker known matches " + _shown_workers(block["workers"]))
         reasons.append(f"{tag} block {number}: " + "; ".join(why))
@@ -329,8 +337,8 @@ def _listed(wanted: str | Sequence[Any], workers: Sequence[AppWorker]) -> list[A
         else:
             matches = [w for w in by_name if w.name == item]
         for worker in matches:
-            if worker.name not in seen:
-                seen.add(worker.name)
+            if worker.id not in seen:
+                seen.add(worker.id)
                 found.append(worker)
     return found
 

@@ -24,7 +24,8 @@ from fless.exec import ExecError, Limits, Outcome
 from fless.worker import Call
 
 from . import _metrics
-from ._errors import CoreError, NoWorker, WorkerLost
+from ._app import AppWorker, NoTag, place
+from ._errors import BadRequest, CoreError, NoWorker, WorkerLost
 from ._scheduler import WorkerState, pick_worker
 
 log = logging.getLogger("fless.core")
@@ -37,6 +38,10 @@ BACKOFF_S = 0.02
 BACKOFF_MAX_S = 0.5
 # A retry starts only if this much of the invocation's time is left.
 MIN_ATTEMPT_S = 0.01
+# A worker hosts a tag (for APP affinity) while a call of a function with
+# that tag, sent there by this core, is this recent: the worker cache's
+# default idle time, after which its code may be evicted.
+HOSTED_S = 2700.0
 # With retries, a call that finds no worker it can use looks again this often
 # at most (a restarted worker is back in the view within a quarter second of
 # being alive for gossip).
@@ -104,6 +109,19 @@ class Worker(Protocol):
 
 
 @dataclass(frozen=True)
+class AppPolicy:
+    """An APP script a call is placed by (``_app.place``).
+
+    Attributes:
+        name: the script's name, for messages.
+        script: its parsed form.
+    """
+
+    name: str
+    script: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Candidate:
     """A worker as the dispatcher sees it now: its state and how to reach it."""
 
@@ -126,11 +144,28 @@ class Dispatcher:
     """
 
     def __init__(
-        self, sources: Sequence[WorkerSource], metrics: _metrics.NodeMetrics | None = None
+        self,
+        sources: Sequence[WorkerSource],
+        metrics: _metrics.NodeMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sources = list(sources)
         self._metrics = metrics
+        self._clock = clock
         self._reserved: dict[str, int] = defaultdict(int)
+        # Calls this core has running on each worker, by member name.
+        self._running: dict[str, int] = defaultdict(int)
+        # Tags of the functions each worker ran for this core, and when last.
+        self._hosted: dict[str, dict[str, float]] = defaultdict(dict)
+
+    def hosts(self, worker: str) -> frozenset[str]:
+        """The tags worker ``worker`` (member name) hosts: it ran a call of a
+        function with the tag for this core within ``HOSTED_S``."""
+        since = self._clock() - HOSTED_S
+        tags = self._hosted.get(worker, {})
+        for tag in [t for t, when in tags.items() if when < since]:
+            del tags[tag]
+        return frozenset(tags)
 
     def candidates(self) -> list[Candidate]:
         """Every worker of every source."""
@@ -184,6 +219,8 @@ class Dispatcher:
         retries: int = 0,
         call: Call | None = None,
         deadline: float | None = None,
+        tag: str | None = None,
+        app: AppPolicy | None = None,
     ) -> Outcome:
         """Runs one invocation on the best worker, and on others if it is lost.
 
@@ -200,9 +237,15 @@ class Dispatcher:
         Args:
             deadline: when the invocation must end (``time.monotonic()``),
                 its timeout from its arrival; None: its timeout from now.
+            tag: the function's tag (its metadata's), which the chosen
+                worker then hosts, for APP affinity.
+            app: the APP script to place it by; None: the most free memory.
 
         Raises:
-            NoWorker: no alive worker has room for the function's memory.
+            NoWorker: no alive worker has room for the function's memory, or
+                none the APP script allows (saying why, block by block).
+            BadRequest: the APP script has neither the function's tag nor
+                ``default``.
             WorkerLost: the chosen worker went away or did not answer (every
                 worker tried, when retrying).
             ExecError: how the function failed.
@@ -215,7 +258,7 @@ class Dispatcher:
             looked += 1
             try:
                 outcome = await self._invoke_once(
-                    sha, args, limits, load_code, tried, call, deadline
+                    sha, args, limits, load_code, tried, call, deadline, tag, app
                 )
             except (WorkerLost, NoWorker) as exc:
                 lost = isinstance(exc, WorkerLost)
@@ -241,22 +284,33 @@ class Dispatcher:
         tried: set[str],
         call: Call | None,
         deadline: float,
+        tag: str | None = None,
+        app: AppPolicy | None = None,
     ) -> Outcome:
         """One attempt on the best worker, one not in ``tried`` if any fits; it joins them."""
         candidates = {c.state.name: c for c in self.candidates()}
         need = limits.instance_bytes
-        chosen = pick_worker(
-            (c.state for c in candidates.values()), need, self._reserved, exclude=frozenset(tried)
-        )
-        if chosen is None and tried:
-            # None other fits: one tried before is schedulable again (restarted).
-            chosen = pick_worker((c.state for c in candidates.values()), need, self._reserved)
+        if app is not None:
+            chosen = self._placed(app, tag, need, [c.state for c in candidates.values()], tried)
+        else:
+            chosen = pick_worker(
+                (c.state for c in candidates.values()),
+                need,
+                self._reserved,
+                exclude=frozenset(tried),
+            )
+            if chosen is None and tried:
+                # None other fits: one tried before is schedulable again (restarted).
+                chosen = pick_worker((c.state for c in candidates.values()), need, self._reserved)
         if chosen is None:
             if not any(c.state.alive for c in candidates.values()):
                 raise NoWorker("no worker available")
             raise NoWorker(f"no worker available with {need // MiB} MiB of free memory")
         tried.add(chosen.name)
         self._reserved[chosen.name] += need
+        self._running[chosen.name] += 1
+        if tag:
+            self._hosted[chosen.name][tag] = self._clock()
         try:
             worker = candidates[chosen.name].worker
             try:
@@ -270,6 +324,49 @@ class Dispatcher:
             self._reserved[chosen.name] -= need
             if not self._reserved[chosen.name]:
                 del self._reserved[chosen.name]
+            self._running[chosen.name] -= 1
+            if not self._running[chosen.name]:
+                del self._running[chosen.name]
+
+    def _placed(
+        self,
+        app: AppPolicy,
+        tag: str | None,
+        need: int,
+        states: list[WorkerState],
+        tried: set[str],
+    ) -> WorkerState | None:
+        """The worker ``app`` places the call on (one not tried yet, if any fits).
+
+        Raises:
+            NoWorker: the script allows none, saying why block by block.
+            BadRequest: the script has neither ``tag`` nor ``default``.
+        """
+        fresh = [s for s in states if s.name not in tried] if tried else states
+        views = [
+            AppWorker(
+                state.called,
+                state.labels,
+                state.alive,
+                state.mem_total,
+                max(0, state.mem_free - self._reserved.get(state.name, 0)),
+                self._running.get(state.name, 0),
+                self.hosts(state.name),
+                key=state.name,
+            )
+            for state in fresh
+        ]
+        try:
+            placement = place(app.script, tag, need, views)
+        except NoTag as exc:
+            raise BadRequest(f"APP script {app.name}: {exc}") from None
+        if placement.worker is None:
+            if tried and fresh is not states:
+                return self._placed(app, tag, need, states, set())
+            raise NoWorker(
+                f"APP script {app.name}: no worker fits: " + "; ".join(placement.reasons)
+            )
+        return next(s for s in fresh if s.name == placement.worker)
 
 
 async def gather_logs(workers: Sequence[Worker], fn: str, limit: int) -> list[dict[str, Any]]:
