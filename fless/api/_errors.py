@@ -1,6 +1,8 @@
 """The one place that maps errors to HTTP statuses and renders error bodies.
 
-Every error body is FunLess's ``{"errors": {"detail": "..."}}``.
+Every error body is FunLess's ``{"errors": {"detail": "..."}}``; a name
+FunLess's server refuses field by field (a 422) also has its
+``{"errors": {"name": ["..."]}}`` beside the detail.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fless.core import (
     Forbidden,
     FunctionTimeout,
     InvalidModule,
+    NameRefused,
     NotFound,
     NoWorker,
     TooLarge,
@@ -30,7 +33,10 @@ from fless.core import (
 
 log = logging.getLogger("fless.api")
 
+# The first class an error is an instance of decides: NameRefused is also a
+# BadRequest or an AlreadyExists.
 _CORE_STATUS: dict[type[CoreError], int] = {
+    NameRefused: 422,
     BadRequest: 400,
     Unauthorized: 401,
     Forbidden: 403,
@@ -59,15 +65,20 @@ def status_of(error: Exception) -> int:
     return 500
 
 
-def error_body(detail: str) -> bytes:
-    """FunLess's error envelope."""
-    return json.dumps({"errors": {"detail": detail}}).encode()
+def error_body(detail: str, fields: dict[str, list[str]] | None = None) -> bytes:
+    """FunLess's error envelope, with FunLess's reasons by field if any."""
+    return json.dumps({"errors": {**(fields or {}), "detail": detail}}).encode()
 
 
-def _render(resp: falcon.asgi.Response, status: int, detail: str) -> None:
+def _render(
+    resp: falcon.asgi.Response,
+    status: int,
+    detail: str,
+    fields: dict[str, list[str]] | None = None,
+) -> None:
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
-    resp.data = error_body(detail)
+    resp.data = error_body(detail, fields)
     if status == 401:
         resp.set_header("WWW-Authenticate", 'Bearer realm="fless"')
 
@@ -76,7 +87,8 @@ async def handle_known(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: Any
 ) -> None:
     """Renders a core or exec error with its status and message (and where it failed)."""
-    _render(resp, status_of(error), str(error) or type(error).__name__)
+    fields = {"name": [error.reason]} if isinstance(error, NameRefused) else None
+    _render(resp, status_of(error), str(error) or type(error).__name__, fields)
     if isinstance(error, ExecError) and error.worker:
         resp.set_header("X-Fless-Worker", error.worker)
 

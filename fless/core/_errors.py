@@ -19,6 +19,31 @@ class AlreadyExists(CoreError):
     """A module, function or subject of that name exists already."""
 
 
+class NameRefused(CoreError):
+    """A name FunLess's server refuses field by field (an Ecto changeset's 422).
+
+    Args:
+        detail: fless's sentence, as every error has.
+        reason: FunLess's words for the ``name`` field ("has already been taken").
+    """
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class InvalidName(NameRefused, BadRequest):
+    """A module, function or subject name that breaks the naming rule."""
+
+
+class NameTaken(NameRefused, AlreadyExists):
+    """A module or subject of that name exists, or a rename's new name is taken.
+
+    A new function whose name is taken is a plain ``AlreadyExists``: FunLess's
+    server answers that one 409.
+    """
+
+
 class TooLarge(CoreError):
     """The upload or body exceeds its size limit."""
 

@@ -10,7 +10,7 @@ import cbor2
 
 from fless._time import iso_time
 
-from ._errors import BadRequest
+from ._errors import BadRequest, InvalidName
 
 # Matched whole (fullmatch): with match, "$" would let a name end in a newline.
 NAME_RE = re.compile(r"[_a-zA-Z0-9]{1,160}")
@@ -26,13 +26,25 @@ def check_name(kind: str, name: object) -> str:
     """Returns ``name`` if it is a valid module, function or subject name.
 
     Raises:
-        BadRequest: naming the kind and the rule.
+        InvalidName: naming the kind and the rule, and FunLess's reason.
     """
     if not is_name(name):
-        raise BadRequest(
-            f"invalid {kind} name {shown(name)}: use 1-160 characters from a-z, A-Z, 0-9 and _"
+        raise InvalidName(
+            f"invalid {kind} name {shown(name)}: use 1-160 characters from a-z, A-Z, 0-9 and _",
+            _funless_reason(name),
         )
     return name
+
+
+def _funless_reason(name: object) -> str:
+    """What FunLess's changesets say of a name that is not valid."""
+    if name is None or name == "":
+        return "can't be blank"
+    if not isinstance(name, str):
+        return "is invalid"
+    if len(name) > 160:
+        return "should be at most 160 character(s)"
+    return "must contain only alphanumeric characters and underscores"
 
 
 def is_name(name: object) -> TypeGuard[str]:

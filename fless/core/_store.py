@@ -21,7 +21,7 @@ from typing import Any
 import cbor2
 import lmdb
 
-from ._errors import AlreadyExists, BadRequest, NotFound
+from ._errors import AlreadyExists, BadRequest, NameTaken, NotFound
 from ._records import (
     DEFAULT_MODULE,
     ROLE_ADMIN,
@@ -122,12 +122,12 @@ class Store:
         """Creates an empty module.
 
         Raises:
-            BadRequest: invalid name.  AlreadyExists: a module of that name exists.
+            InvalidName: invalid name.  NameTaken: a module of that name exists.
         """
         check_name("module", module)
         with self._env.begin(write=True) as txn:
             if not txn.put(module.encode(), b"", db=self._modules, overwrite=False):
-                raise AlreadyExists(f"module {module} already exists")
+                raise NameTaken(f"module {module} already exists", "has already been taken")
 
     def rename_module(self, module: str, new: str) -> list[FunctionRecord]:
         """Renames a module and moves its functions; returns them as renamed."""
@@ -139,7 +139,7 @@ class Store:
             if txn.get(module.encode(), db=self._modules) is None:
                 raise NotFound(f"module {module} not found")
             if not txn.put(new.encode(), b"", db=self._modules, overwrite=False):
-                raise AlreadyExists(f"module {new} already exists")
+                raise NameTaken(f"module {new} already exists", "has already been taken")
             txn.delete(module.encode(), db=self._modules)
             moved = []
             self._bump(txn)
@@ -237,7 +237,8 @@ class Store:
 
         Raises:
             NotFound: module or replaced function missing.
-            AlreadyExists: a function of the new name exists.
+            AlreadyExists: a function of the new name exists (``NameTaken``
+                for a rename).
         """
         with self._env.begin(write=True) as txn:
             if txn.get(record.module.encode(), db=self._modules) is None:
@@ -252,7 +253,12 @@ class Store:
             if (replace is None or replace != record.name) and txn.get(
                 new_key, db=self._functions
             ) is not None:
-                raise AlreadyExists(f"function {record.module}/{record.name} already exists")
+                taken = f"function {record.module}/{record.name} already exists"
+                # FunLess's server: a new function's name taken is a 409, a
+                # rename's a changeset's 422.
+                if replace is None:
+                    raise AlreadyExists(taken)
+                raise NameTaken(taken, "has already been taken")
             if code is not None:
                 txn.put(record.hash.encode(), code, db=self._code)
             elif txn.get(record.hash.encode(), db=self._code) is None:
@@ -393,7 +399,7 @@ class Store:
         subject = Subject(name, role, key_hash(key), time.time())
         with self._env.begin(write=True) as txn:
             if not txn.put(name.encode(), subject.encode(), db=self._subjects, overwrite=False):
-                raise AlreadyExists(f"subject {name} already exists")
+                raise NameTaken(f"subject {name} already exists", "has already been taken")
             txn.put(subject.key_hash.encode(), name.encode(), db=self._keys)
         return key
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import falcon.testing
 import pytest
 from fixtures import build
 from fixtures.asgi import AppDriver, multipart
@@ -83,3 +84,74 @@ def test_creating_a_subject_answers_201_with_its_key(driver: AppDriver) -> None:
     created = driver.request("POST", "/v1/admin/subjects", json={"subject": {"name": "carol"}})
     assert created.status_code == 201
     assert created.json["data"]["name"] == "carol" and created.json["data"]["token"]
+
+
+TAKEN = ["has already been taken"]
+FORMAT = ["must contain only alphanumeric characters and underscores"]
+
+
+def name_refused(result: falcon.testing.Result, reasons: list[str], detail: str) -> None:
+    """A 422 with FunLess's ``name`` reasons, and fless's detail beside them."""
+    assert result.status_code == 422, result.text[:300]
+    errors = result.json["errors"]
+    assert set(errors) == {"name", "detail"}
+    assert errors["name"] == reasons
+    assert detail in errors["detail"]
+
+
+@pytest.mark.parametrize(
+    ("name", "reasons"),
+    [
+        ("bad-name", FORMAT),
+        ("x" * 161, ["should be at most 160 character(s)"]),
+        ("", ["can't be blank"]),
+        (None, ["can't be blank"]),
+        (7, ["is invalid"]),
+    ],
+)
+def test_an_invalid_name_is_funless_422(
+    driver: AppDriver, name: object, reasons: list[str]
+) -> None:
+    for kind, path in (("module", "/v1/fn"), ("subject", "/v1/admin/subjects")):
+        result = driver.request("POST", path, json={kind: {"name": name}})
+        name_refused(result, reasons, f"invalid {kind} name")
+
+
+def test_a_missing_name_is_a_blank_one(driver: AppDriver) -> None:
+    name_refused(driver.request("POST", "/v1/fn", json={"module": {}}), ["can't be blank"], "")
+    # No envelope at all is no changeset: FunLess's 400 for bad parameters.
+    assert driver.request("POST", "/v1/fn", json={"modul": {"name": "x"}}).status_code == 400
+
+
+def test_an_invalid_function_name_is_funless_422(driver: AppDriver) -> None:
+    form = multipart([("name", None, b"has-dash"), ("code", "c.wasm", build.wat("fl_hello"))])
+    name_refused(driver.request("POST", "/v1/fn/_", **form), FORMAT, "invalid function name")
+    upload(driver, "keeps_name", {})
+    form = multipart([("name", None, b"no way")])
+    renamed = driver.request("PUT", "/v1/fn/_/keeps_name", **form)
+    name_refused(renamed, FORMAT, "invalid function name")
+
+
+def test_a_taken_module_or_subject_name_is_funless_422(driver: AppDriver) -> None:
+    assert driver.request("POST", "/v1/fn", json={"module": {"name": "twice"}}).status_code == 201
+    again = driver.request("POST", "/v1/fn", json={"module": {"name": "twice"}})
+    name_refused(again, TAKEN, "module twice already exists")
+    assert driver.request("POST", "/v1/fn", json={"module": {"name": "other"}}).status_code == 201
+    renamed = driver.request("PUT", "/v1/fn/other", json={"module": {"name": "twice"}})
+    name_refused(renamed, TAKEN, "module twice already exists")
+    subject = {"subject": {"name": "dave"}}
+    assert driver.request("POST", "/v1/admin/subjects", json=subject).status_code == 201
+    again = driver.request("POST", "/v1/admin/subjects", json=subject)
+    name_refused(again, TAKEN, "subject dave already exists")
+
+
+def test_a_taken_function_name_is_409_on_create_and_422_on_rename(driver: AppDriver) -> None:
+    upload(driver, "first", {})
+    upload(driver, "second", {})
+    form = multipart([("name", None, b"first"), ("code", "c.wasm", build.wat("fl_hello"))])
+    created = driver.request("POST", "/v1/fn/_", **form)
+    assert created.status_code == 409, created.text[:300]
+    assert created.json == {"errors": {"detail": "function _/first already exists"}}
+    form = multipart([("name", None, b"first")])
+    renamed = driver.request("PUT", "/v1/fn/_/second", **form)
+    name_refused(renamed, TAKEN, "function _/first already exists")

@@ -290,19 +290,19 @@ def test_path_segments_that_name_nothing_get_404(
 def test_names_must_match_whole(driver: AppDriver, name: str) -> None:
     refused(
         driver.request("POST", "/v1/fn", json={"module": {"name": name}}),
-        400,
+        422,
         "invalid module name",
     )
     refused(
         driver.request("POST", "/v1/admin/subjects", json={"subject": {"name": name}}),
-        400,
+        422,
         "invalid subject name",
     )
     # A multipart name field is stripped (a file's last newline), then checked.
     if name.strip() != name:
         return
     form = multipart([("name", None, name.encode()), ("code", "c.wasm", build.wat("fl_hello"))])
-    refused(driver.request("POST", "/v1/fn/_", **form), 400, "invalid function name")
+    refused(driver.request("POST", "/v1/fn/_", **form), 422, "invalid function name")
 
 
 @pytest.mark.parametrize("output", ["NaN", '{"a": Infinity}', "-Infinity", "[1, NaN]"])

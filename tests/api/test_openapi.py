@@ -265,8 +265,8 @@ async def _exchange(spec: dict[str, Any], app: falcon.asgi.App, admin: str, code
         listed = await check(admin, "GET", "/v1/fn", fn, 200)
         assert int(listed.headers["X-Total-Count"]) == len(listed.json["data"])
         await check(admin, "POST", "/v1/fn", fn, 201, json={"module": {"name": "m"}})
-        await check(admin, "POST", "/v1/fn", fn, 409, json={"module": {"name": "m"}})
-        await check(admin, "POST", "/v1/fn", fn, 400, json={"module": {"name": "bad-name"}})
+        await check(admin, "POST", "/v1/fn", fn, 422, json={"module": {"name": "m"}})
+        await check(admin, "POST", "/v1/fn", fn, 422, json={"module": {"name": "bad-name"}})
         await check(admin, "GET", "/v1/fn/nope", module, 404)
 
         form = multipart(
@@ -292,7 +292,7 @@ async def _exchange(spec: dict[str, Any], app: falcon.asgi.App, admin: str, code
 
         alice = {"subject": {"name": "alice"}}
         created = await check(admin, "POST", subjects, subjects, 201, json=alice)
-        await check(admin, "POST", subjects, subjects, 409, json=alice)
+        await check(admin, "POST", subjects, subjects, 422, json=alice)
         await check(admin, "GET", subjects, subjects, 200)
         await check(created.json["data"]["token"], "GET", subjects, subjects, 403)
         subject = "/v1/admin/subjects/{subject_name}"

@@ -244,6 +244,15 @@ def test_error_json_becomes_flesserror(fake: FakeFless, client: Client) -> None:
     assert str(caught.value) == "404: function _/hello not found"
 
 
+def test_a_refused_name_shows_the_detail_beside_funless_reasons(
+    fake: FakeFless, client: Client
+) -> None:
+    body = {"errors": {"name": ["has already been taken"], "detail": "module m already exists"}}
+    fake.reply("POST", "/v1/fn", 422, body)
+    with pytest.raises(FlessError, match=r"^422: module m already exists$"):
+        client.create_module("m")
+
+
 def test_function_failure_is_a_422(fake: FakeFless, client: Client) -> None:
     fake.error("POST", "/v1/fn/_/boom", 422, "the function failed:\nno name given")
     with pytest.raises(FlessError, match=r"^422: the function failed: no name given$"):

@@ -42,8 +42,9 @@ def test_admin_creates_users_who_cannot_use_admin_routes(node: Node) -> None:
 def test_modules_create_get_rename_delete(node: Node) -> None:
     assert node.post_json("/v1/fn", {"module": {"name": "shop"}})[0] == 201
     status, body = node.post_json("/v1/fn", {"module": {"name": "shop"}})
-    assert status == 409 and "already exists" in body["errors"]["detail"]
-    assert node.post_json("/v1/fn", {"module": {"name": "bad name"}})[0] == 400
+    assert status == 422 and "already exists" in body["errors"]["detail"]
+    assert body["errors"]["name"] == ["has already been taken"]
+    assert node.post_json("/v1/fn", {"module": {"name": "bad name"}})[0] == 422
     assert node.post_json("/v1/fn", {"modul": {"name": "x"}})[0] == 400
     assert node.upload("shop", "cart", wat("fl_hello"))[0] == 201
     status, body = node.request("GET", "/v1/fn/shop")
@@ -137,9 +138,9 @@ def test_upload_without_a_field_is_400(node: Node, name: str | None, missing: st
 
 
 @pytest.mark.parametrize("bad", ["has-dash", "x" * 161, "sp ace", "ünï"])
-def test_bad_function_names_are_400(node: Node, bad: str) -> None:
+def test_bad_function_names_are_422(node: Node, bad: str) -> None:
     status, body = node.upload("_", bad, wat("fl_hello"))
-    assert status == 400 and "invalid function name" in body["errors"]["detail"]
+    assert status == 422 and "invalid function name" in body["errors"]["detail"]
 
 
 def test_duplicate_function_is_409_and_keeps_the_first(node: Node) -> None:

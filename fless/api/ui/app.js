@@ -617,7 +617,8 @@ async function upload(event) {
       try {
         await call("POST", "/v1/fn", { json: { module: { name: module } } });
       } catch (err) {
-        if (err.status !== 409) throw err; // 409: the module exists, which is what we want
+        // 422 "already exists": the module exists, which is what we want.
+        if (err.status !== 422 || !err.message.includes("already exists")) throw err;
       }
     }
     const form = new FormData();
