@@ -19,6 +19,7 @@ from fless.core import (
     BadRequest,
     Busy,
     CoreError,
+    DefaultModuleKept,
     ExecError,
     Forbidden,
     FunctionTimeout,
@@ -65,9 +66,14 @@ def status_of(error: Exception) -> int:
     return 500
 
 
-def error_body(detail: str, fields: dict[str, list[str]] | None = None) -> bytes:
-    """FunLess's error envelope, with FunLess's reasons by field if any."""
-    return json.dumps({"errors": {**(fields or {}), "detail": detail}}).encode()
+def error_body(
+    detail: str,
+    fields: dict[str, list[str]] | None = None,
+    beside: dict[str, str] | None = None,
+) -> bytes:
+    """FunLess's error envelope, with FunLess's reasons by field and its other
+    top-level keys (``beside``) if any."""
+    return json.dumps({**(beside or {}), "errors": {**(fields or {}), "detail": detail}}).encode()
 
 
 def _render(
@@ -75,10 +81,11 @@ def _render(
     status: int,
     detail: str,
     fields: dict[str, list[str]] | None = None,
+    beside: dict[str, str] | None = None,
 ) -> None:
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
-    resp.data = error_body(detail, fields)
+    resp.data = error_body(detail, fields, beside)
     if status == 401:
         resp.set_header("WWW-Authenticate", 'Bearer realm="fless"')
 
@@ -88,7 +95,11 @@ async def handle_known(
 ) -> None:
     """Renders a core or exec error with its status and message (and where it failed)."""
     fields = {"name": [error.reason]} if isinstance(error, NameRefused) else None
-    _render(resp, status_of(error), str(error) or type(error).__name__, fields)
+    beside = None
+    if isinstance(error, DefaultModuleKept) and req.method == "DELETE":
+        # FunLess's one error outside its envelope; its clients may read it.
+        beside = {"error": "Cannot delete default module"}
+    _render(resp, status_of(error), str(error) or type(error).__name__, fields, beside)
     if isinstance(error, ExecError) and error.worker:
         resp.set_header("X-Fless-Worker", error.worker)
 

@@ -11,6 +11,10 @@ class BadRequest(CoreError):
     """The request is malformed: a bad name, a bad setting, a bad body."""
 
 
+class DefaultModuleKept(BadRequest):
+    """The default module ``_`` is to be deleted or renamed; it always exists."""
+
+
 class NotFound(CoreError):
     """The module, function or subject does not exist."""
 

@@ -21,7 +21,7 @@ from typing import Any
 import cbor2
 import lmdb
 
-from ._errors import AlreadyExists, BadRequest, NameTaken, NotFound
+from ._errors import AlreadyExists, BadRequest, DefaultModuleKept, NameTaken, NotFound
 from ._records import (
     DEFAULT_MODULE,
     ROLE_ADMIN,
@@ -134,7 +134,7 @@ class Store:
         check_name("module", new)
         _named("module", module)
         if module == DEFAULT_MODULE:
-            raise BadRequest("the default module _ cannot be renamed")
+            raise DefaultModuleKept("the default module _ cannot be renamed")
         with self._env.begin(write=True) as txn:
             if txn.get(module.encode(), db=self._modules) is None:
                 raise NotFound(f"module {module} not found")
@@ -154,7 +154,7 @@ class Store:
         """Deletes a module with its functions; returns the functions deleted."""
         _named("module", module)
         if module == DEFAULT_MODULE:
-            raise BadRequest("the default module _ cannot be deleted")
+            raise DefaultModuleKept("the default module _ cannot be deleted")
         with self._env.begin(write=True) as txn:
             if not txn.delete(module.encode(), db=self._modules):
                 raise NotFound(f"module {module} not found")

@@ -155,3 +155,15 @@ def test_a_taken_function_name_is_409_on_create_and_422_on_rename(driver: AppDri
     form = multipart([("name", None, b"first")])
     renamed = driver.request("PUT", "/v1/fn/_/second", **form)
     name_refused(renamed, TAKEN, "function _/first already exists")
+
+
+def test_deleting_the_default_module_is_funless_400(driver: AppDriver) -> None:
+    result = driver.request("DELETE", "/v1/fn/_")
+    assert result.status_code == 400
+    assert result.json == {
+        "error": "Cannot delete default module",
+        "errors": {"detail": "the default module _ cannot be deleted"},
+    }
+    # Renaming it FunLess allows; fless refuses it (docs/API.md says why).
+    renamed = driver.request("PUT", "/v1/fn/_", json={"module": {"name": "z"}})
+    assert renamed.status_code == 400 and "error" not in renamed.json
