@@ -18,9 +18,11 @@ by the clock, and a function once off the loop never came back to it.
 Past ``LOOP_BUDGET_S`` the run is stopped and made again from the start on
 a thread, and the function stays off the loop for ``OFF_LOOP_S``, so that a
 function that alternates quick and long inputs stalls the loop once in
-that time at most; unless the stopped try computed for less than half the
-budget, in which case the loop's thread was held up (descheduled on a busy
-machine), not by the function. The stopped try does not count against the
+that time at most; unless the stopped try computed for less than
+``HELD_UP_S``, as little as a quick run: then the loop's thread was held up
+(descheduled on a busy machine), not by the function. (A function spinning
+on a machine so busy that it gets under a tenth of a core for the budget's
+10-20 ms is taken for held up too, and tried on the loop again next time.) The stopped try does not count against the
 call's deadline (it moves by the time the try took), so a moved call can
 end up to ``LOOP_BUDGET_S`` (plus a tick) later than one run on a thread
 from the start, and never fails for the move. A function without HTTP has
@@ -77,6 +79,9 @@ QUICK_S = 0.001
 # How long a run on the event loop may last before it is stopped and run on a
 # thread instead (Wasmtime's epoch ticks make that 10 to 20 ms).
 LOOP_BUDGET_S = 0.01
+# A stopped try on the event loop that computed for less than this (CPU
+# time) was held up, not by its function, which then stays on the loop.
+HELD_UP_S = 0.001
 # The largest memory cap of a function run on the event loop (the default cap).
 LOOP_MEMORY_BYTES = 64 << 20
 # How long a function stopped on the event loop runs on threads only.
@@ -300,9 +305,9 @@ class LocalWorker:
                 # The stopped try was fless's choice and must not cost the
                 # function time: the deadline moves by what the try took.
                 deadline += time.monotonic() - tried
-                # A try that computed little was held up (the machine busy,
-                # the thread descheduled): the function is not to blame.
-                if time.thread_time() - used >= LOOP_BUDGET_S / 2:
+                # A try that computed as little as a quick run was held up
+                # (the machine busy, the thread descheduled), not by the function.
+                if time.thread_time() - used >= HELD_UP_S:
                     self._moved_off_loop(sha, metrics)
         job = self._pool.submit(
             sha, deadline, self._timed, sha, function, args, limits, None, deadline
