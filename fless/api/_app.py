@@ -38,6 +38,7 @@ from ._resources import (
     Root,
     Subjects,
 )
+from ._scripts import AppScript, AppScripts
 from ._ui import Dashboard
 
 log = logging.getLogger("fless.api")
@@ -118,4 +119,6 @@ def create_app(
     app.add_route("/v1/admin/key", AdminKey(platform, save_admin_key))
     app.add_route("/v1/nodes", Nodes(platform))
     app.add_route("/v1/admin/nodes", JoinNode(platform, max_request_bytes, budget))
+    app.add_route("/v1/scripts/app", AppScripts(platform, budget))
+    app.add_route("/v1/scripts/app/{name}", AppScript(platform, budget))
     return app

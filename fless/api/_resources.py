@@ -28,8 +28,8 @@ from fless.core import (
     check_output,
     load_json,
     new_invocation_id,
-    parse_args,
     parse_count,
+    parse_invoke,
     parse_object,
     render_metrics,
 )
@@ -366,7 +366,7 @@ class Function:
         # Held until the call ends: the args stay in memory as long as it runs.
         async with self._budget.hold(req, self._max_request):
             body = await read_body(req, self._max_request)
-            args = parse_args(body)
+            args, scheduling = parse_invoke(body)
             del body
             if _flag(req, "async"):
                 queued = self._platform.invoke_later(module, name, args, req.get_param("callback"))
@@ -378,7 +378,7 @@ class Function:
             # Set first: an error answer names the invocation too.
             resp.set_header("X-Fless-Invocation", invocation)
             outcome = await self._platform.invoke(
-                module, name, args, req.get_param("retries"), invocation
+                module, name, args, req.get_param("retries"), invocation, scheduling=scheduling
             )
         resp.set_header("X-Fless-Worker", outcome.worker)
         resp.set_header("X-Fless-Attempts", str(outcome.attempts))

@@ -59,6 +59,7 @@ _LAZY = {
     "Service": "_platform",
     "new_invocation_id": "_platform",
     "parse_args": "_platform",
+    "parse_invoke": "_platform",
     "parse_metadata": "_platform",
     "parse_object": "_platform",
     "RemoteWorker": "_remote",
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
         Service,
         new_invocation_id,
         parse_args,
+        parse_invoke,
         parse_metadata,
         parse_object,
     )
@@ -145,6 +147,7 @@ __all__ = [
     "new_key",
     "parse_args",
     "parse_count",
+    "parse_invoke",
     "parse_metadata",
     "parse_object",
     "pick_worker",

@@ -41,8 +41,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from fless._units import MiB
 
 INFINITY = "infinity"
@@ -83,6 +81,8 @@ def parse(text: str | bytes) -> dict[str, Any]:
     """
     if len(text) > MAX_SCRIPT_BYTES:
         raise ScriptError(None, "not_a_script", f"longer than {MAX_SCRIPT_BYTES} bytes")
+    import yaml  # here: an API process that never parses a script need not load it
+
     try:
         # safe_load: plain data only, no Python objects from the text.
         document = yaml.safe_load(text)

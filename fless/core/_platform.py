@@ -36,8 +36,10 @@ from fless.gossip import GossipError
 from fless.worker import Call, error_kind
 
 from . import _metrics
+from ._app import ScriptError
+from ._app import parse as parse_app
 from ._bindings import KINDS, BindingCheck, Bindings, EventPart
-from ._dispatch import Dispatcher
+from ._dispatch import AppPolicy, Dispatcher
 from ._errors import BadRequest, CoreError, NotFound, NoWorker, TooLarge, WorkerLost
 from ._json import JsonRefused
 from ._json import load as load_json
@@ -53,13 +55,16 @@ KEPT_LIMITS = 1024
 _VALIDATOR = ThreadPoolExecutor(1, thread_name_prefix="fless-validate")
 
 # FunLess metadata keys fless accepts and ignores.
-_FUNLESS_IGNORED = frozenset({"tag", "params", "main_func", "miniSL_services", "miniSL_equation"})
+_FUNLESS_IGNORED = frozenset({"params", "main_func", "miniSL_services", "miniSL_equation"})
+# The longest function tag taken (FunLess's is free text).
+MAX_TAG = 64
 # A join address's host: a name, IPv4 or IPv6 address, in ASCII only (a lone
 # surrogate or a NUL would reach the socket layer and fail there).
 _HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,255}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _METADATA_KEYS = (
-    frozenset({"memory", "timeout", "http_allow", "capacity", "retries"}) | _FUNLESS_IGNORED
+    frozenset({"memory", "timeout", "http_allow", "capacity", "retries", "tag", "app"})
+    | _FUNLESS_IGNORED
 )
 
 
@@ -72,6 +77,8 @@ class FunctionSpec:
     http_allow: tuple[str, ...] | None = None
     retries: int | None = None
     capacity_kib: int | None = None
+    tag: str | None = None
+    app: str | None = None
 
 
 # FunLess keeps ``capacity`` in a 32-bit integer column: the values it stores.
@@ -107,7 +114,7 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
     if unknown:
         raise BadRequest(
             f"unknown metadata key {unknown[0]!r}; "
-            "known: memory, timeout, http_allow, capacity, retries"
+            "known: memory, timeout, http_allow, capacity, retries, tag, app"
         )
     # FunLess's capacity (KB) is what its scheduler reserves on a worker, not
     # a cap: 128 as a cap is 1 MiB, too little for a module to start in.
@@ -124,9 +131,20 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
     retries = raw.get("retries")
     if retries is not None:
         retries = parse_retries(retries, settings.max_retries, "metadata retries")
+    tag = raw.get("tag")
+    if tag is not None and (not isinstance(tag, str) or len(tag) > MAX_TAG):
+        raise BadRequest(f"metadata tag must be a string of at most {MAX_TAG} characters")
+    app = raw.get("app")
+    if app is not None and app != "":
+        app = check_name("APP script", app)
     return FunctionSpec(
-        memory, timeout, tuple(allow) if allow is not None else None, retries, capacity
+        memory, timeout, tuple(allow) if allow is not None else None, retries, capacity, tag, app
     )
+
+
+def _script_view(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An APP script as FunLess shows it."""
+    return {"id": entry["id"], "name": entry["name"], "script": entry["script"]}
 
 
 def parse_retries(value: object, most: int, what: str = "retries") -> int:
@@ -171,13 +189,24 @@ def parse_args(body: bytes) -> bytes:
     Raises:
         BadRequest: the body is not JSON, not an object, or ``args`` is not an object.
     """
+    return parse_invoke(body)[0]
+
+
+def parse_invoke(body: bytes) -> tuple[bytes, object]:
+    """The JSON-encoded ``args`` of an invoke body (``{}`` when absent), and its
+    ``scheduling`` as given (None when absent; ``Platform.invoke`` checks it).
+
+    Raises:
+        BadRequest: the body is not JSON, not an object, or ``args`` is not an object.
+    """
     if not body.strip():
-        return b"{}"
+        return b"{}", None
     payload = parse_object(body, '{"args": {...}}')
     args = payload.get("args", {})
     if not isinstance(args, dict):
         raise BadRequest('"args" must be a JSON object')
-    return json.dumps(args, separators=(",", ":"), ensure_ascii=False).encode()
+    encoded = json.dumps(args, separators=(",", ":"), ensure_ascii=False).encode()
+    return encoded, payload.get("scheduling")
 
 
 class Service(Protocol):
@@ -401,6 +430,8 @@ class Platform:
             http_allow=spec.http_allow or (),
             retries=spec.retries or 0,
             capacity_kib=spec.capacity_kib,
+            tag=spec.tag or "",
+            app=spec.app or "",
             created=now,
             updated=now,
             events=tuple(events),
@@ -453,6 +484,10 @@ class Platform:
             changes["retries"] = spec.retries
         if spec.capacity_kib is not None:
             changes["capacity_kib"] = spec.capacity_kib
+        if spec.tag is not None:
+            changes["tag"] = spec.tag
+        if spec.app is not None:
+            changes["app"] = spec.app
         if events is not None:
             changes["events"] = tuple(events)
         if sinks is not None:
@@ -584,6 +619,7 @@ class Platform:
         retries: int | str | None = None,
         invocation: str | None = None,
         record: FunctionRecord | None = None,
+        scheduling: object = None,
     ) -> Outcome:
         """Runs a function once, and records the invocation.
 
@@ -598,10 +634,14 @@ class Platform:
                 made when None.
             record: the function's record, when the caller has just read it
                 (the event part, which needs its sinks); None reads it.
+            scheduling: ``{"language": "app", "script": NAME}`` places the call
+                by that APP script, ``{"language": "none"}`` by free memory;
+                None: by the function's own ``app`` if it names one.
 
         Raises:
-            NotFound: before any worker is asked.
-            BadRequest: ``retries`` is out of range.
+            NotFound: before any worker is asked (the function, or its APP script).
+            BadRequest: ``retries`` or ``scheduling`` is wrong, or the APP
+                script has neither the function's tag nor ``default``.
             ExecError: how the function failed.
         """
         # The call's time counts from its arrival: queues, loading and
@@ -613,6 +653,7 @@ class Platform:
             retries = record.retries
         else:
             retries = parse_retries(retries, self.settings.max_retries)
+        app = self._app_policy(record, scheduling)
         call = Call(invocation or new_invocation_id(), f"{module}/{name}")
         started, clock = time.time(), time.monotonic()
         outcome_kind, worker, attempts = "ok", "", 1
@@ -625,6 +666,8 @@ class Platform:
                 retries,
                 call,
                 deadline=arrived + record.timeout_ms / 1000,
+                tag=record.tag or None,
+                app=app,
             )
             worker, attempts = outcome.worker, outcome.attempts
             return outcome
@@ -643,6 +686,67 @@ class Platform:
             if metrics is not None:
                 metrics.invocations.labels(module, name, outcome_kind).inc()
                 metrics.invoke_seconds.observe(time.monotonic() - clock)
+
+    def _app_policy(self, record: FunctionRecord, scheduling: object) -> AppPolicy | None:
+        """The APP script a call is placed by, if any (see ``invoke``)."""
+        if scheduling is None:
+            if not record.app:
+                return None
+            script = record.app
+        else:
+            if not isinstance(scheduling, dict):
+                scheduling = {}
+            language = scheduling.get("language")
+            if language not in ("none", "app"):
+                raise BadRequest(
+                    'scheduling is {"language": "none"} or {"language": "app", "script": NAME}'
+                )
+            if language == "none":
+                return None
+            named = scheduling.get("script")
+            if not isinstance(named, str) or not named:
+                raise BadRequest('scheduling.script names the APP script ({"language": "app"})')
+            script = named
+        return AppPolicy(script, self.store.get_script(script)["script"])
+
+    # -- APP scripts ----------------------------------------------------------
+
+    def app_scripts(self) -> list[dict[str, Any]]:
+        """Every APP script, by name: ``{"id", "name", "script"}`` (parsed)."""
+        return [_script_view(entry) for entry in self.store.list_scripts()]
+
+    def app_script(self, name: str) -> dict[str, Any]:
+        """One APP script.
+
+        Raises:
+            NotFound: no script of that name.
+        """
+        return _script_view(self.store.get_script(name))
+
+    def put_app_script(self, name: str, text: str | bytes, replace: bool = False) -> dict[str, Any]:
+        """Parses and stores an APP script (``replace``: the one of that name).
+
+        Raises:
+            BadRequest: it does not parse (naming the tag and the reason), or a bad name.
+            NameTaken: creating, and the name is taken.  NotFound: replacing none.
+        """
+        check_name("APP script", name)
+        try:
+            parsed = parse_app(text)
+        except ScriptError as exc:
+            raise BadRequest(f"APP script {name}: {exc}") from None
+        entry = self.store.put_script(name, parsed, replace=replace)
+        log.info("%s APP script %s", "replaced" if replace else "created", name)
+        return _script_view(entry)
+
+    def delete_app_script(self, name: str) -> None:
+        """Removes an APP script (functions naming it then fail with 404 until it is back).
+
+        Raises:
+            NotFound: no script of that name.
+        """
+        self.store.delete_script(name)
+        log.info("deleted APP script %s", name)
 
     def invoke_later(self, module: str, name: str, args: bytes, callback: str | None = None) -> str:
         """Queues an invocation to run as soon as a worker can (at least once); its id.

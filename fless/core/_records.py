@@ -101,6 +101,10 @@ class FunctionRecord:
     # FunLess's ``capacity``, in KB, as given: kept and shown, never the
     # memory cap (None: not given; older records have none).
     capacity_kib: int | None = None
+    # FunLess's ``tag``, which picks an APP script's tag, and the APP script
+    # its calls are placed by when a call names none ("": none).
+    tag: str = ""
+    app: str = ""
 
     def encode(self) -> bytes:
         """The record's bytes in the store."""
@@ -130,6 +134,8 @@ class FunctionRecord:
             "http_allow": list(self.http_allow),
             "retries": self.retries,
             "capacity": self.capacity_kib,
+            "tag": self.tag or None,
+            "app": self.app or None,
             "events": [_without_secrets(b) for b in self.events],
             "sinks": [_without_secrets(b) for b in self.sinks],
             "created": _iso(self.created),

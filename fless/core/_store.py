@@ -342,7 +342,7 @@ class Store:
         with self._env.begin(write=True) as txn:
             raw = txn.get(name.encode(), db=self._scripts)
             if raw is not None and not replace:
-                raise AlreadyExists(f"APP script {name} already exists")
+                raise NameTaken(f"APP script {name} already exists", "has already been taken")
             if raw is None and replace:
                 raise NotFound(f"APP script {name} not found")
             old = (

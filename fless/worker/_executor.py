@@ -22,10 +22,11 @@ that time at most; unless the stopped try computed for less than
 ``HELD_UP_S``, as little as a quick run: then the loop's thread was held up
 (descheduled on a busy machine), not by the function. (A function spinning
 on a machine so busy that it gets under a tenth of a core for the budget's
-10-20 ms is taken for held up too, and tried on the loop again next time.) The stopped try does not count against the
-call's deadline (it moves by the time the try took), so a moved call can
-end up to ``LOOP_BUDGET_S`` (plus a tick) later than one run on a thread
-from the start, and never fails for the move. A function without HTTP has
+10-20 ms is taken for held up too, and tried on the loop again next time.)
+The stopped try does not count against the call's deadline (it moves by
+the time the try took), so a moved call can end up to ``LOOP_BUDGET_S``
+(plus a tick) later than one run on a thread from the start, and never
+fails for the move. A function without HTTP has
 no effect but its answer, and the logs of the stopped run are dropped, so
 the answer is the same; a log line and ``fless_loop_overruns_total`` record
 the move.

@@ -35,7 +35,13 @@ from fless.core import ROLE_ADMIN, Platform
 DOCUMENT = Path(fless.api.__file__).resolve().parent / "openapi.json"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Sample values for the path parameters, by their name in the document.
-SAMPLES = {"module_name": "m", "function_name": "f", "subject_name": "s", "invocation_id": "i"}
+SAMPLES = {
+    "module_name": "m",
+    "function_name": "f",
+    "subject_name": "s",
+    "invocation_id": "i",
+    "app_name": "a",
+}
 # FunLess's v1 operations (its own document): fless keeps their paths and ids.
 FUNLESS_OPERATIONS = {
     ("/v1/admin/subjects", "get"): "list_subjects",

@@ -31,7 +31,7 @@ def test_funless_capacity_is_kept_and_never_the_memory_cap() -> None:
     assert parse_metadata({"capacity": 10**9}, LIMITS).memory_mib is None
 
 
-def test_funless_keys_are_accepted_and_ignored() -> None:
+def test_funless_keys_are_accepted_and_ignored_but_the_tag_which_apps_use() -> None:
     metadata = {
         "tag": "x",
         "params": ["a", "b"],
@@ -39,7 +39,21 @@ def test_funless_keys_are_accepted_and_ignored() -> None:
         "miniSL_services": [{"method": "get", "url": "http://x", "request_fields": []}],
         "miniSL_equation": [["a", "+", 1]],
     }
-    assert parse_metadata(metadata, LIMITS) == FunctionSpec()
+    assert parse_metadata(metadata, LIMITS) == FunctionSpec(tag="x")
+    assert parse_metadata({"tag": "x", "app": "edge"}, LIMITS) == FunctionSpec(tag="x", app="edge")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ({"tag": 3}, "tag must be a string"),
+        ({"tag": "t" * 65}, "at most 64"),
+        ({"app": "no/slash"}, "invalid APP script name"),
+    ],
+)
+def test_a_bad_tag_or_app_is_refused(metadata: dict[str, object], message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        parse_metadata(metadata, LIMITS)
 
 
 @pytest.mark.parametrize(

@@ -98,11 +98,13 @@ def test_packets_read_together_are_all_taken_without_more_signals_from_the_socke
         subscription.start()
         await _until(lambda: subscription.state.connected, "the subscription connects")
         await asyncio.sleep(0.2)  # the SUBACK
-        sent = asyncio.create_task(
-            asyncio.to_thread(broker.publish_many, "burst", [b"%02d" % n for n in range(20)])
+        sender = threading.Thread(
+            target=broker.publish_many, args=("burst", [b"%02d" % n for n in range(20)])
         )
-        time.sleep(1.0)  # the loop reads nothing meanwhile: the messages pile up
-        await sent
+        sender.start()
+        # The loop reads nothing meanwhile: the messages pile up in the socket.
+        sender.join(timeout=WAIT_S)
+        time.sleep(0.5)
         await _until(lambda: len(taken) == 20, "every message of the burst taken")
         await subscription.stop()
 
