@@ -42,8 +42,9 @@ class Gossip:
                 total,
                 free,
                 __version__,
-                # A core runs no functions: it has no name or labels to be placed by.
-                settings.worker.name if role != "core" else "",
+                # A core runs no functions: it has no name or labels to be
+                # placed by. Role all's in-process worker is "local" unnamed.
+                worker_name(role, settings),
                 settings.worker.labels if role != "core" else (),
             ),
             settings.data_path / PEERS_FILE,
@@ -95,3 +96,10 @@ class Gossip:
         """Leaves the cluster gracefully."""
         await self._publisher.stop()
         await self._presence.stop()
+
+
+def worker_name(role: str, settings: Settings) -> str:
+    """The name this node's worker goes by in APP scripts ("": its member name)."""
+    if role == "core":
+        return ""
+    return settings.worker.name or ("local" if role == "all" else "")

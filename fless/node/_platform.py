@@ -20,7 +20,7 @@ from fless.net import RpcClient
 from fless.worker import LocalWorker
 
 from ._exporter import refresh_gauges
-from ._gossip import Gossip
+from ._gossip import Gossip, worker_name
 from ._identity import advertise_host
 from ._keys import load_keys
 from ._worker import offered_memory, open_local_worker
@@ -55,7 +55,7 @@ def open_platform(settings: Settings) -> Platform:
     local: LocalWorker | None = None
     metrics = enable_metrics() if settings.api.metrics else None
     if settings.role == "all":
-        local = open_local_worker(settings, settings.worker.name or "local", metrics)
+        local = open_local_worker(settings, worker_name("all", settings), metrics)
         sources.append(
             LocalSource(
                 local,

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from fless import __version__
 from fless._units import MiB
@@ -83,9 +84,7 @@ class MetaPublisher:
         A stopping worker does this first, so the cores schedule nothing new on it.
         """
         await self.stop()
-        self._set_meta(
-            NodeMeta(current.role, current.rpc, current.arch, current.mem_total, 0, __version__)
-        )
+        self._set_meta(replace(current, mem_free=0, version=__version__))
 
     async def _run(self) -> None:
         while True:
@@ -95,8 +94,7 @@ class MetaPublisher:
             if should_advertise(
                 self._last_free, self._last_time, free, now, MEMORY_STEP, MEMORY_INTERVAL_S
             ):
-                self._base = NodeMeta(
-                    self._base.role, self._base.rpc, self._base.arch, total, free, __version__
-                )
+                # Everything else as it was: role, endpoint, name and labels.
+                self._base = replace(self._base, mem_total=total, mem_free=free)
                 self._set_meta(self._base)
                 self._last_free, self._last_time = free, now

@@ -10,7 +10,16 @@ from fless._units import MiB
 from fless.gossip import NodeMeta
 from fless.worker import MetaPublisher, _offer, memory_offer
 
-START = NodeMeta("worker", "tcp://127.0.0.1:9000", "x86_64", 1024 * MiB, 512 * MiB, "0")
+START = NodeMeta(
+    "worker",
+    "tcp://127.0.0.1:9000",
+    "x86_64",
+    1024 * MiB,
+    512 * MiB,
+    "0",
+    worker_name="pi-camera-1",
+    labels=("camera",),
+)
 
 
 def test_a_fixed_offer_is_the_figure_for_both_total_and_free() -> None:
@@ -44,10 +53,13 @@ def test_the_publisher_advertises_a_step_not_a_jitter_and_drain_advertises_nothi
             if advertised:
                 break
         assert [m.mem_free for m in advertised] == [400 * MiB]
+        # Its name and labels go with every advertisement.
+        assert (advertised[-1].worker_name, advertised[-1].labels) == ("pi-camera-1", ("camera",))
         await publisher.drain(advertised[-1])
         assert advertised[-1].mem_free == 0
         assert advertised[-1].mem_total == 1024 * MiB
         assert advertised[-1].rpc == START.rpc
+        assert advertised[-1].worker_name == "pi-camera-1"
         readings[0] = (1024 * MiB, 100 * MiB)
         count = len(advertised)
         await asyncio.sleep(0.1)
