@@ -577,13 +577,17 @@ class Client:
         """
         self._call("DELETE", f"/v1/fn/{_segment(module)}/{_segment(name)}")
 
-    def invoke(self, module: str, name: str, args: dict[str, Any] | None = None) -> Any:
+    def invoke(
+        self, module: str, name: str, args: dict[str, Any] | None = None, app: str | None = None
+    ) -> Any:
         """Runs a function.
 
         Args:
             module: its module.
             name: its name.
             args: its JSON input; ``{}`` when None.
+            app: the APP script to place the call by (None: the function's own,
+                else the most free memory).
 
         Returns:
             Its output: decoded JSON, or a string when it printed other text.
@@ -593,7 +597,10 @@ class Client:
                 time, 503 when no worker can run it, and as for every call.
         """
         path = f"/v1/fn/{_segment(module)}/{_segment(name)}"
-        return self._call("POST", path, {"args": args if args is not None else {}})
+        body: dict[str, Any] = {"args": args if args is not None else {}}
+        if app is not None:
+            body["scheduling"] = {"language": "app", "script": app}
+        return self._call("POST", path, body)
 
     def invoke_async(self, module: str, name: str, args: dict[str, Any] | None = None) -> str:
         """Queues a run of a function and returns at once.
@@ -631,6 +638,34 @@ class Client:
             FlessError: 404 when the id is unknown or expired, and as for every call.
         """
         return _as_dict(self._call("GET", f"/v1/invocations/{_segment(ident)}"))
+
+    # -- APP scripts
+
+    def list_app_scripts(self) -> list[dict[str, Any]]:
+        """The APP scripts: ``[{"id", "name", "script"}, ...]``, ``script`` parsed."""
+        return _as_list(self._call("GET", "/v1/scripts/app"))
+
+    def get_app_script(self, name: str) -> dict[str, Any]:
+        """One APP script: ``{"id", "name", "script"}``."""
+        return _as_dict(self._call("GET", f"/v1/scripts/app/{_segment(name)}"))
+
+    def put_app_script(self, name: str, text: bytes, replace: bool = False) -> dict[str, Any]:
+        """Creates an APP script from its YAML, or replaces the one of that name.
+
+        Raises:
+            FlessError: 400 naming the tag and the reason when it does not
+                parse, 422 when creating a name taken, 404 when replacing none.
+        """
+        fields = {} if replace else {"name": name}
+        ctype, body = encode_multipart(fields, {"file": (f"{name}.yaml", text)})
+        if replace:
+            path = f"/v1/scripts/app/{_segment(name)}"
+            return _as_dict(self._call("PUT", path, body, content_type=ctype))
+        return _as_dict(self._call("POST", "/v1/scripts/app", body, content_type=ctype))
+
+    def delete_app_script(self, name: str) -> None:
+        """Deletes an APP script; functions naming it get 404 until it is back."""
+        self._call("DELETE", f"/v1/scripts/app/{_segment(name)}")
 
     # -- subjects (admin)
 

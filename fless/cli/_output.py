@@ -42,6 +42,10 @@ def _ms(value: object) -> str:
 TABLES: dict[str, Sequence[Column]] = {
     "modules": [("NAME", lambda m: m.get("name"))],
     "functions": [("NAME", lambda f: f.get("name"))],
+    "apps": [
+        ("NAME", lambda a: a.get("name")),
+        ("TAGS", lambda a: ", ".join((a.get("script") or {}).get("tags") or {})),
+    ],
     "nodes": [
         ("NAME", lambda n: n.get("name")),
         ("ROLE", lambda n: n.get("role")),
@@ -49,6 +53,8 @@ TABLES: dict[str, Sequence[Column]] = {
         ("ARCH", lambda n: n.get("arch")),
         ("MEMORY FREE / TOTAL", _memory),
         ("ADDRESS", lambda n: n.get("address")),
+        ("WORKER", lambda n: n.get("worker_name") or ""),
+        ("LABELS", lambda n: ", ".join(n.get("labels") or [])),
     ],
     "users": [
         ("NAME", lambda u: u.get("name")),

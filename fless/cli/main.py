@@ -241,9 +241,11 @@ def _fn_delete(args: argparse.Namespace) -> None:
 
 def _fn_invoke(args: argparse.Namespace) -> None:
     payload = invocation_args(args.assignments, args.json)
+    if args.run_async and args.app is not None:
+        _usage_error(args, "--app places a call as it runs: it does not go with --async")
     with _client(args) as client:
         if not args.run_async:
-            _print_json(client.invoke(args.module, args.name, payload))
+            _print_json(client.invoke(args.module, args.name, payload, args.app))
             return
         ident = client.invoke_async(args.module, args.name, payload)
     if output_format(args) == "json":
@@ -394,6 +396,38 @@ def _save_key_file(path: Path, key: str) -> None:
 def _user_list(args: argparse.Namespace) -> None:
     with _client(args) as client:
         show(client.list_subjects(), output_format(args), "users")
+
+
+def _read_script(args: argparse.Namespace) -> bytes:
+    try:
+        return Path(args.file).read_bytes()
+    except OSError as exc:
+        raise FlessError(0, f"cannot read {args.file}: {exc.strerror or exc}") from exc
+
+
+def _app_create(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.put_app_script(args.name, _read_script(args)))
+
+
+def _app_update(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.put_app_script(args.name, _read_script(args), replace=True))
+
+
+def _app_list(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        show(client.list_app_scripts(), output_format(args), "apps")
+
+
+def _app_get(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        _print_json(client.get_app_script(args.name))
+
+
+def _app_delete(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        client.delete_app_script(args.name)
 
 
 def _node_list(args: argparse.Namespace) -> None:
@@ -646,6 +680,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="queue the run and print its id at once; see it with `fless inv get ID`",
     )
+    invoke.add_argument(
+        "--app",
+        metavar="SCRIPT",
+        help="place the call by this APP script (see `fless app`; docs/APP.md)",
+    )
 
     new = build.command(fn, "new", _fn_new, "write a function project from a language template")
     new.add_argument("name")
@@ -715,6 +754,20 @@ def build_parser() -> argparse.ArgumentParser:
         "replace the admin key: the old one stops working; the new one is saved where the "
         "old one was read from (--key-file or the config), else printed",
     )
+
+    app = top.add_parser(
+        "app", help="APP scripts: which workers run which functions (docs/APP.md)"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    for verb, run, text in (
+        ("create", _app_create, "store an APP script from a YAML file"),
+        ("update", _app_update, "replace an APP script with a YAML file"),
+    ):
+        command = build.command(app, verb, run, text)
+        command.add_argument("name")
+        command.add_argument("file", metavar="FILE", help="the script, YAML")
+    build.command(app, "list", _app_list, "list the APP scripts")
+    build.command(app, "get", _app_get, "show an APP script, parsed").add_argument("name")
+    build.command(app, "delete", _app_delete, "delete an APP script").add_argument("name")
 
     node = top.add_parser("node", help="the cluster's nodes").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -227,3 +227,35 @@ def test_bindings_and_queued_invocations_through_the_cli(
     out = fless(node, "inv", "get", invocation, "--wait", "--timeout", "30", home=cli)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"hello": {"n": 5}}
+
+
+def test_app_scripts_and_placed_calls_through_the_cli(
+    node: Node, cli: Path, tmp_path: Path
+) -> None:
+    here, nowhere, bad = tmp_path / "here.yaml", tmp_path / "nowhere.yaml", tmp_path / "bad.yaml"
+    here.write_text("- default:\n    - workers: [local]\n")
+    nowhere.write_text("- default:\n    - workers: [ghost]\n")
+    bad.write_text("- camera: []\n")
+    code = tmp_path / "hello.wasm"
+    code.write_bytes(wat("fl_hello"))
+    assert fless(node, "fn", "upload", "placed", str(code), home=cli).returncode == 0
+    out = fless(node, "app", "create", "edge", str(here), home=cli)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["script"]["tags"]["default"]["blocks"][0]["workers"] == ["local"]
+    out = fless(node, "app", "create", "broken", str(bad), home=cli)
+    assert out.returncode == 1 and "tag 'camera': no_blocks" in out.stderr
+    out = fless(node, "app", "list", home=cli)
+    assert out.returncode == 0 and "edge" in out.stdout and "broken" not in out.stdout
+    out = fless(node, "fn", "invoke", "placed", "--app", "edge", "-a", "n=1", home=cli)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"hello": {"n": 1}}
+    assert fless(node, "app", "update", "edge", str(nowhere), home=cli).returncode == 0
+    out = fless(node, "fn", "invoke", "placed", "--app", "edge", home=cli)
+    assert out.returncode == 1 and "no worker known matches ghost" in out.stderr
+    assert json.loads(fless(node, "app", "get", "edge", home=cli).stdout)["name"] == "edge"
+    assert fless(node, "app", "delete", "edge", home=cli).returncode == 0
+    out = fless(node, "fn", "invoke", "placed", "--app", "edge", home=cli)
+    assert out.returncode == 1 and "APP script edge not found" in out.stderr
+    # Role all's in-process worker goes by "local", as scripts list it.
+    nodes = json.loads(fless(node, "node", "list", home=cli).stdout)
+    assert {n["worker_name"] for n in nodes} == {"local"}
