@@ -30,13 +30,14 @@ class Cluster:
             if n["role"] == "worker" and n["state"] == "alive"
         }
 
-    def invoke(self, name: str, args: Any) -> tuple[int, Any, str]:
+    def invoke(self, name: str, args: Any, **extra: Any) -> tuple[int, Any, str]:
+        """Calls ``_/name`` with ``args`` (and ``extra`` body keys, ``scheduling`` say)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.core.port, timeout=30)
         try:
             conn.request(
                 "POST",
                 f"/v1/fn/_/{name}",
-                json.dumps({"args": args}).encode(),
+                json.dumps({"args": args, **extra}).encode(),
                 {"Authorization": f"Bearer {self.core.key}"},
             )
             response = conn.getresponse()
