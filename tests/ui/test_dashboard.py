@@ -151,8 +151,25 @@ def test_log_in_see_the_node_upload_and_invoke(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
+    body, ctype = multipart(
+        [
+            ("name", None, b"edge"),
+            ("file", "edge.yaml", b"- cam:\n    - workers: [{label: camera}, local]\n"),
+        ]
+    )
+    status, answer = node.request("POST", "/v1/scripts/app", body, {"Content-Type": ctype})
+    assert status == 201, answer
     log_in(browser, node, node.key)
     wait_for(browser, lambda d: visible(d, "dashboard"), "the dashboard")
+
+    # The APP scripts, with the workers each tag's blocks list.
+    row = wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-script="edge"]'),
+        "the script edge",
+    )[0]
+    cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
+    assert cells == ["edge", "cam", "cam: label camera, local"]
 
     # The members the API lists (each API process of a node with role
     # ``all`` is one), with their role, state, arch and memory.
@@ -167,6 +184,7 @@ def test_log_in_see_the_node_upload_and_invoke(
         cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
         assert cells[:4] == [me["name"], "all", "alive", me["arch"]]
         assert "free of" in cells[4]
+        assert cells[5:] == ["local", "—"]  # the worker's name in APP scripts; no labels
         meter = row.find_element(By.TAG_NAME, "meter")
         assert float(meter.get_attribute("max")) == me["mem_total"]
 

@@ -195,7 +195,7 @@ function logout(reason = "") {
   state.key = null;
   state.selected = null;
   sessionStorage.removeItem(KEY_ITEM);
-  for (const id of ["nodes-body", "functions-list", "invocations-body", "invoke-function"]) {
+  for (const id of ["nodes-body", "functions-list", "invocations-body", "invoke-function", "scripts-body"]) {
     $(id).replaceChildren();
   }
   $("function-detail").hidden = true;
@@ -218,6 +218,7 @@ async function refresh() {
       refreshNodes(),
       refreshFunctions(),
       refreshInvocations(),
+      refreshScripts(),
     ]);
     summarize(nodes, functions);
     $("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
@@ -272,6 +273,8 @@ function refreshNodes() {
           el("td", {}, badge(node.state)),
           el("td", { text: node.arch ?? "?" }),
           el("td", {}, memory(node)),
+          el("td", { text: node.worker_name ?? "—" }),
+          el("td", { text: (node.labels ?? []).join(", ") || "—" }),
         ),
       ),
     );
@@ -279,6 +282,39 @@ function refreshNodes() {
     show("nodes-message", nodes.length ? "" : "No nodes: the core sees no member yet.");
     return nodes;
   });
+}
+
+// The APP scripts, each with its tags and the workers each tag's blocks list.
+function refreshScripts() {
+  return panel("scripts-message", async () => {
+    const { data } = await call("GET", "/v1/scripts/app");
+    const scripts = data ?? [];
+    $("scripts-body").replaceChildren(
+      ...scripts.map((script) => {
+        const tags = Object.entries(script.script?.tags ?? {});
+        return el(
+          "tr",
+          { "data-script": script.name },
+          el("th", { scope: "row", text: script.name }),
+          el("td", { text: tags.map(([tag]) => tag).join(", ") }),
+          el("td", { text: tags.map(([tag, entry]) => `${tag}: ${blockWorkers(entry)}`).join("; ") }),
+        );
+      }),
+    );
+    labelCells($("scripts-body").closest("table"));
+    show("scripts-message", scripts.length ? "" : "No APP scripts: calls go to the most free memory.");
+    return scripts;
+  });
+}
+
+function blockWorkers(entry) {
+  return (entry.blocks ?? [])
+    .map((block) =>
+      block.workers === "*"
+        ? "*"
+        : block.workers.map((w) => (typeof w === "string" ? w : `label ${w.label}`)).join(", "),
+    )
+    .join(" then ");
 }
 
 function memory(node) {
