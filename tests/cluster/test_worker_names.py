@@ -102,3 +102,30 @@ def test_affinity_follows_what_each_worker_ran(cluster: Cluster) -> None:
     )
     assert placed(cluster, "near")[2] == "pi-camera-1"
     assert placed(cluster, "apart")[2] == "big-1"
+
+
+def test_invalidate_rules_and_parse_errors_on_the_cluster(cluster: Cluster) -> None:
+    plain = cluster.workers["plain"].name
+    # capacity_used: 64 MiB and its tables are 13% of plain's 512 MiB, 3% of big-1's 2048.
+    script(
+        cluster,
+        "roomy",
+        f"- default:\n    - workers: [{plain}, big-1]\n      invalidate: {{capacity_used: '5%'}}\n",
+    )
+    status, _, worker = placed(cluster, "roomy")
+    assert (status, worker) == (200, "big-1")
+    # max_concurrent_invocations: 0 admits no call anywhere, and says so.
+    script(
+        cluster,
+        "closed",
+        "- default:\n    - workers: [big-1]\n      invalidate: {max_concurrent_invocations: 0}\n",
+    )
+    status, body, _ = placed(cluster, "closed")
+    assert status == 503
+    assert "big-1: 0 calls in flight, at most 0" in body["errors"]["detail"]
+    # A script that does not parse is refused, naming the tag and FunLess's reason.
+    body_, ctype = multipart([("name", None, b"broken"), ("file", "s.yaml", b"- cam:\n  - {}\n")])
+    status, answer = cluster.core.request("POST", "/v1/scripts/app", body_, {"Content-Type": ctype})
+    assert status == 400
+    assert "tag 'cam': no_block_workers" in answer["errors"]["detail"]
+    assert cluster.core.request("GET", "/v1/scripts/app/broken")[0] == 404
