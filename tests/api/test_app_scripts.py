@@ -122,3 +122,11 @@ def test_the_functions_tag_picks_the_scripts_tag(api: AppDriver) -> None:
     assert api.upload("_", "plain", wat("fl_hello")).status_code == 201
     # No tag: the default tag, whose only worker does not exist.
     assert invoke(api, "plain", scheduling={"language": "app", "script": "tags"}).status_code == 503
+
+
+def test_a_queued_call_names_no_script_of_its_own(api: AppDriver) -> None:
+    assert api.upload("_", "hello", wat("fl_hello")).status_code == 201
+    body = json.dumps({"args": {}, "scheduling": {"language": "app", "script": "x"}}).encode()
+    refused = api.request("POST", "/v1/fn/_/hello", body=body, query_string="async=true")
+    assert refused.status_code == 400
+    assert "does not go with ?async=true" in refused.json["errors"]["detail"]
