@@ -441,19 +441,39 @@ def _node_join(args: argparse.Namespace) -> None:
 
 
 def _cfg_set(args: argparse.Namespace) -> None:
-    value = normalize_url(args.value) if args.setting == "host" else args.value.strip()
+    if (args.value is None) == (args.from_file is None):
+        _usage_error(args, "give the value, or --from-file FILE (- for standard input)")
+    raw = args.value if args.value is not None else _read_value(args.from_file)
+    value = normalize_url(raw) if args.setting == "host" else raw.strip()
     if not value:
         _usage_error(args, f"the {args.setting} cannot be empty")
     try:
-        write_setting(args.setting, value)
+        path = write_setting(args.setting, value)
     except OSError as exc:
         raise FlessError(0, f"cannot save settings: {exc}") from exc
+    shown = masked(value) if args.setting == "key" else value
+    print(f"saved {args.setting} {shown} in {path}")
+
+
+def _read_value(source: str) -> str:
+    """A setting's value from a file, or from standard input for ``-``."""
+    try:
+        return sys.stdin.read() if source == "-" else Path(source).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlessError(0, f"cannot read {source}: {exc}") from exc
+
+
+def masked(key: str) -> str:
+    """A key as it may be shown: its last four characters, enough to tell keys apart."""
+    return "..." + key[-4:] if len(key) > 8 else "..."
 
 
 def _cfg_get(args: argparse.Namespace) -> None:
     url, key = resolve(args)
     if args.setting is None:
-        _print_json({"host": url, "key": key})
+        # The key only when asked by name (`cfg get key`): a screen or a
+        # pasted terminal shows no more of it than this.
+        _print_json({"host": url, "key": masked(key) if key is not None else None})
     elif args.setting == "host":
         print(url)
     elif key is None:
@@ -788,8 +808,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     store = build.command(cfg, "set", _cfg_set, "save a setting (host or key)")
     store.add_argument("setting", choices=SETTINGS)
-    store.add_argument("value")
-    show = build.command(cfg, "get", _cfg_get, "show the settings in effect")
+    store.add_argument("value", nargs="?")
+    store.add_argument(
+        "--from-file",
+        metavar="FILE",
+        help="read the value from FILE (- for standard input), so it is not on a command line",
+    )
+    show = build.command(
+        cfg, "get", _cfg_get, "show the settings in effect (the key masked; `cfg get key` in full)"
+    )
     show.add_argument("setting", choices=SETTINGS, nargs="?")
     return parser
 
