@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +60,23 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
-    """Parses a ``-j JSON`` argument.
+    """Parses a ``-j JSON`` argument: the JSON, ``@FILE`` for a file's, ``-`` for stdin's.
 
     Args:
-        text: a JSON object.
+        text: a JSON object, ``@`` and a file's path, or ``-``.
 
     Returns:
         The object.
 
     Raises:
-        argparse.ArgumentTypeError: it is not JSON, or not an object.
+        argparse.ArgumentTypeError: it cannot be read, is not JSON, or not an object.
     """
+    if text == "-" or text.startswith("@"):
+        where = "standard input" if text == "-" else text[1:]
+        try:
+            text = sys.stdin.read() if text == "-" else Path(text[1:]).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {where}: {exc}") from exc
     try:
         value = loads_strict(text)
     except ValueError as exc:

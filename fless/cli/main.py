@@ -692,7 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         metavar="JSON",
         type=parse_json_object,
-        help="the arguments as a JSON object; its keys override -a",
+        help="the arguments as a JSON object, @FILE for a file's, - for standard input's;"
+        " its keys override -a",
     )
     invoke.add_argument(
         "--async",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,18 @@ def test_read_key_file(tmp_path: Path) -> None:
         read_key_file(str(path))
     with pytest.raises(FlessError, match="no such file"):
         read_key_file(str(tmp_path / "none"))
+
+
+def test_json_args_come_from_a_file_or_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = tmp_path / "args.json"
+    args.write_text('{"name": "edge", "n": [1, 2]}')
+    assert parse_json_object(f"@{args}") == {"name": "edge", "n": [1, 2]}
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"from": "stdin"}'))
+    assert parse_json_object("-") == {"from": "stdin"}
+    with pytest.raises(argparse.ArgumentTypeError, match=r"cannot read .*missing\.json"):
+        parse_json_object(f"@{tmp_path / 'missing.json'}")
+    args.write_text("[1]")
+    with pytest.raises(argparse.ArgumentTypeError, match="must be a JSON object"):
+        parse_json_object(f"@{args}")
