@@ -104,6 +104,7 @@ class Beacon:
         self._interval = interval
         self._interface = interface
         self._repeat_after = repeat_after
+        self._announced: set[str] = set()
         self._verifier = BeaconVerifier(
             self._key, announce.name, also_accept=tuple(beacon_key(k) for k in also_accept)
         )
@@ -218,7 +219,15 @@ class Beacon:
             self._reported = {
                 a: t for a, t in self._reported.items() if now - t < self._repeat_after
             }
-        log.info("beacon: found %s at %s", found.name, address)
+        # A peer is news once: the reports every repeat_after that follow
+        # (it is still there) are not worth a line each.
+        if address in self._announced:
+            log.debug("beacon: %s at %s is still there", found.name, address)
+        else:
+            if len(self._announced) >= 1024:
+                self._announced.clear()
+            self._announced.add(address)
+            log.info("beacon: found %s at %s", found.name, address)
         self._report(address)
 
     def _report(self, address: str) -> None:

@@ -168,7 +168,12 @@ class Presence:
             # Several API processes share a gossip port setting: the first
             # takes it, the others take any free port and join the first.
             taken = self.membership.port
-            log.info("gossip port %s is taken (%s); using a free port", taken, exc)
+            log.info(
+                "gossip: port %s is held by another process (this node's first API"
+                " process, as a rule); this one gossips on a free port and joins it",
+                taken,
+            )
+            log.debug("gossip: binding port %s: %s", taken, exc)
             self.membership = self._member(0, (host_port(self.host, taken),))
             await self.membership.start()
         await self._start_beacon()

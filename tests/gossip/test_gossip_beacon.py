@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import socket
@@ -93,6 +94,38 @@ def test_beacons_find_each_other_and_ignore_strangers_and_themselves() -> None:
                 await x.stop()
 
     asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_a_peer_found_again_and_again_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="fless.gossip")
+
+    async def main() -> None:
+        lan = Lan.fresh()
+        heard: list[str] = []
+        listen = Beacon(
+            lan.group,
+            lan.port,
+            KEY,
+            Announcement("a", "127.0.0.1:7001"),
+            heard.append,
+            0.05,
+            interface=LO,
+            repeat_after=0.1,
+        )
+        other = lan.beacon("b", "127.0.0.1:7002", lambda _: None)
+        for x in (listen, other):
+            await x.start()
+        try:
+            await until(lambda: len(heard) >= 3)  # reported again and again
+        finally:
+            for x in (listen, other):
+                await x.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+    found = [r for r in caplog.records if r.getMessage().startswith("beacon: found b")]
+    again = [r for r in caplog.records if "is still there" in r.getMessage()]
+    assert [r.levelno for r in found] == [logging.INFO]
+    assert again and all(r.levelno == logging.DEBUG for r in again)
 
 
 def test_memberships_discover_each_other_by_beacon_alone() -> None:
