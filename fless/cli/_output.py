@@ -35,13 +35,37 @@ def _first_line(entry: dict[str, Any]) -> str:
     return f"{text}{more}"
 
 
+def _size(value: object) -> str:
+    """Bytes as people read them: 812 B, 41.3 KiB, 2.0 MiB."""
+    if not isinstance(value, int):
+        return "-"
+    if value < 1024:
+        return f"{value} B"
+    return f"{value / 1024:.1f} KiB" if value < MiB else f"{value / MiB:.1f} MiB"
+
+
+def _seconds(ms: object) -> str:
+    """A timeout in ms as people read it: 10 s, 2.5 s, 300 ms."""
+    if not isinstance(ms, int):
+        return "-"
+    return f"{ms} ms" if ms < 1000 else f"{ms / 1000:g} s"
+
+
 def _ms(value: object) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
 
 
 TABLES: dict[str, Sequence[Column]] = {
     "modules": [("NAME", lambda m: m.get("name"))],
-    "functions": [("NAME", lambda f: f.get("name"))],
+    "functions": [
+        ("NAME", lambda f: f.get("name")),
+        ("MODULE", lambda f: f.get("module") or ""),
+        ("SIZE", lambda f: _size(f.get("size"))),
+        ("MEMORY", lambda f: f"{f['memory']} MiB" if isinstance(f.get("memory"), int) else "-"),
+        ("TIMEOUT", lambda f: _seconds(f.get("timeout"))),
+        ("ABI", lambda f: f.get("abi") or ""),
+        ("UPDATED", lambda f: f.get("updated") or ""),
+    ],
     "apps": [
         ("NAME", lambda a: a.get("name")),
         ("TAGS", lambda a: ", ".join((a.get("script") or {}).get("tags") or {})),

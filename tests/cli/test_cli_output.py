@@ -72,3 +72,14 @@ def test_the_upload_bar_draws_on_a_terminal_only() -> None:
     text = err.getvalue()
     assert "uploading f [#######.......................]  25% 32 KiB" in text
     assert text.endswith("100% 128 KiB\n")
+
+
+def test_a_function_row_reads_as_people_read_sizes_and_times() -> None:
+    columns = dict(TABLES["functions"])
+    row = {"name": "f", "module": "_", "size": 43_315, "memory": 64, "timeout": 2500, "abi": "wasi"}
+    assert columns["SIZE"](row) == "42.3 KiB"
+    assert columns["MEMORY"](row) == "64 MiB"
+    assert columns["TIMEOUT"](row) == "2.5 s"
+    assert columns["TIMEOUT"]({"timeout": 300}) == "300 ms"
+    assert columns["SIZE"]({"size": 812}) == "812 B"
+    assert columns["SIZE"]({}) == "-"

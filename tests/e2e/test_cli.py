@@ -122,8 +122,11 @@ def test_tables_logs_and_recent_invocations(node: Node, cli: Path, tmp_path: Pat
     header, *rows = nodes.stdout.splitlines()
     assert header.split()[:4] == ["NAME", "ROLE", "STATE", "ARCH"]
     assert any(" all " in f" {row} " and "alive" in row for row in rows)
-    listed = fless(node, "fn", "list", "--output", "table", home=cli).stdout.split()
-    assert listed[0] == "NAME" and "talk" in listed
+    header, *rows = fless(node, "fn", "list", "--output", "table", home=cli).stdout.splitlines()
+    assert header.split() == ["NAME", "MODULE", "SIZE", "MEMORY", "TIMEOUT", "ABI", "UPDATED"]
+    [talk] = [row.split() for row in rows if row.startswith("talk ")]
+    assert talk[1] == "_" and talk[3] == "B"  # a few hundred bytes
+    assert talk[4:8] == ["64", "MiB", "10", "s"] and talk[8] == "funless"
     # a pipe gets JSON unless asked otherwise
     assert json.loads(fless(node, "fn", "list", home=cli).stdout)
     logs = fless(node, "fn", "logs", "talk", "--output", "json", home=cli)
