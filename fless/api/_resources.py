@@ -369,13 +369,9 @@ class Function:
             args, scheduling = parse_invoke(body)
             del body
             if _flag(req, "async"):
-                if scheduling is not None and scheduling != {"language": "none"}:
-                    # A queued call runs later, placed by the function's own script.
-                    raise BadRequest(
-                        "scheduling does not go with ?async=true: a queued call is placed by"
-                        " the function's own APP script (its metadata app)"
-                    )
-                queued = self._platform.invoke_later(module, name, args, req.get_param("callback"))
+                queued = self._platform.invoke_later(
+                    module, name, args, req.get_param("callback"), scheduling
+                )
                 resp.set_header("X-Fless-Invocation", queued)
                 resp.set_header("Location", f"/v1/invocations/{queued}")
                 _json(resp, 202, {"data": {"id": queued}})

@@ -731,6 +731,8 @@ class Platform:
             NameTaken: creating, and the name is taken.  NotFound: replacing none.
         """
         check_name("APP script", name)
+        if replace:
+            self.store.get_script(name)  # 404 for none, before the text is read
         try:
             parsed = parse_app(text)
         except ScriptError as exc:
@@ -748,7 +750,14 @@ class Platform:
         self.store.delete_script(name)
         log.info("deleted APP script %s", name)
 
-    def invoke_later(self, module: str, name: str, args: bytes, callback: str | None = None) -> str:
+    def invoke_later(
+        self,
+        module: str,
+        name: str,
+        args: bytes,
+        callback: str | None = None,
+        scheduling: object = None,
+    ) -> str:
         """Queues an invocation to run as soon as a worker can (at least once); its id.
 
         Raises:
@@ -757,6 +766,12 @@ class Platform:
             BadRequest: this node runs no queued invocations, or a bad ``callback``.
         """
         self.store.get_function(module, name)
+        if isinstance(scheduling, dict) and scheduling.get("language") == "app":
+            # A queued call runs later, placed by the function's own script.
+            raise BadRequest(
+                "scheduling does not go with ?async=true: a queued call is placed by"
+                " the function's own APP script (its metadata app)"
+            )
         if self.event_part is None:
             raise BadRequest("this node does not run queued invocations (events.enabled)")
         invocation = new_invocation_id()

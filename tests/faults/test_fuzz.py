@@ -74,6 +74,8 @@ SEMANTIC_400 = {
     "PUT /v1/fn/{module_name}": "the default module _ cannot be renamed",
     "DELETE /v1/fn/{module_name}": "the default module _ cannot be deleted",
     "DELETE /v1/admin/subjects/{subject_name}": "an admin is rotated, not revoked",
+    "POST /v1/scripts/app": "the file must be an APP script that parses; a name taken is 422",
+    "PUT /v1/scripts/app/{app_name}": "the file must be an APP script that parses",
 }
 
 
