@@ -51,6 +51,10 @@ DEFAULT_TAG = "default"
 MAX_SCRIPT_BYTES = 64 * 1024
 MAX_TAGS = 256
 MAX_BLOCKS = 256
+# The most blocks, workers and affinity tags in one script, counted after
+# YAML aliases are expanded: 64 KiB of text holds fewer than this written
+# out, but a few aliases to aliases would otherwise make megabytes of it.
+MAX_ENTRIES = 16384
 _BLOCK_KEYS = frozenset({"workers", "strategy", "invalidate", "affinity"})
 _PERCENT = re.compile(r"\s*(\d{1,3})\s*%\s*")
 
@@ -92,6 +96,7 @@ def parse(text: str | bytes) -> dict[str, Any]:
         raise ScriptError(None, "not_a_script", "a script is a non-empty YAML list of tags")
     if len(document) > MAX_TAGS:
         raise ScriptError(None, "not_a_script", f"more than {MAX_TAGS} tags")
+    _count_entries(document)
     tags: dict[str, Any] = {}
     for item in document:
         tag, entry = _tag_entry(item)
@@ -99,6 +104,37 @@ def parse(text: str | bytes) -> dict[str, Any]:
             raise ScriptError(tag, "unknown_construct", "the tag is given twice")
         tags[tag] = entry
     return {"tags": tags}
+
+
+def _count_entries(document: list[Any]) -> None:
+    """Refuse a script whose lists, aliases expanded, exceed ``MAX_ENTRIES`` items.
+
+    Only the script's own shape is walked (tags, their blocks, a block's
+    workers and affinity), each list's length added before it is entered,
+    so an alias bomb is refused after at most ``MAX_ENTRIES`` steps.
+    """
+    total = 0
+
+    def add(value: object) -> None:
+        nonlocal total
+        if isinstance(value, list):
+            total += len(value)
+            if total > MAX_ENTRIES:
+                raise ScriptError(
+                    None,
+                    "not_a_script",
+                    f"more than {MAX_ENTRIES} blocks, workers and tags with aliases expanded",
+                )
+
+    for item in document:
+        for key, blocks in item.items() if isinstance(item, dict) else ():
+            if key == "followup":
+                continue
+            add(blocks)
+            for block in blocks if isinstance(blocks, list) else ():
+                if isinstance(block, dict):
+                    add(block.get("workers"))
+                    add(block.get("affinity"))
 
 
 def _tag_entry(item: object) -> tuple[str, dict[str, Any]]:

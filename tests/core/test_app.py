@@ -130,6 +130,25 @@ def test_a_huge_script_is_refused_before_it_is_read() -> None:
         parse("- t: [{workers: '*'}]\n" + "#" * (1 << 20))
 
 
+def test_an_alias_bomb_is_refused_before_it_is_expanded() -> None:
+    # 15 KB of text: 200 tags share one list of 200 blocks, each block the
+    # same 2,000 workers. Expanded, that is 80 million workers (680 MB of
+    # JSON, 20 s of CPU); refused, it is the count of the first few lists.
+    names = ",".join(f"w{i}" for i in range(2000))
+    text = f"- t0: &blocks\n  - &block {{workers: [{names}]}}\n" + "  - *block\n" * 199
+    text += "".join(f"- t{i}: *blocks\n" for i in range(1, 200))
+    assert len(text) < 16 * 1024
+    with pytest.raises(ScriptError, match="aliases expanded"):
+        parse(text)
+
+
+def test_aliases_within_the_limit_are_expanded() -> None:
+    text = "- a:\n  - workers: &pis [pi-1, pi-2]\n- b:\n  - workers: *pis\n    strategy: random\n"
+    tags = parse(text)["tags"]
+    assert tags["a"]["blocks"][0]["workers"] == ["pi-1", "pi-2"]
+    assert tags["b"]["blocks"][0]["workers"] == ["pi-1", "pi-2"]
+
+
 # -- placing --------------------------------------------------------------------
 
 GiB = 1024 * MiB
