@@ -14,7 +14,10 @@ from pathlib import Path
 
 from fless.client import config_path, read_config
 
-SETTINGS = ("host", "key")
+SETTINGS = ("url", "key")
+# Old names still taken: ``host`` was the server's setting before it took the
+# name of the ``--url`` flag and ``FLESS_URL``.
+ALIASES = {"host": "url"}
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -46,7 +49,7 @@ def write_setting(name: str, value: str, path: Path | None = None) -> Path:
     """Stores one setting, keeping the others.
 
     Args:
-        name: ``host`` or ``key``.
+        name: ``url`` or ``key`` (``host``: ``url``).
         value: its value.
         path: the file; ``config_path()`` by default.
 
@@ -59,7 +62,7 @@ def write_setting(name: str, value: str, path: Path | None = None) -> Path:
     """
     path = path or config_path()
     settings = read_config(path)
-    settings[name] = value
+    settings[ALIASES.get(name, name)] = value
     text = "".join(f"{_toml_key(key)} = {toml_string(settings[key])}\n" for key in sorted(settings))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # mkstemp creates the file 0600, so the key is never readable by others.

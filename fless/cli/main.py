@@ -38,7 +38,7 @@ from fless.cli._bindings import (
     parse_header,
     parse_sink,
 )
-from fless.cli._config import SETTINGS, write_setting
+from fless.cli._config import ALIASES, SETTINGS, write_setting
 from fless.cli._langs import Language, detect_language, language, languages
 from fless.cli._output import (
     add_output_option,
@@ -444,15 +444,16 @@ def _cfg_set(args: argparse.Namespace) -> None:
     if (args.value is None) == (args.from_file is None):
         _usage_error(args, "give the value, or --from-file FILE (- for standard input)")
     raw = args.value if args.value is not None else _read_value(args.from_file)
-    value = normalize_url(raw) if args.setting == "host" else raw.strip()
+    setting = ALIASES.get(args.setting, args.setting)
+    value = normalize_url(raw) if setting == "url" else raw.strip()
     if not value:
         _usage_error(args, f"the {args.setting} cannot be empty")
     try:
-        path = write_setting(args.setting, value)
+        path = write_setting(setting, value)
     except OSError as exc:
         raise FlessError(0, f"cannot save settings: {exc}") from exc
-    shown = masked(value) if args.setting == "key" else value
-    print(f"saved {args.setting} {shown} in {path}")
+    shown = masked(value) if setting == "key" else value
+    print(f"saved {setting} {shown} in {path}")
 
 
 def _read_value(source: str) -> str:
@@ -473,8 +474,8 @@ def _cfg_get(args: argparse.Namespace) -> None:
     if args.setting is None:
         # The key only when asked by name (`cfg get key`): a screen or a
         # pasted terminal shows no more of it than this.
-        _print_json({"host": url, "key": masked(key) if key is not None else None})
-    elif args.setting == "host":
+        _print_json({"url": url, "key": masked(key) if key is not None else None})
+    elif ALIASES.get(args.setting, args.setting) == "url":
         print(url)
     elif key is None:
         raise FlessError(0, f"no key set; {_HINTS[401]}")
@@ -491,7 +492,9 @@ def _connection_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_argument_group("connection")
     group.add_argument(
-        "--url", default=argparse.SUPPRESS, help="the fless server (default: config)"
+        "--url",
+        default=argparse.SUPPRESS,
+        help="the fless server (default: FLESS_URL, else the url setting: `fless cfg set url`)",
     )
     group.add_argument("--key", default=argparse.SUPPRESS, help="the API key")
     group.add_argument(
@@ -807,8 +810,10 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = top.add_parser("cfg", help="the CLI's settings").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    store = build.command(cfg, "set", _cfg_set, "save a setting (host or key)")
-    store.add_argument("setting", choices=SETTINGS)
+    store = build.command(
+        cfg, "set", _cfg_set, "save a setting: url (the server, as --url) or key"
+    )
+    store.add_argument("setting", choices=SETTINGS + tuple(ALIASES), help="url or key (host: url)")
     store.add_argument("value", nargs="?")
     store.add_argument(
         "--from-file",
@@ -818,7 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = build.command(
         cfg, "get", _cfg_get, "show the settings in effect (the key masked; `cfg get key` in full)"
     )
-    show.add_argument("setting", choices=SETTINGS, nargs="?")
+    show.add_argument("setting", choices=SETTINGS + tuple(ALIASES), nargs="?")
     return parser
 
 
@@ -841,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
     except FlessError as exc:
         hint = _HINTS.get(exc.status)
         if exc.status == 0 and str(exc).startswith("cannot reach fless"):
-            hint = "set the server with --url, FLESS_URL or `fless cfg set host URL`"
+            hint = "set the server with --url, FLESS_URL or `fless cfg set url URL`"
         print(f"fless: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -195,7 +195,7 @@ def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     assert err == (
         f"fless: cannot reach fless at http://127.0.0.1:{port}: connection refused"
         " (is fless-node running?) (set the server with --url, FLESS_URL or"
-        " `fless cfg set host URL`)\n"
+        " `fless cfg set url URL`)\n"
     )
 
 

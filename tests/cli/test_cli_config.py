@@ -32,17 +32,17 @@ def test_set_writes_toml_private_to_the_user(
     cli_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = cli_env / "fless" / "config.toml"
-    saved = (0, f"saved host http://10.0.0.5:4000 in {path}\n", "")
-    assert run(["cfg", "set", "host", "http://10.0.0.5:4000/"], capsys) == saved
+    saved = (0, f"saved url http://10.0.0.5:4000 in {path}\n", "")
+    assert run(["cfg", "set", "url", "http://10.0.0.5:4000/"], capsys) == saved
     assert run(["cfg", "set", "key", "k-1"], capsys)[0] == 0
     assert config_path() == path
     assert mode(path) == 0o600
     assert mode(path.parent) == 0o700
-    assert tomllib.loads(path.read_text()) == {"host": "http://10.0.0.5:4000", "key": "k-1"}
+    assert tomllib.loads(path.read_text()) == {"url": "http://10.0.0.5:4000", "key": "k-1"}
     os.chmod(path, 0o644)
     assert run(["cfg", "set", "key", "k-2"], capsys)[0] == 0
     assert mode(path) == 0o600
-    assert read_config() == {"host": "http://10.0.0.5:4000", "key": "k-2"}
+    assert read_config() == {"url": "http://10.0.0.5:4000", "key": "k-2"}
     assert [p.name for p in path.parent.iterdir()] == ["config.toml"]
 
 
@@ -68,8 +68,21 @@ def test_set_keeps_other_settings(cli_env: Path) -> None:
     path = cli_env / "fless" / "config.toml"
     path.parent.mkdir(parents=True)
     path.write_text('key = "k"\n"odd name" = "kept"\n')
-    write_setting("host", "http://h:1")
-    assert read_config() == {"host": "http://h:1", "key": "k", "odd name": "kept"}
+    write_setting("url", "http://h:1")
+    assert read_config() == {"url": "http://h:1", "key": "k", "odd name": "kept"}
+
+
+def test_host_is_the_old_name_of_url(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = cli_env / "fless" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text('host = "http://old:1"\nkey = "k"\n')
+    assert read_config() == {"url": "http://old:1", "key": "k"}
+    assert run(["cfg", "get", "url"], capsys) == (0, "http://old:1\n", "")
+    assert run(["cfg", "get", "host"], capsys) == (0, "http://old:1\n", "")
+    saved = (0, f"saved url http://new:2 in {path}\n", "")
+    assert run(["cfg", "set", "host", "http://new:2"], capsys) == saved
+    # Saved under the one name: no stale ``host`` left beside it.
+    assert tomllib.loads(path.read_text()) == {"url": "http://new:2", "key": "k"}
 
 
 def test_set_refuses_a_bad_host(capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,10 +95,10 @@ def test_set_refuses_a_bad_host(capsys: pytest.CaptureFixture[str]) -> None:
 def test_get_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["cfg", "get"], capsys) == (
         0,
-        json.dumps({"host": "http://127.0.0.1:4000", "key": None}, indent=2) + "\n",
+        json.dumps({"url": "http://127.0.0.1:4000", "key": None}, indent=2) + "\n",
         "",
     )
-    assert run(["cfg", "get", "host"], capsys) == (0, "http://127.0.0.1:4000\n", "")
+    assert run(["cfg", "get", "url"], capsys) == (0, "http://127.0.0.1:4000\n", "")
     status, out, err = run(["cfg", "get", "key"], capsys)
     assert (status, out) == (1, "")
     assert err.startswith("fless: no key set; set a key with `fless cfg set key KEY`")
@@ -95,13 +108,13 @@ def test_precedence_flag_over_env_over_file_over_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def effective(*flags: str) -> dict[str, str | None]:
-        status, out, _ = run([*flags, "cfg", "get", "host"], capsys)
+        status, out, _ = run([*flags, "cfg", "get", "url"], capsys)
         assert status == 0
         status, key, _ = run([*flags, "cfg", "get", "key"], capsys)
         return {"host": out.strip(), "key": key.strip() if status == 0 else None}
 
     assert effective() == {"host": "http://127.0.0.1:4000", "key": None}
-    write_setting("host", "http://file:1")
+    write_setting("url", "http://file:1")
     write_setting("key", "file-key")
     assert effective() == {"host": "http://file:1", "key": "file-key"}
     monkeypatch.setenv("FLESS_URL", "http://env:2")
@@ -122,7 +135,7 @@ def test_requests_use_the_resolved_url_and_key(
     fake: FakeFless, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.data("GET", "/v1/fn", [])
-    assert run(["cfg", "set", "host", fake.url], capsys)[0] == 0
+    assert run(["cfg", "set", "url", fake.url], capsys)[0] == 0
     assert run(["cfg", "set", "key", "from-file"], capsys)[0] == 0
     assert run(["mod", "list"], capsys) == (0, "[]\n", "")
     assert fake.last.headers["Authorization"] == "Bearer from-file"
