@@ -82,7 +82,8 @@ def read_config(path: Path | None = None) -> dict[str, str]:
         path: the file; ``config_path()`` by default.
 
     Returns:
-        The settings it holds (``host``, ``key``), or ``{}`` when there is no file.
+        The settings it holds (``url``, ``key``), or ``{}`` when there is no file; a
+        file written before ``url`` was the name has ``host``, read as ``url``.
 
     Raises:
         FlessError: the file cannot be read or is not a table of strings.
@@ -98,7 +99,11 @@ def read_config(path: Path | None = None) -> dict[str, str]:
     for name, value in tree.items():
         if not isinstance(value, str):
             raise FlessError(0, f"config file {path}: {name} must be a string")
-    return dict(tree)
+    settings = dict(tree)
+    old = settings.pop("host", None)
+    if old is not None:
+        settings.setdefault("url", old)
+    return settings
 
 
 def resolve_settings(url: str | None = None, key: str | None = None) -> tuple[str, str | None]:
@@ -123,7 +128,7 @@ def resolve_settings(url: str | None = None, key: str | None = None) -> tuple[st
             stored = read_config()
         return stored.get(name) or None
 
-    return pick(url, "FLESS_URL", "host") or DEFAULT_URL, pick(key, "FLESS_KEY", "key")
+    return pick(url, "FLESS_URL", "url") or DEFAULT_URL, pick(key, "FLESS_KEY", "key")
 
 
 def tls_context(cacert: str | None = None) -> ssl.SSLContext | None:
@@ -244,6 +249,8 @@ def _function_form(
     sinks: list[dict[str, Any]] | None = None,
     clear_events: bool = False,
     clear_sinks: bool = False,
+    tag: str | None = None,
+    app: str | None = None,
 ) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
     fields: dict[str, str] = {}
     if name is not None:
@@ -261,6 +268,11 @@ def _function_form(
         metadata["timeout"] = timeout
     if http_allow is not None:
         metadata["http_allow"] = list(http_allow)
+    # "" removes a tag or an APP script; None keeps it.
+    if tag is not None:
+        metadata["tag"] = tag
+    if app is not None:
+        metadata["app"] = app
     if metadata:
         fields["metadata"] = json.dumps(metadata)
     files = {"code": ("code.wasm", code)} if code is not None else {}
@@ -440,6 +452,8 @@ class Client:
         sinks: list[dict[str, Any]] | None = None,
         wait_for_workers: bool = True,
         progress: Progress | None = None,
+        tag: str | None = None,
+        app: str | None = None,
     ) -> dict[str, Any]:
         """Uploads a new function.
 
@@ -454,6 +468,8 @@ class Client:
             sinks: where its results go, FunLess entries.
             wait_for_workers: answer only once the workers have the code.
             progress: called with (bytes sent, bytes in all) as the upload goes.
+            tag: the tag of the APP script that places its calls (docs/APP.md).
+            app: the APP script that places its calls when a call names none.
 
         Returns:
             The function's description (hash, size, abi, limits, workers, ...); with
@@ -469,6 +485,8 @@ class Client:
             http_allow=http_allow,
             events=events,
             sinks=sinks,
+            tag=tag,
+            app=app,
         )
         fields["wait_for_workers"] = "true" if wait_for_workers else "false"
         ctype, body = encode_multipart(fields, files)
@@ -528,6 +546,8 @@ class Client:
         clear_events: bool = False,
         clear_sinks: bool = False,
         wait_for_workers: bool = True,
+        tag: str | None = None,
+        app: str | None = None,
     ) -> dict[str, Any]:
         """Changes a function; what is None stays as it is.
 
@@ -544,6 +564,8 @@ class Client:
             clear_events: remove all its events (sends ``null``); not with ``events``.
             clear_sinks: remove all its sinks (sends ``null``); not with ``sinks``.
             wait_for_workers: answer only once the workers have new code.
+            tag: a new APP script tag (``""`` removes it).
+            app: a new APP script to place its calls (``""`` removes it).
 
         Returns:
             The updated description; with events or sinks, their statuses and
@@ -562,6 +584,8 @@ class Client:
             sinks=sinks,
             clear_events=clear_events,
             clear_sinks=clear_sinks,
+            tag=tag,
+            app=app,
         )
         fields["wait_for_workers"] = "true" if wait_for_workers else "false"
         ctype, body = encode_multipart(fields, files)
