@@ -290,7 +290,8 @@ def failures(answer: dict[str, Any]) -> list[str]:
     for kind in ("event", "sink"):
         statuses = answer.get(f"{kind}s")
         for number, status in enumerate(statuses if isinstance(statuses, list) else [], 1):
-            if isinstance(status, dict) and status.get("status") != "success":
+            # An update that sends no events answers the ones kept, not statuses.
+            if isinstance(status, dict) and status.get("status", "success") != "success":
                 lines.append(f"{kind} {number}: {status.get('message') or 'failed'}")
     return lines
 

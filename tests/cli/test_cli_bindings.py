@@ -199,6 +199,13 @@ def test_failures_are_numbered_in_the_order_sent() -> None:
     assert failures({"events": [{"status": "success"}], "sinks": []}) == []
 
 
+def test_an_update_without_events_answers_the_kept_ones_not_failures() -> None:
+    # `fn update f --memory 40` on a function with a cron event: the answer
+    # lists the event itself, which is no failure.
+    kept = {"type": "cron", "params": {"schedule": "*/5 * * * *", "timezone": "UTC"}}
+    assert failures({"name": "f", "events": [kept], "sinks": []}) == []
+
+
 @pytest.mark.parametrize(
     ("entry", "line"),
     [
