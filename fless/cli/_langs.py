@@ -34,6 +34,8 @@ class Language:
         output: the default ``.wasm`` path, relative to the project;
             ``{name}`` stands for the project folder's name.
         root: the SDK folder.
+        files: names or globs of single files ``build.sh`` builds on their own
+            (``fless fn build FILE``, passed as ``FLESS_ENTRY``).
     """
 
     id: str
@@ -42,6 +44,7 @@ class Language:
     priority: int
     output: str
     root: Path
+    files: tuple[str, ...] = ()
 
     def matches(self, project: Path) -> bool:
         """Whether a file at the top of ``project`` matches one of the ``detect`` patterns.
@@ -73,6 +76,9 @@ def _read(folder: Path) -> Language:
         detect = spec.get("detect", [])
         if not isinstance(detect, list) or not all(isinstance(d, str) for d in detect):
             raise ValueError("detect must be a list of file names")
+        files = spec.get("files", [])
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise ValueError("files must be a list of file names")
         return Language(
             id=folder.name,
             name=str(spec.get("name", folder.name)),
@@ -80,6 +86,7 @@ def _read(folder: Path) -> Language:
             priority=int(spec.get("priority", 0)),
             output=str(spec.get("output", "{name}.wasm")),
             root=folder,
+            files=tuple(files),
         )
     except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError) as exc:
         raise FlessError(0, f"bad language definition {path}: {exc}") from exc
@@ -113,6 +120,25 @@ def language(lang_id: str, root: Path | None = None) -> Language:
             0, f"unknown language {lang_id!r}; fless knows: {', '.join(known) or 'none'}"
         )
     return known[lang_id]
+
+
+def file_language(source: Path, root: Path | None = None) -> Language:
+    """The language that builds the single file ``source`` (its ``files`` patterns).
+
+    Raises:
+        FlessError: no language builds such a file alone; the message names
+            those that build single files.
+    """
+    known = languages(root).values()
+    for lang in sorted(known, key=lambda lang: lang.priority, reverse=True):
+        if any(fnmatch.fnmatch(source.name, pattern) for pattern in lang.files):
+            return lang
+    single = ", ".join(f"{lang.name} ({' '.join(lang.files)})" for lang in known if lang.files)
+    raise FlessError(
+        0,
+        f"{source}: only {single or 'no language'} builds from one file; "
+        "give the project's directory",
+    )
 
 
 def detect_language(project: Path, root: Path | None = None) -> Language:

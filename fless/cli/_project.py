@@ -3,12 +3,14 @@
 Building runs the SDK's ``build.sh PROJECT OUT`` with the real toolchain.
 Its output is kept, not shown, while a one-line progress indication runs on
 a terminal; when the build fails, the toolchain's own messages are printed
-as they came, since those are what the user has to act on.
+as they came, since those are what the user has to act on. A line the script
+starts with ``fless: `` is meant for the user (the JavaScript engine being
+built once, a missing toolchain) and is shown at once.
 """
 
 from __future__ import annotations
 
-import os
+import fnmatch
 import re
 import shutil
 import subprocess
@@ -19,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from fless.cli._langs import Language
+from fless.cli._langs import Language, detect_language, file_language, language
+from fless.cli._toolchain import build_cache, script_env
 from fless.client import FlessError
 
 NAME_PATTERN = re.compile(r"^[_a-zA-Z0-9]{1,160}$")
 PLACEHOLDER = "{{name}}"
 _SPINNER = "|/-\\"
+# The start of a line from build.sh that is meant for the user.
+NOTE = "fless: "
 
 
 def new_project(lang: Language, name: str, dest: Path) -> Path:
@@ -64,29 +69,53 @@ def new_project(lang: Language, name: str, dest: Path) -> Path:
     return dest
 
 
-def default_output(lang: Language, project: Path) -> Path:
+@dataclass(frozen=True)
+class Project:
+    """What ``fless fn build PATH`` builds.
+
+    Args:
+        lang: its language.
+        directory: the project directory (a single file's folder).
+        entry: the single file, when PATH is one; else None.
+    """
+
+    lang: Language
+    directory: Path
+    entry: Path | None = None
+
+
+def find_project(path: Path, lang_id: str | None = None) -> Project:
+    """The project at ``path``: a directory, or one source file the language builds alone.
+
+    Args:
+        path: a project directory, or a file such as ``greet.js``.
+        lang_id: the language given with ``--lang``; else told from the files.
+
+    Raises:
+        FlessError: the language is unknown or cannot be told, or no language
+            builds such a file on its own.
+    """
+    if not path.is_file():
+        return Project(language(lang_id) if lang_id else detect_language(path), path)
+    lang = language(lang_id) if lang_id else file_language(path)
+    if not any(fnmatch.fnmatch(path.name, pattern) for pattern in lang.files):
+        raise FlessError(
+            0, f"the {lang.name} SDK builds no single file like {path.name}; give its directory"
+        )
+    return Project(lang, path.parent, path)
+
+
+def default_output(lang: Language, project: Path, entry: Path | None = None) -> Path:
     """Where a project's ``.wasm`` goes when no ``-o`` is given.
 
     Returns:
-        The language's ``output`` pattern under the project (``<project>/<name>.wasm``).
+        The language's ``output`` pattern under the project (``<project>/<name>.wasm``);
+        for a single file, the file with ``.wasm`` for its suffix.
     """
+    if entry is not None:
+        return entry.resolve().with_suffix(".wasm")
     resolved = project.resolve()
     return resolved / lang.output.replace("{name}", resolved.name)
-
-
-def cache_dir(lang: Language) -> Path:
-    """Where a language's toolchain keeps what it can reuse between builds.
-
-    Returns:
-        ``$FLESS_CACHE_DIR/<lang>``, else ``$XDG_CACHE_HOME/fless/<lang>``
-        (``~/.cache/fless/<lang>``).
-    """
-    if os.environ.get("FLESS_CACHE_DIR"):
-        base = Path(os.environ["FLESS_CACHE_DIR"])
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        base = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "fless"
-    return base / lang.id
 
 
 @dataclass
@@ -108,6 +137,13 @@ class _Progress:
         self.started = time.monotonic()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._writing = threading.Lock()
+
+    def note(self, line: str) -> None:
+        """Prints ``line`` above the spinner, which goes on below it."""
+        with self._writing:
+            self.stream.write("\r\x1b[K" + line)
+            self.stream.flush()
 
     def start(self) -> None:
         self._thread.start()
@@ -124,13 +160,19 @@ class _Progress:
         while not self._done.wait(0.1):
             elapsed = time.monotonic() - self.started
             line = f"{_SPINNER[tick % 4]} {self.label} {elapsed:.0f}s  {self.latest}"
-            self.stream.write("\r\x1b[K" + line[: width - 1])
-            self.stream.flush()
+            with self._writing:
+                self.stream.write("\r\x1b[K" + line[: width - 1])
+                self.stream.flush()
             tick += 1
 
 
 def build_project(
-    lang: Language, project: Path, output: Path, *, verbose: bool = False
+    lang: Language,
+    project: Path,
+    output: Path,
+    *,
+    verbose: bool = False,
+    entry: Path | None = None,
 ) -> BuildResult:
     """Builds ``project`` to ``output`` with the language's ``build.sh``.
 
@@ -139,6 +181,8 @@ def build_project(
         project: the project directory.
         output: the ``.wasm`` to write.
         verbose: show the toolchain's output as it comes, not only on failure.
+        entry: the one source file to build (``FLESS_ENTRY``), for a
+            language whose ``files`` name it; None for the whole project.
 
     Returns:
         The built module's path, size and build time.
@@ -154,16 +198,15 @@ def build_project(
         raise FlessError(0, f"the {lang.name} SDK has no build.sh ({script})")
     output = output.resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    # The interpreter running fless has the pip-installed toolchains (zig, go).
-    env.setdefault("PYTHON", sys.executable)
-    env["FLESS_SDK"] = str(lang.root)
-    env["FLESS_CACHE"] = str(cache_dir(lang))
-    cache_dir(lang).mkdir(parents=True, exist_ok=True)
+    env = script_env(lang)
+    env.pop("FLESS_ENTRY", None)
+    if entry is not None:
+        env["FLESS_ENTRY"] = str(entry.resolve())
+    build_cache(lang).mkdir(parents=True, exist_ok=True)
     # Stale output would pass for a fresh build if build.sh failed quietly.
     output.unlink(missing_ok=True)
 
-    label = f"building {project.resolve().name} ({lang.name})"
+    label = f"building {(entry or project).resolve().name} ({lang.name})"
     err = sys.stderr
     progress = _Progress(err, label) if err.isatty() and not verbose else None
     if progress:
@@ -185,11 +228,19 @@ def build_project(
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
+            if verbose:
+                err.write(line)
+            elif line.startswith(NOTE):
+                # Shown now, and not again with the output of a failed build.
+                if progress:
+                    progress.note(line)
+                else:
+                    err.write(line)
+                    err.flush()
+                continue
             lines.append(line)
             if progress:
                 progress.latest = line.strip()
-            elif verbose:
-                err.write(line)
         status = proc.wait()
     finally:
         if progress:

@@ -13,14 +13,13 @@ usage="usage: sdk/assemblyscript/build.sh PROJECT_DIR OUT_WASM"
 [ $# -eq 2 ] || { echo "$usage" >&2; exit 2; }
 project=$(cd "$1" && pwd)
 out=$2
-# -P: fless fn build runs this through fless/sdk, a link to sdk/; the
-# toolchain lives in the checkout's .cache/sdk, next to the real sdk/.
+# -P: fless runs this through fless/sdk, a link to sdk/ in a checkout,
+# whose toolchain lives in .cache/sdk, next to the real sdk/.
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(cd "$here/../.." && pwd)
 . "$here/toolchain.sh"
 
-command -v node >/dev/null || missing "Node.js"
-[ -x "$asc" ] || missing "asc (npm assemblyscript)"
+need_toolchain
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

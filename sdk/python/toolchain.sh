@@ -11,7 +11,10 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 
 missing() {
-    echo "build.sh: $1 is missing; install the toolchains with: make toolchains" \
-         "(or sh sdk/python/install.sh)" >&2
+    echo "build.sh: $1 is missing; install it with: fless toolchain install python" >&2
     exit 127
+}
+
+need_toolchain() {
+    "$PYTHON" -c "import componentize_py" 2>/dev/null || missing "componentize-py (PyPI, for $PYTHON)"
 }

@@ -18,7 +18,7 @@ command -v cargo >/dev/null 2>&1 || missing="$missing cargo"
 [ -d /usr/lib/rustlib/wasm32-wasi ] || missing="$missing libstd-rust-dev-wasm32"
 [ -d "$registry" ] && ls "$registry" | grep -q '^serde_json-' || missing="$missing librust-serde-json-dev"
 if [ -n "$missing" ]; then
-    echo "fless: the Rust toolchain is missing ($missing ); run \`make toolchains\` (or: apt-get install rustc cargo libstd-rust-dev-wasm32 librust-serde-json-dev)" >&2
+    echo "fless: the Rust toolchain is missing ($missing ); run \`fless toolchain install rust\` as root (or: apt-get install rustc cargo libstd-rust-dev-wasm32 librust-serde-json-dev)" >&2
     exit 127
 fi
 

@@ -10,7 +10,7 @@ out=$2
 PYTHON=${PYTHON:-python3}
 
 if ! "$PYTHON" -c "import ziglang" 2>/dev/null; then
-    echo "fless: zig is missing for $PYTHON; run \`make toolchains\` (or: $PYTHON -m pip install ziglang)" >&2
+    echo "fless: zig is missing for $PYTHON; run \`fless toolchain install zig\` (or: $PYTHON -m pip install ziglang)" >&2
     exit 127
 fi
 main="$project/main.zig"

