@@ -91,6 +91,8 @@ class Store:
         self._meta = self._env.open_db(b"meta")
         # APP scripts by name: {"id", "name", "script" (parsed), "created", "updated"}.
         self._scripts = self._env.open_db(b"app_scripts")
+        # Secrets by "owner/name": {"sealed": {...} (``_secrets``), "created", "updated"}.
+        self._secrets = self._env.open_db(b"secrets")
         # The records last decoded, with the bytes they came from: one read
         # again unchanged (every invocation reads its function's) is not
         # decoded again, which cost it about 20 us. The bytes are compared,
@@ -390,6 +392,71 @@ class Store:
             if not txn.delete(name.encode()):
                 raise NotFound(f"APP script {name} not found")
 
+    # -- secrets --------------------------------------------------------------
+
+    def put_secret(self, owner: str, name: str, sealed: dict[str, Any], most: int) -> bool:
+        """Stores ``owner``'s sealed secret ``name``; whether it is new.
+
+        Args:
+            most: how many secrets ``owner`` may keep (a new one past it is refused).
+
+        Raises:
+            InvalidName: a bad name.  BadRequest: ``owner`` keeps ``most`` already.
+        """
+        check_name("secret", name)
+        key = _fn_key(owner, name)
+        now = time.time()
+        with self._env.begin(write=True, db=self._secrets) as txn:
+            raw = txn.get(key)
+            if raw is None and sum(1 for _ in self._secrets_of(txn, owner)) >= most:
+                raise BadRequest(f"{owner} keeps {most} secrets already; delete one first")
+            created = now if raw is None else cbor2.loads(raw)["created"]
+            entry = {"sealed": sealed, "created": created, "updated": now}
+            txn.put(key, cbor2.dumps(entry))
+        return raw is None
+
+    def sealed_secret(self, owner: str, name: str) -> dict[str, Any] | None:
+        """``owner``'s sealed secret ``name`` as ``put_secret`` kept it, or None."""
+        if not is_name(owner) or not is_name(name):
+            return None
+        with self._env.begin(db=self._secrets) as txn:
+            raw = txn.get(_fn_key(owner, name))
+        if raw is None:
+            return None
+        sealed: dict[str, Any] = cbor2.loads(raw)["sealed"]
+        return sealed
+
+    def secret_entries(self, owner: str) -> list[dict[str, Any]]:
+        """``owner``'s secrets by name: ``{"name", "created", "updated"}``, never a value."""
+        with self._env.begin(db=self._secrets) as txn:
+            return [
+                {"name": name, "created": entry["created"], "updated": entry["updated"]}
+                for name, entry in self._secrets_of(txn, owner)
+            ]
+
+    def _secrets_of(
+        self, txn: lmdb.Transaction, owner: str
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        prefix = f"{owner}/".encode()
+        cursor = txn.cursor(db=self._secrets)
+        if not cursor.set_range(prefix):
+            return
+        for key, value in cursor:
+            if not bytes(key).startswith(prefix):
+                break
+            yield bytes(key)[len(prefix) :].decode(), cbor2.loads(bytes(value))
+
+    def delete_secret(self, owner: str, name: str) -> None:
+        """Removes ``owner``'s secret ``name``.
+
+        Raises:
+            NotFound: ``owner`` has no secret of that name.
+        """
+        _named("secret", name)
+        with self._env.begin(write=True, db=self._secrets) as txn:
+            if not txn.delete(_fn_key(owner, name)):
+                raise NotFound(f"secret {name} not found (for {owner})")
+
     # -- subjects -----------------------------------------------------------
 
     def create_subject(self, name: str, role: str = ROLE_USER) -> str:
@@ -462,6 +529,10 @@ class Store:
                 )
             txn.delete(subject.key_hash.encode(), db=self._keys)
             txn.delete(name.encode(), db=self._subjects)
+            # A revoked user's secrets go with it: a user made again under
+            # the same name is someone else.
+            for secret, _ in list(self._secrets_of(txn, name)):
+                txn.delete(_fn_key(name, secret), db=self._secrets)
         return subject
 
     def list_subjects(self) -> list[Subject]:
