@@ -374,9 +374,12 @@ class WasmRuntime:
         inv = Invocation(args, limits, deadline=end)
         inv.stdout_is_output = function.abi is Abi.WASI
         store = wasmtime.Store(self.engine)
-        # No files, no environment, no inherited streams; stdout and stderr
-        # are written through HostCalls.fd_write.
+        # No files, no inherited streams, and no environment but the secrets
+        # the function names; stdout and stderr are written through
+        # HostCalls.fd_write.
         wasi = wasmtime.WasiConfig()
+        if limits.env:
+            wasi.env = limits.env
         if function.abi is Abi.WASI:
             _set_stdin(wasi, args)
             wasi.argv = ["function"]

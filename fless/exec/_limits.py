@@ -36,6 +36,8 @@ class Limits:
             refuses modules with more at upload).
         instances: instances it may create (one for a module, the core
             instances of a component).
+        env: the environment it sees: ``(name, value)`` pairs, the secrets
+            its metadata names (kept out of ``repr``, and so out of logs).
     """
 
     memory_bytes: int = 64 * MiB
@@ -50,6 +52,7 @@ class Limits:
     tables: int = 4
     memories: int = 1
     instances: int = 1
+    env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def instance_bytes(self) -> int:

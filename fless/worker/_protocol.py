@@ -106,7 +106,13 @@ def deadline_from(value: object, timeout_s: float, now: float) -> float:
 # How each field of Limits travels, read once (this runs twice per remote call):
 # "hosts" a list of strings, "seconds" a positive number, "count" a positive integer.
 _LIMIT_KINDS: dict[str, str] = {
-    f.name: "hosts" if f.name == "http_allow" else "seconds" if f.name.endswith("_s") else "count"
+    f.name: "hosts"
+    if f.name == "http_allow"
+    else "env"
+    if f.name == "env"
+    else "seconds"
+    if f.name.endswith("_s")
+    else "count"
     for f in dataclasses.fields(Limits)
 }
 
@@ -119,7 +125,27 @@ def limits_to_fields(limits: Limits) -> dict[str, Any]:
     """
     data = {name: getattr(limits, name) for name in _LIMIT_KINDS}
     data["http_allow"] = sorted(limits.http_allow)
+    # Sent only when a function names secrets (most name none). The message
+    # is CURVE-encrypted on the wire; the worker keeps no copy past the call.
+    if limits.env:
+        data["env"] = [list(pair) for pair in limits.env]
+    else:
+        del data["env"]
     return data
+
+
+def _env(value: object) -> tuple[tuple[str, str], ...]:
+    """``limits.env``: a list of ``[name, value]`` string pairs (the message never quotes them)."""
+    if not isinstance(value, list) or not all(
+        isinstance(pair, list)
+        and len(pair) == 2
+        and all(isinstance(part, str) and "\0" not in part for part in pair)
+        and pair[0]
+        and "=" not in pair[0]
+        for pair in value
+    ):
+        raise ValueError("limits.env must be a list of [name, value] strings")
+    return tuple((name, text) for name, text in value)
 
 
 def limits_from_fields(data: dict[str, Any]) -> Limits:
@@ -137,6 +163,8 @@ def limits_from_fields(data: dict[str, Any]) -> Limits:
             if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
                 raise ValueError("limits.http_allow must be a list of strings")
             values[key] = frozenset(value)
+        elif kind == "env":
+            values[key] = _env(value)
         elif kind == "seconds":
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"limits.{key} must be a positive number")
