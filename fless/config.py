@@ -19,6 +19,10 @@ from typing import Any
 from fless._units import MiB
 
 ROLES = ("all", "core", "worker")
+# ``lan``: serve the LAN, keep to loopback, or decide by role (``serves_lan``).
+LAN_CHOICES = ("auto", "on", "off")
+LOOPBACK = "127.0.0.1"
+EVERY_INTERFACE = "0.0.0.0"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -37,7 +41,8 @@ class ConfigError(ValueError):
 class ApiSettings:
     """The REST API of a core."""
 
-    host: str = "0.0.0.0"
+    # Empty: by ``lan`` (127.0.0.1, or 0.0.0.0 on a node that serves the LAN).
+    host: str = ""
     port: int = 4000
     # 0: one per CPU with role "all", one with role "core" (see fless.node).
     workers: int = 0
@@ -53,6 +58,11 @@ class ApiSettings:
     # themselves, and a limit that trips a legitimate burst loses invocations.
     rate_limit_per_s: int = 0
     rate_burst: int = 100
+    # The public trigger (/fn/MODULE/NAME) without a key: requests per second
+    # per client address, per API process, and how many at once (0: no limit).
+    # On by default: its callers are anyone who can reach the port.
+    public_rate_per_s: int = 10
+    public_rate_burst: int = 20
     # PEM files; both set serves HTTPS, both empty plain HTTP.
     tls_certfile: str = ""
     tls_keyfile: str = ""
@@ -139,7 +149,8 @@ class WorkerSettings:
 class ClusterSettings:
     """How nodes find and talk to each other."""
 
-    rpc_host: str = "0.0.0.0"
+    # Empty: by ``lan``, as api.host.
+    rpc_host: str = ""
     rpc_port: int = 7470
     gossip_port: int = 7471
     advertise_host: str = ""
@@ -184,8 +195,13 @@ class Settings:
     """Everything a ``fless-node`` is configured with."""
 
     role: str = "all"
+    # "on": API, RPC and gossip on every interface, and the LAN beacon;
+    # "off": loopback only; "auto": on for roles core and worker, off for all.
+    lan: str = "auto"
     data_dir: str = ""
     log_level: str = "info"
+    # How long a stopping node lets the calls it holds finish, in seconds.
+    drain_timeout_s: int = 30
     api: ApiSettings = field(default_factory=ApiSettings)
     functions: FunctionSettings = field(default_factory=FunctionSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
@@ -236,6 +252,12 @@ def _field_types(cls: type[Any]) -> dict[str, Any]:
 
 def _coerce(name: str, kind: type[Any], value: Any, source: str) -> Any:
     """Turns ``value`` (from TOML, an env string or a flag) into ``kind``."""
+    if name == "lan":
+        # "on" and "off", and the words any other switch takes for them.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return "on" if value.lower() in _TRUE else "off"
     if kind is tuple:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
@@ -349,17 +371,45 @@ def load_settings(
 
     settings = Settings(
         role=tree["role"],
+        lan=tree["lan"],
         data_dir=tree["data_dir"],
         log_level=tree["log_level"],
+        drain_timeout_s=tree["drain_timeout_s"],
         **{name: cls(**tree[name]) for name, cls in _SECTION_TYPES.items()},
     )
     _validate(settings)
-    return settings
+    return with_listen_hosts(settings)
+
+
+def serves_lan(settings: Settings) -> bool:
+    """Whether the node serves the LAN: ``lan`` "on", or "auto" with role core or worker.
+
+    Roles core and worker exist to make a cluster across machines; role all
+    is the one-machine node of a first try, which keeps to loopback.
+    """
+    if settings.lan == "auto":
+        return settings.role != "all"
+    return settings.lan == "on"
+
+
+def with_listen_hosts(settings: Settings) -> Settings:
+    """The settings with the empty ``api.host`` and ``cluster.rpc_host`` filled in by ``lan``.
+
+    A host set anywhere (file, environment, flag) is kept as it is.
+    """
+    host = EVERY_INTERFACE if serves_lan(settings) else LOOPBACK
+    return dataclasses.replace(
+        settings,
+        api=dataclasses.replace(settings.api, host=settings.api.host or host),
+        cluster=dataclasses.replace(settings.cluster, rpc_host=settings.cluster.rpc_host or host),
+    )
 
 
 def _validate(settings: Settings) -> None:
     if settings.role not in ROLES:
         raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {settings.role!r}")
+    if settings.lan not in LAN_CHOICES:
+        raise ConfigError(f"lan must be one of {', '.join(LAN_CHOICES)}, not {settings.lan!r}")
     if settings.log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     positive = {
@@ -392,6 +442,7 @@ def _validate(settings: Settings) -> None:
         },
         "api.recent_invocations": settings.api.recent_invocations,
         "cluster.beacon_port": settings.cluster.beacon_port,
+        "drain_timeout_s": settings.drain_timeout_s,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -408,8 +459,13 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("api.tls_certfile and api.tls_keyfile go together: set both or neither")
     if settings.api.rate_burst < 1:
         raise ConfigError(f"api.rate_burst must be at least 1, not {settings.api.rate_burst}")
+    if settings.api.public_rate_burst < 1:
+        raise ConfigError(
+            f"api.public_rate_burst must be at least 1, not {settings.api.public_rate_burst}"
+        )
     for name, value in (
         ("api.rate_limit_per_s", settings.api.rate_limit_per_s),
+        ("api.public_rate_per_s", settings.api.public_rate_per_s),
         ("api.workers", settings.api.workers),
         ("functions.max_retries", settings.functions.max_retries),
         ("worker.memory_mib", settings.worker.memory_mib),

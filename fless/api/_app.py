@@ -22,6 +22,7 @@ from ._admin import AdminKey, SubjectItem
 from ._auth import AuthMiddleware
 from ._budget import BodyBudget
 from ._paths import PathCheck
+from ._public import PublicFunction, PublicGate
 from ._query import QueryCheck
 from ._ratelimit import RateLimiter
 from ._resources import (
@@ -39,9 +40,15 @@ from ._resources import (
     Subjects,
 )
 from ._scripts import AppScript, AppScripts
+from ._secrets import Secret, Secrets
 from ._ui import Dashboard
 
 log = logging.getLogger("fless.api")
+
+# The public trigger's limit per client address (api.public_rate_per_s and
+# api.public_rate_burst; a test keeps these equal to fless.config's).
+PUBLIC_RATE_PER_S = 10
+PUBLIC_RATE_BURST = 20
 
 
 def openapi_document() -> bytes:
@@ -72,6 +79,8 @@ def create_app(
     rate_burst: int = 1,
     save_admin_key: Callable[[str], None] | None = None,
     max_body_bytes_in_flight: int = 128 * 1024 * 1024,
+    public_rate_per_s: float = PUBLIC_RATE_PER_S,
+    public_rate_burst: int = PUBLIC_RATE_BURST,
 ) -> falcon.asgi.App[Any, Any]:
     """Builds the v1 API around ``platform``, and the dashboard at ``/ui``.
 
@@ -84,16 +93,24 @@ def create_app(
         save_admin_key: keeps a rotated admin key where the node keeps it.
         max_body_bytes_in_flight: the bytes of large request bodies this API
             process holds at once (see ``_budget``).
+        public_rate_per_s: requests per second per client address on the
+            public trigger without a key, in this API process; 0 for no limit.
+        public_rate_burst: such requests an address may send at once.
 
     Returns:
         The ASGI application.
     """
     limiter = RateLimiter(rate_limit_per_s, rate_burst)
     budget = BodyBudget(max_body_bytes_in_flight)
-    # The dashboard's pages come first: they need no key (the page asks for one).
+    auth = AuthMiddleware(platform.authenticate, limiter)
+    trigger = PublicFunction(platform, max_request_bytes, budget)
+    public = RateLimiter(public_rate_per_s, public_rate_burst)
+    # The dashboard's pages and the public trigger come first: they need no
+    # key (the page asks for one; the trigger checks one if it is sent).
     middleware: list[Any] = [
         Dashboard(),
-        AuthMiddleware(platform.authenticate, limiter),
+        PublicGate(trigger, auth, public),
+        auth,
         QueryCheck(openapi_document()),
         PathCheck(),
         _Lifespan(platform),
@@ -121,4 +138,8 @@ def create_app(
     app.add_route("/v1/admin/nodes", JoinNode(platform, max_request_bytes, budget))
     app.add_route("/v1/scripts/app", AppScripts(platform, budget))
     app.add_route("/v1/scripts/app/{name}", AppScript(platform, budget))
+    # Answered through PublicGate, ahead of authentication.
+    app.add_route("/fn/{module}/{name}", trigger)
+    app.add_route("/v1/secrets", Secrets(platform))
+    app.add_route("/v1/secrets/{secret}", Secret(platform, budget))
     return app

@@ -41,6 +41,8 @@ from ._present import public_invocation, public_log
 _FIELD_MAX = 64 * 1024
 # The fields of a function's form (a part naming another is ignored).
 _FIELDS = frozenset({"name", "code", "metadata", "wait_for_workers", "events", "sinks"})
+# Set on an invoke's answer when the body gave no "args" (the function ran with {}).
+ARGS_HEADER = "X-Fless-Args"
 
 
 def _json(resp: falcon.asgi.Response, status: int, payload: Any) -> None:
@@ -302,6 +304,7 @@ class Module:
                 form.wait,
                 events=kept["events"] or (),
                 sinks=kept["sinks"] or (),
+                subject=req.context.subject,
             )
         data = _function_data(record, workers)
         _json(resp, _with_bindings(data, checks, 201), {"data": data})
@@ -345,6 +348,7 @@ class Function:
                 form.wait,
                 events=kept["events"],
                 sinks=kept["sinks"],
+                subject=req.context.subject,
             )
         data = _function_data(record, workers)
         _json(resp, _with_bindings(data, checks, 200), {"data": data})
@@ -366,8 +370,12 @@ class Function:
         # Held until the call ends: the args stay in memory as long as it runs.
         async with self._budget.hold(req, self._max_request):
             body = await read_body(req, self._max_request)
-            args, scheduling = parse_invoke(body)
+            args, scheduling, no_args = parse_invoke(body)
             del body
+            if no_args is not None:
+                # FunLess runs it with {} then; the header says so to a
+                # client that sent its args unwrapped (see docs/API.md).
+                resp.set_header(ARGS_HEADER, f"none; reason={no_args}")
             if _flag(req, "async"):
                 queued = self._platform.invoke_later(
                     module, name, args, req.get_param("callback"), scheduling

@@ -40,10 +40,27 @@ from ._app import ScriptError
 from ._app import parse as parse_app
 from ._bindings import KINDS, BindingCheck, Bindings, EventPart
 from ._dispatch import AppPolicy, Dispatcher
-from ._errors import BadRequest, CoreError, NotFound, NoWorker, TooLarge, WorkerLost
+from ._errors import (
+    BadRequest,
+    CoreError,
+    Forbidden,
+    NotFound,
+    NoWorker,
+    TooLarge,
+    WorkerLost,
+)
 from ._json import JsonRefused
 from ._json import load as load_json
-from ._records import FunctionRecord, Subject, check_name, parse_count, shown
+from ._records import ROLE_ADMIN, FunctionRecord, Subject, check_name, parse_count, shown
+from ._secrets import (
+    MAX_SECRETS_PER_SUBJECT,
+    SecretKeys,
+    SecretMissing,
+    SecretsOff,
+    binding_refs,
+    check_value,
+)
+from ._secrets import parse_names as parse_secret_names
 from ._store import Store
 
 log = logging.getLogger("fless.core")
@@ -63,7 +80,9 @@ MAX_TAG = 64
 _HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,255}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _METADATA_KEYS = (
-    frozenset({"memory", "timeout", "http_allow", "capacity", "retries", "tag", "app"})
+    frozenset(
+        {"memory", "timeout", "http_allow", "capacity", "retries", "tag", "app", "public", "secrets"}
+    )
     | _FUNLESS_IGNORED
 )
 
@@ -79,6 +98,8 @@ class FunctionSpec:
     capacity_kib: int | None = None
     tag: str | None = None
     app: str | None = None
+    public: bool | None = None
+    secrets: tuple[str, ...] | None = None
 
 
 # FunLess keeps ``capacity`` in a 32-bit integer column: the values it stores.
@@ -114,7 +135,7 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
     if unknown:
         raise BadRequest(
             f"unknown metadata key {unknown[0]!r}; "
-            "known: memory, timeout, http_allow, capacity, retries, tag, app"
+            "known: memory, timeout, http_allow, capacity, retries, tag, app, public, secrets"
         )
     # FunLess's capacity (KB) is what its scheduler reserves on a worker, not
     # a cap: 128 as a cap is 1 MiB, too little for a module to start in.
@@ -137,8 +158,19 @@ def parse_metadata(raw: object, settings: FunctionSettings) -> FunctionSpec:
     app = raw.get("app")
     if app is not None and app != "":
         app = check_name("APP script", app)
+    public = raw.get("public")
+    if public is not None and not isinstance(public, bool):
+        raise BadRequest(f"metadata public must be true or false, not {shown(public)}")
     return FunctionSpec(
-        memory, timeout, tuple(allow) if allow is not None else None, retries, capacity, tag, app
+        memory,
+        timeout,
+        tuple(allow) if allow is not None else None,
+        retries,
+        capacity,
+        tag,
+        app,
+        public,
+        None if raw.get("secrets") is None else parse_secret_names(raw["secrets"]),
     )
 
 
@@ -192,21 +224,32 @@ def parse_args(body: bytes) -> bytes:
     return parse_invoke(body)[0]
 
 
-def parse_invoke(body: bytes) -> tuple[bytes, object]:
-    """The JSON-encoded ``args`` of an invoke body (``{}`` when absent), and its
-    ``scheduling`` as given (None when absent; ``Platform.invoke`` checks it).
+# Why an invoke body gave no ``args`` (``parse_invoke``): FunLess runs the
+# function with ``{}`` then, which a client sending the args unwrapped
+# (``{"name": "edge"}``) would not notice.
+NO_ARGS_EMPTY = "empty-body"
+NO_ARGS_FIELD = "no-args-field"
+
+
+def parse_invoke(body: bytes) -> tuple[bytes, object, str | None]:
+    """The JSON-encoded ``args`` of an invoke body (``{}`` when absent), its
+    ``scheduling`` as given (None when absent; ``Platform.invoke`` checks it),
+    and why no args were given (``NO_ARGS_EMPTY``, ``NO_ARGS_FIELD``; None
+    when they were).
 
     Raises:
         BadRequest: the body is not JSON, not an object, or ``args`` is not an object.
     """
     if not body.strip():
-        return b"{}", None
+        return b"{}", None, NO_ARGS_EMPTY
     payload = parse_object(body, '{"args": {...}}')
-    args = payload.get("args", {})
+    if "args" not in payload:
+        return b"{}", payload.get("scheduling"), NO_ARGS_FIELD
+    args = payload["args"]
     if not isinstance(args, dict):
         raise BadRequest('"args" must be a JSON object')
     encoded = json.dumps(args, separators=(",", ":"), ensure_ascii=False).encode()
-    return encoded, payload.get("scheduling")
+    return encoded, payload.get("scheduling"), None
 
 
 class Service(Protocol):
@@ -235,6 +278,8 @@ class Platform:
         metrics: where invocations are counted (None: metrics are off).
         bindings: checks a function's events and sinks (None: this node
             connects none, and a function that names some is refused).
+        secret_keys: seals and opens secrets (None: the node has no cluster
+            keys, and refuses secrets).
     """
 
     def __init__(
@@ -250,8 +295,10 @@ class Platform:
         refresh_metrics: Callable[[], None] = lambda: None,
         metrics: _metrics.NodeMetrics | None = None,
         bindings: Bindings | None = None,
+        secret_keys: SecretKeys | None = None,
     ) -> None:
         self.metrics = metrics
+        self._secret_keys = secret_keys
         self.bindings = bindings
         # The running event part (set by the node once it has the platform):
         # ``?async=true`` invocations and the bindings' state; None: none runs.
@@ -405,12 +452,15 @@ class Platform:
         wait: bool = True,
         events: Sequence[dict[str, Any]] = (),
         sinks: Sequence[dict[str, Any]] = (),
+        subject: Subject | None = None,
     ) -> tuple[FunctionRecord, int]:
         """Validates, stores and pushes a new function.
 
         Args:
             events: bindings that invoke it, as ``check_bindings`` kept them.
             sinks: where its results go, likewise.
+            subject: who creates it: the secrets it names are this subject's
+                (None: the admin's).
 
         Returns:
             The stored record and how many workers hold its code.
@@ -432,11 +482,14 @@ class Platform:
             capacity_kib=spec.capacity_kib,
             tag=spec.tag or "",
             app=spec.app or "",
+            is_public=bool(spec.public),
             created=now,
             updated=now,
             events=tuple(events),
             sinks=tuple(sinks),
+            secrets=spec.secrets or (),
         )
+        record = self._with_secrets_owner(record, None, subject)
         self.store.put_function(record, code)
         try:
             workers = await self._push(record.hash, code, wait)
@@ -458,12 +511,18 @@ class Platform:
         wait: bool = True,
         events: Sequence[dict[str, Any]] | None = None,
         sinks: Sequence[dict[str, Any]] | None = None,
+        subject: Subject | None = None,
     ) -> tuple[FunctionRecord, int]:
         """Replaces a function's code and/or settings, or renames it.
 
         Args:
             events: the bindings that replace its events (None: keep them).
             sinks: the bindings that replace its sinks (None: keep them).
+            subject: who updates it (None: the admin). A function that uses
+                secrets is changed only by their owner or the admin.
+
+        Raises:
+            Forbidden: the function uses another subject's secrets.
         """
         old = self.store.get_function(module, name)
         spec = parse_metadata(metadata, self.settings)
@@ -488,11 +547,15 @@ class Platform:
             changes["tag"] = spec.tag
         if spec.app is not None:
             changes["app"] = spec.app
+        if spec.public is not None:
+            changes["is_public"] = spec.public
         if events is not None:
             changes["events"] = tuple(events)
         if sinks is not None:
             changes["sinks"] = tuple(sinks)
-        record = dataclasses.replace(old, **changes)
+        if spec.secrets is not None:
+            changes["secrets"] = spec.secrets
+        record = self._with_secrets_owner(dataclasses.replace(old, **changes), old, subject)
         workers = 0
         if code is not None and wait:
             # Compiled by the workers before it is stored: code they refuse
@@ -654,6 +717,11 @@ class Platform:
         else:
             retries = parse_retries(retries, self.settings.max_retries)
         app = self._app_policy(record, scheduling)
+        limits = self.limits(record)
+        if record.secrets:
+            # Opened for each call, never kept: a changed secret counts from
+            # the next call, and no cache holds a value.
+            limits = dataclasses.replace(limits, env=self._secret_env(record))
         call = Call(invocation or new_invocation_id(), f"{module}/{name}")
         started, clock = time.time(), time.monotonic()
         outcome_kind, worker, attempts = "ok", "", 1
@@ -661,7 +729,7 @@ class Platform:
             outcome = await self.dispatcher.invoke(
                 record.hash,
                 args,
-                self.limits(record),
+                limits,
                 lambda: self.store.get_code(record.hash),
                 retries,
                 call,
@@ -708,6 +776,102 @@ class Platform:
                 raise BadRequest('scheduling.script names the APP script ({"language": "app"})')
             script = named
         return AppPolicy(script, self.store.get_script(script)["script"])
+
+    # -- secrets --------------------------------------------------------------
+
+    def _keys(self) -> SecretKeys:
+        if self._secret_keys is None:
+            raise SecretsOff(
+                "this node has no cluster keys to encrypt secrets with "
+                "(cluster.insecure): run 'fless-node keygen' and restart it"
+            )
+        return self._secret_keys
+
+    def set_secret(self, subject: Subject, name: str, value: object) -> tuple[dict[str, Any], bool]:
+        """Seals and stores ``subject``'s secret ``name``; its entry, and whether it is new.
+
+        Raises:
+            BadRequest: a bad name or value (never quoted), too many secrets,
+                or no cluster keys.
+        """
+        check_name("secret", name)
+        text = check_value(value)
+        sealed = self._keys().seal(subject.name, name, text)
+        created = self.store.put_secret(subject.name, name, sealed, MAX_SECRETS_PER_SUBJECT)
+        log.info("%s secret %s of %s", "created" if created else "replaced", name, subject.name)
+        entry = next(e for e in self.store.secret_entries(subject.name) if e["name"] == name)
+        return entry, created
+
+    def secrets_of(self, subject: Subject) -> list[dict[str, Any]]:
+        """``subject``'s secrets: ``{"name", "created", "updated"}`` by name, never a value."""
+        return self.store.secret_entries(subject.name)
+
+    def delete_secret(self, subject: Subject, name: str) -> None:
+        """Removes ``subject``'s secret ``name``; functions naming it then fail, naming it.
+
+        Raises:
+            NotFound: no such secret.
+        """
+        self.store.delete_secret(subject.name, name)
+        log.info("deleted secret %s of %s", name, subject.name)
+
+    def secret_value(self, owner: str, name: str, user: str) -> str:
+        """The value of ``owner``'s secret ``name``, for ``user`` (what names it, for errors).
+
+        Raises:
+            SecretMissing: ``owner`` has no such secret (the message names it, never a value).
+            SecretUnreadable: it does not open with this node's keys.
+        """
+        sealed = self.store.sealed_secret(owner, name)
+        if sealed is None:
+            raise SecretMissing(
+                f"{user} names secret {name}, which {owner or 'nobody'} has not set "
+                f"(fless secret set {name})"
+            )
+        return self._keys().open(owner, name, sealed)
+
+    def _secret_env(self, record: FunctionRecord) -> tuple[tuple[str, str], ...]:
+        user = f"function {record.module}/{record.name}"
+        return tuple(
+            (name, self.secret_value(record.secrets_of, name, user)) for name in record.secrets
+        )
+
+    def _with_secrets_owner(
+        self, record: FunctionRecord, old: FunctionRecord | None, subject: Subject | None
+    ) -> FunctionRecord:
+        """``record`` with the subject whose secrets it uses, once the caller may use them.
+
+        A function that uses secrets is changed only by their owner or the
+        admin: anyone else could change its code to print them, or its
+        sinks to send them away. The secrets it names must exist now (they
+        are read again at each call and connection).
+
+        Raises:
+            Forbidden: ``old`` uses secrets of another subject than ``subject``.
+            SecretMissing: a secret named is not set.
+        """
+        admin = subject is None or subject.role == ROLE_ADMIN
+        if old is not None and old.secrets_of and _names_secrets(old):
+            if not admin and subject is not None and subject.name != old.secrets_of:
+                raise Forbidden(
+                    f"function {old.module}/{old.name} uses secrets of {old.secrets_of}: "
+                    f"only {old.secrets_of} or the admin may change it"
+                )
+        names = _names_secrets(record)
+        if not names:
+            return dataclasses.replace(record, secrets_of="")
+        if old is not None and old.secrets_of and admin:
+            owner = old.secrets_of
+        else:
+            owner = subject.name if subject is not None else "admin"
+        self._keys()
+        for name in sorted(names):
+            if self.store.sealed_secret(owner, name) is None:
+                raise SecretMissing(
+                    f"secret {name} is not set for {owner}: set it first "
+                    f"(fless secret set {name}), then name it"
+                )
+        return dataclasses.replace(record, secrets_of=owner)
 
     # -- APP scripts ----------------------------------------------------------
 
@@ -833,6 +997,11 @@ class Platform:
         """
         self.store.get_function(module, name)
         return await self.dispatcher.logs(f"{module}/{name}", limit)
+
+
+def _names_secrets(record: FunctionRecord) -> set[str]:
+    """Every secret ``record`` names: in its environment and in its bindings' params."""
+    return set(record.secrets) | set(binding_refs(record.events)) | set(binding_refs(record.sinks))
 
 
 def new_invocation_id() -> str:

@@ -105,6 +105,13 @@ class FunctionRecord:
     # its calls are placed by when a call names none ("": none).
     tag: str = ""
     app: str = ""
+    # Whether its public HTTP trigger (/fn/MODULE/NAME) answers callers
+    # without a key; older records are not public.
+    is_public: bool = False
+    # The secrets its environment holds, by name, and the subject whose
+    # secrets they (and its bindings' ``{"secret": NAME}``) are ("": none).
+    secrets: tuple[str, ...] = ()
+    secrets_of: str = ""
 
     def encode(self) -> bytes:
         """The record's bytes in the store."""
@@ -119,6 +126,7 @@ class FunctionRecord:
         data["http_allow"] = tuple(data["http_allow"])
         data["events"] = tuple(data.get("events", ()))
         data["sinks"] = tuple(data.get("sinks", ()))
+        data["secrets"] = tuple(data.get("secrets", ()))
         return cls(**data)
 
     def public(self) -> dict[str, Any]:
@@ -136,8 +144,11 @@ class FunctionRecord:
             "capacity": self.capacity_kib,
             "tag": self.tag or None,
             "app": self.app or None,
+            "public": self.is_public,
             "events": [_without_secrets(b) for b in self.events],
             "sinks": [_without_secrets(b) for b in self.sinks],
+            "secrets": list(self.secrets),
+            "secrets_of": self.secrets_of or None,
             "created": _iso(self.created),
             "updated": _iso(self.updated),
         }
@@ -175,8 +186,16 @@ def _without_secrets(binding: dict[str, Any]) -> dict[str, Any]:
     params = binding.get("params", {})
     return {
         "type": binding.get("type"),
-        "params": {k: "(hidden)" if k in SECRET_PARAMS else v for k, v in params.items()},
+        "params": {
+            k: "(hidden)" if k in SECRET_PARAMS and not _is_ref(v) else v
+            for k, v in params.items()
+        },
     }
+
+
+def _is_ref(value: object) -> bool:
+    """A secret's name in a binding (``{"secret": NAME}``), shown as it is: not a value."""
+    return isinstance(value, dict) and len(value) == 1 and is_name(value.get("secret"))
 
 
 def _iso(when: float) -> str:
