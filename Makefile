@@ -24,11 +24,9 @@ $(TEST_INSTALLED): $(INSTALLED)
 run: $(INSTALLED)
 	$(BIN)/fless-node $(ARGS)
 
-## toolchains: install every language SDK's toolchain (sdk/*/install.sh); quick when present
-toolchains: $(TEST_INSTALLED)
-	@for script in sdk/*/install.sh; do \
-		PYTHON=$(abspath $(BIN)/python) sh $$script || { echo "make: $$script failed" >&2; exit 1; }; \
-	done
+## toolchains: install every language SDK's toolchain (fless toolchain install --all); quick when present
+toolchains: $(INSTALLED)
+	$(BIN)/fless toolchain install --all
 
 ## check: the quick loop, under a minute: format, lint, types and the tests not marked slow
 check: $(TEST_INSTALLED)
@@ -48,8 +46,9 @@ test: $(TEST_INSTALLED) toolchains
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## examples: build the example functions to .wasm (examples/<lang>-<name>/ with fless fn build)
-## hello: build only examples/hello (C, with zig from PyPI): the README's worked example
-hello: $(INSTALLED) $(TEST_INSTALLED)
+## hello: build only examples/hello (C, with zig from PyPI): the README's worked example; needs fless and zig, not the test tools
+hello: $(INSTALLED)
+	$(BIN)/fless toolchain install c
 	PYTHON=$(abspath $(BIN)/python) sh examples/hello/build.sh
 
 ## examples: build every example, in every language (installs their toolchains first)

@@ -18,7 +18,8 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 
 if ! "$PYTHON" -c "import ziglang" 2>/dev/null; then
-    echo "build.sh: zig not found for $PYTHON; install it with: $PYTHON -m pip install ziglang" >&2
+    echo "build.sh: zig not found for $PYTHON; install it with: fless toolchain install c" \
+         "(or: $PYTHON -m pip install ziglang)" >&2
     exit 1
 fi
 
