@@ -251,6 +251,7 @@ def _function_form(
     clear_sinks: bool = False,
     tag: str | None = None,
     app: str | None = None,
+    public: bool | None = None,
 ) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
     fields: dict[str, str] = {}
     if name is not None:
@@ -273,6 +274,8 @@ def _function_form(
         metadata["tag"] = tag
     if app is not None:
         metadata["app"] = app
+    if public is not None:
+        metadata["public"] = public
     if metadata:
         fields["metadata"] = json.dumps(metadata)
     files = {"code": ("code.wasm", code)} if code is not None else {}
@@ -454,6 +457,7 @@ class Client:
         progress: Progress | None = None,
         tag: str | None = None,
         app: str | None = None,
+        public: bool | None = None,
     ) -> dict[str, Any]:
         """Uploads a new function.
 
@@ -470,6 +474,8 @@ class Client:
             progress: called with (bytes sent, bytes in all) as the upload goes.
             tag: the tag of the APP script that places its calls (docs/APP.md).
             app: the APP script that places its calls when a call names none.
+            public: its public trigger ``/fn/MODULE/NAME`` answers callers
+                without a key; not public when None.
 
         Returns:
             The function's description (hash, size, abi, limits, workers, ...); with
@@ -487,6 +493,7 @@ class Client:
             sinks=sinks,
             tag=tag,
             app=app,
+            public=public,
         )
         fields["wait_for_workers"] = "true" if wait_for_workers else "false"
         ctype, body = encode_multipart(fields, files)
@@ -548,6 +555,7 @@ class Client:
         wait_for_workers: bool = True,
         tag: str | None = None,
         app: str | None = None,
+        public: bool | None = None,
     ) -> dict[str, Any]:
         """Changes a function; what is None stays as it is.
 
@@ -566,6 +574,7 @@ class Client:
             wait_for_workers: answer only once the workers have new code.
             tag: a new APP script tag (``""`` removes it).
             app: a new APP script to place its calls (``""`` removes it).
+            public: whether its public trigger answers callers without a key.
 
         Returns:
             The updated description; with events or sinks, their statuses and
@@ -586,6 +595,7 @@ class Client:
             clear_sinks=clear_sinks,
             tag=tag,
             app=app,
+            public=public,
         )
         fields["wait_for_workers"] = "true" if wait_for_workers else "false"
         ctype, body = encode_multipart(fields, files)
