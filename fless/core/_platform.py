@@ -81,7 +81,8 @@ _HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,255}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _METADATA_KEYS = (
     frozenset(
-        {"memory", "timeout", "http_allow", "capacity", "retries", "tag", "app", "public", "secrets"}
+        {"memory", "timeout", "http_allow", "capacity", "retries", "tag", "app", "public"}
+        | {"secrets"}
     )
     | _FUNLESS_IGNORED
 )
@@ -851,12 +852,17 @@ class Platform:
             SecretMissing: a secret named is not set.
         """
         admin = subject is None or subject.role == ROLE_ADMIN
-        if old is not None and old.secrets_of and _names_secrets(old):
-            if not admin and subject is not None and subject.name != old.secrets_of:
-                raise Forbidden(
-                    f"function {old.module}/{old.name} uses secrets of {old.secrets_of}: "
-                    f"only {old.secrets_of} or the admin may change it"
-                )
+        if (
+            old is not None
+            and subject is not None
+            and not admin
+            and subject.name != old.secrets_of
+            and _names_secrets(old)
+        ):
+            raise Forbidden(
+                f"function {old.module}/{old.name} uses secrets of {old.secrets_of}: "
+                f"only {old.secrets_of} or the admin may change it"
+            )
         names = _names_secrets(record)
         if not names:
             return dataclasses.replace(record, secrets_of="")

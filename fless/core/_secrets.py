@@ -147,7 +147,7 @@ def check_value(value: object) -> str:
 
 
 def parse_names(raw: object) -> tuple[str, ...]:
-    """The ``secrets`` of a function's metadata: distinct names, at most ``MAX_SECRETS_PER_FUNCTION``.
+    """The ``secrets`` of a function's metadata: distinct names, at most 32.
 
     Raises:
         BadRequest: naming what is wrong.
@@ -184,7 +184,7 @@ def binding_refs(bindings: Sequence[Mapping[str, Any]]) -> Iterator[str]:
 def refused_ref(value: object) -> str | None:
     """Why ``value`` is a malformed secret reference, or None if it is none or a good one."""
     if isinstance(value, dict) and "secret" in value and not is_ref(value):
-        return f"a secret reference is {{\"secret\": NAME}}, not {shown(value, 60)}"
+        return f'a secret reference is {{"secret": NAME}}, not {shown(value, 60)}'
     return None
 
 

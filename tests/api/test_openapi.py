@@ -41,6 +41,7 @@ SAMPLES = {
     "subject_name": "s",
     "invocation_id": "i",
     "app_name": "a",
+    "secret_name": "t",
 }
 # FunLess's v1 operations (its own document): fless keeps their paths and ids.
 FUNLESS_OPERATIONS = {
