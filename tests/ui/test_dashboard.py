@@ -14,94 +14,18 @@ import http.client
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import pytest
 from e2e.node import Node, multipart
 from fixtures.build import PROJECT, wat
 from ui.browser import as_phone, chromium, console_problems, require_browser, save_screenshot
+from ui.page import log_in, says, text_of, visible, wait_for
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-WAIT_S = 30.0  # a bound on waiting for the page, not a measure of it
 DOCS_SCREENSHOT = PROJECT / "docs" / "img" / "dashboard.png"
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    running = Node(tmp_path_factory.mktemp("ui") / "data").start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go: ``FLESS_UI_ARTIFACTS`` when set, else a test directory."""
-    chosen = os.environ.get("FLESS_UI_ARTIFACTS")
-    path = Path(chosen) if chosen else tmp_path_factory.mktemp("ui-artifacts")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    require_browser()
-    driver = chromium(tmp_path, 1280, 900)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
-    """Waits up to ``WAIT_S`` for ``condition`` to be truthy; fails saying ``what`` never came."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(condition)
-    except Exception as exc:
-        raise AssertionError(f"{what} never appeared; the page said: {page_text(driver)}") from exc
-
-
-def page_text(driver: WebDriver) -> str:
-    from selenium.webdriver.common.by import By
-
-    return str(driver.find_element(By.TAG_NAME, "body").text)
-
-
-def text_of(driver: WebDriver, element_id: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return str(driver.find_element(By.ID, element_id).text)
-
-
-def says(element_id: str, words: str) -> Callable[[WebDriver], str]:
-    """A wait condition: the element's text once it contains ``words``."""
-
-    def check(driver: WebDriver) -> str:
-        text = text_of(driver, element_id)
-        return text if words in text else ""
-
-    return check
-
-
-def visible(driver: WebDriver, element_id: str) -> bool:
-    from selenium.webdriver.common.by import By
-
-    return bool(driver.find_element(By.ID, element_id).is_displayed())
-
-
-def log_in(driver: WebDriver, node: Node, key: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(f"{node.url}/ui")
-    field = wait_for(driver, lambda d: d.find_element(By.ID, "key"), "the key field")
-    field.clear()
-    field.send_keys(key)
-    driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
 
 
 def worker_of(node: Node, module: str, name: str) -> str:
@@ -169,7 +93,7 @@ def test_log_in_see_the_node_upload_and_invoke(
         "the script edge",
     )[0]
     cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
-    assert cells == ["edge", "cam", "cam: label camera, local"]
+    assert cells == ["edge", "cam", "cam: label camera, local", "Delete"]
 
     # The members the API lists (each API process of a node with role
     # ``all`` is one), with their role, state, arch and memory.
@@ -185,8 +109,10 @@ def test_log_in_see_the_node_upload_and_invoke(
         assert cells[:4] == [me["name"], "all", "alive", me["arch"]]
         assert "free of" in cells[4]
         assert cells[5:] == ["local", "—"]  # the worker's name in APP scripts; no labels
-        meter = row.find_element(By.TAG_NAME, "meter")
-        assert float(meter.get_attribute("max")) == me["mem_total"]
+        meter = row.find_element(By.CSS_SELECTOR, '[role="meter"]')
+        assert float(meter.get_attribute("aria-valuemax")) == me["mem_total"]
+        assert 0 < float(meter.get_attribute("aria-valuenow")) <= me["mem_total"]
+        assert "plenty" in str(meter.get_attribute("class"))
 
     # Upload through the form, into a module the page creates.
     code = tmp_path / "fl_hello.wasm"
@@ -319,7 +245,36 @@ def test_an_api_error_shows_its_detail(node: Node, browser: WebDriver) -> None:
         lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"]'),
         "the failed invocation in the recent ones",
     )[0]
-    assert "function" in recent.text  # the outcome of a function that reported an error
+    # The function's own failure, not the platform's: "failed", which opens
+    # onto the function's error.
+    pill = recent.find_element(By.CSS_SELECTOR, ".badge")
+    assert pill.text == "failed" and "failed" in str(pill.get_attribute("class"))
+    assert pill.get_attribute("data-outcome") == "function"
+    wait_for(
+        browser,
+        lambda d: (
+            body["errors"]["detail"]
+            in str(
+                d.find_element(
+                    By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"] .badge'
+                ).get_attribute("title")
+            )
+        ),
+        "the function's error in the pill's title",
+    )
+    browser.find_element(
+        By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"] summary'
+    ).click()
+    opened = wait_for(
+        browser,
+        lambda d: [
+            e
+            for e in d.find_elements(By.CSS_SELECTOR, f'[data-error-of="{facts["Invocation"]}"] p')
+            if e.is_displayed()
+        ],
+        "the opened error",
+    )[0]
+    assert body["errors"]["detail"] in opened.text
 
     # A bad name never leaves the page.
     browser.find_element(By.ID, "upload-name").send_keys("no-dashes")

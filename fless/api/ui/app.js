@@ -10,6 +10,7 @@ const REFRESH_MS = 5000;
 const NAME = /^[_a-zA-Z0-9]{1,160}$/;
 const INVOCATIONS_SHOWN = 50;
 const LOGS_SHOWN = 10;
+const ERROR_LOOKUPS = 5; // functions whose logs one refresh reads for failed calls' errors
 
 const state = {
   key: null,
@@ -18,6 +19,12 @@ const state = {
   refreshing: false,
   selected: null, // {module, name} of the function whose details are shown
   wantedInvoke: null, // "module/name" to select in the invoke form after a refresh
+  errors: new Map(), // a failed invocation's id -> its error ("" when none was found)
+  openOutcomes: new Set(), // the invocations whose error the user opened
+  shown: null, // the selected function as its GET answered
+  formFor: null, // "module/name" whose settings the update form holds
+  scripts: [], // the APP scripts' names, from the last refresh
+  chart: { last: null, points: [] }, // the last /metrics totals, and the points drawn
 };
 
 const STALE = -1; // the status of an answer that came after its session ended
@@ -122,6 +129,17 @@ function memorySize(bytes) {
   return mib < 1024 ? `${Math.round(mib)} MiB` : `${(mib / 1024).toFixed(1)} GiB`;
 }
 
+// A function's memory cap, which the API gives in MiB.
+const mebibytes = (mib) => (typeof mib === "number" ? memorySize(mib * 1048576) : "?");
+
+// A time cap or a duration the API gives in milliseconds, as a person reads it:
+// 10000 is "10 s", 2500 "2.5 s", 250 "250 ms".
+function millis(ms) {
+  if (typeof ms !== "number") return "?";
+  if (ms < 1000) return `${Number(ms.toFixed(1))} ms`;
+  return `${Number((ms / 1000).toFixed(ms < 10000 ? 2 : 1))} s`;
+}
+
 function size(bytes) {
   if (typeof bytes !== "number") return "?";
   if (bytes < 1024) return `${bytes} B`;
@@ -156,7 +174,28 @@ function badge(word) {
   return el("span", { className: `badge ${tone}`, text });
 }
 
-const duration = (ms) => (typeof ms === "number" ? `${ms.toFixed(1)} ms` : "—");
+const duration = (ms) => (typeof ms === "number" ? millis(ms) : "—");
+
+// An invocation's outcome as what it is: the function's own failure (it ran and
+// failed: amber, "failed", "trapped"...) or the platform's (it could not run or
+// its worker went away: red), with the recorded outcome and the function's
+// error, when known, in the pill's title.
+const OUTCOMES = {
+  ok: ["ok", "good", "the function answered"],
+  function: ["failed", "failed", "the function reported an error"],
+  trap: ["trapped", "failed", "the function trapped (a crash in its code)"],
+  memory: ["out of memory", "failed", "the function hit its memory cap"],
+  output: ["output refused", "failed", "the function's output was over the cap or not JSON"],
+  timeout: ["timed out", "failed", "the function ran out of time"],
+  lost: ["worker lost", "bad", "the platform: the worker running it went away"],
+  no_worker: ["no worker", "bad", "the platform: no worker could run it"],
+};
+
+function outcomeBadge(outcome, error) {
+  const [word, tone, meaning] = OUTCOMES[outcome] ?? [String(outcome || "unknown"), "bad", "unknown outcome"];
+  const title = `${meaning} (outcome ${outcome})` + (error ? `: ${error}` : "");
+  return el("span", { className: `badge ${tone}`, text: word, title, "data-outcome": outcome });
+}
 
 // -- login -------------------------------------------------------------------
 
@@ -194,8 +233,23 @@ function logout(reason = "") {
   state.timer = null;
   state.key = null;
   state.selected = null;
+  state.shown = null;
+  state.formFor = null;
+  state.scripts = [];
+  state.errors.clear();
+  state.openOutcomes.clear();
+  state.chart = { last: null, points: [] };
   sessionStorage.removeItem(KEY_ITEM);
-  for (const id of ["nodes-body", "functions-list", "invocations-body", "invoke-function", "scripts-body"]) {
+  for (const id of [
+    "nodes-body",
+    "functions-list",
+    "invocations-body",
+    "invoke-function",
+    "scripts-body",
+    "chart-body",
+    "chart-rate",
+    "chart-latency",
+  ]) {
     $(id).replaceChildren();
   }
   $("function-detail").hidden = true;
@@ -219,6 +273,7 @@ async function refresh() {
       refreshFunctions(),
       refreshInvocations(),
       refreshScripts(),
+      refreshChart(),
     ]);
     summarize(nodes, functions);
     $("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
@@ -268,12 +323,12 @@ function refreshNodes() {
         el(
           "tr",
           { "data-node": node.name },
-          el("th", { scope: "row", text: node.name }),
+          el("th", { scope: "row" }, clipped(node.name)),
           el("td", { text: node.role ?? "?" }),
           el("td", {}, badge(node.state)),
           el("td", { text: node.arch ?? "?" }),
           el("td", {}, memory(node)),
-          el("td", { text: node.worker_name ?? "—" }),
+          el("td", {}, clipped(node.worker_name ?? "—")),
           el("td", { text: (node.labels ?? []).join(", ") || "—" }),
         ),
       ),
@@ -295,12 +350,24 @@ function refreshScripts() {
         return el(
           "tr",
           { "data-script": script.name },
-          el("th", { scope: "row", text: script.name }),
+          el("th", { scope: "row" }, clipped(script.name)),
           el("td", { text: tags.map(([tag]) => tag).join(", ") }),
           el("td", { text: tags.map(([tag, entry]) => `${tag}: ${blockWorkers(entry)}`).join("; ") }),
+          el(
+            "td",
+            {},
+            el("button", {
+              type: "button",
+              className: "danger small",
+              text: "Delete",
+              "data-delete-script": script.name,
+              onClick: () => deleteScript(script.name),
+            }),
+          ),
         );
       }),
     );
+    state.scripts = scripts.map((script) => script.name);
     labelCells($("scripts-body").closest("table"));
     show("scripts-message", scripts.length ? "" : "No APP scripts: calls go to the most free memory.");
     return scripts;
@@ -317,22 +384,35 @@ function blockWorkers(entry) {
     .join(" then ");
 }
 
+// A member's free memory as a bar: green for an alive one (amber when little is
+// free), grey with its state for a suspect or dead one, whose figures are only
+// what it last reported.
 function memory(node) {
   if (typeof node.mem_total !== "number" || typeof node.mem_free !== "number") {
     return el("span", { text: "not reported" });
   }
-  const label = `${memorySize(node.mem_free)} free of ${memorySize(node.mem_total)}`;
+  const alive = node.state === "alive";
+  const figures = `${memorySize(node.mem_free)} free of ${memorySize(node.mem_total)}`;
+  const label = alive ? figures : `${node.state ?? "unknown"}: last reported ${figures}`;
+  const share = node.mem_total > 0 ? Math.min(1, Math.max(0, node.mem_free / node.mem_total)) : 0;
+  const tone = !alive ? "stale" : share < 0.1 ? "low" : "plenty";
+  const fill = el("span", { className: "fill" });
+  fill.style.width = `${(share * 100).toFixed(1)}%`; // CSSOM, which the page's CSP allows
   return el(
     "span",
     { className: "memory" },
-    el("meter", {
-      min: "0",
-      max: String(node.mem_total),
-      value: String(node.mem_free),
-      low: String(node.mem_total * 0.1),
-      optimum: String(node.mem_total),
-      "aria-label": label,
-    }),
+    el(
+      "span",
+      {
+        className: `bar ${tone}`,
+        role: "meter",
+        "aria-valuemin": "0",
+        "aria-valuemax": String(node.mem_total),
+        "aria-valuenow": String(node.mem_free),
+        "aria-label": label,
+      },
+      fill,
+    ),
     el("span", { text: label }),
   );
 }
@@ -342,23 +422,51 @@ function refreshFunctions() {
     const { data: modules } = await call("GET", "/v1/fn");
     const names = (modules ?? []).map((m) => m.name).sort();
     const listed = await Promise.all(names.map((m) => call("GET", fnPath(m))));
-    const functions = [];
-    const blocks = listed.map(({ data }, i) => {
-      const fns = (data?.functions ?? []).map((f) => ({ ...f, module: names[i] }));
-      functions.push(...fns);
+    const byModule = listed.map(({ data }, i) => (data?.functions ?? []).map((f) => ({ ...f, module: names[i] })));
+    const functions = byModule.flat();
+    await learnCachedOn(functions);
+    const blocks = byModule.map((fns, i) =>
       // The default module always exists; it is worth a heading only when it holds something.
-      return names[i] === "_" && fns.length === 0 ? null : moduleBlock(names[i], fns);
-    });
+      names[i] === "_" && fns.length === 0 ? null : moduleBlock(names[i], fns),
+    );
     $("functions-list").replaceChildren(...blocks.filter((b) => b !== null));
     show("functions-message", functions.length ? "" : "No functions yet: upload one below.");
     fillInvokeChoices(functions);
+    fillModuleChoices(names);
     await refreshDetail(functions);
     return functions;
   });
 }
 
+// A module's listing leaves out where each function's code is cached: that
+// answer asks every worker, so only a function's own GET gives it
+// (`cached_on`, docs/API.md). One such GET per function fills the column.
+async function learnCachedOn(functions) {
+  await Promise.all(
+    functions.map(async (f) => {
+      try {
+        const { data } = await call("GET", fnPath(f.module, f.name));
+        f.cached_on = data?.cached_on;
+      } catch (err) {
+        if (err.status === 401 || err.status === STALE) throw err;
+        // Deleted since the listing, or a worker did not answer: left unknown.
+      }
+    }),
+  );
+}
+
 function moduleBlock(module, functions) {
-  const title = el("h3", { text: `Module ${module}` });
+  const remove =
+    module === "_"
+      ? null
+      : el("button", {
+          type: "button",
+          className: "danger small",
+          text: "Delete module",
+          "data-delete-module": module,
+          onClick: () => deleteModule(module, functions.length),
+        });
+  const title = el("div", { className: "module-head" }, el("h3", { text: `Module ${module}` }), remove);
   if (functions.length === 0) {
     return el("div", { className: "module", "data-module": module }, title, el("p", { text: "No functions." }));
   }
@@ -372,22 +480,23 @@ function moduleBlock(module, functions) {
         { scope: "row" },
         el("button", {
           type: "button",
-          className: "link",
+          className: "link clip",
           text: f.name,
+          title: `${module}/${f.name}`,
           "aria-pressed": String(selected),
           onClick: () => select(module, f.name),
         }),
       ),
       el("td", { text: size(f.size) }),
-      el("td", { text: `${f.memory} MiB` }),
-      el("td", { text: `${f.timeout} ms` }),
+      el("td", { text: mebibytes(f.memory) }),
+      el("td", { text: millis(f.timeout) }),
       el("td", { text: f.abi ?? "?" }),
-      el("td", { text: cachedOn(f) }),
+      el("td", { className: "cached-on" }, clipped(cachedOn(f))),
     );
   });
   const table = el(
     "table",
-    {},
+    { className: "functions" },
     el("caption", { className: "visually-hidden", text: `Functions of module ${module}` }),
     el(
       "thead",
@@ -437,20 +546,24 @@ async function refreshDetail(functions) {
   const box = $("function-detail");
   if (chosen === null) {
     box.hidden = true;
+    state.shown = null;
     return;
   }
   if (functions !== null && !functions.some((f) => f.module === chosen.module && f.name === chosen.name)) {
     state.selected = null; // deleted since
+    state.shown = null;
     box.hidden = true;
     return;
   }
   const { data: fn } = await call("GET", fnPath(chosen.module, chosen.name));
+  state.shown = fn;
   $("detail-title").textContent = `${chosen.module}/${chosen.name}`;
+  fillUpdateForm(`${chosen.module}/${chosen.name}`, fn);
   fields($("detail-fields"), [
     ["ABI", fn.abi ?? "?"],
     ["Size", size(fn.size)],
-    ["Memory", `${fn.memory} MiB`],
-    ["Timeout", `${fn.timeout} ms`],
+    ["Memory", mebibytes(fn.memory)],
+    ["Timeout", millis(fn.timeout)],
     ["Retries", String(fn.retries ?? 0)],
     ["HTTP allowed to", (fn.http_allow ?? []).join(", ") || "nobody"],
     ["Cached on", cachedOn(fn)],
@@ -461,6 +574,18 @@ async function refreshDetail(functions) {
   showBindings(fn);
   box.hidden = false;
   await refreshLogs(chosen);
+}
+
+// The update form starts from the function's settings, filled in once per
+// function shown, so a refresh does not undo what the user is typing.
+function fillUpdateForm(shown, fn) {
+  if (state.formFor === shown) return;
+  state.formFor = shown;
+  $("update-memory").value = typeof fn.memory === "number" ? String(fn.memory) : "";
+  $("update-timeout").value = typeof fn.timeout === "number" ? String(fn.timeout / 1000) : "";
+  for (const id of ["update-code", "update-events", "update-sinks"]) $(id).value = "";
+  show("update-message", "");
+  show("bindings-message", "");
 }
 
 // A function's events and sinks with how they fare (fn.bindings), shown only
@@ -478,11 +603,11 @@ function showBindings(fn) {
   const parts = [el("h4", { text: "Bindings" })];
   if (events.length) {
     const rows = events.map((event, i) => eventRow(event, states.events?.[i], i));
-    parts.push(bindingTable("Events", ["Event", "Where", "State", "Messages", "Last", "Next tick"], rows));
+    parts.push(bindingTable("Events", ["Event", "Where", "State", "Messages", "Last", "Next tick", ""], rows));
   }
   if (sinks.length) {
     const rows = sinks.map((sink, i) => sinkRow(sink, states.sinks?.[i], i));
-    parts.push(bindingTable("Sinks", ["Sink", "Where", "Delivered", "Failures", "Last try", "Last error"], rows));
+    parts.push(bindingTable("Sinks", ["Sink", "Where", "Delivered", "Failures", "Last try", "Last error", ""], rows));
   }
   const outbox = typeof states.outbox === "number" ? String(states.outbox) : "?";
   parts.push(el("p", { id: "bindings-outbox", text: `Results waiting in the core's outbox: ${outbox}` }));
@@ -528,8 +653,18 @@ function eventRow(event, fares, i) {
     el("td", { text: cron || typeof fares?.messages !== "number" ? "—" : String(fares.messages) }),
     el("td", {}, moment(cron ? fares?.last_tick : fares?.last_message)),
     el("td", {}, moment(cron ? fares?.next_tick : undefined)),
+    el("td", {}, removeButton("events", i)),
   );
 }
+
+const removeButton = (kind, i) =>
+  el("button", {
+    type: "button",
+    className: "danger small",
+    text: "Remove",
+    [`data-remove-${kind}`]: String(i),
+    onClick: () => removeBinding(kind, i),
+  });
 
 function sinkRow(sink, fares, i) {
   const count = (n) => (typeof n === "number" ? String(n) : "—");
@@ -542,6 +677,7 @@ function sinkRow(sink, fares, i) {
     el("td", { text: count(fares?.failures) }),
     el("td", {}, moment(fares?.last)),
     el("td", { text: fares?.error ?? "—" }),
+    el("td", {}, removeButton("sinks", i)),
   );
 }
 
@@ -570,7 +706,7 @@ async function refreshLogs({ module, name }) {
           "p",
           { className: "log-head", "data-log": run.id },
           `${when(run.started)} · ${run.worker || "?"} · ${duration(run.duration_ms)} · `,
-          badge(run.outcome),
+          outcomeBadge(run.outcome, run.error),
         ),
         run.error ? el("p", { className: "message error", text: run.error }) : null,
         el("pre", { text: logText(run) }),
@@ -597,15 +733,16 @@ function refreshInvocations() {
       return null;
     }
     const calls = data ?? [];
+    await learnErrors(calls);
     $("invocations-body").replaceChildren(
       ...calls.map((c) =>
         el(
           "tr",
           { "data-invocation": c.id },
           el("td", { text: when(c.started) }),
-          el("th", { scope: "row", text: `${c.module}/${c.name}` }),
-          el("td", { text: c.worker || "—" }),
-          el("td", {}, badge(c.outcome)),
+          el("th", { scope: "row" }, clipped(`${c.module}/${c.name}`)),
+          el("td", {}, clipped(c.worker || "—")),
+          el("td", {}, outcomeCell(c)),
           el("td", { text: String(c.attempts ?? "—") }),
           el("td", { text: duration(c.duration_ms) }),
         ),
@@ -615,6 +752,219 @@ function refreshInvocations() {
     show("invocations-message", calls.length ? "" : "No invocations yet.");
     return calls;
   });
+}
+
+const failedByFunction = (outcome) => OUTCOMES[outcome]?.[1] === "failed";
+
+// The error of each failed call, which the core's record of it lacks: the
+// workers' logs of its function keep it under the invocation's id. Looked up
+// once per call, for a few functions per refresh.
+async function learnErrors(calls) {
+  const wanted = new Map();
+  for (const c of calls) {
+    if (failedByFunction(c.outcome) && !state.errors.has(c.id)) wanted.set(`${c.module}/${c.name}`, c);
+  }
+  const asked = Array.from(wanted.values()).slice(0, ERROR_LOOKUPS);
+  await Promise.all(
+    asked.map(async (c) => {
+      let runs = [];
+      try {
+        ({ data: runs } = await call("GET", `${fnPath(c.module, c.name)}/logs?limit=${INVOCATIONS_SHOWN}`));
+      } catch (err) {
+        if (err.status === 401 || err.status === STALE) throw err;
+      }
+      for (const run of runs ?? []) state.errors.set(run.id, run.error ?? "");
+      if (!state.errors.has(c.id)) state.errors.set(c.id, "");
+    }),
+  );
+  if (state.errors.size > 4 * INVOCATIONS_SHOWN) {
+    const kept = new Set(calls.map((c) => c.id));
+    for (const id of state.errors.keys()) if (!kept.has(id)) state.errors.delete(id);
+  }
+}
+
+// A failed call's pill opens onto its error (a title is no use on a phone).
+function outcomeCell(c) {
+  const error = state.errors.get(c.id);
+  const pill = outcomeBadge(c.outcome, error);
+  if (!failedByFunction(c.outcome)) return pill;
+  const box = el(
+    "details",
+    { className: "outcome", "data-error-of": c.id },
+    el("summary", {}, pill),
+    el("p", {
+      className: "message error",
+      text: error || "No error message: the workers' logs no longer hold this call.",
+    }),
+  );
+  box.open = state.openOutcomes.has(c.id);
+  box.addEventListener("toggle", () => {
+    if (box.open) state.openOutcomes.add(c.id);
+    else state.openOutcomes.delete(c.id);
+  });
+  return box;
+}
+
+// A long name on one line, cut with an ellipsis; the whole of it in the title.
+const clipped = (text) => el("span", { className: "clip", title: text, text });
+
+// -- the activity chart, from the node's own /metrics ---------------------------------
+
+const CHART_KEEP_S = 300; // the last five minutes
+
+// The sums the chart needs from Prometheus's text format: every series of
+// fless_invocations_total (all functions and outcomes, all API processes),
+// and the core's fless_invoke_seconds histogram's sum and count.
+function metricTotals(text) {
+  const totals = { calls: 0, seconds: 0, timed: 0, found: false };
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const value = Number(match[3]);
+    if (!Number.isFinite(value)) continue;
+    if (match[1] === "fless_invocations_total") {
+      totals.calls += value;
+      totals.found = true;
+    } else if (match[1] === "fless_invoke_seconds_sum") totals.seconds += value;
+    else if (match[1] === "fless_invoke_seconds_count") totals.timed += value;
+  }
+  return totals;
+}
+
+// Polls /metrics and adds a point: the calls since the last poll, per second,
+// and their mean latency. A counter that went down (the node restarted)
+// starts the series again.
+async function refreshChart() {
+  const session = state.session;
+  let text;
+  try {
+    const response = await fetch("/metrics", {
+      headers: { Authorization: `Bearer ${state.key}` },
+      cache: "no-store",
+      credentials: "omit",
+    });
+    text = await response.text();
+    if (session !== state.session) return;
+    if (!response.ok) {
+      let detail = text;
+      try {
+        detail = JSON.parse(text)?.errors?.detail ?? text;
+      } catch {
+        // a plain-text answer is its own detail
+      }
+      if (response.status === 401) throw new ApiError(401, detail);
+      const why = response.status === 404 ? detail || "metrics are off on this node" : `${response.status}: ${detail}`;
+      state.chart = { last: null, points: [] };
+      drawChart();
+      show("chart-message", `No chart: ${why}.`, "error");
+      return;
+    }
+  } catch (err) {
+    if (err.status === 401) throw err;
+    show("chart-message", `No chart: the core did not answer /metrics (${err.message}).`, "error");
+    return;
+  }
+  const totals = metricTotals(text);
+  if (!totals.found) {
+    show("chart-message", "No chart yet: the node has counted no invocation (fless_invocations_total).");
+  } else {
+    show("chart-message", "");
+  }
+  const now = Date.now() / 1000;
+  const chart = state.chart;
+  const last = chart.last;
+  if (last !== null && totals.calls >= last.calls && totals.timed >= last.timed && now > last.at) {
+    const calls = totals.calls - last.calls;
+    const timed = totals.timed - last.timed;
+    chart.points.push({
+      at: now,
+      calls,
+      rate: calls / (now - last.at),
+      latency: timed > 0 ? ((totals.seconds - last.seconds) / timed) * 1000 : null,
+    });
+  } else if (last !== null) {
+    chart.points = []; // a restarted node counts from zero again
+  }
+  chart.last = { at: now, ...totals };
+  chart.points = chart.points.filter((p) => p.at >= now - CHART_KEEP_S);
+  drawChart();
+}
+
+function drawChart() {
+  const { points } = state.chart;
+  const now = Date.now() / 1000;
+  plot($("chart-rate"), points.map((p) => [p.at, p.rate]), now, (v) => `${Number(v.toFixed(2))}/s`);
+  plot(
+    $("chart-latency"),
+    points.filter((p) => p.latency !== null).map((p) => [p.at, p.latency]),
+    now,
+    (v) => millis(v),
+  );
+  $("chart-body").replaceChildren(
+    ...points
+      .slice()
+      .reverse()
+      .map((p) =>
+        el(
+          "tr",
+          { "data-point": String(p.at) },
+          el("td", { text: new Date(p.at * 1000).toLocaleTimeString() }),
+          el("td", { text: String(p.calls) }),
+          el("td", { text: p.rate.toFixed(2) }),
+          el("td", { text: p.latency === null ? "—" : millis(p.latency) }),
+        ),
+      ),
+  );
+  labelCells($("chart-body").closest("table"));
+  const latest = points.at(-1);
+  $("chart-now").textContent = latest
+    ? `Now: ${latest.rate.toFixed(2)} invocations/s, mean latency ${latest.latency === null ? "—" : millis(latest.latency)}`
+    : "";
+  const chartBox = $("activity");
+  chartBox.dataset.points = String(points.length);
+  chartBox.dataset.calls = String(points.reduce((sum, p) => sum + p.calls, 0));
+}
+
+// One series as an SVG line over the last CHART_KEEP_S seconds, from 0 to its
+// highest value, which a label names. Made with DOM calls: no markup, no style.
+function plot(svg, series, now, label) {
+  const svgElement = (tag) => document.createElementNS(svg.namespaceURI, tag);
+  const width = 600;
+  const height = 120;
+  const top = Math.max(...series.map(([, v]) => v), 0);
+  const scale = top > 0 ? top * 1.1 : 1;
+  const x = (at) => (((at - (now - CHART_KEEP_S)) / CHART_KEEP_S) * width).toFixed(1);
+  const y = (v) => (height - (v / scale) * height).toFixed(1);
+  const shapes = [];
+  for (const fraction of [0.25, 0.5, 0.75]) {
+    const grid = svgElement("line");
+    for (const [k, v] of Object.entries({ x1: 0, x2: width, y1: height * fraction, y2: height * fraction })) {
+      grid.setAttribute(k, String(v));
+    }
+    grid.setAttribute("class", "grid");
+    shapes.push(grid);
+  }
+  if (series.length) {
+    const line = svgElement("polyline");
+    line.setAttribute("points", series.map(([at, v]) => `${x(at)},${y(v)}`).join(" "));
+    line.setAttribute("class", "series");
+    shapes.push(line);
+    const highest = svgElement("text");
+    highest.setAttribute("x", "4");
+    highest.setAttribute("y", "14");
+    highest.setAttribute("class", "peak");
+    highest.textContent = `peak ${label(top)}`;
+    shapes.push(highest);
+  } else {
+    const empty = svgElement("text");
+    empty.setAttribute("x", "4");
+    empty.setAttribute("y", "14");
+    empty.setAttribute("class", "peak");
+    empty.textContent = "waiting for two polls of /metrics";
+    shapes.push(empty);
+  }
+  svg.replaceChildren(...shapes);
 }
 
 // -- the forms -------------------------------------------------------------------
@@ -729,6 +1079,238 @@ function nameFromFile() {
   }
 }
 
+// -- managing functions, modules, bindings and scripts -------------------------------
+
+// Asks before a delete, in the page (a <dialog>): resolves to true for yes.
+function confirmed(text, action = "Delete") {
+  const dialog = $("confirm");
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = action;
+  return new Promise((resolve) => {
+    const answer = (yes) => {
+      $("confirm-yes").removeEventListener("click", onYes);
+      $("confirm-no").removeEventListener("click", onNo);
+      dialog.removeEventListener("cancel", onCancel);
+      dialog.close();
+      resolve(yes);
+    };
+    const onYes = () => answer(true);
+    const onNo = () => answer(false);
+    const onCancel = (event) => {
+      event.preventDefault(); // Escape: a no, said once
+      answer(false);
+    };
+    $("confirm-yes").addEventListener("click", onYes);
+    $("confirm-no").addEventListener("click", onNo);
+    dialog.addEventListener("cancel", onCancel);
+    dialog.showModal();
+    $("confirm-no").focus();
+  });
+}
+
+// Runs a change the user asked for; its failure, the API's detail included,
+// shows in `messageId`, and a refused key ends the session.
+async function act(messageId, work) {
+  try {
+    await work();
+  } catch (err) {
+    if (err.status === STALE) return;
+    if (err.status === 401) {
+      logout(`The core no longer accepts this key (401): ${err.message}.`);
+      return;
+    }
+    show(messageId, failure(err), "error");
+  }
+}
+
+function checkName(name, what) {
+  if (!NAME.test(name)) throw new ApiError(0, `a ${what} name is letters, digits and _ only (at most 160)`);
+}
+
+async function createModule(event) {
+  event.preventDefault();
+  await act("manage-message", async () => {
+    const name = $("module-name").value.trim();
+    checkName(name, "module");
+    await call("POST", "/v1/fn", { json: { module: { name } } });
+    $("module-name").value = "";
+    show("manage-message", `Created module ${name}.`, "ok");
+    await refresh();
+  });
+}
+
+async function deleteModule(module, count) {
+  const what = count === 1 ? "its function" : `its ${count} functions`;
+  const text = count ? `Delete module ${module} and ${what}?` : `Delete the empty module ${module}?`;
+  if (!(await confirmed(text))) return;
+  await act("manage-message", async () => {
+    await call("DELETE", fnPath(module));
+    if (state.selected?.module === module) state.selected = null;
+    show("manage-message", `Deleted module ${module}.`, "ok");
+    await refresh();
+  });
+}
+
+async function deleteFunction() {
+  const chosen = state.selected;
+  if (chosen === null) return;
+  const shown = `${chosen.module}/${chosen.name}`;
+  if (!(await confirmed(`Delete function ${shown}? Its code, settings and bindings go with it.`))) return;
+  await act("manage-message", async () => {
+    await call("DELETE", fnPath(chosen.module, chosen.name));
+    state.selected = null;
+    show("manage-message", `Deleted function ${shown}.`, "ok");
+    await refresh();
+  });
+}
+
+function parseList(text, what) {
+  if (!text.trim()) return null;
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ApiError(0, `${what} are not valid JSON: ${err.message}`);
+  }
+  if (!Array.isArray(value)) throw new ApiError(0, `${what} must be a JSON list, like [{"type": ..., "params": {...}}]`);
+  return value;
+}
+
+// The metadata an update sends: only the settings the user changed.
+function changedSettings(fn) {
+  const metadata = {};
+  const memory = $("update-memory").value.trim();
+  if (memory !== "") {
+    if (!/^[0-9]+$/.test(memory) || Number(memory) < 1) throw new ApiError(0, "the memory cap is a whole number of MiB");
+    if (Number(memory) !== fn.memory) metadata.memory = Number(memory);
+  }
+  const seconds = $("update-timeout").value.trim();
+  if (seconds !== "") {
+    const ms = Math.round(Number(seconds) * 1000);
+    if (!Number.isFinite(ms) || ms < 1) throw new ApiError(0, "the time cap is a number of seconds, like 10 or 0.5");
+    if (ms !== fn.timeout) metadata.timeout = ms;
+  }
+  return metadata;
+}
+
+async function updateFunction(event) {
+  event.preventDefault();
+  const chosen = state.selected;
+  const fn = state.shown;
+  if (chosen === null || fn === null) return;
+  const shown = `${chosen.module}/${chosen.name}`;
+  await act("update-message", async () => {
+    const file = $("update-code").files[0];
+    const metadata = changedSettings(fn);
+    const events = parseList($("update-events").value, "the events");
+    const sinks = parseList($("update-sinks").value, "the sinks");
+    const form = new FormData();
+    const changes = [];
+    if (file) {
+      form.append("code", file, file.name);
+      changes.push("code");
+    }
+    if (Object.keys(metadata).length) {
+      form.append("metadata", JSON.stringify(metadata));
+      changes.push(...Object.keys(metadata));
+    }
+    for (const [kind, list] of [["events", events], ["sinks", sinks]]) {
+      if (list === null) continue;
+      if (list.length === 0) throw new ApiError(0, `an empty list keeps the ${kind}: remove them one by one above`);
+      form.append(kind, JSON.stringify(list));
+      changes.push(kind);
+    }
+    if (changes.length === 0) throw new ApiError(0, "nothing to change: pick new code or change a setting");
+    show("update-message", `Updating ${shown}…`);
+    const { data } = await call("PUT", fnPath(chosen.module, chosen.name), { form });
+    const problems = bindingProblems(data);
+    const summary = `Updated ${shown} (${changes.join(", ")}): ${mebibytes(data.memory)}, ${millis(data.timeout)}.`;
+    show("update-message", problems ? `${summary} ${problems}` : summary, problems ? "error" : "ok");
+    for (const id of ["update-code", "update-events", "update-sinks"]) $(id).value = "";
+    $("update-memory").value = String(data.memory);
+    $("update-timeout").value = String(data.timeout / 1000);
+    await refresh();
+  });
+}
+
+// What a create or update answer (201, 200 or 207) says of the bindings that
+// did not connect: the function is kept, with the others.
+function bindingProblems(data) {
+  const said = [];
+  for (const kind of ["events", "sinks"]) {
+    if (!data?.[`${kind}_metadata`]) continue;
+    (data[kind] ?? []).forEach((entry, i) => {
+      if (entry?.status !== "success") said.push(`${kind.slice(0, -1)} ${i + 1} refused: ${entry?.message ?? "no reason given"}`);
+    });
+  }
+  return said.length ? `Not bound: ${said.join("; ")}.` : "";
+}
+
+// Removes one event or sink by sending the others back: the API replaces a
+// kind's whole list (null: none left). The API hides passwords and headers
+// in what it shows, so a list holding one cannot be sent back from here.
+async function removeBinding(kind, index) {
+  const chosen = state.selected;
+  const fn = state.shown;
+  if (chosen === null || fn === null) return;
+  const all = fn[kind] ?? [];
+  const entry = all[index];
+  if (!entry) return;
+  const rest = all.filter((_, i) => i !== index);
+  if (JSON.stringify(rest).includes("(hidden)")) {
+    show(
+      "bindings-message",
+      `The other ${kind} hold hidden values (a password, headers): send the ${kind} you keep, in full, with the update form.`,
+      "error",
+    );
+    return;
+  }
+  const label = `${kind === "events" ? "event" : "sink"} ${entry.type ?? "?"} ${where(entry)}`;
+  if (!(await confirmed(`Remove the ${label} from ${chosen.module}/${chosen.name}?`, "Remove"))) return;
+  await act("bindings-message", async () => {
+    const form = new FormData();
+    form.append(kind, rest.length ? JSON.stringify(rest) : "null");
+    const { data } = await call("PUT", fnPath(chosen.module, chosen.name), { form });
+    const problems = bindingProblems(data);
+    show("bindings-message", problems ? `Removed the ${label}. ${problems}` : `Removed the ${label}.`, problems ? "error" : "ok");
+    await refresh();
+  });
+}
+
+function fillModuleChoices(names) {
+  $("module-choices").replaceChildren(...names.map((name) => el("option", { value: name })));
+}
+
+async function saveScript(event) {
+  event.preventDefault();
+  await act("script-message", async () => {
+    const name = $("script-name").value.trim();
+    checkName(name, "script");
+    const file = $("script-file").files[0];
+    const text = file ? await file.text() : $("script-text").value;
+    if (!text.trim()) throw new ApiError(0, "give the script's YAML: a file, or paste it");
+    const form = new FormData();
+    const replacing = state.scripts.includes(name);
+    if (!replacing) form.append("name", name);
+    form.append("file", new Blob([text], { type: "application/yaml" }), `${name}.yaml`);
+    const path = replacing ? `/v1/scripts/app/${encodeURIComponent(name)}` : "/v1/scripts/app";
+    await call(replacing ? "PUT" : "POST", path, { form });
+    for (const id of ["script-name", "script-file", "script-text"]) $(id).value = "";
+    show("script-message", `${replacing ? "Replaced" : "Added"} the script ${name}.`, "ok");
+    await refresh();
+  });
+}
+
+async function deleteScript(name) {
+  const text = `Delete the APP script ${name}? Functions that name it are refused (404) until it is back.`;
+  if (!(await confirmed(text))) return;
+  await act("script-message", async () => {
+    await call("DELETE", `/v1/scripts/app/${encodeURIComponent(name)}`);
+    show("script-message", `Deleted the script ${name}.`, "ok");
+    await refresh();
+  });
+}
+
 // -- start ---------------------------------------------------------------------------
 
 function start() {
@@ -745,6 +1327,10 @@ function start() {
   $("upload-form").addEventListener("submit", upload);
   $("upload-code").addEventListener("change", nameFromFile);
   $("invoke-form").addEventListener("submit", invoke);
+  $("module-form").addEventListener("submit", createModule);
+  $("update-form").addEventListener("submit", updateFunction);
+  $("delete-function").addEventListener("click", deleteFunction);
+  $("script-form").addEventListener("submit", saveScript);
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) refresh();
   });
