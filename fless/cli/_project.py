@@ -113,7 +113,8 @@ def default_output(lang: Language, project: Path, entry: Path | None = None) -> 
         for a single file, the file with ``.wasm`` for its suffix.
     """
     if entry is not None:
-        return entry.resolve().with_suffix(".wasm")
+        # Next to the file as named, not where a link to it points.
+        return entry.absolute().with_suffix(".wasm")
     resolved = project.resolve()
     return resolved / lang.output.replace("{name}", resolved.name)
 
@@ -206,7 +207,7 @@ def build_project(
     # Stale output would pass for a fresh build if build.sh failed quietly.
     output.unlink(missing_ok=True)
 
-    label = f"building {(entry or project).resolve().name} ({lang.name})"
+    label = f"building {entry.name if entry else project.resolve().name} ({lang.name})"
     err = sys.stderr
     progress = _Progress(err, label) if err.isatty() and not verbose else None
     if progress:
@@ -249,7 +250,9 @@ def build_project(
     if status != 0:
         if not verbose:
             err.write("".join(lines))
-        raise FlessError(0, f"building {project} failed ({lang.name}, exit status {status})")
+        raise FlessError(
+            0, f"building {entry or project} failed ({lang.name}, exit status {status})"
+        )
     if not output.is_file():
         raise FlessError(0, f"{script} succeeded but wrote no {output}")
     return BuildResult(output, output.stat().st_size, seconds)

@@ -38,8 +38,9 @@ def user_cache() -> Path:
     Returns:
         ``$FLESS_CACHE_DIR``, else ``$XDG_CACHE_HOME/fless``, else ``~/.cache/fless``.
     """
+    # Absolute: the scripts run in the project's folder, not this one.
     if os.environ.get("FLESS_CACHE_DIR"):
-        return Path(os.environ["FLESS_CACHE_DIR"])
+        return Path(os.environ["FLESS_CACHE_DIR"]).absolute()
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "fless"
 
@@ -68,7 +69,7 @@ def sdk_cache() -> Path:
         are a checkout's, else ``<user cache>/sdk``.
     """
     if os.environ.get(SDK_CACHE_ENV):
-        return Path(os.environ[SDK_CACHE_ENV])
+        return Path(os.environ[SDK_CACHE_ENV]).absolute()
     checkout = _checkout(sdk_root())
     return checkout / ".cache" / "sdk" if checkout else user_cache() / "sdk"
 

@@ -26,6 +26,11 @@ installed=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' \
     "$prefix/node_modules/assemblyscript/package.json" 2>/dev/null || true)
 if [ "$installed" != "$ASSEMBLYSCRIPT_VERSION" ] || [ ! -x "$asc" ]; then
     mkdir -p "$prefix"
-    npm install --prefix "$prefix" --no-audit --no-fund --silent \
-        "assemblyscript@$ASSEMBLYSCRIPT_VERSION"
+    # Two installs at once: one runs npm, the other waits (npm is not safe
+    # to run twice on one prefix).
+    (
+        flock 9
+        npm install --prefix "$prefix" --no-audit --no-fund --silent \
+            "assemblyscript@$ASSEMBLYSCRIPT_VERSION"
+    ) 9>"$prefix.lock"
 fi

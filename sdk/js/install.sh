@@ -19,10 +19,14 @@ if [ "${1:-}" = --check ]; then
     exit 0
 fi
 "$PYTHON" -c "import ziglang" 2>/dev/null || "$PYTHON" -m pip install --quiet ziglang
-if [ ! -f "$cache/$QUICKJS_SDIST" ]; then
-    mkdir -p "$cache"
-    "$PYTHON" -m pip download --quiet --no-binary :all: --no-deps \
-        "quickjs-ng==$QUICKJS_VERSION" -d "$cache"
-fi
+mkdir -p "$cache"
+# Two installs at once: one downloads, the other waits and finds the file.
+(
+    flock 9
+    if [ ! -f "$cache/$QUICKJS_SDIST" ]; then
+        "$PYTHON" -m pip download --quiet --no-binary :all: --no-deps \
+            "quickjs-ng==$QUICKJS_VERSION" -d "$cache"
+    fi
+) 9>"$cache/install.lock"
 need_toolchain
 once build_quickjs "$(quickjs_dir)"
