@@ -272,6 +272,9 @@ def answered_cleanly(result: Any, what: str) -> None:
 JSON_ROUTES = [
     ("POST", "/v1/fn/_/echo", lambda v: '{"args": {"x": ' + v + "}}"),
     ("POST", "/v1/fn/_/echo", lambda v: '{"args": ' + v + "}"),
+    # The public trigger: the body is the args, with or without a key.
+    ("POST", "/fn/_/echo", lambda v: '{"x": ' + v + "}"),
+    ("POST", "/fn/_/echo", lambda v: v),
     ("POST", "/v1/fn", lambda v: '{"module": {"name": ' + v + "}}"),
     ("PUT", "/v1/fn/_", lambda v: '{"module": {"name": ' + v + "}}"),
     ("POST", "/v1/admin/subjects", lambda v: '{"subject": {"name": ' + v + "}}"),
@@ -371,6 +374,8 @@ def test_odd_multipart_bodies_get_a_clean_answer(
             "/v1/admin/subjects/{}",
             "/v1/fn/{}/echo",
             "/ui/{}/{}",
+            "/fn/{}/{}",
+            "/fn/_/{}",
         ]
     ),
     first=path_segment,
