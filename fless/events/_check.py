@@ -22,6 +22,8 @@ from ._specs import (
     MqttEvent,
     MqttSink,
     Sink,
+    anonymous,
+    names_secrets,
     parse_event,
     parse_sink,
     stored,
@@ -45,6 +47,8 @@ def host_allowed(host: str, hosts: Sequence[str]) -> bool:
     return "*" in hosts or host.lower().strip("[]") in {h.lower().strip("[]") for h in hosts}
 
 
+# How ``probe`` begins its answer when the broker answered but refused.
+_REFUSED = "the broker refused"
 # Entries one create or update may send per kind: each is a connection
 # checked while the request waits.
 MAX_ENTRIES = 16
@@ -116,9 +120,19 @@ class Checker:
         return BindingCheck(stored(binding))
 
     def _probe(self, binding: Event | Sink) -> str | None:
+        # A binding that names secrets is probed without them (the check
+        # has no subject whose secrets to read): that its host answers (a
+        # broker's refusal of the missing credentials is an answer; a
+        # database's host takes a connection). Its own credentials are tried
+        # at its first connection or delivery (GET fn shows how that went).
         if isinstance(binding, MqttEvent | MqttSink):
+            if names_secrets(binding.broker):
+                error = probe(anonymous(binding.broker), self.timeout_s)
+                return None if error is not None and error.startswith(_REFUSED) else error
             return probe(binding.broker, self.timeout_s)
         if isinstance(binding, CouchSink):
+            if names_secrets(binding):
+                return probe_http(HttpSink(binding.url), self.timeout_s)
             return probe_couch(binding, self.timeout_s)
         if isinstance(binding, HttpSink):
             return probe_http(binding, self.timeout_s)

@@ -19,7 +19,7 @@ import urllib.request
 
 from fless import __version__
 
-from ._specs import CouchSink, HttpSink
+from ._specs import CouchSink, Credential, HttpSink, SecretRef
 
 USER_AGENT = f"fless/{__version__}"
 # A sink's answer is read no further than this (its body is not used).
@@ -42,10 +42,18 @@ def couch_document(result: bytes, invocation: str) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _auth(username: str | None, password: str | None) -> dict[str, str]:
+def _text(value: Credential | None) -> str | None:
+    """A credential's text: a secret must have been read first (``revealed``)."""
+    if isinstance(value, SecretRef):
+        raise SinkFailed(f"secret {value.name} was not read before the request")
+    return value
+
+
+def _auth(username: Credential | None, password: Credential | None) -> dict[str, str]:
     if username is None:
         return {}
-    token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+    user, secret = _text(username), _text(password)
+    token = base64.b64encode(f"{user}:{secret or ''}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
 
 
@@ -98,7 +106,8 @@ def deliver_http(
     Raises:
         SinkFailed: no 2xx answer.
     """
-    headers = {**sink.headers, "X-Fless-Invocation": invocation, "X-Fless-Function": function}
+    headers = {k: _text(v) or "" for k, v in sink.headers.items()}
+    headers |= {"X-Fless-Invocation": invocation, "X-Fless-Function": function}
     status = _send("POST", sink.url, result, headers, timeout_s)
     if not 200 <= status < 300:
         raise SinkFailed(f"{sink.url} answered {status}")

@@ -34,7 +34,9 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ._specs import Broker, tls_context
+from fless.core import CoreError
+
+from ._specs import Broker, Credential, SecretRef, tls_context
 
 log = logging.getLogger("fless.events")
 
@@ -124,11 +126,20 @@ def _client(broker: Broker, client_id: str, persistent: bool) -> _Client:
         protocol=paho.MQTTv311,
         manual_ack=persistent,
     )
-    if broker.username is not None:
-        client.username_pw_set(broker.username, broker.password)
+    _login(client, broker.username, broker.password)
     if broker.tls:
         client.tls_set_context(tls_context(broker))
     return client
+
+
+def _login(client: paho.Client, username: Credential | None, password: Credential | None) -> None:
+    """Sets the credentials a broker's params give in text (a secret is read at each connect)."""
+    if isinstance(username, str) and not isinstance(password, SecretRef):
+        client.username_pw_set(username, password)
+
+
+# Reads a broker's secrets (``revealed``) at each connect: the broker with their values.
+Reveal = Callable[[], Broker]
 
 
 def _no_delay(_: paho.Client, __: Any, sock: Any) -> None:
@@ -150,12 +161,17 @@ class _Link:
         client: the client, made by ``_client``, not connected yet.
         broker: where it connects.
         state: how the connection fares; the link keeps ``since`` and ``error``.
+        reveal: the broker with its secrets read, before each connect (None:
+            it names none); a secret that cannot be read is the link's error.
     """
 
-    def __init__(self, client: _Client, broker: Broker, state: LinkState) -> None:
+    def __init__(
+        self, client: _Client, broker: Broker, state: LinkState, reveal: Reveal | None = None
+    ) -> None:
         self.client: _Client = client
         self.broker = broker
         self.state = state
+        self._reveal = reveal
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
         self._task: asyncio.Task[None] | None = None
@@ -211,6 +227,17 @@ class _Link:
         while True:
             self._closed.clear()
             assert self._loop is not None
+            if self._reveal is not None:
+                try:
+                    revealed = self._reveal()
+                except CoreError as exc:
+                    # A secret gone (its message names it, never a value): tried again.
+                    self.state.connected, self.state.since = False, time.time()
+                    self.state.error = f"cannot connect to {self.broker.host}: {exc}"
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RECONNECT_MAX_S)
+                    continue
+                _login(self.client, revealed.username, revealed.password)
             connect: Callable[[], Any] = self.client.reconnect
             if first:
                 connect = functools.partial(
@@ -315,6 +342,7 @@ class Subscription:
         topic: the topic filter.
         client_id: the persistent session's id (the same across restarts).
         take: stores one message (topic, payload); False when it cannot now.
+        reveal: reads the broker's secrets at each connect (None: it names none).
     """
 
     def __init__(
@@ -323,6 +351,7 @@ class Subscription:
         topic: str,
         client_id: str,
         take: Callable[[str, bytes], bool],
+        reveal: Reveal | None = None,
     ) -> None:
         self.broker = broker
         self.topic = topic
@@ -335,7 +364,7 @@ class Subscription:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        self._link = _Link(client, broker, self.state)
+        self._link = _Link(client, broker, self.state, reveal)
 
     def start(self) -> None:
         """Connects in the background (and again whenever the connection drops)."""
@@ -406,16 +435,17 @@ class Publisher:
     Args:
         broker: where to connect.
         client_id: its id at the broker.
+        reveal: reads the broker's secrets at each connect (None: it names none).
     """
 
-    def __init__(self, broker: Broker, client_id: str) -> None:
+    def __init__(self, broker: Broker, client_id: str, reveal: Reveal | None = None) -> None:
         self.broker = broker
         self.state = LinkState()
         client = _client(broker, client_id, persistent=False)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        self._link = _Link(client, broker, self.state)
+        self._link = _Link(client, broker, self.state, reveal)
         self._waiting: dict[int, asyncio.Future[None]] = {}
 
     def start(self) -> None:
@@ -474,8 +504,7 @@ def probe(broker: Broker, timeout_s: float, client_id: str = "") -> str | None:
     client = paho.Client(
         CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True, protocol=paho.MQTTv311
     )
-    if broker.username is not None:
-        client.username_pw_set(broker.username, broker.password)
+    _login(client, broker.username, broker.password)
     if broker.tls:
         client.tls_set_context(tls_context(broker))
     answer: list[str | None] = []

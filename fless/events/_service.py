@@ -76,8 +76,10 @@ from ._specs import (
     HttpSink,
     MqttEvent,
     Sink,
+    names_secrets,
     parse_event,
     parse_sink,
+    revealed,
     stored,
 )
 from ._topics import Refused
@@ -176,7 +178,9 @@ class EventService:
         self._generation = -1
         self._wanted: dict[str, tuple[str, str, Event]] = {}
         self._served: dict[str, _Served] = {}
-        self._publishers: dict[Broker, Publisher] = {}
+        # By broker; by broker and function for one that names secrets (its
+        # owner's), so no other function's results go out under them.
+        self._publishers: dict[tuple[Broker, str], Publisher] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._inbox: Lane | None = None
         self._outbox: Lane | None = None
@@ -315,12 +319,18 @@ class EventService:
                 return self._take_message(bid, module, name, event, topic, payload)
 
             client_id = f"fless-{bid[:16]}"
-            subscription = Subscription(event.broker, event.topic, client_id, take)
+            reveal = self._revealer(event.broker, module, name)
+            subscription = Subscription(event.broker, event.topic, client_id, take, reveal)
             subscription.start()
 
             async def forget() -> None:
                 timeout = self._settings.connect_timeout_ms / 1000
-                error = await asyncio.to_thread(probe, event.broker, timeout, client_id)
+                broker = event.broker
+                with contextlib.suppress(CoreError):
+                    # Gone with its function, its secrets may be gone too:
+                    # the session then stays until the broker expires it.
+                    broker = revealed(broker, self._reveal(module, name))
+                error = await asyncio.to_thread(probe, broker, timeout, client_id)
                 if error is not None:
                     log.warning("events: the session of a removed binding stays: %s", error)
 
@@ -677,6 +687,9 @@ class EventService:
         try:
             sink = self._parsed_sinks.get(sid) or self._parse_sink(sid, item["sink"])
             if isinstance(sink, CouchSink | HttpSink):
+                if names_secrets(sink):
+                    # Read for this delivery only: the outbox keeps the name.
+                    sink = revealed(sink, self._reveal(module, name))
                 if self._sending.locked():
                     # Every sender thread is taken: the wait may outlast the lease.
                     holder = asyncio.create_task(self._hold(claimed))
@@ -685,12 +698,13 @@ class EventService:
                         self._senders, self._send, sink, item, f"{module}/{name}"
                     )
             else:
-                await self._publisher(sink.broker).publish(
+                await self._publisher(sink.broker, f"{module}/{name}").publish(
                     sink.topic, item["result"], SINK_TIMEOUT_S
                 )
         except Refused as exc:
             refused = exc
-        except (SinkFailed, TimeoutError, OSError) as exc:
+        except (SinkFailed, TimeoutError, OSError, CoreError) as exc:
+            # CoreError: a secret it names is gone (named, never its value).
             failed = exc
         claimed = await _latest(holder, claimed)
         if refused is not None:
@@ -796,11 +810,37 @@ class EventService:
             metrics.event_queue_depth.labels(INBOX).set(self.queues.depth(INBOX))
             metrics.event_queue_depth.labels(OUTBOX).set(self.queues.depth(OUTBOX))
 
-    def _publisher(self, broker: Broker) -> Publisher:
-        publisher = self._publishers.get(broker)
+    def _reveal(self, module: str, name: str) -> Callable[[str], str]:
+        """Reads a secret that a binding of ``module/name`` names, from its owner's, at each use.
+
+        Raises (when called):
+            CoreError: the function is gone, or the secret is not set or does
+                not open (the message names it, never a value).
+        """
+
+        def reveal(secret: str) -> str:
+            record = self._platform.function(module, name)
+            user = f"a binding of {module}/{name}"
+            return self._platform.secret_value(record.secrets_of, secret, user)
+
+        return reveal
+
+    def _revealer(self, broker: Broker, module: str, name: str) -> Callable[[], Broker] | None:
+        """What reads ``broker``'s secrets at each connect (None: it names none)."""
+        if not names_secrets(broker):
+            return None
+        read = self._reveal(module, name)
+        return lambda: revealed(broker, read)
+
+    def _publisher(self, broker: Broker, function: str) -> Publisher:
+        owned = names_secrets(broker)
+        key = (broker, function if owned else "")
+        publisher = self._publishers.get(key)
         if publisher is None:
             client_id = f"fless-out-{secrets.token_hex(6)}"
-            publisher = self._publishers[broker] = Publisher(broker, client_id)
+            module, _, name = function.partition("/")
+            reveal = self._revealer(broker, module, name)
+            publisher = self._publishers[key] = Publisher(broker, client_id, reveal)
             publisher.start()
         return publisher
 

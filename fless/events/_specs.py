@@ -12,9 +12,9 @@ import re
 import ssl
 import urllib.parse
 import zoneinfo
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
 
 from croniter import croniter
 
@@ -30,8 +30,26 @@ MAX_HEADERS = 32
 # A header name is an RFC 9110 token; a value has no control characters.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,4096}")
+# A secret's name, as every name in fless.
+_SECRET_NAME = re.compile(r"[_a-zA-Z0-9]{1,160}")
 # A host is a name or an address: no user part, path or spaces.
 _HOST = re.compile(r"[A-Za-z0-9._\-:\[\]%]{1,253}")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A param given as ``{"secret": NAME}``: the function's owner's secret, read at each use.
+
+    Only the name is kept with the function; the value is read from the
+    store when the binding connects or delivers, so a changed secret counts
+    from the next connection, and no record, queue or log holds it.
+    """
+
+    name: str
+
+
+# A credential as a binding keeps it: text, or the name of a secret.
+Credential = str | SecretRef
 
 
 @dataclass(frozen=True)
@@ -40,8 +58,8 @@ class Broker:
 
     host: str
     port: int
-    username: str | None = None
-    password: str | None = None
+    username: Credential | None = None
+    password: Credential | None = None
     tls: bool = False
     # PEM: the certificates of the CAs the broker's certificate must chain to
     # (a private CA), instead of the system's.
@@ -78,8 +96,8 @@ class CouchSink:
     """Each result is POSTed to the database at ``url`` as a JSON document."""
 
     url: str
-    username: str | None = None
-    password: str | None = None
+    username: Credential | None = None
+    password: Credential | None = None
     type: str = field(default="couchdb", init=False)
 
 
@@ -88,7 +106,7 @@ class HttpSink:
     """Each result is POSTed to ``url`` as JSON, with ``headers``."""
 
     url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, Credential] = field(default_factory=dict)
     type: str = field(default="http", init=False)
 
 
@@ -145,7 +163,7 @@ def parse_sink(entry: object) -> Sink:
     kind, params = _entry(entry, SINK_TYPES, "sink")
     if kind == "couchdb":
         return CouchSink(
-            _url(params), _optional_text(params, "username"), _optional_text(params, "password")
+            _url(params), _credential(params, "username"), _credential(params, "password")
         )
     if kind == "http":
         return HttpSink(_url(params), _headers(params))
@@ -155,12 +173,72 @@ def parse_sink(entry: object) -> Sink:
 
 
 def stored(binding: Event | Sink) -> dict[str, Any]:
-    """The binding as the function's record keeps it: FunLess's shape, normalized."""
-    params = {k: v for k, v in asdict(binding).items() if k != "type"}
+    """The binding as the function's record keeps it: FunLess's shape, normalized.
+
+    A secret stays a reference (``{"secret": NAME}``), never its value.
+    """
+    params = {f.name: _plain(getattr(binding, f.name)) for f in fields(binding) if f.name != "type"}
     broker = params.pop("broker", None)
     if broker is not None:
         params = {**broker, **params}
     return {"type": binding.type, "params": {k: v for k, v in params.items() if v is not None}}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON: a secret as its reference, a broker as its params."""
+    if isinstance(value, SecretRef):
+        return {"secret": value.name}
+    if isinstance(value, Broker):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+B = TypeVar("B", bound=Broker | CouchSink | HttpSink)
+
+
+def names_secrets(binding: Broker | CouchSink | HttpSink) -> bool:
+    """Whether a broker or sink names a secret in its credentials or headers."""
+    if isinstance(binding, HttpSink):
+        return any(isinstance(v, SecretRef) for v in binding.headers.values())
+    return isinstance(binding.username, SecretRef) or isinstance(binding.password, SecretRef)
+
+
+def revealed(binding: B, reveal: Callable[[str], str]) -> B:
+    """``binding`` with each secret it names replaced by its value (``reveal(NAME)``).
+
+    For a connection or delivery only: the result is never stored or logged.
+
+    Raises:
+        whatever ``reveal`` raises for a secret that is not there.
+    """
+    changes: dict[str, Any]
+    if isinstance(binding, HttpSink):
+        changes = {
+            "headers": {
+                k: reveal(v.name) if isinstance(v, SecretRef) else v
+                for k, v in binding.headers.items()
+            }
+        }
+    else:
+        changes = {
+            key: reveal(value.name) if isinstance(value, SecretRef) else value
+            for key, value in (("username", binding.username), ("password", binding.password))
+        }
+    return replace(binding, **changes)
+
+
+def anonymous(binding: B) -> B:
+    """``binding`` without the credentials or headers that name secrets (to probe its host)."""
+    if not names_secrets(binding):
+        return binding
+    changes: dict[str, Any] = {"username": None, "password": None}
+    if isinstance(binding, HttpSink):
+        changes = {
+            "headers": {k: v for k, v in binding.headers.items() if not isinstance(v, SecretRef)}
+        }
+    return replace(binding, **changes)
 
 
 def _entry(entry: object, types: tuple[str, ...], what: str) -> tuple[str, dict[str, Any]]:
@@ -193,6 +271,26 @@ def _optional_text(params: Mapping[str, Any], name: str) -> str | None:
     return None if params.get(name) is None else _text(params, name)
 
 
+def _secret_ref(value: object, where: str) -> SecretRef | None:
+    """``{"secret": NAME}`` as a reference; None for any other value.
+
+    Raises:
+        Refused: an object that is not a good reference.
+    """
+    if not isinstance(value, dict):
+        return None
+    name = value.get("secret")
+    if len(value) != 1 or not isinstance(name, str) or not _SECRET_NAME.fullmatch(name):
+        raise Refused(f'{where} is text or {{"secret": NAME}} (a secret set with fless secret set)')
+    return SecretRef(name)
+
+
+def _credential(params: Mapping[str, Any], name: str) -> Credential | None:
+    """A username or password: text, or ``{"secret": NAME}``."""
+    ref = _secret_ref(params.get(name), f"params.{name}")
+    return ref if ref is not None else _optional_text(params, name)
+
+
 def _broker(params: Mapping[str, Any]) -> Broker:
     host = _text(params, "host").strip()
     if not _HOST.fullmatch(host):
@@ -203,8 +301,8 @@ def _broker(params: Mapping[str, Any]) -> Broker:
     return Broker(
         host,
         _port(params.get("port"), MQTT_TLS_PORT if tls else MQTT_PORT),
-        _optional_text(params, "username"),
-        _optional_text(params, "password"),
+        _credential(params, "username"),
+        _credential(params, "password"),
         tls,
         _ca(params, tls),
     )
@@ -261,15 +359,20 @@ def _url(params: Mapping[str, Any]) -> str:
     return url
 
 
-def _headers(params: Mapping[str, Any]) -> dict[str, str]:
+def _headers(params: Mapping[str, Any]) -> dict[str, Credential]:
     headers = params.get("headers", {})
     if not isinstance(headers, dict) or len(headers) > MAX_HEADERS:
         raise Refused(f"params.headers must be an object of at most {MAX_HEADERS} headers")
+    refs: dict[str, Credential] = {}
     for name, value in headers.items():
+        ref = _secret_ref(value, f"params.headers: the value of {name[:40]!r}")
+        if ref is not None and _TOKEN.fullmatch(name):
+            refs[name] = ref
+            value = ""
         if not _TOKEN.fullmatch(name) or not isinstance(value, str):
             raise Refused(f"params.headers: {name[:40]!r} is not a header name with a string")
         if not _HEADER_VALUE.fullmatch(value):
             raise Refused(f"params.headers: the value of {name!r} holds control characters")
         if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
             raise Refused(f"params.headers: {name!r} is set by fless")
-    return dict(headers)
+    return {**headers, **refs}
