@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from fless.cli.node import _parser, settings_from_args
-from fless.config import ConfigError, Settings, load_settings, settings_as_dict
+from fless.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    settings_as_dict,
+    with_listen_hosts,
+)
 from fless.node._api import api_processes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,8 +26,50 @@ def test_documented_defaults_equal_the_embedded_ones() -> None:
     assert documented == settings_as_dict(Settings())
 
 
-def test_no_sources_gives_the_defaults(tmp_path: Path) -> None:
-    assert load_settings(None, environ={}) == Settings()
+def test_no_sources_gives_the_defaults_on_loopback(tmp_path: Path) -> None:
+    # The one thing filled in: where to listen, which lan decides (role all: loopback).
+    loaded = load_settings(None, environ={})
+    assert (loaded.lan, loaded.api.host, loaded.cluster.rpc_host) == ("auto", *2 * ["127.0.0.1"])
+    assert loaded == with_listen_hosts(Settings())
+    assert Settings().api.host == Settings().cluster.rpc_host == ""
+
+
+@pytest.mark.parametrize(
+    ("environ", "api_host", "rpc_host"),
+    [
+        ({}, "127.0.0.1", "127.0.0.1"),
+        ({"FLESS_ROLE": "core"}, "0.0.0.0", "0.0.0.0"),
+        ({"FLESS_ROLE": "worker"}, "0.0.0.0", "0.0.0.0"),
+        ({"FLESS_LAN": "on"}, "0.0.0.0", "0.0.0.0"),
+        ({"FLESS_LAN": "true"}, "0.0.0.0", "0.0.0.0"),
+        ({"FLESS_ROLE": "worker", "FLESS_LAN": "off"}, "127.0.0.1", "127.0.0.1"),
+        ({"FLESS_LAN": "on", "FLESS_API_HOST": "10.0.0.5"}, "10.0.0.5", "0.0.0.0"),
+        ({"FLESS_CLUSTER_RPC_HOST": "::1"}, "127.0.0.1", "::1"),
+    ],
+)
+def test_lan_decides_the_hosts_left_empty(
+    environ: dict[str, str], api_host: str, rpc_host: str
+) -> None:
+    settings = load_settings(None, environ=environ)
+    assert (settings.api.host, settings.cluster.rpc_host) == (api_host, rpc_host)
+
+
+def test_lan_in_a_file_takes_a_boolean_and_refuses_other_words(tmp_path: Path) -> None:
+    config = tmp_path / "fless.toml"
+    config.write_text("lan = true\n")
+    assert load_settings(config, environ={}).lan == "on"
+    config.write_text('lan = "sometimes"\n')
+    with pytest.raises(ConfigError, match="lan must be one of auto, on, off, not 'sometimes'"):
+        load_settings(config, environ={})
+
+
+def test_lan_rpc_and_advertise_host_flags(tmp_path: Path) -> None:
+    args = _parser().parse_args(["--lan", "--rpc-host", "10.0.0.5", "--advertise-host", "a.lan"])
+    settings = settings_from_args(args)
+    assert (settings.lan, settings.api.host) == ("on", "0.0.0.0")
+    assert (settings.cluster.rpc_host, settings.cluster.advertise_host) == ("10.0.0.5", "a.lan")
+    core = settings_from_args(_parser().parse_args(["--role", "core", "--no-lan"]))
+    assert (core.lan, core.api.host, core.cluster.rpc_host) == ("off", "127.0.0.1", "127.0.0.1")
 
 
 def test_file_then_environment_then_flags(tmp_path: Path) -> None:

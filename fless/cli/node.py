@@ -24,7 +24,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fless-node {__version__}")
     parser.add_argument("--config", metavar="FILE", help="a TOML settings file (or FLESS_CONFIG)")
     parser.add_argument("--role", choices=ROLES, help="what this node runs (default: all)")
-    parser.add_argument("--host", help="address the REST API listens on (default: 0.0.0.0)")
+    parser.add_argument(
+        "--lan",
+        action=argparse.BooleanOptionalAction,
+        help="serve the LAN: API, RPC and gossip on every interface, and the beacon that "
+        "finds the other nodes; --no-lan keeps to loopback (default: on for roles core "
+        "and worker, off for all)",
+    )
+    parser.add_argument(
+        "--host", help="address the REST API listens on (default: by --lan, 127.0.0.1 or 0.0.0.0)"
+    )
     parser.add_argument("--port", type=int, help="port of the REST API (default: 4000)")
     parser.add_argument(
         "--workers",
@@ -32,7 +41,15 @@ def _parser() -> argparse.ArgumentParser:
         help="API processes (default 0: one per CPU with role all, one with role core)",
     )
     parser.add_argument("--data-dir", metavar="DIR", help="where the node keeps its data")
+    parser.add_argument(
+        "--rpc-host", help="address the ZeroMQ RPC socket binds (default: by --lan, as --host)"
+    )
     parser.add_argument("--rpc-port", type=int, help="port of the ZeroMQ RPC socket (7470)")
+    parser.add_argument(
+        "--advertise-host",
+        help="the address other nodes reach this one at (default: the LAN interface's, "
+        "or 127.0.0.1 on loopback)",
+    )
     parser.add_argument("--gossip-port", type=int, help="UDP port of the gossip (7471)")
     parser.add_argument(
         "--seeds", metavar="HOST:PORT,...", help="gossip addresses of nodes to join at start"
@@ -58,11 +75,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         args.config,
         overrides={
             "role": args.role,
+            "lan": None if args.lan is None else ("on" if args.lan else "off"),
             "data_dir": args.data_dir,
             "log_level": args.log_level,
             "api": {"host": args.host, "port": args.port, "workers": args.workers},
             "cluster": {
+                "rpc_host": args.rpc_host,
                 "rpc_port": args.rpc_port,
+                "advertise_host": args.advertise_host,
                 "gossip_port": args.gossip_port,
                 "seeds": args.seeds,
                 "key_dir": args.key_dir,

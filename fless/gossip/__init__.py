@@ -22,7 +22,7 @@ from ._memory import (
 from ._meta import MAX_ENCODED, ROLES, NodeMeta
 from ._presence import Presence, lost_seeds
 from ._timing import LAN_TIMING, GossipTiming
-from ._view import STATES, Member, MemberView
+from ._view import PROCESS_SEPARATOR, STATES, Member, MemberView, Node, nodes
 
 __all__ = [
     "DEFAULT_GROUP",
@@ -30,6 +30,7 @@ __all__ = [
     "LAN_TIMING",
     "MAX_ENCODED",
     "MAX_SKEW",
+    "PROCESS_SEPARATOR",
     "ROLES",
     "STATES",
     "Announcement",
@@ -44,12 +45,14 @@ __all__ = [
     "MemberView",
     "Membership",
     "MetaError",
+    "Node",
     "NodeMeta",
     "Presence",
     "beacon_key",
     "encode_beacon",
     "host_port",
     "lost_seeds",
+    "nodes",
     "parse_meminfo",
     "read_memory",
     "reading_at_most_every",

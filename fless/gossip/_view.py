@@ -14,6 +14,10 @@ from ._meta import NodeMeta
 #: Member states, in the order a member usually goes through them.
 STATES = ("alive", "suspect", "dead", "left")
 
+#: Between a node's name and its process in a member name: each API process
+#: of a node is a gossip member of its own, named ``"{node}/{pid}"``.
+PROCESS_SEPARATOR = "/"
+
 
 @dataclass(frozen=True)
 class Member:
@@ -30,6 +34,49 @@ class Member:
     address: str
     state: str
     meta: NodeMeta | None
+
+    @property
+    def node(self) -> str:
+        """The node this member is a process of: its name up to the first ``/``."""
+        return self.name.partition(PROCESS_SEPARATOR)[0]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node (one ``fless-node``: one board, as a rule) as its members show it.
+
+    Attributes:
+        name: the node's name, which its members' names start with.
+        member: the member that speaks for it: its most alive process (the
+            first alive one, else suspect, dead, left), whose address, state
+            and metadata are the node's.
+        processes: how many of its members are alive (API processes; 1 for a worker).
+    """
+
+    name: str
+    member: Member
+    processes: int
+
+
+def nodes(members: Iterable[Member]) -> list[Node]:
+    """The members grouped into nodes, in order of first appearance.
+
+    The API processes of one node each gossip as a member, and each
+    advertises the same machine's memory: listed as members, one board
+    would count as many nodes, its memory as many times.
+    """
+    grouped: dict[str, list[Member]] = {}
+    for member in members:
+        grouped.setdefault(member.node, []).append(member)
+    rank = {state: i for i, state in enumerate(STATES)}
+    return [
+        Node(
+            name,
+            min(group, key=lambda m: rank.get(m.state, len(STATES))),
+            sum(m.state == "alive" for m in group),
+        )
+        for name, group in grouped.items()
+    ]
 
 
 class MemberView:

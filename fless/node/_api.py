@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -9,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 from fless.config import Settings
 
 from ._http import HttpLimits, bounded_worker
+from ._stop import STOP_MARGIN_S, NodeArbiter, stopped
 
 
 def api_processes(role: str, workers: int, cpus: int) -> int:
@@ -40,10 +42,19 @@ def _forget_metrics(server: Any, worker: Any) -> None:
 class ApiServer(BaseApplication):  # type: ignore[misc]
     """gunicorn, configured from the settings, serving the Falcon app with uvicorn workers."""
 
-    def __init__(self, settings: Settings, processes: int) -> None:
+    def __init__(self, settings: Settings, processes: int, node: str) -> None:
         self.settings = settings
         self.processes = processes  # see ``api_processes``
+        self.node = node  # the node's name; each API process gossips as one of its processes
         super().__init__()
+
+    def run(self) -> None:
+        """Serves until stopped, with SIGINT as graceful as SIGTERM (``NodeArbiter``)."""
+        try:
+            NodeArbiter(self).run()
+        except RuntimeError as exc:  # as gunicorn's own run: a bind that failed, say
+            print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
 
     def load_config(self) -> None:
         """Sets gunicorn's options from the settings (no gunicorn config file is read)."""
@@ -59,12 +70,16 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
                     header_timeout_s=api.header_timeout_ms / 1000,
                     max_connections=api.max_connections,
                     body_timeout_s=api.body_timeout_ms / 1000,
-                )
+                ),
+                self.settings.drain_timeout_s,
             ),
             "proc_name": "fless-node",
             # An API process whose event loop stalls this long is replaced.
             "timeout": 60,
-            "graceful_timeout": 30,
+            # A stopping API process finishes its calls for up to the drain
+            # time, then leaves the cluster; past this it is SIGKILLed.
+            "graceful_timeout": self.settings.drain_timeout_s + STOP_MARGIN_S,
+            "on_exit": stopped,
             "keepalive": 30,
             "loglevel": self.settings.log_level,
             "accesslog": None,
@@ -97,7 +112,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             write_admin_key(settings, key)
 
         return create_app(
-            open_platform(settings),
+            open_platform(settings, self.node),
             settings.api.max_request_bytes,
             rate_limit_per_s=settings.api.rate_limit_per_s,
             rate_burst=settings.api.rate_burst,

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from fless.core import NodeMetrics, render_metrics
-from fless.gossip import STATES, Member
+from fless.gossip import STATES, Member, nodes
 from fless.worker import LocalWorker
 
 log = logging.getLogger("fless.node")
@@ -75,11 +75,16 @@ def refresh_gauges(
     memory: tuple[int, int],
     local: LocalWorker | None,
 ) -> None:
-    """Sets the gauges read at a scrape: members by state, memory, the cache's size."""
+    """Sets the gauges read at a scrape: nodes by state, memory, the cache's size.
+
+    Nodes, not gossip members: the API processes of one node are a member
+    each, and would count one board several times.
+    """
     if metrics is None:
         return
+    listed = nodes(members)
     for state in STATES:
-        metrics.members.labels(state).set(sum(m.state == state for m in members))
+        metrics.members.labels(state).set(sum(n.member.state == state for n in listed))
     metrics.memory.labels("total").set(memory[0])
     metrics.memory.labels("free").set(memory[1])
     if local is not None:

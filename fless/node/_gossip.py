@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Callable
 
 from fless import __version__
 from fless.config import Settings
-from fless.gossip import Member, Membership, NodeMeta, Presence
+from fless.gossip import PROCESS_SEPARATOR, Member, Membership, NodeMeta, Presence
 from fless.worker import MetaPublisher
 
-from ._identity import advertise_host, node_name
+from ._identity import advertise_host, node_name, sends_beacon
 from ._keys import ClusterKeys
 
 # The alive peers of the last run, in the data directory.
@@ -18,7 +19,11 @@ PEERS_FILE = "gossip-peers"
 
 
 class Gossip:
-    """This node's gossip presence and its metadata publisher, as one service."""
+    """This node's gossip presence and its metadata publisher, as one service.
+
+    ``node`` is the name of the node this API process belongs to (taken in
+    the gunicorn master); without it, the process is the node (a worker).
+    """
 
     def __init__(
         self,
@@ -29,12 +34,14 @@ class Gossip:
         memory: Callable[[], tuple[int, int]],
         on_change: Callable[[Member], None] | None = None,
         gossip_port: int | None = None,
+        node: str | None = None,
     ) -> None:
         total, free = memory()
         cluster = settings.cluster
+        host = advertise_host(settings)
         self._presence = Presence(
-            node_name(role, settings),
-            advertise_host(settings),
+            process_name(node) if node else node_name(role, settings),
+            host,
             NodeMeta(
                 role,
                 rpc_endpoint,
@@ -53,7 +60,7 @@ class Gossip:
             seeds=cluster.seeds,
             key=keys.gossip,
             also_accept=keys.gossip_also,
-            discovery=cluster.discovery,
+            discovery=sends_beacon(settings, host),
             beacon_group=cluster.beacon_group,
             beacon_port=cluster.beacon_port,
             on_change=on_change,
@@ -96,6 +103,15 @@ class Gossip:
         """Leaves the cluster gracefully."""
         await self._publisher.stop()
         await self._presence.stop()
+
+
+def process_name(node: str) -> str:
+    """The member name of this API process of ``node``: ``"{node}/{pid}"``.
+
+    Each API process is a gossip member of its own (members need unique
+    names); listings group them back into their node (``fless.gossip.nodes``).
+    """
+    return f"{node}{PROCESS_SEPARATOR}{os.getpid()}"
 
 
 def worker_name(role: str, settings: Settings) -> str:

@@ -27,6 +27,8 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
+from ._stop import StoppingWorker
+
 log = logging.getLogger("fless.node")
 
 
@@ -315,11 +317,13 @@ class ThinnedWarnings(logging.Filter):
         return True
 
 
-def bounded_worker(limits: HttpLimits) -> type[UvicornWorker]:
+def bounded_worker(limits: HttpLimits, drain_s: int) -> type[UvicornWorker]:
     """A uvicorn worker class for gunicorn whose connections keep ``limits``.
 
     Made in the gunicorn master before it forks; each API process inherits it
-    (and the filter that thins uvicorn's per-request warnings).
+    (and the filter that thins uvicorn's per-request warnings). A stopping
+    API process finishes its requests for up to ``drain_s`` seconds
+    (``StoppingWorker``).
     """
     error_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, ThinnedWarnings) for f in error_log.filters):
@@ -329,5 +333,9 @@ def bounded_worker(limits: HttpLimits) -> type[UvicornWorker]:
     # calls a second on the common invoke (make bench, wrk against one API
     # process, alternated with "auto"), for no reason found in uvicorn's code.
     # The protocol refuses upgrades itself (_should_upgrade_to_ws).
-    kwargs = {**UvicornWorker.CONFIG_KWARGS, "http": protocol}
-    return type("FlessUvicornWorker", (UvicornWorker,), {"CONFIG_KWARGS": kwargs})
+    kwargs = {
+        **StoppingWorker.CONFIG_KWARGS,
+        "http": protocol,
+        "timeout_graceful_shutdown": drain_s,
+    }
+    return type("FlessUvicornWorker", (StoppingWorker,), {"CONFIG_KWARGS": kwargs})

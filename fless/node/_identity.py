@@ -1,4 +1,4 @@
-"""How a node names itself and which address it gives the others (no heavy imports)."""
+"""A node's name, the address it gives the others, where it listens (no heavy imports)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import contextlib
 import os
 import socket
 
-from fless.config import Settings
+from fless._addresses import is_loopback
+from fless.config import Settings, serves_lan
 
 
 def advertise_host(settings: Settings) -> str:
@@ -44,10 +45,64 @@ def bind_udp(host: str, port: int) -> int:
 
 
 def node_name(role: str, settings: Settings) -> str:
-    """A member name unique in the cluster: host name, role, address, and a port or the pid.
+    """A node name unique in the cluster: host name, role, address, and a port or the pid.
 
     The address is there because boards cloned from one image share a host
-    name; the port or pid tells apart nodes on one machine.
+    name; the port or pid tells apart nodes on one machine. Roles all and
+    core take it in the gunicorn master, before the fork: its pid is the
+    node's, and each API process gossips as a process of it (``fless.node._gossip``).
     """
     suffix = settings.cluster.rpc_port if role == "worker" else os.getpid()
     return f"{socket.gethostname()}-{role}-{advertise_host(settings)}-{suffix}"
+
+
+def sends_beacon(settings: Settings, host: str) -> bool:
+    """Whether the node announces itself on the LAN: discovery on, gossiping off loopback.
+
+    A loopback node has nobody on the LAN to meet, and its beacon would
+    announce an address no other machine can reach.
+    """
+    return settings.cluster.discovery and not is_loopback(host.strip("[]"))
+
+
+def api_urls(settings: Settings) -> list[str]:
+    """The URLs the REST API answers at: one per address for a host of every interface."""
+    api = settings.api
+    scheme = "https" if api.tls_certfile else "http"
+    hosts = [api.host]
+    if api.host in ("0.0.0.0", "::", ""):
+        hosts = ["127.0.0.1", advertise_host(settings)]
+    shown = dict.fromkeys(f"[{h}]" if ":" in h else h for h in hosts)
+    return [f"{scheme}://{h}:{api.port}/v1/" for h in shown]
+
+
+def where_it_listens(settings: Settings, keys: bool, rpc: str = "") -> str:
+    """The ready line's account of every socket the node opens, and whether it sends beacons.
+
+    Args:
+        settings: the node's settings (gossip port as the API processes use it).
+        keys: whether the node has the cluster keys (a beacon needs them).
+        rpc: a worker's RPC endpoint as bound; empty for roles all and core,
+            whose API processes only connect to workers.
+    """
+    cluster = settings.cluster
+    host = advertise_host(settings)
+    parts = []
+    if settings.role != "worker":
+        every = settings.api.host in ("0.0.0.0", "::")
+        where = " and ".join(api_urls(settings))
+        parts.append(
+            f"API on {where}" + (f" (every interface, {settings.api.host})" if every else "")
+        )
+    if rpc:
+        parts.append(f"RPC on {rpc}")
+    gossip_port = cluster.gossip_port or "a free port"
+    parts.append(f"gossip on {host}:{gossip_port} (UDP)")
+    if sends_beacon(settings, host) and keys:
+        parts.append(f"LAN beacon to {cluster.beacon_group}:{cluster.beacon_port}")
+    else:
+        parts.append("no LAN beacon")
+    listing = ", ".join(parts)
+    if not serves_lan(settings):
+        listing += " (loopback only: --lan serves the LAN)"
+    return listing

@@ -9,13 +9,14 @@ from fless.core import (
     Dispatcher,
     LocalSource,
     Platform,
+    SecretKeys,
     Service,
     Store,
     WorkerSource,
     enable_metrics,
 )
 from fless.events import Checker, EventService
-from fless.gossip import Member
+from fless.gossip import Node, nodes
 from fless.net import RpcClient
 from fless.worker import LocalWorker
 
@@ -40,8 +41,13 @@ class _Closing:
         await self.rpc.close()
 
 
-def open_platform(settings: Settings) -> Platform:
+def open_platform(settings: Settings, node: str | None = None) -> Platform:
     """The platform of one API process: store, executor (role all), cluster parts.
+
+    Args:
+        settings: the node's settings.
+        node: the name of the node this API process is part of (taken in
+            the gunicorn master); None: a node of this one process.
 
     Raises:
         KeyError_: the node has no keys and may not run in plaintext.
@@ -73,6 +79,7 @@ def open_platform(settings: Settings) -> Platform:
         keys,
         memory,
         on_change=lambda member: source[0].on_change(member) if source else None,
+        node=node,
     )
     # The gossip member may be replaced at start (port taken), so everything
     # reads it through ``gossip``, never holds it.
@@ -89,7 +96,7 @@ def open_platform(settings: Settings) -> Platform:
         settings.functions,
         settings.api.max_upload_bytes,
         services,
-        nodes=lambda: [_member_view(m) for m in gossip.members()],
+        nodes=lambda: [_node_view(n) for n in nodes(gossip.members())],
         join=gossip.join,
         refresh_metrics=lambda: refresh_gauges(metrics, gossip.members(), memory(), local),
         metrics=metrics,
@@ -100,6 +107,11 @@ def open_platform(settings: Settings) -> Platform:
             max_bytes=settings.api.recent_invocations * 1024,
         ),
         bindings=checker,
+        # Secrets are sealed under a key derived from the gossip key (and
+        # open under a rotation's other keys too); no keys, no secrets.
+        secret_keys=(
+            SecretKeys([keys.gossip, *keys.gossip_also]) if keys.gossip is not None else None
+        ),
     )
     if checker is not None:
         checker.served = lambda: sum(len(r.events) for r in platform.all_functions())
@@ -110,10 +122,12 @@ def open_platform(settings: Settings) -> Platform:
     return platform
 
 
-def _member_view(member: Member) -> dict[str, object]:
+def _node_view(node: Node) -> dict[str, object]:
+    """A node as ``/v1/nodes`` lists it: once, however many API processes it runs."""
+    member = node.member
     meta = member.meta
     return {
-        "name": member.name,
+        "name": node.name,
         "address": member.address,
         "state": member.state,
         "role": meta.role if meta else None,
@@ -125,4 +139,6 @@ def _member_view(member: Member) -> dict[str, object]:
         # A worker's name and labels, as APP scripts list and select it.
         "worker_name": (meta.worker_name or member.name) if meta and meta.role != "core" else None,
         "labels": list(meta.labels) if meta else [],
+        # Its API processes alive (each a gossip member); 1 for a worker.
+        "processes": node.processes,
     }

@@ -13,7 +13,7 @@ from fless import __version__
 from fless.config import Settings
 
 from ._data import prepare_data_dir
-from ._identity import advertise_host, bind_udp
+from ._identity import advertise_host, bind_udp, node_name, where_it_listens
 from ._keys import KeyError_, check_keys, has_keys, keygen
 
 log = logging.getLogger("fless.node")
@@ -38,22 +38,21 @@ def serve(settings: Settings) -> int:
     except KeyError_ as exc:
         print(f"fless-node: {exc}", file=sys.stderr)
         return 2
-    host = settings.api.host
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    scheme = "https" if settings.api.tls_certfile else "http"
-    print(
-        f"fless-node {__version__}: role {settings.role}, "
-        f"API on {scheme}://{shown}:{settings.api.port}/v1/, "
-        f"data in {settings.data_path}, admin key in {key_file}",
-        file=sys.stderr,
-        flush=True,
-    )
     if settings.api.metrics:
         share_metrics(settings.data_path / "metrics")
     from ._api import ApiServer, api_processes  # gunicorn: only the roles that serve HTTP
 
     processes = api_processes(settings.role, settings.api.workers, len(os.sched_getaffinity(0)))
-    ApiServer(meeting_port(settings, processes), processes).run()
+    settings = meeting_port(settings, processes)
+    print(
+        f"fless-node {__version__}: role {settings.role}, {processes} API processes; "
+        f"{where_it_listens(settings, has_keys(settings.key_path))}; "
+        f"data in {settings.data_path}, admin key in {key_file}",
+        file=sys.stderr,
+        flush=True,
+    )
+    # Named here, in the master: its API processes are one node, whatever their pids.
+    ApiServer(settings, processes, node_name(settings.role, settings)).run()
     return 0
 
 

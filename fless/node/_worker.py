@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 
 from fless._openssl import allow_ssl
 from fless._recent import Recent
@@ -21,7 +22,6 @@ from fless.core import NodeMetrics, enable_metrics
 from fless.exec import CodeCache, CompileLimits, WasmRuntime
 from fless.net import RpcServer
 from fless.worker import (
-    DRAIN_TIMEOUT_S,
     REPLY_GRACE_S,
     InFlight,
     LocalWorker,
@@ -31,7 +31,7 @@ from fless.worker import (
 
 from ._exporter import refresh_gauges, serve_metrics
 from ._gossip import Gossip
-from ._identity import advertise_host, node_name
+from ._identity import advertise_host, node_name, where_it_listens
 from ._keys import load_keys
 
 log = logging.getLogger("fless.node")
@@ -113,11 +113,13 @@ async def run_worker(settings: Settings) -> None:
             "worker metrics on http://%s:%d/metrics", cluster.rpc_host, settings.worker.metrics_port
         )
     log.info(
-        "worker %s ready: RPC on %s, gossip on %s:%s",
+        "worker %s ready: %s",
         local.name,
-        gossip.meta.rpc,
-        host,
-        gossip.membership.port,
+        where_it_listens(
+            replace(settings, cluster=replace(cluster, gossip_port=gossip.membership.port)),
+            keys.gossip is not None,
+            server.endpoint,
+        ),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -128,18 +130,20 @@ async def run_worker(settings: Settings) -> None:
     await stop.wait()
     # Stop taking work, finish what runs, and only then leave: a core fails the
     # calls pending on a member the moment it leaves.
+    drain_s = settings.drain_timeout_s
     log.info(
-        "worker %s stopping: taking no new work, finishing %d invocations",
+        "worker %s stopping: taking no new work, finishing %d invocations (up to %d s)",
         local.name,
         in_flight.count,
+        drain_s,
     )
     await gossip.drain()
-    if not await in_flight.wait_idle(DRAIN_TIMEOUT_S):
+    if not await in_flight.wait_idle(drain_s):
         log.warning(
-            "worker %s: %d invocations still running after %.0f s; cancelling them",
+            "worker %s: %d invocations still running after %d s (drain_timeout_s); cancelling them",
             local.name,
             in_flight.count,
-            DRAIN_TIMEOUT_S,
+            drain_s,
         )
     await asyncio.sleep(REPLY_GRACE_S)
     if exporter is not None:
@@ -147,3 +151,4 @@ async def run_worker(settings: Settings) -> None:
     await gossip.stop()
     await server.close()
     await local.stop()
+    log.info("worker %s stopped", local.name)

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from deploy.ansible_run import REPO, ROLE, ansible_env, run, tool
 
+from fless.config import load_settings
+from fless.node._stop import STOP_MARGIN_S
+
 PLAYBOOKS = ("site.yml", "upgrade.yml")
 
 
@@ -28,7 +31,12 @@ def test_playbook_syntax(tmp_path: Path, playbook: str) -> None:
 
 def render_unit(tmp_path: Path, **overrides: str) -> str:
     """The role's unit template rendered by Ansible with its defaults (and ``overrides``)."""
-    dest = tmp_path / "fless-node.service"
+    return render(tmp_path, "fless-node.service", **overrides)
+
+
+def render(tmp_path: Path, name: str, **overrides: str) -> str:
+    """The role's template ``name``.j2 rendered by Ansible with its defaults (and ``overrides``)."""
+    dest = tmp_path / name
     extra = [arg for key, value in overrides.items() for arg in ("-e", f"{key}={value}")]
     run(
         [
@@ -46,11 +54,26 @@ def render_unit(tmp_path: Path, **overrides: str) -> str:
             "-m",
             "ansible.builtin.template",
             "-a",
-            f"src={ROLE / 'templates' / 'fless-node.service.j2'} dest={dest}",
+            f"src={ROLE / 'templates' / f'{name}.j2'} dest={dest}",
         ],
         ansible_env(tmp_path),
     )
     return dest.read_text()
+
+
+@pytest.mark.parametrize("role", ["core", "worker", "all"])
+def test_a_deployed_node_serves_the_lan_whatever_its_role(tmp_path: Path, role: str) -> None:
+    # A node run by hand with role all keeps to loopback; the rollout's nodes
+    # are a cluster across boards, and say so in their fless.toml.
+    render(tmp_path, "fless.toml", fless_node_role=role, inventory_hostname="board")
+    settings = load_settings(tmp_path / "fless.toml", environ={})
+    assert (settings.role, settings.lan) == (role, "on")
+    assert (settings.api.host, settings.cluster.rpc_host) == ("0.0.0.0", "0.0.0.0")
+    assert settings.cluster.discovery
+    # systemd's stop timeout leaves the drain its time, and the leave its margin.
+    unit = render_unit(tmp_path)
+    stop_s = int(unit.split("TimeoutStopSec=")[1].split()[0])
+    assert stop_s >= settings.drain_timeout_s + STOP_MARGIN_S
 
 
 def test_conf_unit_is_the_template_with_the_role_defaults(tmp_path: Path) -> None:

@@ -273,6 +273,7 @@ def test_site_yml_installs_a_cluster_that_serves(boards: Boards) -> None:
         assert f"ExecStart={boards.root / name}/opt/fless/venv/bin/fless-node --config" in unit
     toml = (boards.root / "worker1" / "etc" / "fless" / "fless.toml").read_text()
     assert 'role = "worker"' in toml
+    assert 'lan = "on"' in toml  # a deployed node serves the LAN
     assert f'seeds = ["{address("core")}"]' in toml
     assert 'tls_certfile = ""' in toml
     core_toml = (boards.root / "core" / "etc" / "fless" / "fless.toml").read_text()

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
-from e2e.node import Node, wait_for
+from e2e.node import BIN, Node, wait_for
 
 ASKS = 16  # new connections, so the kernel spreads them over both processes
 
 
-def listed(node: Node) -> frozenset[str]:
+def listed(node: Node) -> tuple[tuple[str, str, int], ...]:
+    """Each node listed: name, state, API processes alive."""
     status, body = node.request("GET", "/v1/nodes")
     assert status == 200
-    return frozenset(m["name"] for m in body["data"] if m["state"] == "alive")
+    return tuple((m["name"], m["state"], m["processes"]) for m in body["data"])
 
 
 def test_api_processes_on_any_free_gossip_port_find_each_other(tmp_path: Path) -> None:
@@ -23,10 +28,56 @@ def test_api_processes_on_any_free_gossip_port_find_each_other(tmp_path: Path) -
     try:
         pids = node.api_pids()
         assert len(pids) == 2
-        expected = frozenset(f"{socket.gethostname()}-all-127.0.0.1-{pid}" for pid in pids)
+        # One board, one node: named by the master, both API processes in it.
+        assert node.proc is not None
+        expected = ((f"{socket.gethostname()}-all-127.0.0.1-{node.proc.pid}", "alive", 2),)
         wait_for(lambda: listed(node) == expected, 10, "both API processes in the listing")
         answers = {listed(node) for _ in range(ASKS)}
         assert answers == {expected}, answers
         assert "the API processes meet on port" in node.log()
+    finally:
+        node.stop()
+
+
+def test_one_board_counts_once_in_every_listing(tmp_path: Path) -> None:
+    node = Node(tmp_path / "node", None, "--workers", "2").start()
+    try:
+        wait_for(lambda: listed(node)[0][2] == 2, 10, "both API processes in gossip")
+        status, body = node.request("GET", "/v1/nodes")
+        (only,) = body["data"]
+        # Each process advertises the machine's memory: counted once.
+        assert only["role"] == "all" and only["mem_total"] > 0
+        # The CLI's list reads the same; so do the dashboard's summary and the metrics.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLESS_")}
+        # The server's variable, under its name old and new (issue 16 makes them one).
+        env.update(FLESS_URL=node.url, FLESS_HOST=node.url, XDG_CONFIG_HOME=str(tmp_path))
+        done = subprocess.run(
+            [
+                str(BIN / "fless"),
+                "--output",
+                "json",
+                "node",
+                "list",
+                "--key-file",
+                str(node.data_dir / "admin.key"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        assert [n["name"] for n in json.loads(done.stdout)] == [only["name"]]
+        status, text = node.request("GET", "/metrics")
+        assert status == 200
+        assert 'fless_members{state="alive"} 1.0' in text, text
+
+        # One process dies and gunicorn replaces it: still one node, two processes.
+        os.kill(node.api_pids()[0], signal.SIGKILL)
+        wait_for(
+            lambda: len(node.api_pids()) == 2 and listed(node) == ((only["name"], "alive", 2),),
+            30,
+            "the replaced process in the same node",
+        )
     finally:
         node.stop()
