@@ -63,6 +63,14 @@ _SAFE_HEADERS = {
 }
 # Headers a caller without a key is not shown: where in the cluster it ran.
 _INTERNAL_HEADERS = ("X-Fless-Worker", "X-Fless-Attempts")
+# Calls without a key one address may have running at once in an API
+# process. The rate limit counts calls as they start; this bounds what a
+# slow body (a byte every few seconds) or a slow function holds: without it
+# one address could take every connection (api.max_connections) in a minute.
+MOST_RUNNING = 8
+# The share of api.max_body_bytes_in_flight that bodies of calls without a
+# key may hold: they cannot keep a keyed upload waiting for the rest.
+PUBLIC_BUDGET_SHARE = 4
 
 
 class PublicGate:
@@ -80,6 +88,8 @@ class PublicGate:
         self._resource = resource
         self._auth = auth
         self._limiter = limiter
+        # Calls without a key running now, by address (none: no entry).
+        self._running: dict[str, int] = {}
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Runs the function and ends the request; leaves any other path alone."""
@@ -93,15 +103,30 @@ class PublicGate:
             raise falcon.HTTPMethodNotAllowed(
                 list(METHODS), description=f"{req.path} is a function's public trigger: POST to it"
             )
-        if req.get_header("Authorization") is None:
-            req.context.anonymous = True
-            self._limit(req)
-        else:
+        if req.get_header("Authorization") is not None:
             await self._auth.process_request(req, resp)
-        if req.method == "GET":
-            await self._resource.on_get(req, resp, module, name)
-        else:
-            await self._resource.on_post(req, resp, module, name)
+            await self._resource.respond(req, resp, module, name)
+            return
+        req.context.anonymous = True
+        address = client_address(req.remote_addr or "")
+        self._limit(address)
+        running = self._running.get(address, 0)
+        if running >= MOST_RUNNING:
+            raise falcon.HTTPTooManyRequests(
+                title="Too Many Requests",
+                description=(
+                    f"{address} has {running} calls of the public trigger running, the most "
+                    "it may; retry when one has ended"
+                ),
+                retry_after=1,
+            )
+        self._running[address] = running + 1
+        try:
+            await self._resource.respond(req, resp, module, name)
+        finally:
+            left = self._running.pop(address) - 1
+            if left:
+                self._running[address] = left
 
     async def process_response(
         self,
@@ -115,15 +140,14 @@ class PublicGate:
             for header in _INTERNAL_HEADERS:
                 resp.delete_header(header)
 
-    def _limit(self, req: falcon.asgi.Request) -> None:
-        """The per-address limit (429 with ``Retry-After`` past it).
+    def _limit(self, address: str) -> None:
+        """The per-address rate limit (429 with ``Retry-After`` past it).
 
         The address is the connection's peer. ``X-Forwarded-For`` is not read
         here: the HTTP server (uvicorn) puts its client in the peer's place
         only when the peer is a proxy it trusts (``FORWARDED_ALLOW_IPS``,
         loopback by default), see docs/SECURITY.md.
         """
-        address = client_address(req.remote_addr or "")
         wait = self._limiter.wait(address, time.monotonic())
         if wait > 0:
             seconds = retry_after(wait)
@@ -146,13 +170,24 @@ class PublicFunction:
     Args:
         platform: the core's flows.
         max_request: the largest body read (``api.max_request_bytes``).
-        budget: the bytes of large bodies the process holds at once.
+        budget: the bytes of large bodies the process holds at once; calls
+            without a key hold theirs in a share of it of their own.
     """
 
     def __init__(self, platform: Platform, max_request: int, budget: BodyBudget) -> None:
         self._platform = platform
         self._max_request = max_request
         self._budget = budget
+        self._public_budget = BodyBudget(max(1, budget.total // PUBLIC_BUDGET_SHARE))
+
+    async def respond(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
+    ) -> None:
+        """Calls the responder of the request's method (``PublicGate`` checked it)."""
+        if req.method == "GET":
+            await self.on_get(req, resp, module, name)
+        else:
+            await self.on_post(req, resp, module, name)
 
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, module: str, name: str
@@ -170,7 +205,8 @@ class PublicFunction:
                 f"unknown query parameter {param!r}: a POST to the public trigger takes "
                 "its args as a JSON object in the body"
             )
-        async with self._budget.hold(req, self._max_request):
+        budget = self._public_budget if _anonymous(req) else self._budget
+        async with budget.hold(req, self._max_request):
             body = await read_body(req, self._max_request)
             args = b"{}"
             if body.strip():

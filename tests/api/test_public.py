@@ -6,18 +6,23 @@ call over real sockets with no key is in ``tests/e2e/test_public_trigger.py``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import falcon.asgi
+import falcon.testing
 import pytest
 from fixtures import asgi, build
 from fixtures.asgi import AppDriver, fixed_output, multipart
 
-from fless.api import create_app
+from fless.api import _errors, create_app
 from fless.api._app import PUBLIC_RATE_BURST, PUBLIC_RATE_PER_S
+from fless.api._auth import AuthMiddleware
+from fless.api._public import MOST_RUNNING, PUBLIC_BUDGET_SHARE, PublicGate
 from fless.api._ratelimit import RateLimiter, client_address
 from fless.config import ApiSettings
 
@@ -339,3 +344,87 @@ def test_the_apps_defaults_are_the_settings_defaults() -> None:
         ApiSettings.public_rate_per_s,
         ApiSettings.public_rate_burst,
     ) == (PUBLIC_RATE_PER_S, PUBLIC_RATE_BURST)
+
+
+# -- what one address may hold at once ----------------------------------------------
+
+
+class HeldCalls:
+    """A stand-in for the trigger whose calls run until the test lets them end."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.release = asyncio.Event()
+
+    async def respond(self, req: Any, resp: Any, module: str, name: str) -> None:
+        self.started += 1
+        await self.release.wait()
+        resp.media = {"ran": name}
+
+
+def test_one_address_has_at_most_a_few_calls_running(tmp_path: Path) -> None:
+    calls = HeldCalls()
+    gate = PublicGate(calls, AuthMiddleware(lambda key: None), RateLimiter(0, 1))  # type: ignore[arg-type]
+    app = falcon.asgi.App(middleware=[gate])
+    _errors.install(app)
+
+    async def until(check: Callable[[], bool]) -> None:
+        # Turns of the loop, not time: the calls start as soon as they are scheduled.
+        for _ in range(10_000):
+            if check():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("nothing happened")
+
+    async def exchange() -> list[int]:
+        statuses = []
+        async with falcon.testing.ASGIConductor(app) as conductor:
+
+            def call(address: str) -> Any:
+                return asyncio.ensure_future(
+                    conductor.simulate_post("/fn/_/slow", remote_addr=address)
+                )
+
+            held = [call("10.1.1.1") for _ in range(MOST_RUNNING)]
+            await until(lambda: calls.started == MOST_RUNNING)
+            refused = call("10.1.1.1")
+            # Answered at once, or (were there no cap) running with the others.
+            await until(lambda: refused.done() or calls.started > MOST_RUNNING)
+            assert refused.done(), "a call past the cap was let through"
+            over = refused.result()
+            assert "calls of the public trigger running" in over.json["errors"]["detail"]
+            other = call("10.1.1.2")  # another address is not held up
+            await until(lambda: calls.started == MOST_RUNNING + 1)
+            calls.release.set()
+            done = [r.status_code for r in await asyncio.gather(*held, other)]
+            # Ended calls free their places.
+            again = await call("10.1.1.1")
+            statuses = [over.status_code, *done, again.status_code]
+        return statuses
+
+    statuses = asyncio.run(exchange())
+    assert statuses == [429] + [200] * (MOST_RUNNING + 1) + [200]
+
+
+def test_bodies_without_a_key_have_their_own_share_of_the_budget(tmp_path: Path) -> None:
+    share = 512 * 1024
+    opened = open_driver(tmp_path, max_body_bytes_in_flight=PUBLIC_BUDGET_SHARE * share)
+    try:
+        create(opened, "pub", build.wat("fl_hello"), {"public": True})
+        trigger = opened.app._router.find("/fn/_/pub")[0]
+        assert trigger._public_budget.total == share
+        # As if bodies without a key held all of their share now.
+        trigger._public_budget.free = 0
+        body = '{"x": "' + "a" * 100_000 + '"}'
+        anonymous = opened.request("POST", "/fn/_/pub", auth=False, body=body)
+        assert anonymous.status_code == 503
+        assert "api.max_body_bytes_in_flight" in detail(anonymous)
+        # A key's body is not held up by them.
+        assert opened.request("POST", "/fn/_/pub", body=body).status_code == 200
+        assert (
+            opened.request("POST", "/v1/fn/_/pub", body='{"args": ' + body + "}").status_code == 200
+        )
+        trigger._public_budget.free = share
+        assert opened.request("POST", "/fn/_/pub", auth=False, body=body).status_code == 200
+    finally:
+        opened.close()
