@@ -252,6 +252,7 @@ def _function_form(
     tag: str | None = None,
     app: str | None = None,
     public: bool | None = None,
+    secrets: list[str] | None = None,
 ) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
     fields: dict[str, str] = {}
     if name is not None:
@@ -276,6 +277,8 @@ def _function_form(
         metadata["app"] = app
     if public is not None:
         metadata["public"] = public
+    if secrets is not None:
+        metadata["secrets"] = list(secrets)
     if metadata:
         fields["metadata"] = json.dumps(metadata)
     files = {"code": ("code.wasm", code)} if code is not None else {}
@@ -458,6 +461,7 @@ class Client:
         tag: str | None = None,
         app: str | None = None,
         public: bool | None = None,
+        secrets: list[str] | None = None,
     ) -> dict[str, Any]:
         """Uploads a new function.
 
@@ -476,6 +480,8 @@ class Client:
             app: the APP script that places its calls when a call names none.
             public: its public trigger ``/fn/MODULE/NAME`` answers callers
                 without a key; not public when None.
+            secrets: the names of the caller's secrets its environment holds
+                (``set_secret``); none when None.
 
         Returns:
             The function's description (hash, size, abi, limits, workers, ...); with
@@ -494,6 +500,7 @@ class Client:
             tag=tag,
             app=app,
             public=public,
+            secrets=secrets,
         )
         fields["wait_for_workers"] = "true" if wait_for_workers else "false"
         ctype, body = encode_multipart(fields, files)
@@ -556,6 +563,7 @@ class Client:
         tag: str | None = None,
         app: str | None = None,
         public: bool | None = None,
+        secrets: list[str] | None = None,
     ) -> dict[str, Any]:
         """Changes a function; what is None stays as it is.
 
@@ -575,6 +583,7 @@ class Client:
             tag: a new APP script tag (``""`` removes it).
             app: a new APP script to place its calls (``""`` removes it).
             public: whether its public trigger answers callers without a key.
+            secrets: the secrets its environment holds, by name (``[]``: none).
 
         Returns:
             The updated description; with events or sinks, their statuses and
@@ -596,6 +605,7 @@ class Client:
             tag=tag,
             app=app,
             public=public,
+            secrets=secrets,
         )
         fields["wait_for_workers"] = "true" if wait_for_workers else "false"
         ctype, body = encode_multipart(fields, files)
@@ -700,6 +710,24 @@ class Client:
     def delete_app_script(self, name: str) -> None:
         """Deletes an APP script; functions naming it get 404 until it is back."""
         self._call("DELETE", f"/v1/scripts/app/{_segment(name)}")
+
+    # -- secrets
+
+    def list_secrets(self) -> list[dict[str, Any]]:
+        """This key's secrets: ``[{"name", "created", "updated"}, ...]``, never a value."""
+        return _as_list(self._call("GET", "/v1/secrets"))
+
+    def set_secret(self, name: str, value: str) -> dict[str, Any]:
+        """Creates or replaces one of this key's secrets; answers its name and dates.
+
+        Raises:
+            FlessError: 400 for a bad value (empty, over 16 KiB, a NUL), never quoting it.
+        """
+        return _as_dict(self._call("PUT", f"/v1/secrets/{_segment(name)}", {"value": value}))
+
+    def delete_secret(self, name: str) -> None:
+        """Deletes one of this key's secrets; what names it fails, naming it."""
+        self._call("DELETE", f"/v1/secrets/{_segment(name)}")
 
     # -- subjects (admin)
 

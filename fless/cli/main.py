@@ -39,7 +39,16 @@ from fless.cli._bindings import (
     parse_sink,
 )
 from fless.cli._config import ALIASES, SETTINGS, write_setting
-from fless.cli._langs import Language, detect_language, language, languages
+from fless.cli._deploy import Step, Wanted, apply, functions_of, plan
+from fless.cli._manifest import (
+    MANIFEST_NAME,
+    Declared,
+    find_manifest,
+    is_name,
+    load_manifest,
+    starter_manifest,
+)
+from fless.cli._langs import language, languages
 from fless.cli._output import (
     add_output_option,
     completion_script,
@@ -48,7 +57,11 @@ from fless.cli._output import (
     progress_bar,
     show,
 )
-from fless.cli._project import build_project, default_output, new_project
+from fless.cli._project import build_project, default_output, find_project, new_project
+from fless.cli._secrets import add_commands as add_secret_commands
+from fless.cli._toolchain import check_all
+from fless.cli._toolchain import install as install_toolchain
+from fless.cli._toolchain import show as show_toolchains
 from fless.client import (
     Client,
     FlessError,
@@ -174,19 +187,36 @@ def _report(answer: dict[str, Any]) -> int:
 def _upload(args: argparse.Namespace, code: bytes) -> int:
     """Creates function ``args.name`` from ``code`` with the command's settings."""
     with _client(args) as client:
-        created = client.create_function(
-            args.module,
-            args.name,
-            code,
-            memory=args.memory,
-            timeout=args.timeout,
-            http_allow=args.allow,
-            events=args.events,
-            sinks=args.sinks,
-            wait_for_workers=not args.no_wait,
-            progress=progress_bar(f"uploading {args.name}"),
-        )
+        try:
+            created = client.create_function(
+                args.module,
+                args.name,
+                code,
+                memory=args.memory,
+                timeout=args.timeout,
+                http_allow=args.allow,
+                events=args.events,
+                sinks=args.sinks,
+                wait_for_workers=not args.no_wait,
+                progress=progress_bar(f"uploading {args.name}"),
+                public=args.public,
+                secrets=args.secret,
+            )
+        except FlessError as exc:
+            raise _name_taken(exc, args.module, args.name) from None
     return _report(created)
+
+
+def _name_taken(exc: FlessError, module: str, name: str) -> FlessError:
+    """A create's 409, with the commands that change the function instead."""
+    if exc.status != 409:
+        return exc
+    where = f"{name}" if module == "_" else f"{name} -m {module}"
+    return FlessError(
+        409,
+        f"{exc.detail}; change it with `fless fn update {where} FILE.wasm`, or build and "
+        f"create or update it with `fless fn deploy DIR`",
+    )
 
 
 def _fn_upload(args: argparse.Namespace) -> int:
@@ -208,12 +238,12 @@ def _fn_update(args: argparse.Namespace) -> int:
     _check_hosts(args)
     _check_bindings(args)
     changes = (args.file, args.memory, args.timeout, args.allow, args.rename, args.events)
-    more = (args.sinks, args.no_events or None, args.no_sinks or None)
+    more = (args.sinks, args.no_events or None, args.no_sinks or None, args.public, args.secret)
     if all(change is None for change in changes + more):
         _usage_error(
             args,
             "nothing to update: give FILE, --memory, --timeout, --allow, --rename, "
-            "--event, --sink, --no-events or --no-sinks",
+            "--event, --sink, --no-events, --no-sinks, --public/--no-public or --secret",
         )
     code = read_wasm(args.file) if args.file is not None else None
     with _client(args) as client:
@@ -230,6 +260,8 @@ def _fn_update(args: argparse.Namespace) -> int:
             clear_events=args.no_events,
             clear_sinks=args.no_sinks,
             wait_for_workers=not args.no_wait,
+            public=args.public,
+            secrets=args.secret,
         )
     return _report(updated)
 
@@ -290,15 +322,17 @@ def _inv_get(args: argparse.Namespace) -> int:
     return 1
 
 
-def _project_language(args: argparse.Namespace) -> Language:
-    return language(args.lang) if args.lang else detect_language(Path(args.dir))
-
-
 def _build(args: argparse.Namespace) -> Path:
-    lang = _project_language(args)
-    project = Path(args.dir)
-    output = Path(args.wasm_out) if args.wasm_out else default_output(lang, project)
-    built = build_project(lang, project, output, verbose=args.verbose)
+    project = find_project(Path(args.dir), args.lang)
+    lang = project.lang
+    output = (
+        Path(args.wasm_out)
+        if args.wasm_out
+        else default_output(lang, project.directory, project.entry)
+    )
+    built = build_project(
+        lang, project.directory, output, verbose=args.verbose, entry=project.entry
+    )
     print(
         f"fless: built {built.output} ({built.size} bytes, {lang.name}, {built.seconds:.1f} s)",
         file=sys.stderr,
@@ -310,8 +344,12 @@ def _fn_new(args: argparse.Namespace) -> None:
     lang = language(args.lang)
     dest = Path(args.dir) if args.dir else Path(args.name)
     new_project(lang, args.name, dest)
+    manifest = dest / MANIFEST_NAME
+    if not manifest.exists():  # a template may bring its own
+        manifest.write_text(starter_manifest(args.name))
     print(
-        f"fless: wrote a {lang.name} function in {dest}; build it with `fless fn build {dest}`",
+        f"fless: wrote a {lang.name} function in {dest}; build and upload it with "
+        f"`fless fn deploy {dest}`, or `fless deploy` in {dest} ({MANIFEST_NAME})",
         file=sys.stderr,
     )
 
@@ -326,18 +364,170 @@ def _fn_create(args: argparse.Namespace) -> int:
     return _upload(args, read_wasm(str(_build(args))))
 
 
-def _fn_logs(args: argparse.Namespace) -> None:
+# A step as done, for people: "created _/hello".
+_DONE = {"create": "created", "update": "updated", "unchanged": "unchanged", "delete": "deleted"}
+
+
+def _code_of(args: argparse.Namespace, source: Path, lang: str | None) -> bytes:
+    """A ``.wasm`` file's bytes, or a project's, built as ``fn build`` builds it."""
+    if source.suffix == ".wasm":
+        return read_wasm(str(source))
+    built = argparse.Namespace(dir=str(source), lang=lang, wasm_out=None, verbose=args.verbose)
+    return read_wasm(str(_build(built)))
+
+
+def _fn_deploy(args: argparse.Namespace) -> int:
+    _check_hosts(args)
+    _check_bindings(args)
+    source = Path(args.dir)
+    name = args.name or (source.stem if source.suffix == ".wasm" else source.resolve().name)
+    if not is_name(name):
+        _usage_error(args, f"{name!r} is not a function name (letters, digits, _): give --name")
+    settings: dict[str, Any] = {"memory": args.memory, "timeout": args.timeout}
+    # What is not given is kept as it is, as for `fn update`.
+    for key, value in (("http_allow", args.allow), ("events", args.events), ("sinks", args.sinks)):
+        if value is not None:
+            settings[key] = value
+    wanted = Wanted(args.module, name, _code_of(args, source, args.lang), settings)
+    with _client(args) as client:
+        current, missing = functions_of(client, [args.module])
+        if missing:
+            client.create_module(args.module)
+        [step] = plan([wanted], current)
+        outcome = apply(client, [step], current, wait_for_workers=not args.no_wait)
+    for line in outcome.failed_bindings:
+        print(f"fless: {line}", file=sys.stderr)
+    if output_format(args) == "json":
+        _print_json({**step.public(), "action": _DONE[step.action]})
+    else:
+        print(f"{_DONE[step.action]} {step.module}/{step.name}" + _changes(step))
+    return 1 if outcome.failed_bindings else 0
+
+
+def _changes(step: Step) -> str:
+    return f" ({', '.join(step.changes)})" if step.changes else ""
+
+
+def _declared_settings(function: Declared) -> dict[str, Any]:
+    # The lists and the placement are the whole truth: left out, they are none.
+    return {
+        "memory": function.memory,
+        "timeout": function.timeout,
+        "http_allow": list(function.allow),
+        "events": list(function.events),
+        "sinks": list(function.sinks),
+        "tag": function.tag,
+        "app": function.app,
+    }
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    manifest = load_manifest(find_manifest(args.file))
+    codes: dict[tuple[Path, str | None], bytes] = {}
+    wanted = []
+    for function in manifest.functions:
+        # Two functions from one project build it once.
+        built = (function.source, function.lang)
+        if built not in codes:
+            codes[built] = _code_of(args, function.source, function.lang)
+        wanted.append(
+            Wanted(function.module, function.name, codes[built], _declared_settings(function))
+        )
+    fmt = output_format(args)
+    done: list[Step] = []
+    with _client(args) as client:
+        current, missing = functions_of(client, manifest.modules)
+        steps = plan(wanted, current, manifest.modules if args.prune else (), force=args.force)
+        if fmt != "json":
+            _print_plan(manifest.path, missing, steps, args.dry_run)
+        if args.dry_run:
+            if fmt == "json":
+                _print_json([step.public() for step in steps])
+            return 0
+        try:
+            for module in missing:
+                client.create_module(module)
+            outcome = apply(
+                client,
+                steps,
+                current,
+                force=args.force,
+                wait_for_workers=not args.no_wait,
+                report=lambda step: _applied(step, done, fmt),
+            )
+        finally:
+            if fmt == "json":
+                _print_json([{**s.public(), "done": s in done} for s in steps])
+    for line in outcome.failed_bindings:
+        print(f"fless: {line}", file=sys.stderr)
+    if fmt != "json":
+        counts = {action: sum(s.action == action for s in steps) for action in _DONE}
+        print(f"{manifest.path}: " + ", ".join(f"{n} {_DONE[a]}" for a, n in counts.items() if n))
+    return 1 if outcome.failed_bindings else 0
+
+
+def _print_plan(path: Path, missing: list[str], steps: list[Step], dry_run: bool) -> None:
+    print(f"plan for {path}" + (" (dry run: nothing is changed)" if dry_run else "") + ":")
+    for module in missing:
+        print(f"  {'create':<9}  module {module}")
+    for step in steps:
+        print(f"  {step.describe()}")
+    sys.stdout.flush()
+
+
+def _applied(step: Step, done: list[Step], fmt: str) -> None:
+    done.append(step)
+    if fmt != "json" and step.action != "unchanged":
+        print(f"{_DONE[step.action]} {step.module}/{step.name}", flush=True)
+
+
+def _print_log_entry(entry: dict[str, Any]) -> None:
+    print(f"{entry['started']}  {entry['id']}  {entry['worker']}  {entry['outcome']}")
+    for line in entry.get("logs", []):
+        print(f"    {line}")
+    if entry.get("error"):
+        print(f"    error: {entry['error']}")
+
+
+def _fn_logs(args: argparse.Namespace) -> int | None:
     with _client(args) as client:
         entries = client.function_logs(args.module, args.name, args.limit)
+        if args.follow:
+            return _follow_logs(client, args, entries)
     if output_format(args) == "table" and args.full:
         for entry in entries:
-            print(f"{entry['started']}  {entry['id']}  {entry['worker']}  {entry['outcome']}")
-            for line in entry.get("logs", []):
-                print(f"    {line}")
-            if entry.get("error"):
-                print(f"    error: {entry['error']}")
-        return
+            _print_log_entry(entry)
+        return None
     show(entries, output_format(args), "logs")
+    return None
+
+
+# How often `fn logs --follow` asks, and how many invocations it remembers
+# having printed (the API answers at most 200, so more never come back).
+FOLLOW_EVERY = 1.0
+FOLLOW_MEMORY = 1000
+
+
+def _follow_logs(client: Client, args: argparse.Namespace, entries: list[dict[str, Any]]) -> int:
+    """Prints ``entries`` and then each new invocation's, oldest first, until Ctrl-C."""
+    fmt = output_format(args)
+    printed: dict[str, None] = {}  # insertion-ordered, to forget the oldest
+    try:
+        while True:
+            fresh = [e for e in entries if e.get("id") not in printed]
+            for entry in sorted(fresh, key=lambda e: str(e.get("started"))):
+                if fmt == "json":
+                    print(json.dumps(entry, ensure_ascii=False))
+                else:
+                    _print_log_entry(entry)
+                printed[str(entry.get("id"))] = None
+                if len(printed) > FOLLOW_MEMORY:
+                    del printed[next(iter(printed))]
+            sys.stdout.flush()
+            time.sleep(FOLLOW_EVERY)
+            entries = client.function_logs(args.module, args.name, 200)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _fn_recent(args: argparse.Namespace) -> None:
@@ -350,9 +540,15 @@ def _completion(args: argparse.Namespace) -> None:
 
 
 def _fn_langs(args: argparse.Namespace) -> None:
-    _print_json(
-        {lang.id: {"name": lang.name, "detect": list(lang.detect)} for lang in languages().values()}
-    )
+    show_toolchains(check_all(list(languages().values())), output_format(args))
+
+
+def _toolchain_install(args: argparse.Namespace) -> None:
+    if args.all == bool(args.langs):
+        args.cmd_parser.error("name the languages, or give --all")
+    chosen = list(languages().values()) if args.all else [language(x) for x in args.langs]
+    for lang in chosen:
+        install_toolchain(lang)
 
 
 def _user_create(args: argparse.Namespace) -> None:
@@ -550,6 +746,26 @@ def _add_limit_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_public_option(parser: argparse.ArgumentParser, *, update: bool) -> None:
+    parser.add_argument(
+        "--public",
+        action=argparse.BooleanOptionalAction,
+        help="let anyone run it without a key at /fn/MODULE/NAME, the raw JSON body as its "
+        "args (docs/API.md)"
+        + ("; --no-public: only with a key again" if update else " (default: not public)"),
+    )
+
+
+def _add_secret_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secret",
+        action="append",
+        metavar="NAME",
+        help="a secret of yours (fless secret set NAME) its environment holds; repeat for "
+        "more (on update: the whole list)",
+    )
+
+
 def _add_no_wait_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-wait", action="store_true", help="answer before the workers have the code"
@@ -663,10 +879,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_module_option(upload)
     _add_limit_options(upload)
     _add_binding_options(upload, update=False)
+    _add_public_option(upload, update=False)
+    _add_secret_option(upload)
     _add_no_wait_option(upload)
-    get = build.command(fn, "get", _fn_get, "show a function")
+    get = build.command(
+        fn, "get", _fn_get, "show a function: a summary on a terminal, JSON in a pipe"
+    )
     get.add_argument("name")
     _add_module_option(get)
+    get.add_argument(
+        "--json", dest="output", action="store_const", const="json", help="same as --output json"
+    )
     change = build.command(fn, "update", _fn_update, "change a function's code or settings")
     change.add_argument("name")
     change.add_argument("file", metavar="FILE.wasm", nargs="?")
@@ -674,6 +897,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limit_options(change)
     change.add_argument("--rename", metavar="NEW", help="a new name for the function")
     _add_binding_options(change, update=True)
+    _add_public_option(change, update=True)
+    _add_secret_option(change)
     _add_no_wait_option(change)
     delete = build.command(fn, "delete", _fn_delete, "delete a function")
     delete.add_argument("name")
@@ -724,13 +949,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_module_option(create)
     _add_limit_options(create)
     _add_binding_options(create, update=False)
+    _add_public_option(create, update=False)
+    _add_secret_option(create)
     _add_no_wait_option(create)
-    build.command(fn, "langs", _fn_langs, "list the languages fless can build")
+    deploy_fn = build.command(
+        fn,
+        "deploy",
+        _fn_deploy,
+        "build a project (or take a .wasm) and create the function, or update it when it "
+        "exists; says which (created, updated, unchanged)",
+    )
+    deploy_fn.add_argument("dir", metavar="DIR|FILE.wasm", help="a function project or a module")
+    deploy_fn.add_argument(
+        "--name", help="the function's name (default: DIR's name, or FILE without .wasm)"
+    )
+    deploy_fn.add_argument("--lang", metavar="LANG", help="the language (default: from the files)")
+    deploy_fn.add_argument(
+        "-v", "--verbose", action="store_true", help="show the toolchain's output as it runs"
+    )
+    _add_module_option(deploy_fn)
+    _add_limit_options(deploy_fn)
+    _add_binding_options(deploy_fn, update=False)
+    deploy_fn.epilog = (deploy_fn.epilog or "") + (
+        "\n\nAn existing function keeps the settings not given (as with fn update); its code\n"
+        "is compared by SHA-256, so the same build is 'unchanged'."
+    )
+    _add_no_wait_option(deploy_fn)
+    build.command(
+        fn, "langs", _fn_langs, "list the languages fless can build, and their toolchains"
+    )
     logs = build.command(fn, "logs", _fn_logs, "show what a function logged lately, newest first")
     logs.add_argument("name")
     _add_module_option(logs)
     logs.add_argument("--limit", type=positive_int, default=20, help="invocations (1-200)")
     logs.add_argument("--full", action="store_true", help="every line, not just the first")
+    logs.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing new invocations' logs as they come, oldest first, until Ctrl-C "
+        "(JSON lines in a pipe)",
+    )
     recent = build.command(fn, "recent", _fn_recent, "list the latest invocations, newest first")
     recent.add_argument("--limit", type=positive_int, default=50, help="invocations (1-1000)")
 
@@ -793,6 +1052,40 @@ def build_parser() -> argparse.ArgumentParser:
     build.command(app, "get", _app_get, "show an APP script, parsed").add_argument("name")
     build.command(app, "delete", _app_delete, "delete an APP script").add_argument("name")
 
+    deploy = build.command(
+        top,
+        "deploy",
+        _deploy,
+        f"create, update (and with --prune delete) functions as a manifest ({MANIFEST_NAME}) "
+        "declares them: prints the plan, then applies it",
+    )
+    deploy.add_argument(
+        "-f",
+        "--file",
+        metavar="FILE",
+        help=f"the manifest (default: ./{MANIFEST_NAME}; a directory means its {MANIFEST_NAME})",
+    )
+    deploy.add_argument(
+        "--prune",
+        action="store_true",
+        help="also delete the functions, in the modules the manifest names, that it does not "
+        "declare",
+    )
+    deploy.add_argument(
+        "--dry-run", action="store_true", help="print the plan and change nothing (builds run)"
+    )
+    deploy.add_argument(
+        "--force",
+        action="store_true",
+        help="update every declared function, even unchanged ones (a password or header "
+        "changed: the API never shows those back)",
+    )
+    deploy.add_argument(
+        "-v", "--verbose", action="store_true", help="show the toolchains' output as they run"
+    )
+    _add_no_wait_option(deploy)
+    deploy.epilog = "The manifest's format: docs/DEPLOY.md#fless.toml."
+
     node = top.add_parser("node", help="the cluster's nodes").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -801,18 +1094,33 @@ def build_parser() -> argparse.ArgumentParser:
         node, "join", _node_join, "join the node at HOST:PORT (its gossip port) to the cluster"
     ).add_argument("address", metavar="HOST:PORT")
 
+    toolchain = top.add_parser(
+        "toolchain", help="the compilers fless fn build uses, one per language"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    build.command(
+        toolchain, "list", _fn_langs, "list the languages and whether their toolchains are in"
+    )
+    get_toolchain = build.command(
+        toolchain,
+        "install",
+        _toolchain_install,
+        "install languages' toolchains (pip, npm; apt for rust, as root); quick when present",
+    )
+    get_toolchain.add_argument("langs", metavar="LANG", nargs="*", help="see fless fn langs")
+    get_toolchain.add_argument("--all", action="store_true", help="every language's toolchain")
+
     completion = top.add_parser(
         "completion", help="print a shell completion script: source <(fless completion bash)"
     )
     completion.add_argument("shell", choices=("bash", "zsh"))
     completion.set_defaults(run=_completion, cmd_parser=completion)
 
+    add_secret_commands(top, build.command, _client)
+
     cfg = top.add_parser("cfg", help="the CLI's settings").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    store = build.command(
-        cfg, "set", _cfg_set, "save a setting: url (the server, as --url) or key"
-    )
+    store = build.command(cfg, "set", _cfg_set, "save a setting: url (the server, as --url) or key")
     store.add_argument("setting", choices=SETTINGS + tuple(ALIASES), help="url or key (host: url)")
     store.add_argument("value", nargs="?")
     store.add_argument(
