@@ -10,6 +10,7 @@ const REFRESH_MS = 5000;
 const NAME = /^[_a-zA-Z0-9]{1,160}$/;
 const INVOCATIONS_SHOWN = 50;
 const LOGS_SHOWN = 10;
+const CACHED_LOOKUPS = 100; // functions whose cache one refresh asks about
 const ERROR_LOOKUPS = 5; // functions whose logs one refresh reads for failed calls' errors
 
 const state = {
@@ -440,10 +441,12 @@ function refreshFunctions() {
 
 // A module's listing leaves out where each function's code is cached: that
 // answer asks every worker, so only a function's own GET gives it
-// (`cached_on`, docs/API.md). One such GET per function fills the column.
+// (`cached_on`, docs/API.md). One such GET per function fills the column,
+// for the first CACHED_LOOKUPS functions; the others show "—" there and
+// their cache in their details.
 async function learnCachedOn(functions) {
   await Promise.all(
-    functions.map(async (f) => {
+    functions.slice(0, CACHED_LOOKUPS).map(async (f) => {
       try {
         const { data } = await call("GET", fnPath(f.module, f.name));
         f.cached_on = data?.cached_on;
@@ -547,11 +550,13 @@ async function refreshDetail(functions) {
   if (chosen === null) {
     box.hidden = true;
     state.shown = null;
+    state.formFor = null;
     return;
   }
   if (functions !== null && !functions.some((f) => f.module === chosen.module && f.name === chosen.name)) {
     state.selected = null; // deleted since
     state.shown = null;
+    state.formFor = null;
     box.hidden = true;
     return;
   }
@@ -894,9 +899,10 @@ async function refreshChart() {
 function drawChart() {
   const { points } = state.chart;
   const now = Date.now() / 1000;
-  plot($("chart-rate"), points.map((p) => [p.at, p.rate]), now, (v) => `${Number(v.toFixed(2))}/s`);
+  plot($("chart-rate"), $("chart-rate-peak"), points.map((p) => [p.at, p.rate]), now, (v) => `${Number(v.toFixed(2))}/s`);
   plot(
     $("chart-latency"),
+    $("chart-latency-peak"),
     points.filter((p) => p.latency !== null).map((p) => [p.at, p.latency]),
     now,
     (v) => millis(v),
@@ -926,45 +932,34 @@ function drawChart() {
   chartBox.dataset.calls = String(points.reduce((sum, p) => sum + p.calls, 0));
 }
 
-// One series as an SVG line over the last CHART_KEEP_S seconds, from 0 to its
-// highest value, which a label names. Made with DOM calls: no markup, no style.
-function plot(svg, series, now, label) {
-  const svgElement = (tag) => document.createElementNS(svg.namespaceURI, tag);
+// One series as an SVG line with a dot at each point, over the last
+// CHART_KEEP_S seconds, from 0 to a little over its highest value, which
+// `peak` names. Made with DOM calls: no markup, no style attribute. The SVG
+// stretches to its box, so what must keep its shape (text, dots) is not
+// drawn in it: the stroke does not scale, and a dot is a zero-length line
+// with a round cap.
+function plot(svg, peak, series, now, label) {
+  const shape = (tag, attributes) => {
+    const node = document.createElementNS(svg.namespaceURI, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+    return node;
+  };
   const width = 600;
   const height = 120;
   const top = Math.max(...series.map(([, v]) => v), 0);
-  const scale = top > 0 ? top * 1.1 : 1;
-  const x = (at) => (((at - (now - CHART_KEEP_S)) / CHART_KEEP_S) * width).toFixed(1);
-  const y = (v) => (height - (v / scale) * height).toFixed(1);
-  const shapes = [];
-  for (const fraction of [0.25, 0.5, 0.75]) {
-    const grid = svgElement("line");
-    for (const [k, v] of Object.entries({ x1: 0, x2: width, y1: height * fraction, y2: height * fraction })) {
-      grid.setAttribute(k, String(v));
-    }
-    grid.setAttribute("class", "grid");
-    shapes.push(grid);
-  }
+  const scale = top > 0 ? top * 1.15 : 1;
+  const inset = 5; // room for a dot at either end
+  const x = (at) => (inset + ((at - (now - CHART_KEEP_S)) / CHART_KEEP_S) * (width - 2 * inset)).toFixed(1);
+  const y = (v) => (height - inset - (v / scale) * (height - 2 * inset)).toFixed(1);
+  const shapes = [0.25, 0.5, 0.75].map((f) => shape("line", { x1: 0, x2: width, y1: height * f, y2: height * f, class: "grid" }));
   if (series.length) {
-    const line = svgElement("polyline");
-    line.setAttribute("points", series.map(([at, v]) => `${x(at)},${y(v)}`).join(" "));
-    line.setAttribute("class", "series");
-    shapes.push(line);
-    const highest = svgElement("text");
-    highest.setAttribute("x", "4");
-    highest.setAttribute("y", "14");
-    highest.setAttribute("class", "peak");
-    highest.textContent = `peak ${label(top)}`;
-    shapes.push(highest);
-  } else {
-    const empty = svgElement("text");
-    empty.setAttribute("x", "4");
-    empty.setAttribute("y", "14");
-    empty.setAttribute("class", "peak");
-    empty.textContent = "waiting for two polls of /metrics";
-    shapes.push(empty);
+    shapes.push(shape("polyline", { points: series.map(([at, v]) => `${x(at)},${y(v)}`).join(" "), class: "series" }));
+    for (const [at, v] of series) {
+      shapes.push(shape("line", { x1: x(at), x2: x(at), y1: y(v), y2: y(v), class: "dot" }));
+    }
   }
   svg.replaceChildren(...shapes);
+  peak.textContent = series.length ? `· peak ${label(top)}` : "· waiting for two polls of /metrics";
 }
 
 // -- the forms -------------------------------------------------------------------
@@ -1084,6 +1079,7 @@ function nameFromFile() {
 // Asks before a delete, in the page (a <dialog>): resolves to true for yes.
 function confirmed(text, action = "Delete") {
   const dialog = $("confirm");
+  if (dialog.open) return Promise.resolve(false); // one question at a time: a second click is a no
   $("confirm-text").textContent = text;
   $("confirm-yes").textContent = action;
   return new Promise((resolve) => {
