@@ -139,13 +139,22 @@ def function_text(function: dict[str, Any]) -> str:
         function: what ``GET /v1/fn/{module}/{name}`` answers.
 
     Returns:
-        The text, ending with ``events:`` and ``sinks:`` sections ("(none)" when empty).
+        The text, with memory, timeout and size in units people read, ending with
+        ``events:`` and ``sinks:`` sections ("(none)" when empty).
     """
     lines = []
+    readable: dict[str, Callable[[object], str]] = {
+        "memory": lambda v: f"{v} MiB" if isinstance(v, int) else "-",
+        "timeout": _seconds,
+        "size": _size,
+    }
     for key, value in function.items():
         if key in ("events", "sinks", "bindings"):
             continue
-        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if key in readable:
+            shown = readable[key](value)
+        else:
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         lines.append(f"{key}: {shown}")
     states = function.get("bindings") or {}
     for kind in ("events", "sinks"):

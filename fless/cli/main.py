@@ -40,6 +40,7 @@ from fless.cli._bindings import (
 )
 from fless.cli._config import ALIASES, SETTINGS, write_setting
 from fless.cli._deploy import Step, Wanted, apply, functions_of, plan
+from fless.cli._langs import language, languages
 from fless.cli._manifest import (
     MANIFEST_NAME,
     Declared,
@@ -48,7 +49,6 @@ from fless.cli._manifest import (
     load_manifest,
     starter_manifest,
 )
-from fless.cli._langs import language, languages
 from fless.cli._output import (
     add_output_option,
     completion_script,
@@ -440,6 +440,7 @@ def _deploy(args: argparse.Namespace) -> int:
         steps = plan(wanted, current, manifest.modules if args.prune else (), force=args.force)
         if fmt != "json":
             _print_plan(manifest.path, missing, steps, args.dry_run)
+        _warn_missing_scripts(client, manifest.functions)
         if args.dry_run:
             if fmt == "json":
                 _print_json([step.public() for step in steps])
@@ -464,6 +465,23 @@ def _deploy(args: argparse.Namespace) -> int:
         counts = {action: sum(s.action == action for s in steps) for action in _DONE}
         print(f"{manifest.path}: " + ", ".join(f"{n} {_DONE[a]}" for a, n in counts.items() if n))
     return 1 if outcome.failed_bindings else 0
+
+
+def _warn_missing_scripts(client: Client, functions: tuple[Declared, ...]) -> None:
+    # The API takes a script's name before the script exists (APP.md), and
+    # then every call fails: say so while it is cheap to fix.
+    named = [f for f in functions if f.app]
+    if not named:
+        return
+    scripts = {str(s.get("name")) for s in client.list_app_scripts()}
+    for function in named:
+        if function.app not in scripts:
+            print(
+                f"fless: warning: {function.module}/{function.name} is placed by APP script "
+                f"{function.app}, which does not exist: its calls fail until "
+                f"`fless app create {function.app} FILE.yaml`",
+                file=sys.stderr,
+            )
 
 
 def _print_plan(path: Path, missing: list[str], steps: list[Step], dry_run: bool) -> None:

@@ -302,7 +302,7 @@ def test_fn_get_shows_bindings_one_per_line(fake: FakeFless, fless: Run) -> None
     status, out, _ = fless("fn", "get", "hello", "--output", "table")
     assert status == 0
     assert out == (
-        "name: hello\nmemory: 64\nhttp_allow: []\nevents:\n"
+        "name: hello\nmemory: 64 MiB\nhttp_allow: []\nevents:\n"
         "  mqtt broker.lan:1883 s/+/t\n  cron */5 * * * *\nsinks: (none)\n"
     )
     assert json.loads(fless("fn", "get", "hello", "--output", "json")[1]) == function
