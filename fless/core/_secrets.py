@@ -138,7 +138,12 @@ def check_value(value: object) -> str:
     """
     if not isinstance(value, str):
         raise BadRequest('a secret\'s value is a JSON string: {"value": "..."}')
-    size = len(value.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise BadRequest(
+            "a secret's value must be UTF-8 text (it holds a lone surrogate)"
+        ) from None
     if not value or size > MAX_SECRET_BYTES:
         raise BadRequest(f"a secret's value is 1 to {MAX_SECRET_BYTES} bytes, not {size}")
     if "\0" in value:

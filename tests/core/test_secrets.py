@@ -115,7 +115,9 @@ def test_a_revoked_user_takes_its_secrets_along(store: Store) -> None:
     assert store.secret_entries("alice") == []
 
 
-@pytest.mark.parametrize("value", ["", None, 5, ["x"], "a\0b", "x" * (16 * 1024 + 1)])
+@pytest.mark.parametrize(
+    "value", ["", None, 5, ["x"], "a\0b", "x" * (16 * 1024 + 1), "\ud800", "é" * 8193]
+)
 def test_values_that_cannot_be_secrets_are_refused_without_quoting_them(value: object) -> None:
     with pytest.raises(BadRequest) as caught:
         check_value(value)

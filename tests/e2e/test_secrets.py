@@ -176,3 +176,22 @@ def test_malformed_secrets_are_refused(
 def test_secrets_need_a_key(node: Node) -> None:
     assert node.request("GET", "/v1/secrets", auth=False)[0] == 401
     assert node.request("PUT", "/v1/secrets/TOKEN", b"{}", auth=False)[0] == 401
+
+
+def test_concurrent_sets_all_land_and_the_last_value_wins(
+    node: Node, users: dict[str, str], code: bytes
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    bob = users["bob"]
+    jobs = [(f"MANY{i % 5}", f"value-{i}") for i in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda job: put_secret(node, bob, *job)[0], jobs))
+    assert sorted(set(statuses)) == [200, 201] and statuses.count(201) == 5
+    names = [e["name"] for e in node.request("GET", "/v1/secrets", auth=bob)[1]["data"]]
+    assert {f"MANY{i}" for i in range(5)} <= set(names)
+    # Whatever order they landed in, a function reads one of the values set, whole.
+    assert put_secret(node, bob, "MANY0", "final")[0] == 200
+    assert upload(node, bob, "many_env", code, {"secrets": ["MANY0", "MANY1"]})[0] == 201
+    env = env_of(node, bob, "many_env")
+    assert env["MANY0"] == "final" and env["MANY1"] in {v for n, v in jobs if n == "MANY1"}
