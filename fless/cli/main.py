@@ -380,6 +380,8 @@ def _fn_deploy(args: argparse.Namespace) -> int:
     _check_hosts(args)
     _check_bindings(args)
     source = Path(args.dir)
+    if not source.exists():
+        raise FlessError(0, f"{source}: no such file or directory")
     name = args.name or (source.stem if source.suffix == ".wasm" else source.resolve().name)
     if not is_name(name):
         _usage_error(args, f"{name!r} is not a function name (letters, digits, _): give --name")
