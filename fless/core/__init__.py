@@ -42,7 +42,7 @@ from ._records import (
     parse_count,
 )
 from ._scheduler import WorkerState, pick_worker
-from ._secrets import SecretKeys, SecretMissing, SecretUnreadable, is_ref
+from ._secrets import SecretKeys, SecretMissing, SecretUnreadable
 from ._store import Store, key_hash, new_key
 
 # The flows and the worker ends pull in Wasmtime, ZeroMQ and kinship; they are
@@ -145,7 +145,6 @@ __all__ = [
     "enable_metrics",
     "error_kind",
     "is_name",
-    "is_ref",
     "key_hash",
     "load_json",
     "new_invocation_id",

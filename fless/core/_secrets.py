@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import BadRequest, CoreError
-from ._records import check_name, is_name, shown
+from ._records import check_name, is_name
 
 # What a sealed value's format is; a later one may change the cipher.
 SEAL_VERSION = 1
@@ -184,13 +184,6 @@ def binding_refs(bindings: Sequence[Mapping[str, Any]]) -> Iterator[str]:
                 yield value["secret"]
             elif isinstance(value, Mapping):
                 yield from (v["secret"] for v in value.values() if is_ref(v))
-
-
-def refused_ref(value: object) -> str | None:
-    """Why ``value`` is a malformed secret reference, or None if it is none or a good one."""
-    if isinstance(value, dict) and "secret" in value and not is_ref(value):
-        return f'a secret reference is {{"secret": NAME}}, not {shown(value, 60)}'
-    return None
 
 
 __all__ = [

@@ -7,6 +7,7 @@ that prints its whole WASI environment.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,3 +196,20 @@ def test_concurrent_sets_all_land_and_the_last_value_wins(
     assert upload(node, bob, "many_env", code, {"secrets": ["MANY0", "MANY1"]})[0] == 201
     env = env_of(node, bob, "many_env")
     assert env["MANY0"] == "final" and env["MANY1"] in {v for n, v in jobs if n == "MANY1"}
+
+
+def test_no_value_reaches_the_log_at_debug_level(tmp_path: Path, code: bytes) -> None:
+    debug = Node(tmp_path / "debug", env={"FLESS_LOG_LEVEL": "debug"}).start()
+    try:
+        value = "debug-s3cret-0a0a"
+        assert put_secret(debug, debug.key, "DBG", value)[0] == 201
+        assert upload(debug, debug.key, "dbg_env", code, {"secrets": ["DBG"]})[0] == 201
+        assert env_of(debug, debug.key, "dbg_env") == {"DBG": value}
+        assert put_secret(debug, debug.key, "DBG", value + "-2")[0] == 200
+        assert debug.request("DELETE", "/v1/secrets/DBG")[0] == 204
+        assert debug.post_json("/v1/fn/_/dbg_env", {"args": {}})[0] == 400
+    finally:
+        debug.stop()
+    log = debug.log()
+    assert "[DEBUG]" in log and "secret DBG" in log
+    assert value not in log
