@@ -16,7 +16,7 @@ One table per function, under ``functions``, named by the function::
 
 Parsing reads nothing but the file and checks every field before anything
 is built or sent, so a bad manifest changes nothing; its error names the
-file, the function and the field. docs/DEPLOY.md#fless.toml describes it.
+file, the function and the field. docs/MANIFEST.md describes it.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def find_manifest(given: str | None) -> Path:
     if path.is_dir():
         path = path / MANIFEST_NAME
     if not path.is_file():
-        hint = "" if given else "; write one (docs/DEPLOY.md#fless.toml) or give -f FILE"
+        hint = "" if given else "; write one (docs/MANIFEST.md) or give -f FILE"
         raise ManifestError(path, f"no such file{hint}")
     return path
 
@@ -316,7 +316,7 @@ def starter_manifest(name: str, source: str = ".") -> str:
     """
     return f"""\
 # The functions of this project: `fless deploy` creates or updates them
-# (docs/DEPLOY.md#fless.toml). Sources are relative to this file.
+# (docs/MANIFEST.md). Sources are relative to this file.
 [functions.{name}]
 source = {toml_string(source)}
 # module = "_"

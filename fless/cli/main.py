@@ -1104,7 +1104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="show the toolchains' output as they run"
     )
     _add_no_wait_option(deploy)
-    deploy.epilog = "The manifest's format: docs/DEPLOY.md#fless.toml."
+    deploy.epilog = "The manifest's format: docs/MANIFEST.md."
 
     node = top.add_parser("node", help="the cluster's nodes").add_subparsers(
         dest="action", required=True, metavar="ACTION"
