@@ -563,6 +563,12 @@ def _fn_langs(args: argparse.Namespace) -> None:
     show_toolchains(check_all(list(languages().values())), output_format(args))
 
 
+def _add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", dest="output", action="store_const", const="json", help="same as --output json"
+    )
+
+
 def _toolchain_install(args: argparse.Namespace) -> None:
     if args.all == bool(args.langs):
         args.cmd_parser.error("name the languages, or give --all")
@@ -995,8 +1001,14 @@ def build_parser() -> argparse.ArgumentParser:
         "is compared by SHA-256, so the same build is 'unchanged'."
     )
     _add_no_wait_option(deploy_fn)
-    build.command(
-        fn, "langs", _fn_langs, "list the languages fless can build, and their toolchains"
+    _add_json_option(
+        build.command(
+            fn,
+            "langs",
+            _fn_langs,
+            "list the languages fless can build and whether their toolchains are installed: "
+            "a table on a terminal, JSON in a pipe",
+        )
     )
     logs = build.command(fn, "logs", _fn_logs, "show what a function logged lately, newest first")
     logs.add_argument("name")
@@ -1117,8 +1129,10 @@ def build_parser() -> argparse.ArgumentParser:
     toolchain = top.add_parser(
         "toolchain", help="the compilers fless fn build uses, one per language"
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
-    build.command(
-        toolchain, "list", _fn_langs, "list the languages and whether their toolchains are in"
+    _add_json_option(
+        build.command(
+            toolchain, "list", _fn_langs, "the same as fn langs: each language's toolchain"
+        )
     )
     get_toolchain = build.command(
         toolchain,

@@ -190,10 +190,11 @@ def test_fn_langs_is_a_table_on_a_terminal_and_json_in_a_pipe(
     assert kit.endswith("missing: the kit compiler (in " + str(sdk_cache() / "kit") + ")")
     assert lines[-1] == "install one with: fless toolchain install LANG (bare, broken, kit, liar)"
 
-    terminal.truncate(0)
-    terminal.seek(0)
-    assert main(["fn", "langs", "--output", "json"]) == 0
-    assert json.loads(terminal.getvalue())["kit"]["name"] == "Kit"
+    for asked in (["fn", "langs", "--output", "json"], ["toolchain", "list", "--json"]):
+        terminal.truncate(0)
+        terminal.seek(0)
+        assert main(asked) == 0
+        assert json.loads(terminal.getvalue())["kit"]["name"] == "Kit"
 
 
 def test_a_note_from_build_sh_is_shown_once(
