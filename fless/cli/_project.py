@@ -198,12 +198,17 @@ def build_project(
     if not script.is_file():
         raise FlessError(0, f"the {lang.name} SDK has no build.sh ({script})")
     output = output.resolve()
-    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.is_dir():
+        raise FlessError(0, f"{output} is a directory; give the .wasm file to write")
     env = script_env(lang)
     env.pop("FLESS_ENTRY", None)
     if entry is not None:
         env["FLESS_ENTRY"] = str(entry.resolve())
-    build_cache(lang).mkdir(parents=True, exist_ok=True)
+    for folder in (output.parent, build_cache(lang)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FlessError(0, f"cannot create {folder}: {exc.strerror}") from None
     # Stale output would pass for a fresh build if build.sh failed quietly.
     output.unlink(missing_ok=True)
 

@@ -40,7 +40,7 @@ from fless.cli._bindings import (
 )
 from fless.cli._config import ALIASES, SETTINGS, write_setting
 from fless.cli._deploy import Step, Wanted, apply, functions_of, plan
-from fless.cli._langs import language, languages
+from fless.cli._langs import language, languages, sdk_root
 from fless.cli._manifest import (
     MANIFEST_NAME,
     Declared,
@@ -573,6 +573,8 @@ def _toolchain_install(args: argparse.Namespace) -> None:
     if args.all == bool(args.langs):
         args.cmd_parser.error("name the languages, or give --all")
     chosen = list(languages().values()) if args.all else [language(x) for x in args.langs]
+    if not chosen:
+        raise FlessError(0, f"there is no language SDK in {sdk_root()}")
     for lang in chosen:
         install_toolchain(lang)
 

@@ -241,3 +241,20 @@ def test_a_single_file_builds_when_its_language_allows(
     )
     assert main(["fn", "build", str(source), "--lang", "liar"]) == 1
     assert "the Liar SDK builds no single file like greet.kit" in capsys.readouterr().err
+
+
+def test_unwritable_places_and_no_sdks_are_errors_not_tracebacks(
+    sdk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "greet.kit"
+    source.write_text("x")
+    assert main(["fn", "build", str(source), "-o", str(tmp_path)]) == 1
+    assert f"{tmp_path} is a directory; give the .wasm file to write" in capsys.readouterr().err
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert main(["fn", "build", str(source)]) == 1
+    assert f"cannot create {blocker / 'fless' / 'kit'}" in capsys.readouterr().err
+    monkeypatch.setenv("FLESS_SDK_DIR", str(tmp_path / "nowhere"))
+    assert main(["toolchain", "install", "--all"]) == 1
+    assert f"there is no language SDK in {tmp_path / 'nowhere'}" in capsys.readouterr().err
