@@ -275,22 +275,12 @@ def apply(
     """
     outcome = Outcome()
     for step in steps:
-        answer: dict[str, Any] = {}
-        if step.action == "create" and step.wanted is not None:
-            answer = client.create_function(
-                step.module,
-                step.name,
-                step.wanted.code,
-                wait_for_workers=wait_for_workers,
-                **_create_kwargs(step.wanted.settings),
-            )
-        elif step.action == "update" and step.wanted is not None:
-            code, kwargs = _update_kwargs(step.wanted, current[(step.module, step.name)], force)
-            answer = client.update_function(
-                step.module, step.name, code, wait_for_workers=wait_for_workers, **kwargs
-            )
-        elif step.action == "delete":
-            client.delete_function(step.module, step.name)
+        try:
+            answer = _carry_out(client, step, current, force, wait_for_workers)
+        except FlessError as exc:
+            # Which step: the server's message names the function only sometimes.
+            where = f"{step.action} {step.module}/{step.name}"
+            raise FlessError(exc.status, f"{where}: {exc.detail}") from None
         outcome.failed_bindings += [
             f"{step.module}/{step.name}: {line}" for line in failures(answer)
         ]
@@ -298,6 +288,32 @@ def apply(
         if report is not None:
             report(step)
     return outcome
+
+
+def _carry_out(
+    client: Client,
+    step: Step,
+    current: Mapping[Key, Mapping[str, Any]],
+    force: bool,
+    wait_for_workers: bool,
+) -> dict[str, Any]:
+    """Does one step; returns the cluster's answer (``{}`` for a delete or nothing to do)."""
+    if step.action == "create" and step.wanted is not None:
+        return client.create_function(
+            step.module,
+            step.name,
+            step.wanted.code,
+            wait_for_workers=wait_for_workers,
+            **_create_kwargs(step.wanted.settings),
+        )
+    if step.action == "update" and step.wanted is not None:
+        code, kwargs = _update_kwargs(step.wanted, current[(step.module, step.name)], force)
+        return client.update_function(
+            step.module, step.name, code, wait_for_workers=wait_for_workers, **kwargs
+        )
+    if step.action == "delete":
+        client.delete_function(step.module, step.name)
+    return {}
 
 
 def functions_of(client: Client, modules: Iterable[str]) -> tuple[dict[Key, Any], list[str]]:

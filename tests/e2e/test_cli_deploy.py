@@ -224,8 +224,8 @@ def test_deploy_plans_create_update_unchanged_and_prune(
         '[functions.echo]\nsource = "hello.wasm"\nmodule = "planned"\nallow = ["api.example.org"]\n'
     )
     assert deploy()[0] == {"action": "update", "name": "hello", "changes": ["events", "sinks"]}
-    now = functions(node, cli, "planned")["hello"]
-    assert (now["events"], now["sinks"]) == ([], [])
+    hello = functions(node, cli, "planned")["hello"]
+    assert (hello["events"], hello["sinks"]) == ([], [])
     assert [s["action"] for s in deploy()] == ["unchanged", "unchanged"]
 
 
@@ -266,7 +266,12 @@ def test_fn_logs_follow_prints_each_invocation_once_until_ctrl_c(
     stdout = follow.stdout
     assert stdout is not None
     read: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [read.put(line) for line in stdout], daemon=True)
+
+    def pass_lines() -> None:
+        for line in stdout:
+            read.put(line)
+
+    reader = threading.Thread(target=pass_lines, daemon=True)
     reader.start()
 
     def next_line() -> dict[str, Any]:
