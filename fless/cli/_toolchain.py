@@ -169,7 +169,11 @@ def install(lang: Language, stream: TextIO | None = None) -> bool:
     if before.installed:
         print(f"fless: the {lang.name} toolchain is already installed", file=err)
         return False
-    print(f"fless: installing the {lang.name} toolchain ({before.missing})", file=err, flush=True)
+    print(
+        f"fless: installing the {lang.name} toolchain; missing: {before.missing}",
+        file=err,
+        flush=True,
+    )
     script = _script(lang)
     status = subprocess.run(
         ["sh", str(script)], env=script_env(lang), stdin=subprocess.DEVNULL, check=False
