@@ -9,6 +9,10 @@ import socket
 from fless._addresses import is_loopback
 from fless.config import Settings, serves_lan
 
+# A gossip member's name is at most 64 bytes; an API process's adds "/PID"
+# (up to 8) and, once it moved back to its configured port, ".N".
+MAX_NODE_NAME = 52
+
 
 def advertise_host(settings: Settings) -> str:
     """The address other nodes use for this one."""
@@ -53,7 +57,11 @@ def node_name(role: str, settings: Settings) -> str:
     node's, and each API process gossips as a process of it (``fless.node._gossip``).
     """
     suffix = settings.cluster.rpc_port if role == "worker" else os.getpid()
-    return f"{socket.gethostname()}-{role}-{advertise_host(settings)}-{suffix}"
+    tail = f"-{role}-{advertise_host(settings)}-{suffix}"
+    # A long host name gives way: the rest is what tells nodes apart.
+    room = max(MAX_NODE_NAME - len(tail.encode()), 1)
+    host = socket.gethostname().encode()[:room].decode(errors="ignore")
+    return f"{host}{tail}"
 
 
 def sends_beacon(settings: Settings, host: str) -> bool:
