@@ -165,6 +165,7 @@ def install(lang: Language, stream: TextIO | None = None) -> bool:
         FlessError: ``install.sh`` failed, or ran and left something missing.
     """
     err = stream or sys.stderr
+    script = _script(lang)
     before = check(lang)
     if before.installed:
         print(f"fless: the {lang.name} toolchain is already installed", file=err)
@@ -174,12 +175,13 @@ def install(lang: Language, stream: TextIO | None = None) -> bool:
         file=err,
         flush=True,
     )
-    script = _script(lang)
     status = subprocess.run(
         ["sh", str(script)], env=script_env(lang), stdin=subprocess.DEVNULL, check=False
     ).returncode
     if status != 0:
-        raise FlessError(0, f"installing the {lang.name} toolchain failed ({script}: {status})")
+        raise FlessError(
+            0, f"installing the {lang.name} toolchain failed ({script}, exit status {status})"
+        )
     after = check(lang)
     if not after.installed:
         raise FlessError(0, f"{script} ran, yet {after.missing} is still missing")

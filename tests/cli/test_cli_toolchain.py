@@ -142,11 +142,13 @@ def test_a_failed_install_is_an_error_that_names_the_script(
     assert main(["toolchain", "install", "broken"]) == 1
     err = capfd.readouterr().err
     assert "no route to the mirror" in err
-    assert f"installing the Broken toolchain failed ({sdk / 'broken' / 'install.sh'}: 3)" in err
+    script = sdk / "broken" / "install.sh"
+    assert f"installing the Broken toolchain failed ({script}, exit status 3)" in err
     assert main(["toolchain", "install", "liar"]) == 1
     assert "yet the liar's compiler is still missing" in capfd.readouterr().err
     assert main(["toolchain", "install", "bare"]) == 1
-    assert "the Bare SDK has no install.sh" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "the Bare SDK has no install.sh" in err and "installing" not in err
 
 
 def test_install_refuses_unknown_languages_and_a_missing_choice(
