@@ -37,8 +37,8 @@ class Wanted:
     """One function as it should be.
 
     ``settings`` holds only what is managed, by the API's names: ``memory``,
-    ``timeout``, ``http_allow``, ``tag``, ``app``, ``events``, ``sinks``; a
-    setting left out is kept as the cluster has it (its default for a new
+    ``timeout``, ``http_allow``, ``tag``, ``app``, ``events``, ``sinks``,
+    ``public``, ``secrets``; a setting left out is kept as the cluster has it (its default for a new
     function).
     """
 
@@ -158,6 +158,12 @@ def differences(wanted: Wanted, current: Mapping[str, Any]) -> list[str]:
     for name in ("events", "sinks"):
         if name in settings and not _same_bindings(settings[name], current.get(name)):
             found.append(name)
+    if settings.get("public") is not None and settings["public"] != bool(current.get("public")):
+        found.append("public" if settings["public"] else "not public")
+    if "secrets" in settings and sorted(settings["secrets"]) != sorted(
+        current.get("secrets") or []
+    ):
+        found.append("secrets")
     return found
 
 
@@ -208,6 +214,8 @@ def _create_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
         "sinks": list(settings.get("sinks") or []) or None,
         "tag": settings.get("tag") or None,
         "app": settings.get("app") or None,
+        "public": settings.get("public") or None,
+        "secrets": list(settings.get("secrets") or []) or None,
     }
     return kwargs
 
@@ -227,6 +235,10 @@ def _update_kwargs(
     for name in ("tag", "app"):
         if name in settings:
             kwargs[name] = settings[name] or ""  # "" removes it
+    if settings.get("public") is not None:
+        kwargs["public"] = settings["public"]
+    if "secrets" in settings:
+        kwargs["secrets"] = list(settings["secrets"])
     for name in ("events", "sinks"):
         if name not in settings:
             continue

@@ -13,6 +13,8 @@ One table per function, under ``functions``, named by the function::
     sinks = ["https://hooks.example.org/in"]
     tag = "camera"                  # its APP script tag (docs/APP.md)
     app = "edge"                    # the APP script that places its calls
+    public = false                  # its public trigger answers without a key
+    secrets = ["TOKEN"]             # secrets its environment holds (fless secret set)
 
 Parsing reads nothing but the file and checks every field before anything
 is built or sent, so a bad manifest changes nothing; its error names the
@@ -49,6 +51,8 @@ _FUNCTION_KEYS = (
     "sinks",
     "tag",
     "app",
+    "public",
+    "secrets",
 )
 
 
@@ -95,6 +99,8 @@ class Declared:
     sinks: tuple[Entry, ...] = ()
     tag: str | None = None
     app: str | None = None
+    public: bool = False
+    secrets: tuple[str, ...] = ()
 
     @property
     def built(self) -> bool:
@@ -202,6 +208,8 @@ def _function(path: Path, key: str, table: dict[str, Any], default_module: str) 
         sinks=tuple(_bindings(path, key, "sinks", table.get("sinks", []), parse_sink)),
         tag=_tag(path, key, table.get("tag")),
         app=_app(path, key, table.get("app")),
+        public=_flag(path, key, "public", table.get("public", False)),
+        secrets=tuple(_secret_names(path, key, table.get("secrets", []))),
     )
 
 
@@ -307,6 +315,20 @@ def _app(path: Path, function: str, value: object) -> str | None:
     return None if value is None else _name(path, function, "app", value)
 
 
+def _flag(path: Path, function: str, field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ManifestError(path, f"must be true or false, not {value!r}", function, field)
+    return value
+
+
+def _secret_names(path: Path, function: str, value: object) -> list[str]:
+    if not isinstance(value, list):
+        raise ManifestError(path, 'must be a list of secret names: ["TOKEN"]', function, "secrets")
+    for i, name in enumerate(value, 1):
+        _name(path, function, f"secrets[{i}]", name)
+    return value
+
+
 def starter_manifest(name: str, source: str = ".") -> str:
     """A ``fless.toml`` declaring one function, its settings commented out, for ``fn new``.
 
@@ -327,4 +349,6 @@ source = {toml_string(source)}
 # sinks = ["https://hooks.example.org/in"]
 # tag = "camera"                         # its APP script tag (docs/APP.md)
 # app = "edge"                           # the APP script that places its calls
+# public = false                         # true: anyone may call /fn/MODULE/NAME without a key
+# secrets = ["TOKEN"]                    # `fless secret set TOKEN`: in its environment
 """

@@ -387,7 +387,14 @@ def _fn_deploy(args: argparse.Namespace) -> int:
         _usage_error(args, f"{name!r} is not a function name (letters, digits, _): give --name")
     settings: dict[str, Any] = {"memory": args.memory, "timeout": args.timeout}
     # What is not given is kept as it is, as for `fn update`.
-    for key, value in (("http_allow", args.allow), ("events", args.events), ("sinks", args.sinks)):
+    given = (
+        ("http_allow", args.allow),
+        ("events", args.events),
+        ("sinks", args.sinks),
+        ("public", args.public),
+        ("secrets", args.secret),
+    )
+    for key, value in given:
         if value is not None:
             settings[key] = value
     wanted = Wanted(args.module, name, _code_of(args, source, args.lang), settings)
@@ -420,6 +427,8 @@ def _declared_settings(function: Declared) -> dict[str, Any]:
         "sinks": list(function.sinks),
         "tag": function.tag,
         "app": function.app,
+        "public": function.public,
+        "secrets": list(function.secrets),
     }
 
 
@@ -998,6 +1007,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_module_option(deploy_fn)
     _add_limit_options(deploy_fn)
     _add_binding_options(deploy_fn, update=False)
+    _add_public_option(deploy_fn, update=True)
+    _add_secret_option(deploy_fn)
     deploy_fn.epilog = (deploy_fn.epilog or "") + (
         "\n\nAn existing function keeps the settings not given (as with fn update); its code\n"
         "is compared by SHA-256, so the same build is 'unchanged'."

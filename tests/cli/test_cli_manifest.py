@@ -48,6 +48,8 @@ events = ["cron:*/5 * * * *", {type = "cron", params = {schedule = "0 8 * * *"}}
 sinks = ["https://hooks.example.org/in"]
 tag = "camera"
 app = "edge"
+public = true
+secrets = ["TOKEN"]
 
 [functions.echo]
 source = "echo.wasm"
@@ -61,7 +63,13 @@ module = "_"
     assert hello.events[0] == {"type": "cron", "params": {"schedule": "*/5 * * * *"}}
     assert hello.events[1]["params"] == {"schedule": "0 8 * * *"}
     assert hello.sinks == ({"type": "http", "params": {"url": "https://hooks.example.org/in"}},)
-    assert (hello.tag, hello.app) == ("camera", "edge")
+    assert (hello.tag, hello.app, hello.public, hello.secrets) == (
+        "camera",
+        "edge",
+        True,
+        ("TOKEN",),
+    )
+    assert (echo.public, echo.secrets) == (False, ())
     assert (echo.module, echo.memory, echo.events, echo.tag) == ("_", None, (), None)
     assert manifest.modules == ["demo", "_"]
 
@@ -106,6 +114,9 @@ BAD = [
         "function b: name: _/a is declared by a too",
     ),
     ('[functions.a]\nsource = "hello"\nlang = 3', "function a: lang: must be a non-empty"),
+    ('[functions.a]\nsource = "hello"\npublic = "yes"', "function a: public: must be true or"),
+    ('[functions.a]\nsource = "hello"\nsecrets = "T"', "function a: secrets: must be a list"),
+    ('[functions.a]\nsource = "hello"\nsecrets = ["A", "b c"]', "function a: secrets[2]: 'b c'"),
     ("functions.a = 3", "function a: must be a table"),
     ("[functions.a\n", "fless.toml: not valid TOML"),
 ]

@@ -311,3 +311,37 @@ def test_fn_get_summary_and_json(node: Node, cli: Path, tmp_path: Path) -> None:
     assert "events: (none)\n" in text
     described = json.loads(fless(node, "fn", "get", "shown", "--json", home=cli).stdout)
     assert (described["name"], described["timeout"]) == ("shown", 2500)
+
+
+def test_deploy_manages_public_and_secrets(node: Node, cli: Path, tmp_path: Path) -> None:
+    env = {"XDG_CONFIG_HOME": str(cli), "PATH": str(BIN)}
+    stored = subprocess.run(
+        [str(BIN / "fless"), "secret", "set", "TOKEN"],
+        input="t0ken\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert stored.returncode == 0, stored.stderr
+    (tmp_path / "hello.wasm").write_bytes(wat("fl_hello"))
+    manifest = tmp_path / "fless.toml"
+    manifest.write_text(
+        '[functions.open]\nsource = "hello.wasm"\nmodule = "opened"\n'
+        'public = true\nsecrets = ["TOKEN"]\n'
+    )
+
+    def deploy() -> list[Any]:
+        out = fless(node, "deploy", "-f", str(manifest), "--output", "json", home=cli)
+        assert out.returncode == 0, out.stderr
+        return [(step["action"], step["changes"]) for step in json.loads(out.stdout)]
+
+    assert deploy() == [("create", [])]
+    described = functions(node, cli, "opened")["open"]
+    assert (described["public"], described["secrets"]) == (True, ["TOKEN"])
+    assert deploy() == [("unchanged", [])]
+    manifest.write_text('[functions.open]\nsource = "hello.wasm"\nmodule = "opened"\n')
+    assert deploy() == [("update", ["not public", "secrets"])]
+    described = functions(node, cli, "opened")["open"]
+    assert (described["public"], described["secrets"]) == (False, [])
+    assert deploy() == [("unchanged", [])]
