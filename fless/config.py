@@ -258,6 +258,10 @@ def _coerce(name: str, kind: type[Any], value: Any, source: str) -> Any:
             return "on" if value else "off"
         if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
             return "on" if value.lower() in _TRUE else "off"
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"{source}: lan must be one of {', '.join(LAN_CHOICES)}, not {value!r}"
+            )
     if kind is tuple:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())

@@ -104,13 +104,16 @@ def where_it_listens(settings: Settings, keys: bool, rpc: str = "") -> str:
         )
     if rpc:
         parts.append(f"RPC on {rpc}")
-    gossip_port = cluster.gossip_port or "a free port"
-    parts.append(f"gossip on {host}:{gossip_port} (UDP)")
+    if cluster.gossip_port:
+        parts.append(f"gossip on {host}:{cluster.gossip_port} (UDP)")
+    else:
+        parts.append(f"gossip on {host} (UDP, a free port)")
     if sends_beacon(settings, host) and keys:
         parts.append(f"LAN beacon to {cluster.beacon_group}:{cluster.beacon_port}")
     else:
         parts.append("no LAN beacon")
     listing = ", ".join(parts)
-    if not serves_lan(settings):
+    bound = [host, cluster.rpc_host] if settings.role == "worker" else [host, settings.api.host]
+    if not serves_lan(settings) and all(is_loopback(h.strip("[]")) for h in bound):
         listing += " (loopback only: --lan serves the LAN)"
     return listing
