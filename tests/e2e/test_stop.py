@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster.lab import start_cluster
 from e2e.node import Node, wait_for
 from fixtures.build import wat
 
@@ -99,3 +100,16 @@ def test_a_call_longer_than_the_drain_is_cut_off_at_the_drain_time(
         assert not isinstance(outcome.get("spin"), tuple) or outcome["spin"][0] != 200, outcome
     finally:
         node.stop()
+
+
+def test_a_worker_stops_on_sigint_as_on_sigterm(tmp_path: Path) -> None:
+    with start_cluster(tmp_path, {"w": 256}, worker_env={"FLESS_DRAIN_TIMEOUT_S": "30"}) as lab:
+        worker = lab.workers["w"]
+        assert worker.proc is not None
+        worker.proc.send_signal(signal.SIGINT)
+        code = worker.proc.wait(timeout=30 + STOP_MARGIN_S + SLACK_S)
+        log = worker.log()
+        assert code == 0, log
+        assert "taking no new work, finishing 0 invocations (up to 30 s)" in log, log
+        assert f"worker {worker.name} stopped" in log, log
+        wait_for(lambda: lab.nodes()[worker.name]["state"] == "left", 10, "the core sees it left")
