@@ -541,6 +541,7 @@ def _follow_logs(client: Client, args: argparse.Namespace, entries: list[dict[st
     """Prints ``entries`` and then each new invocation's, oldest first, until Ctrl-C."""
     fmt = output_format(args)
     printed: dict[str, None] = {}  # insertion-ordered, to forget the oldest
+    lost: list[str] = []  # why the server is out of reach, while it is
     try:
         while True:
             fresh = [e for e in entries if e.get("id") not in printed]
@@ -554,9 +555,26 @@ def _follow_logs(client: Client, args: argparse.Namespace, entries: list[dict[st
                     del printed[next(iter(printed))]
             sys.stdout.flush()
             time.sleep(FOLLOW_EVERY)
-            entries = client.function_logs(args.module, args.name, 200)
+            entries = _poll_logs(client, args, lost)
     except KeyboardInterrupt:
         return 0
+
+
+def _poll_logs(client: Client, args: argparse.Namespace, lost: list[str]) -> list[dict[str, Any]]:
+    """The latest logs; ``[]`` while the server is out of reach (a restart), said once."""
+    try:
+        entries = client.function_logs(args.module, args.name, 200)
+    except FlessError as exc:
+        if exc.status not in (0, 502, 503, 504):
+            raise  # the function is gone, the key revoked: following is over
+        if not lost:
+            print(f"fless: {exc}; still trying (Ctrl-C stops)", file=sys.stderr, flush=True)
+        lost[:] = [str(exc)]
+        return []
+    if lost:
+        print("fless: the server answers again", file=sys.stderr, flush=True)
+        lost.clear()
+    return entries
 
 
 def _fn_recent(args: argparse.Namespace) -> None:

@@ -381,3 +381,59 @@ def test_inv_get_wait_gives_up_after_the_timeout(fake: FakeFless, fless: Run) ->
     assert err == "fless: invocation inv-1 is still queued after 0.35 s\n"
     status, _, err = fless("inv", "get", "inv-1", "--wait", "--timeout", "0")
     assert (status, "expected a positive number of seconds, got 0" in err) == (2, True)
+
+
+def test_fn_create_of_a_taken_name_names_fn_update_and_fn_deploy(
+    fake: FakeFless, fless: Run, wasm_file: Path
+) -> None:
+    fake.error("POST", "/v1/fn/demo", 409, "function demo/hello already exists")
+    status, out, err = fless("fn", "upload", "hello", str(wasm_file), "-m", "demo")
+    assert (status, out) == (1, "")
+    assert err == (
+        "fless: 409: function demo/hello already exists; change it with "
+        "`fless fn update hello -m demo FILE.wasm`, or build and create or update it with "
+        "`fless fn deploy DIR`\n"
+    )
+
+
+def test_fn_logs_follow_prints_each_once_and_rides_out_a_restart(
+    fake: FakeFless, fless: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fless.cli.main as cli_main
+
+    def entry(ident: str, started: str) -> dict[str, Any]:
+        return {"id": ident, "started": started, "worker": "w", "outcome": "ok", "logs": [ident]}
+
+    a, b, c = entry("a", "10:00:01"), entry("b", "10:00:02"), entry("c", "10:00:03")
+    fake.data("GET", "/v1/fn/_/hello/logs?limit=20", [a])
+    polls = "/v1/fn/_/hello/logs?limit=200"
+    fake.data("GET", polls, [c, b, a])  # newest first, as the API answers
+    down = json.dumps({"errors": {"detail": "restarting"}}).encode()
+    fake.queued[("GET", polls)] = [
+        (200, json.dumps({"data": [b, a]}).encode()),
+        (503, down),
+        (503, down),
+    ]
+
+    class Clock:
+        """Stands in for time: each poll's wait returns at once; the fifth is Ctrl-C."""
+
+        waits = 0
+
+        @classmethod
+        def sleep(cls, seconds: float) -> None:
+            cls.waits += 1
+            if cls.waits == 5:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "time", Clock)
+    status, out, err = fless("fn", "logs", "hello", "--follow", "--output", "json")
+    assert status == 0
+    assert [json.loads(line)["id"] for line in out.splitlines()] == ["a", "b", "c"]
+    assert err == (
+        "fless: 503: restarting; still trying (Ctrl-C stops)\nfless: the server answers again\n"
+    )
+    fake.error("GET", polls, 404, "function _/hello not found")
+    Clock.waits = 0
+    status, _, err = fless("fn", "logs", "hello", "--follow")
+    assert status == 1 and "not found" in err
