@@ -401,7 +401,7 @@ def _fn_deploy(args: argparse.Namespace) -> int:
     with _client(args) as client:
         current, missing = functions_of(client, [args.module])
         if missing:
-            client.create_module(args.module)
+            _make_module(client, args.module)
         [step] = plan([wanted], current)
         outcome = apply(client, [step], current, wait_for_workers=not args.no_wait)
     for line in outcome.failed_bindings:
@@ -411,6 +411,16 @@ def _fn_deploy(args: argparse.Namespace) -> int:
     else:
         print(f"{_DONE[step.action]} {step.module}/{step.name}" + _changes(step))
     return 1 if outcome.failed_bindings else 0
+
+
+def _make_module(client: Client, module: str) -> None:
+    try:
+        client.create_module(module)
+    except FlessError as exc:
+        # 422: made by another deploy since we looked, which is as good (FunLess
+        # answers a taken module name with 422, not 409).
+        if exc.status != 422 or "already exists" not in exc.detail:
+            raise
 
 
 def _changes(step: Step) -> str:
@@ -458,7 +468,7 @@ def _deploy(args: argparse.Namespace) -> int:
             return 0
         try:
             for module in missing:
-                client.create_module(module)
+                _make_module(client, module)
             outcome = apply(
                 client,
                 steps,
