@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from e2e.node import Node, multipart
 from fixtures.build import PROJECT, wat
 from ui.browser import as_phone, chromium, console_problems, require_browser, save_screenshot
+from ui.page import cells as row_cells
 from ui.page import log_in, says, text_of, visible, wait_for
 
 if TYPE_CHECKING:
@@ -168,12 +169,12 @@ def test_log_in_see_the_node_upload_and_invoke(
 
     # The invocation in the recent ones, under the id the API answered with,
     # and what the function logged in the function's details.
-    recent = wait_for(
+    # Read in one go: a refresh may replace the row between two reads.
+    cells = wait_for(
         browser,
-        lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"]'),
+        lambda d: row_cells(d, f'tr[data-invocation="{facts["Invocation"]}"]'),
         "the invocation in the recent ones",
-    )[0]
-    cells = [c.text for c in recent.find_elements(By.CSS_SELECTOR, "th, td")]
+    )
     assert cells[1:5] == ["ui/hello", facts["Worker"], "ok", "1"]
     assert cells[5].endswith(" ms")
     logged = wait_for(
@@ -240,41 +241,36 @@ def test_an_api_error_shows_its_detail(node: Node, browser: WebDriver) -> None:
     assert not visible(browser, "invoke-output")
     facts = dict(zip(*[iter(text_of(browser, "invoke-facts").splitlines())] * 2, strict=True))
     assert facts["Status"] == "422"
-    recent = wait_for(
+    wait_for(
         browser,
         lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"]'),
         "the failed invocation in the recent ones",
     )[0]
     # The function's own failure, not the platform's: "failed", which opens
     # onto the function's error.
-    pill = recent.find_element(By.CSS_SELECTOR, ".badge")
-    assert pill.text == "failed" and "failed" in str(pill.get_attribute("class"))
-    assert pill.get_attribute("data-outcome") == "function"
+    # Each read is one script: a refresh may replace the row between two reads.
+    row = f'tr[data-invocation="{facts["Invocation"]}"]'
+    pill = "const b = document.querySelector(arguments[0] + ' .badge');"
+    word, tone, outcome = browser.execute_script(
+        pill + "return [b.textContent, b.className, b.dataset.outcome];", row
+    )
+    assert (word, outcome) == ("failed", "function") and "failed" in tone
     wait_for(
         browser,
-        lambda d: (
-            body["errors"]["detail"]
-            in str(
-                d.find_element(
-                    By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"] .badge'
-                ).get_attribute("title")
-            )
-        ),
+        lambda d: body["errors"]["detail"] in d.execute_script(pill + "return b.title;", row),
         "the function's error in the pill's title",
     )
-    browser.find_element(
-        By.CSS_SELECTOR, f'tr[data-invocation="{facts["Invocation"]}"] summary'
-    ).click()
+    browser.execute_script("document.querySelector(arguments[0] + ' summary').click();", row)
     opened = wait_for(
         browser,
-        lambda d: [
-            e
-            for e in d.find_elements(By.CSS_SELECTOR, f'[data-error-of="{facts["Invocation"]}"] p')
-            if e.is_displayed()
-        ],
+        lambda d: d.execute_script(
+            "const p = document.querySelector(arguments[0] + ' details[open] p');"
+            "return p && p.innerText;",
+            row,
+        ),
         "the opened error",
-    )[0]
-    assert body["errors"]["detail"] in opened.text
+    )
+    assert body["errors"]["detail"] in opened
 
     # A bad name never leaves the page.
     browser.find_element(By.ID, "upload-name").send_keys("no-dashes")

@@ -166,8 +166,10 @@ def test_bindings_are_added_and_removed_and_their_errors_shown(
         {"type": "cron", "params": {"schedule": "30 9 * * 1", "timezone": "Europe/Rome"}},
     ]
     nowhere = f"http://127.0.0.1:{free_port()}/hook"
+    # Markup in what the API echoes back stays text.
+    hook = f"{node.url}/hook?as=<img/src=x/onerror=document.title='owned'>"
     sinks = [
-        {"type": "http", "params": {"url": f"{node.url}/hook"}},
+        {"type": "http", "params": {"url": hook}},
         {"type": "http", "params": {"url": nowhere}},
     ]
     fill(browser, "update-events", json.dumps(crons))
@@ -178,14 +180,19 @@ def test_bindings_are_added_and_removed_and_their_errors_shown(
     assert "error" in str(browser.find_element(By.ID, "update-message").get_attribute("class"))
     _, shown = node.request("GET", "/v1/fn/_/ticker")
     assert [e["params"]["schedule"] for e in shown["data"]["events"]] == ["0 8 * * *", "30 9 * * 1"]
-    assert [s["params"]["url"] for s in shown["data"]["sinks"]] == [f"{node.url}/hook"]
+    assert [s["params"]["url"] for s in shown["data"]["sinks"]] == [hook]
     wait_for(
         browser,
         lambda d: len(d.find_elements(By.CSS_SELECTOR, "#detail-bindings tr[data-event]")) == 2,
         "both events",
     )
-    row = browser.find_element(By.CSS_SELECTOR, '#detail-bindings tr[data-event="1"]')
-    assert "30 9 * * 1 (Europe/Rome)" in row.text
+    # Read in one go each: a refresh may replace the rows between two reads.
+    event = cells(browser, '#detail-bindings tr[data-event="1"]')
+    assert event is not None and event[1] == "30 9 * * 1 (Europe/Rome)"
+    sink = cells(browser, '#detail-bindings tr[data-sink="0"]')
+    assert sink is not None and sink[1] == hook
+    assert not browser.find_elements(By.CSS_SELECTOR, "#detail-bindings img")
+    assert browser.title != "owned"
 
     # A list that is not JSON never leaves the page.
     fill(browser, "update-events", "[{")
@@ -207,7 +214,7 @@ def test_bindings_are_added_and_removed_and_their_errors_shown(
 
     # The last sink and the last event: none left, and no Bindings section.
     click(browser, '#detail-bindings button[data-remove-sinks="0"]')
-    confirm(browser, f"Remove the sink http {node.url}/hook")
+    confirm(browser, f"Remove the sink http {hook} from _/ticker?")
     wait_for(browser, says("bindings-message", "Removed the sink"), "the sink's removal")
     click(browser, '#detail-bindings button[data-remove-events="0"]')
     confirm(browser, "Remove the event cron 30 9 * * 1")
@@ -268,21 +275,19 @@ def test_app_scripts_are_added_replaced_and_deleted(node: Node, browser: WebDriv
 def test_a_long_name_stays_on_one_line_with_all_of_it_in_the_title(
     node: Node, browser: WebDriver
 ) -> None:
-    from selenium.webdriver.common.by import By
 
     name = "a_function_with_a_name_much_longer_than_its_column_" * 3
     assert node.upload("_", name, wat("fl_hello"))[0] == 201
     log_in(browser, node, node.key)
     function_row(browser, f"_/{name}")
-    button = browser.find_element(By.CSS_SELECTOR, f'tr[data-function="_/{name}"] button')
-    assert button.get_attribute("title") == f"_/{name}"
-    assert button.text == name  # the whole name is the button's text, cut only on screen
-    lines = browser.execute_script(
-        "const b = arguments[0]; const s = getComputedStyle(b);"
-        "return [b.scrollWidth > b.clientWidth, b.getBoundingClientRect().height,"
+    title, text, cut, height, line, overflow = browser.execute_script(
+        "const b = document.querySelector(arguments[0]); const s = getComputedStyle(b);"
+        "return [b.title, b.textContent, b.scrollWidth > b.clientWidth,"
+        " b.getBoundingClientRect().height,"
         " parseFloat(s.lineHeight) || parseFloat(s.fontSize) * 1.5, s.textOverflow];",
-        button,
+        f'tr[data-function="_/{name}"] button',
     )
-    cut, height, line, overflow = lines
+    assert title == f"_/{name}"
+    assert text == name  # the whole name is the button's text, cut only on screen
     assert cut and overflow == "ellipsis"
     assert height < 1.5 * line, f"the name takes {height} px, more than one line of {line} px"

@@ -18,6 +18,7 @@ const state = {
   session: 0, // counts logins and logouts: an answer for an ended session is dropped
   timer: null,
   refreshing: false,
+  again: false, // a refresh was asked for while one ran
   selected: null, // {module, name} of the function whose details are shown
   wantedInvoke: null, // "module/name" to select in the invoke form after a refresh
   errors: new Map(), // a failed invocation's id -> its error ("" when none was found)
@@ -234,6 +235,7 @@ function logout(reason = "") {
   state.timer = null;
   state.key = null;
   state.selected = null;
+  state.again = false;
   state.shown = null;
   state.formFor = null;
   state.scripts = [];
@@ -266,7 +268,12 @@ function logout(reason = "") {
 // -- the panels ----------------------------------------------------------------
 
 async function refresh() {
-  if (state.refreshing || state.key === null) return;
+  if (state.key === null) return;
+  if (state.refreshing) {
+    // A change made during a refresh is shown by one more, right after it.
+    state.again = true;
+    return;
+  }
   state.refreshing = true;
   try {
     const [nodes, functions] = await Promise.all([
@@ -284,6 +291,10 @@ async function refresh() {
     }
   } finally {
     state.refreshing = false;
+    if (state.again) {
+      state.again = false;
+      refresh();
+    }
   }
 }
 
@@ -1116,6 +1127,7 @@ async function act(messageId, work) {
       return;
     }
     show(messageId, failure(err), "error");
+    if (err.status === 404) refresh(); // gone meanwhile (another tab, the CLI): show what is left
   }
 }
 
