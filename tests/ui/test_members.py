@@ -3,7 +3,8 @@ process killed with SIGKILL, and gossip's verdict on it in the Nodes panel.
 
 An alive worker's free-memory bar is green; once the core holds the worker
 suspect or dead, the bar turns grey and says the figures are only what the
-worker last reported.
+worker last reported. A call that then finds no worker is the platform's
+failure, shown red, not the amber "failed" of a function that ran.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from e2e.node import Node, WorkerNode, free_port
+from e2e.node import wait_for as node_wait_for
+from fixtures.build import wat
 from ui.browser import console_problems, save_screenshot
 from ui.page import log_in, visible, wait_for
 
@@ -52,6 +55,12 @@ def test_a_dead_worker_gets_a_grey_bar_and_its_state(
         memory_mib=256,
     ).start()
     try:
+        # Uploaded while the worker lives: an upload needs a worker to compile it.
+        node_wait_for(
+            lambda: core.upload("_", "stranded", wat("fl_hello"))[0] == 201,
+            30,
+            "a worker to take the code",
+        )
         log_in(browser, core, core.key)
         wait_for(browser, lambda d: visible(d, "dashboard"), "the dashboard")
         alive = wait_for(
@@ -71,6 +80,25 @@ def test_a_dead_worker_gets_a_grey_bar_and_its_state(
         assert gone["state"] in ("suspect", "dead")
         assert "stale" in gone["bar"] and gone["fill"] == GREY
         assert gone["label"].startswith(f"{gone['state']}: last reported 256 MiB free of 256 MiB")
+
+        # A call with no worker left fails on the platform's side: red, and
+        # not the "failed" of a function that ran.
+        status, answer = core.invoke("_", "stranded", {})
+        assert status in (502, 503), answer
+        _, recent = core.request("GET", "/v1/invocations?limit=1")
+        call = recent["data"][0]
+        assert call["outcome"] in ("no_worker", "lost")
+        pill = wait_for(
+            browser,
+            lambda d: d.execute_script(
+                "const b = document.querySelector(arguments[0]);"
+                "return b && [b.textContent, b.className, !!b.closest('details')];",
+                f'tr[data-invocation="{call["id"]}"] .badge',
+            ),
+            "the call in the recent ones",
+        )
+        word = {"no_worker": "no worker", "lost": "worker lost"}[call["outcome"]]
+        assert pill == [word, "badge bad", False]
         save_screenshot(browser, artifacts / "dashboard-dead-worker.png")
         assert console_problems(browser) == []
     finally:
