@@ -8,13 +8,17 @@ each connection and delivery, never kept with the function or its queues.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from e2e.node import Node, multipart, wait_for
 from fixtures.build import wat
+from fixtures.servers import serving
 from fixtures.services import Couch, couchdb, mosquitto
 
 pytestmark = pytest.mark.slow
@@ -141,3 +145,71 @@ def test_a_user_names_only_its_own_secrets_in_bindings(
     status, answer = create(node, "bad", [], [bad])
     assert status == 207, answer
     assert '{"secret": NAME}' in answer["data"]["sinks"][0]["message"]
+
+
+class _Hook(BaseHTTPRequestHandler):
+    seen: queue.Queue[tuple[str, bytes]] = queue.Queue()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.seen.put((self.headers.get("Authorization", ""), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_mqtt_sink_and_an_http_sink_header_read_their_secrets(
+    tmp_path: Path, node: Node
+) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    with (
+        mosquitto(tmp_path / "auth", users={BROKER_USER: BROKER_PW}) as broker,
+        serving(ThreadingHTTPServer(("127.0.0.1", 0), _Hook)) as hook,
+    ):
+        assert set_secret(node, "BROKER_PW", BROKER_PW) == 201
+        assert set_secret(node, "HOOK_TOKEN", "Bearer h00k-t0k3n") == 201
+        received: queue.Queue[bytes] = queue.Queue()
+        subscribed = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        client.username_pw_set(BROKER_USER, BROKER_PW)
+        client.on_connect = lambda c, *_: c.subscribe("results/#", qos=1)
+        client.on_subscribe = lambda *_: subscribed.set()
+        client.on_message = lambda _c, _d, message: received.put(bytes(message.payload))
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        try:
+            assert subscribed.wait(10)
+            mqtt_sink = {
+                "type": "mqtt",
+                "params": {
+                    "host": broker.host,
+                    "port": broker.port,
+                    "topic": "results/f",
+                    "username": BROKER_USER,
+                    "password": {"secret": "BROKER_PW"},
+                },
+            }
+            http_sink = {
+                "type": "http",
+                "params": {
+                    "url": f"http://{hook}/in",
+                    "headers": {"Authorization": {"secret": "HOOK_TOKEN"}},
+                },
+            }
+            status, answer = create(node, "g", [], [mqtt_sink, http_sink])
+            assert status == 201, answer["data"]["sinks"]
+            # A queued call's result goes to the sinks (a direct one's to its caller).
+            assert node.post_json("/v1/fn/_/g?async=true", {"args": {"n": 7}})[0] == 202
+            assert json.loads(received.get(timeout=30)) == {"hello": {"n": 7}}
+            authorization, body = _Hook.seen.get(timeout=30)
+            assert authorization == "Bearer h00k-t0k3n" and json.loads(body) == {"hello": {"n": 7}}
+            shown = node.request("GET", "/v1/fn/_/g")[1]["data"]["sinks"]
+            assert shown[1]["params"]["headers"] == "(hidden)"
+        finally:
+            client.loop_stop()
+            client.disconnect()
+    assert "h00k-t0k3n" not in node.log() and BROKER_PW not in node.log()
