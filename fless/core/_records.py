@@ -187,8 +187,7 @@ def _without_secrets(binding: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": binding.get("type"),
         "params": {
-            k: "(hidden)" if k in SECRET_PARAMS and not _is_ref(v) else v
-            for k, v in params.items()
+            k: "(hidden)" if k in SECRET_PARAMS and not _is_ref(v) else v for k, v in params.items()
         },
     }
 
