@@ -348,7 +348,13 @@ class Platform:
         self._services.append(service)
 
     async def start(self) -> None:
-        """Starts the services (joins the cluster, say)."""
+        """Seals secrets again under the key in use if it changed; starts the services."""
+        if self._secret_keys is not None:
+            # After a key rotation (keys/previous/), so that removing the old
+            # key later loses no secret. The first API process does it.
+            resealed = self.store.reseal_secrets(self._secret_keys.reseal)
+            if resealed:
+                log.info("secrets sealed again under the cluster's current key: %d", resealed)
         for service in self._services:
             await service.start()
 

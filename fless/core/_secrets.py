@@ -95,6 +95,23 @@ class SecretKeys:
         )
         return {"v": SEAL_VERSION, "kid": current.kid, "nonce": nonce, "ct": sealed}
 
+    def is_current(self, sealed: Mapping[str, Any]) -> bool:
+        """Whether ``sealed`` was sealed under the key in use (not a rotation's other one)."""
+        kid = sealed.get("kid")
+        return isinstance(kid, bytes) and hmac.compare_digest(kid, self._keys[0].kid)
+
+    def reseal(self, owner: str, name: str, sealed: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``sealed`` sealed again under the key in use; None when it is already, or does not open.
+
+        After a key rotation, so that values outlive the old key's removal.
+        """
+        if self.is_current(sealed):
+            return None
+        try:
+            return self.seal(owner, name, self.open(owner, name, sealed))
+        except SecretUnreadable:
+            return None
+
     def open(self, owner: str, name: str, sealed: Mapping[str, Any]) -> str:
         """The value ``seal`` sealed for ``owner``'s ``name``.
 

@@ -446,6 +446,25 @@ class Store:
                 break
             yield bytes(key)[len(prefix) :].decode(), cbor2.loads(bytes(value))
 
+    def reseal_secrets(
+        self, reseal: Callable[[str, str, dict[str, Any]], dict[str, Any] | None]
+    ) -> int:
+        """Replaces each sealed secret ``reseal(owner, name, sealed)`` answers anew for; how many.
+
+        One write transaction: every secret, or none (a value and its dates
+        stay as they were otherwise).
+        """
+        changed = 0
+        with self._env.begin(write=True, db=self._secrets) as txn:
+            for key, value in list(txn.cursor()):
+                owner, _, name = bytes(key).decode().partition("/")
+                entry = cbor2.loads(bytes(value))
+                sealed = reseal(owner, name, entry["sealed"])
+                if sealed is not None:
+                    txn.put(bytes(key), cbor2.dumps({**entry, "sealed": sealed}))
+                    changed += 1
+        return changed
+
     def delete_secret(self, owner: str, name: str) -> None:
         """Removes ``owner``'s secret ``name``.
 

@@ -140,3 +140,23 @@ def test_binding_params_name_secrets_as_objects() -> None:
         {"type": "http", "params": {"password": {"secret": "no-name"}, "x": {"a": "b"}}},
     ]
     assert sorted(binding_refs(bindings)) == ["BROKER_PW", "TOKEN"]
+
+
+def test_after_a_rotation_the_store_seals_every_value_again_under_the_new_key(
+    store: Store,
+) -> None:
+    old = SecretKeys([GOSSIP])
+    store.put_secret("alice", "TOKEN", old.seal("alice", "TOKEN", "t0k3n"), 10)
+    store.put_secret("bob", "DB", old.seal("bob", "DB", "pw"), 10)
+    # A value no key of the node opens stays as it is (its calls say so).
+    store.put_secret("carol", "LOST", SecretKeys([os.urandom(32)]).seal("carol", "LOST", "x"), 10)
+    before = store.secret_entries("alice")
+    new_key = os.urandom(32)
+    rotated = SecretKeys([new_key, GOSSIP])
+    assert store.reseal_secrets(rotated.reseal) == 2
+    assert store.reseal_secrets(rotated.reseal) == 0  # already current
+    # Once the old key is gone, the values still open; their dates are kept.
+    after = SecretKeys([new_key])
+    assert after.open("alice", "TOKEN", store.sealed_secret("alice", "TOKEN") or {}) == "t0k3n"
+    assert after.open("bob", "DB", store.sealed_secret("bob", "DB") or {}) == "pw"
+    assert store.secret_entries("alice") == before

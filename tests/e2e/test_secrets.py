@@ -213,3 +213,34 @@ def test_no_value_reaches_the_log_at_debug_level(tmp_path: Path, code: bytes) ->
     log = debug.log()
     assert "[DEBUG]" in log and "secret DBG" in log
     assert value not in log
+
+
+def test_secrets_outlive_a_rotation_of_the_cluster_keys(tmp_path: Path, code: bytes) -> None:
+    import shutil
+
+    from fless.node._keys import keygen
+
+    data = tmp_path / "rotating"
+    node = Node(data).start()
+    try:
+        assert put_secret(node, node.key, "KEPT", "kept-s3cret")[0] == 201
+        assert upload(node, node.key, "kept_env", code, {"secrets": ["KEPT"]})[0] == 201
+    finally:
+        node.stop()
+    # Step 3 of a rotation: a new key set in use, the old one kept in previous/.
+    keys = data / "keys"
+    (keys / "previous").mkdir()
+    for old in keys.glob("*.key*"):
+        shutil.copy2(old, keys / "previous" / old.name)
+    keygen(tmp_path / "new")
+    for new in (tmp_path / "new").iterdir():
+        shutil.copy2(new, keys / new.name)
+    for step in ("rotated", "previous removed"):
+        node = Node(data).start()
+        try:
+            assert env_of(node, node.key, "kept_env") == {"KEPT": "kept-s3cret"}, step
+        finally:
+            node.stop()
+        # Step 4: the old set goes; the values were sealed again at the start above.
+        shutil.rmtree(keys / "previous", ignore_errors=True)
+    assert "secrets sealed again under the cluster's current key: 1" in node.log()
