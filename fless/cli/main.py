@@ -382,7 +382,9 @@ def _fn_deploy(args: argparse.Namespace) -> int:
     source = Path(args.dir)
     if not source.exists():
         raise FlessError(0, f"{source}: no such file or directory")
-    name = args.name or (source.stem if source.suffix == ".wasm" else source.resolve().name)
+    # A file (hello.wasm, greet.js) names the function by its stem; a project
+    # directory by its own name.
+    name = args.name or (source.stem if source.is_file() else source.resolve().name)
     if not is_name(name):
         _usage_error(args, f"{name!r} is not a function name (letters, digits, _): give --name")
     settings: dict[str, Any] = {"memory": args.memory, "timeout": args.timeout}

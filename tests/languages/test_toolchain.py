@@ -123,6 +123,13 @@ def test_a_lone_index_js_and_a_single_file_build_and_run(lang_node: Node, tmp_pa
     deploy(lang_node, "js_shout", (tmp_path / "shout.wasm").read_bytes())
     assert invoke(lang_node, "js_shout", {}) == (200, {"data": {"message": "HEY, you!"}})
 
+    # fn deploy of one file names the function by the file's stem.
+    node_env = {"FLESS_URL": lang_node.url, "FLESS_KEY": lang_node.key}
+    run = fless_cli("fn", "deploy", "shout.js", cwd=tmp_path, env=node_env)
+    assert run.returncode == 0, run.output
+    assert '"action": "created"' in run.output and '"name": "shout"' in run.output
+    assert invoke(lang_node, "shout", {}) == (200, {"data": {"message": "HEY, you!"}})
+
     # A file no SDK builds alone, and a JavaScript file that is not there.
     run = fless_cli("fn", "build", "notes.c", cwd=tmp_path)
     assert run.returncode == 1
