@@ -61,10 +61,22 @@ def log_in(driver: WebDriver, node: Node, key: str) -> None:
 
 
 def click(driver: WebDriver, selector: str) -> None:
-    """Clicks the element ``selector`` finds, once there is one."""
+    """Clicks the element ``selector`` finds, once there is one; a refresh that
+    replaces it between finding and clicking makes it try again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, selector), selector)[0].click()
+    def attempt(d: WebDriver) -> bool:
+        try:
+            found = d.find_elements(By.CSS_SELECTOR, selector)
+            if not found:
+                return False
+            found[0].click()
+            return True
+        except StaleElementReferenceException:
+            return False
+
+    wait_for(driver, attempt, selector)
 
 
 def confirm(driver: WebDriver, words: str) -> str:

@@ -85,6 +85,56 @@ def test_the_chart_counts_the_calls_made_and_the_cache_column_fills(
     assert console_problems(browser) == []
 
 
+# What a node's /metrics may hold besides the lines the chart reads: help and
+# type lines, other families, labels with braces and spaces, +Inf buckets,
+# timestamps, a value that is not a number.
+EXPOSITION = """\
+# HELP fless_invocations_total Invocations through this core.
+# TYPE fless_invocations_total counter
+fless_invocations_total{module="_",function="a",outcome="ok"} 3.0
+fless_invocations_total{module="_",function="b",outcome="function"} 2.0 1700000000000
+fless_invocations_created{module="_",function="a",outcome="ok"} 1.7e+09
+fless_invocations_total{module="m",function="c",outcome="x} y"} 5.0
+fless_invoke_seconds_bucket{le="+Inf"} 10.0
+fless_invoke_seconds_sum 0.5
+fless_invoke_seconds_count 10.0
+fless_invoke_seconds_count_not_this 99
+fless_other_total NaN
+"""
+
+
+def test_the_chart_reads_the_exposition_format_and_survives_a_restart(
+    node: Node, browser: WebDriver
+) -> None:
+    """chart.js itself, run in the browser on text a node could serve."""
+    browser.get(f"{node.url}/ui")
+    result = browser.execute_async_script(
+        "const [text, done] = arguments;"
+        "import('/ui/chart.js').then((m) => {"
+        "  const totals = m.metricTotals(text);"
+        "  let chart = m.withPoint({last: null, points: []}, totals, 1000);"
+        "  const more = {...totals, calls: totals.calls + 20, seconds: totals.seconds + 0.2,"
+        "    timed: totals.timed + 20};"
+        "  chart = m.withPoint(chart, more, 1010);"
+        "  const grown = chart.points.slice();"
+        "  chart = m.withPoint(chart, {...totals, calls: 1, timed: 1}, 1020);"
+        "  const restarted = chart.points.slice();"
+        "  chart = m.withPoint(chart, {...totals, calls: 1, timed: 1}, 1020 + 301);"
+        "  done({totals, grown, restarted, idle: chart.points});"
+        "}, (err) => done({error: String(err)}));",
+        EXPOSITION,
+    )
+    assert "error" not in result, result
+    assert result["totals"] == {"calls": 10, "seconds": 0.5, "timed": 10, "found": True}
+    (point,) = result["grown"]
+    assert point["calls"] == 20 and point["rate"] == 2
+    assert abs(point["latency"] - 10.0) < 1e-9  # 0.2 s over 20 calls: 10 ms each
+    assert result["restarted"] == []  # the counters went down: a new series
+    # Nothing happened for longer than the chart keeps: one idle point, no latency.
+    (idle,) = result["idle"]
+    assert idle["calls"] == 0 and idle["latency"] is None
+
+
 @pytest.fixture(scope="module")
 def node_without_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     data = tmp_path_factory.mktemp("ui-no-metrics") / "data"

@@ -21,7 +21,7 @@ from e2e.node import Node, multipart
 from fixtures.build import PROJECT, wat
 from ui.browser import as_phone, chromium, console_problems, require_browser, save_screenshot
 from ui.page import cells as row_cells
-from ui.page import log_in, says, text_of, visible, wait_for
+from ui.page import click, log_in, says, text_of, visible, wait_for
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -299,24 +299,24 @@ def test_a_function_page_shows_its_bindings_and_how_they_fare(
     assert status == 201
 
     log_in(browser, node, node.key)
-    wait_for(
-        browser,
-        lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-function="_/alarm"] button'),
-        "the function with an event",
-    )[0].click()
+    click(browser, 'tr[data-function="_/alarm"] button')
     # Served within a second by one API process; the page shows it at a refresh.
-    next_tick = wait_for(
+    # Each read is one script: a refresh may replace the row between two reads.
+    when, shown_tick = wait_for(
         browser,
-        lambda d: d.find_elements(By.CSS_SELECTOR, '#detail-bindings tr[data-event="0"] time'),
+        lambda d: d.execute_script(
+            "const t = document.querySelector(arguments[0]);"
+            "return t && [t.getAttribute('datetime'), t.textContent];",
+            '#detail-bindings tr[data-event="0"] td:nth-of-type(5) time',  # Next tick
+        ),
         "the cron event's next tick",
-    )[-1]
-    row = browser.find_element(By.CSS_SELECTOR, '#detail-bindings tr[data-event="0"]')
-    cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
-    assert cells[:4] == ["cron", "0 8 * * * (UTC)", "connected", "—"]
-    assert next_tick.text
+    )
+    cells = row_cells(browser, '#detail-bindings tr[data-event="0"]')
+    assert cells is not None and cells[:4] == ["cron", "0 8 * * * (UTC)", "connected", "—"]
+    assert shown_tick
     _, shown = node.request("GET", "/v1/fn/_/alarm")
     expected = datetime.datetime.fromisoformat(shown["data"]["bindings"]["events"][0]["next_tick"])
-    tick = datetime.datetime.fromisoformat(str(next_tick.get_attribute("datetime")))
+    tick = datetime.datetime.fromisoformat(str(when))
     assert tick == expected
     assert (tick.hour, tick.minute) == (8, 0)
     assert "outbox: " in text_of(browser, "bindings-outbox")
@@ -324,7 +324,7 @@ def test_a_function_page_shows_its_bindings_and_how_they_fare(
     save_screenshot(browser, artifacts / "dashboard-bindings.png")
 
     # A function without events or sinks has no such section.
-    browser.find_element(By.CSS_SELECTOR, 'tr[data-function="_/plain"] button').click()
+    click(browser, 'tr[data-function="_/plain"] button')
     wait_for(browser, says("detail-title", "_/plain"), "the function without bindings")
     assert not visible(browser, "detail-bindings")
     assert "Bindings" not in text_of(browser, "function-detail")

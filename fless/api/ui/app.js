@@ -5,6 +5,8 @@
 // closes). Everything the API returns is put in the page as text, never as
 // HTML, so a function's name or output cannot become markup or script.
 
+import { metricTotals, plot, withPoint } from "./chart.js";
+
 const KEY_ITEM = "fless.key";
 const REFRESH_MS = 5000;
 const NAME = /^[_a-zA-Z0-9]{1,160}$/;
@@ -826,31 +828,8 @@ const clipped = (text) => el("span", { className: "clip", title: text, text });
 
 // -- the activity chart, from the node's own /metrics ---------------------------------
 
-const CHART_KEEP_S = 300; // the last five minutes
-
-// The sums the chart needs from Prometheus's text format: every series of
-// fless_invocations_total (all functions and outcomes, all API processes),
-// and the core's fless_invoke_seconds histogram's sum and count.
-function metricTotals(text) {
-  const totals = { calls: 0, seconds: 0, timed: 0, found: false };
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)/.exec(line);
-    if (!match) continue;
-    const value = Number(match[3]);
-    if (!Number.isFinite(value)) continue;
-    if (match[1] === "fless_invocations_total") {
-      totals.calls += value;
-      totals.found = true;
-    } else if (match[1] === "fless_invoke_seconds_sum") totals.seconds += value;
-    else if (match[1] === "fless_invoke_seconds_count") totals.timed += value;
-  }
-  return totals;
-}
-
-// Polls /metrics and adds a point: the calls since the last poll, per second,
-// and their mean latency. A counter that went down (the node restarted)
-// starts the series again.
+// Polls /metrics and adds a point (chart.js): the calls since the last poll,
+// per second, and their mean latency.
 async function refreshChart() {
   const session = state.session;
   let text;
@@ -882,28 +861,9 @@ async function refreshChart() {
     return;
   }
   const totals = metricTotals(text);
-  if (!totals.found) {
-    show("chart-message", "No chart yet: the node has counted no invocation (fless_invocations_total).");
-  } else {
-    show("chart-message", "");
-  }
-  const now = Date.now() / 1000;
-  const chart = state.chart;
-  const last = chart.last;
-  if (last !== null && totals.calls >= last.calls && totals.timed >= last.timed && now > last.at) {
-    const calls = totals.calls - last.calls;
-    const timed = totals.timed - last.timed;
-    chart.points.push({
-      at: now,
-      calls,
-      rate: calls / (now - last.at),
-      latency: timed > 0 ? ((totals.seconds - last.seconds) / timed) * 1000 : null,
-    });
-  } else if (last !== null) {
-    chart.points = []; // a restarted node counts from zero again
-  }
-  chart.last = { at: now, ...totals };
-  chart.points = chart.points.filter((p) => p.at >= now - CHART_KEEP_S);
+  const counted = totals.found ? "" : "No chart yet: the node has counted no invocation (fless_invocations_total).";
+  show("chart-message", counted);
+  state.chart = withPoint(state.chart, totals, Date.now() / 1000);
   drawChart();
 }
 
@@ -941,36 +901,6 @@ function drawChart() {
   const chartBox = $("activity");
   chartBox.dataset.points = String(points.length);
   chartBox.dataset.calls = String(points.reduce((sum, p) => sum + p.calls, 0));
-}
-
-// One series as an SVG line with a dot at each point, over the last
-// CHART_KEEP_S seconds, from 0 to a little over its highest value, which
-// `peak` names. Made with DOM calls: no markup, no style attribute. The SVG
-// stretches to its box, so what must keep its shape (text, dots) is not
-// drawn in it: the stroke does not scale, and a dot is a zero-length line
-// with a round cap.
-function plot(svg, peak, series, now, label) {
-  const shape = (tag, attributes) => {
-    const node = document.createElementNS(svg.namespaceURI, tag);
-    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
-    return node;
-  };
-  const width = 600;
-  const height = 120;
-  const top = Math.max(...series.map(([, v]) => v), 0);
-  const scale = top > 0 ? top * 1.15 : 1;
-  const inset = 5; // room for a dot at either end
-  const x = (at) => (inset + ((at - (now - CHART_KEEP_S)) / CHART_KEEP_S) * (width - 2 * inset)).toFixed(1);
-  const y = (v) => (height - inset - (v / scale) * (height - 2 * inset)).toFixed(1);
-  const shapes = [0.25, 0.5, 0.75].map((f) => shape("line", { x1: 0, x2: width, y1: height * f, y2: height * f, class: "grid" }));
-  if (series.length) {
-    shapes.push(shape("polyline", { points: series.map(([at, v]) => `${x(at)},${y(v)}`).join(" "), class: "series" }));
-    for (const [at, v] of series) {
-      shapes.push(shape("line", { x1: x(at), x2: x(at), y1: y(v), y2: y(v), class: "dot" }));
-    }
-  }
-  svg.replaceChildren(...shapes);
-  peak.textContent = series.length ? `· peak ${label(top)}` : "· waiting for two polls of /metrics";
 }
 
 // -- the forms -------------------------------------------------------------------
