@@ -118,4 +118,6 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             rate_burst=settings.api.rate_burst,
             save_admin_key=save_admin_key,
             max_body_bytes_in_flight=settings.api.max_body_bytes_in_flight,
+            public_rate_per_s=settings.api.public_rate_per_s,
+            public_rate_burst=settings.api.public_rate_burst,
         )

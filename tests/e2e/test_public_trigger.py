@@ -107,3 +107,19 @@ def test_the_v1_invoke_says_when_it_got_no_args(node: Node) -> None:
         raw = read_until_closed(sock)
     assert raw.startswith(b"HTTP/1.1 200"), raw[:200]
     assert b"\r\nx-fless-args: none; reason=no-args-field\r\n" in raw.lower()
+
+
+def test_the_public_rate_settings_reach_the_node(tmp_path: Path) -> None:
+    # Defaults of 10/s and a burst of 20 would take these 9 calls in their
+    # stride; a burst of 2 at 1/s (per API process: 2 of them) cannot.
+    node = Node(
+        tmp_path / "data",
+        env={"FLESS_API_PUBLIC_RATE_BURST": "2", "FLESS_API_PUBLIC_RATE_PER_S": "1"},
+    ).start()
+    try:
+        assert node.upload("_", "limited", wat("fl_hello"), {"public": True})[0] == 201
+        statuses = [curl(node, "POST", "/fn/_/limited", b"{}")[0] for _ in range(9)]
+    finally:
+        node.stop()
+    assert statuses[0] == 200
+    assert 429 in statuses, statuses
