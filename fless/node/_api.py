@@ -59,6 +59,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         """Sets gunicorn's options from the settings (no gunicorn config file is read)."""
         api = self.settings.api
+        stop_s = self.settings.drain_timeout_s + STOP_MARGIN_S
         options: dict[str, Any] = {
             "bind": [f"[{api.host}]:{api.port}" if ":" in api.host else f"{api.host}:{api.port}"],
             "workers": self.processes,
@@ -74,11 +75,13 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
                 self.settings.drain_timeout_s,
             ),
             "proc_name": "fless-node",
-            # An API process whose event loop stalls this long is replaced.
-            "timeout": 60,
+            # An API process whose event loop stalls this long is replaced. A
+            # stopping one stops reporting in: at a reload (SIGHUP) the master
+            # would replace an old process still draining, so never sooner.
+            "timeout": max(60, stop_s),
             # A stopping API process finishes its calls for up to the drain
             # time, then leaves the cluster; past this it is SIGKILLed.
-            "graceful_timeout": self.settings.drain_timeout_s + STOP_MARGIN_S,
+            "graceful_timeout": stop_s,
             "on_exit": stopped,
             "keepalive": 30,
             "loglevel": self.settings.log_level,
