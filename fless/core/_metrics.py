@@ -45,7 +45,8 @@ class NodeMetrics(WorkerMetrics):
         )
         self.members = Gauge(
             "fless_members",
-            "Cluster members as this node sees them, by state.",
+            "Cluster nodes (a board once, however many API processes it runs)"
+            " as this node sees them, by state.",
             ["state"],
             multiprocess_mode="max",
         )
