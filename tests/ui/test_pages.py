@@ -1,11 +1,11 @@
 """The dashboard's files as the app serves them: no key, right types, a strict CSP.
 
-These run without a browser, through the app factory and Falcon's test client.
+These run without a browser, through the app factory and Falcon's ASGI
+conductor (``fixtures.asgi.AppDriver``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import configparser
 import fnmatch
 import os
@@ -13,29 +13,29 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import falcon.testing
 import pytest
+from fixtures.asgi import AppDriver
 from fixtures.build import PROJECT
-from fixtures.platform import local_platform
 from ui import browser
 
-from fless.api import create_app
 from fless.api._ui import CONTENT_SECURITY_POLICY, shipped_pages
-from fless.core import Platform
 
 UI_DIR = PROJECT / "fless" / "api" / "ui"
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[falcon.testing.TestClient]:
-    platform: Platform = local_platform(tmp_path)
-    yield falcon.testing.TestClient(create_app(platform))
-    asyncio.run(platform.stop())
+def client(tmp_path: Path) -> Iterator[AppDriver]:
+    """The app in one lifespan for the whole test: falcon's ``TestClient`` would
+    start and stop the platform around each request, and a stopped platform's
+    store is closed."""
+    driver = AppDriver(tmp_path)
+    yield driver
+    driver.close()
 
 
 @pytest.mark.parametrize("path", ["/ui", "/ui/", "/ui/index.html"])
-def test_the_page_needs_no_key(client: falcon.testing.TestClient, path: str) -> None:
-    result = client.simulate_get(path)
+def test_the_page_needs_no_key(client: AppDriver, path: str) -> None:
+    result = client.request("GET", path, auth=False)
     assert result.status_code == 200
     assert result.headers["content-type"] == "text/html; charset=utf-8"
     assert result.content == (UI_DIR / "index.html").read_bytes()
@@ -43,21 +43,23 @@ def test_the_page_needs_no_key(client: falcon.testing.TestClient, path: str) -> 
 
 @pytest.mark.parametrize(
     ("name", "media_type"),
-    [("app.js", "text/javascript; charset=utf-8"), ("style.css", "text/css; charset=utf-8")],
+    [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("chart.js", "text/javascript; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+    ],
 )
-def test_files_have_their_media_types(
-    client: falcon.testing.TestClient, name: str, media_type: str
-) -> None:
-    result = client.simulate_get(f"/ui/{name}")
+def test_files_have_their_media_types(client: AppDriver, name: str, media_type: str) -> None:
+    result = client.request("GET", f"/ui/{name}", auth=False)
     assert result.status_code == 200
     assert result.headers["content-type"] == media_type
     assert result.headers["x-content-type-options"] == "nosniff"
     assert result.content == (UI_DIR / name).read_bytes()
 
 
-def test_every_answer_has_a_self_only_csp(client: falcon.testing.TestClient) -> None:
+def test_every_answer_has_a_self_only_csp(client: AppDriver) -> None:
     for name in shipped_pages():
-        policy = client.simulate_get(f"/ui/{name}").headers["content-security-policy"]
+        policy = client.request("GET", f"/ui/{name}", auth=False).headers["content-security-policy"]
         assert policy == CONTENT_SECURITY_POLICY
     directives = dict(d.split(" ", 1) for d in CONTENT_SECURITY_POLICY.split("; "))
     assert directives["default-src"] == "'none'"
@@ -79,20 +81,20 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
     assert not re.search(r"\son[a-z]+=", index)
 
 
-def test_unknown_files_and_other_methods_are_refused(client: falcon.testing.TestClient) -> None:
-    missing = client.simulate_get("/ui/secret.txt")
+def test_unknown_files_and_other_methods_are_refused(client: AppDriver) -> None:
+    missing = client.request("GET", "/ui/secret.txt", auth=False)
     assert missing.status_code == 404
     assert missing.json == {"errors": {"detail": "the dashboard has no file 'secret.txt'"}}
-    assert client.simulate_get("/ui/../v1/nodes").status_code == 404
-    posted = client.simulate_post("/ui/")
+    assert client.request("GET", "/ui/../v1/nodes", auth=False).status_code == 404
+    posted = client.request("POST", "/ui/", auth=False)
     assert posted.status_code == 405 and posted.headers["allow"] == "GET, HEAD"
-    assert client.simulate_head("/ui/app.js").status_code == 200
+    assert client.request("HEAD", "/ui/app.js", auth=False).status_code == 200
 
 
-def test_the_api_still_needs_a_key(client: falcon.testing.TestClient) -> None:
+def test_the_api_still_needs_a_key(client: AppDriver) -> None:
     # Only /ui and what is under it is open; a path that merely starts alike is not.
     for path in ("/uix", "/v1/fn", "/v1/nodes"):
-        result = client.simulate_get(path)
+        result = client.request("GET", path, auth=False)
         assert result.status_code == 401, path
 
 
