@@ -2,5 +2,6 @@
 
 from ._app import create_app, openapi_document
 from ._errors import status_of
+from ._stopping import answer_cut_off
 
-__all__ = ["create_app", "openapi_document", "status_of"]
+__all__ = ["answer_cut_off", "create_app", "openapi_document", "status_of"]

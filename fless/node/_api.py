@@ -104,7 +104,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         """Builds the app in the API process, after the fork."""
-        from fless.api import create_app
+        from fless.api import answer_cut_off, create_app
 
         from ._data import write_admin_key
         from ._platform import open_platform
@@ -114,7 +114,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         def save_admin_key(key: str) -> None:
             write_admin_key(settings, key)
 
-        return create_app(
+        app = create_app(
             open_platform(settings, self.node),
             settings.api.max_request_bytes,
             rate_limit_per_s=settings.api.rate_limit_per_s,
@@ -124,3 +124,5 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             public_rate_per_s=settings.api.public_rate_per_s,
             public_rate_burst=settings.api.public_rate_burst,
         )
+        # A call still running at the drain time is answered 503, not uvicorn's 500.
+        return answer_cut_off(app)
