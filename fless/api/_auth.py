@@ -8,7 +8,6 @@ and no part of one, is ever logged.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import falcon
@@ -16,7 +15,7 @@ import falcon.asgi
 
 from fless.core import ROLE_ADMIN, Forbidden, Subject, Unauthorized
 
-from ._ratelimit import RateLimiter, retry_after
+from ._ratelimit import RateLimiter, hold_to
 
 PUBLIC_PATHS = frozenset({"/v1", "/v1/", "/v1/openapi.json"})
 ADMIN_PREFIX = "/v1/admin"
@@ -49,17 +48,7 @@ class AuthMiddleware:
         subject = self._authenticate(key.strip())
         if subject is None:
             raise Unauthorized("invalid API key")
-        wait = self._limiter.wait(subject.name, time.monotonic())
-        if wait > 0:
-            seconds = retry_after(wait)
-            raise falcon.HTTPTooManyRequests(
-                title="Too Many Requests",
-                description=(
-                    f"{subject.name} is over the rate limit of {self._limiter.rate:g} "
-                    f"requests per second; retry in {seconds} s"
-                ),
-                retry_after=seconds,
-            )
+        hold_to(self._limiter, subject.name, "the rate limit")
         if req.path.startswith(ADMIN_PREFIX) and subject.role != ROLE_ADMIN:
             raise Forbidden(f"{subject.name} is not an admin; admin routes need the admin key")
         req.context.subject = subject

@@ -27,7 +27,6 @@ or the address's limit and calls the resource's responder itself.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import falcon
@@ -47,7 +46,7 @@ from fless.core import (
 
 from ._auth import AuthMiddleware
 from ._budget import BodyBudget
-from ._ratelimit import RateLimiter, client_address, retry_after
+from ._ratelimit import RateLimiter, client_address, hold_to
 from ._resources import read_body
 
 PREFIX = "/fn/"
@@ -148,17 +147,7 @@ class PublicGate:
         only when the peer is a proxy it trusts (``FORWARDED_ALLOW_IPS``,
         loopback by default), see docs/SECURITY.md.
         """
-        wait = self._limiter.wait(address, time.monotonic())
-        if wait > 0:
-            seconds = retry_after(wait)
-            raise falcon.HTTPTooManyRequests(
-                title="Too Many Requests",
-                description=(
-                    f"{address} is over the public trigger's rate limit of "
-                    f"{self._limiter.rate:g} requests per second; retry in {seconds} s"
-                ),
-                retry_after=seconds,
-            )
+        hold_to(self._limiter, address, "the public trigger's rate limit")
 
 
 class PublicFunction:

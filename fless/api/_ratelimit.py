@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import time
 from dataclasses import dataclass
+
+import falcon
 
 # Buckets of subjects idle this long are full again and can be forgotten.
 _FORGET_AFTER_S = 600.0
@@ -122,6 +125,27 @@ def client_address(host: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+def hold_to(limiter: RateLimiter, key: str, limit: str) -> None:
+    """Takes a token of ``key``'s bucket, or refuses with a 429 and ``Retry-After``.
+
+    Args:
+        limiter: the buckets.
+        key: whose bucket (a subject's name, a client's address).
+        limit: the limit, as the refusal names it ("the rate limit").
+    """
+    wait = limiter.wait(key, time.monotonic())
+    if wait > 0:
+        seconds = retry_after(wait)
+        raise falcon.HTTPTooManyRequests(
+            title="Too Many Requests",
+            description=(
+                f"{key} is over {limit} of {limiter.rate:g} requests per second; "
+                f"retry in {seconds} s"
+            ),
+            retry_after=seconds,
+        )
 
 
 def retry_after(wait: float) -> int:
