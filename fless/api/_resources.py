@@ -11,13 +11,13 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from falcon.media.multipart import MultipartParseError
 
 from fless import __version__
 from fless.core import (
     BINDING_KINDS,
     BadRequest,
     BindingCheck,
+    CoreError,
     ExecError,
     FunctionRecord,
     JsonRefused,
@@ -35,6 +35,7 @@ from fless.core import (
 )
 
 from ._budget import BodyBudget
+from ._forms import read_fields
 from ._present import public_invocation, public_log
 
 # Small multipart fields (name, metadata, flags) are read up to this size.
@@ -114,32 +115,18 @@ class FunctionForm:
         if not (req.content_type or "").startswith("multipart/form-data"):
             raise BadRequest("function code must be sent as multipart/form-data")
         form = cls()
-        seen: set[str] = set()
-        try:
-            parts = await req.get_media()
-            async for part in parts:
-                # Each field is one value: a second one, or a part naming no
-                # field (RFC 7578 requires a name), leaves the form ambiguous.
-                if not part.name:
-                    raise BadRequest("malformed multipart body: a part has no field name")
-                if part.name in seen and part.name in _FIELDS:
-                    raise BadRequest(f"multipart field {part.name!r} is given more than once")
-                seen.add(part.name)
-                if part.name == "code":
-                    data = await part.stream.read(max_code + 1)
-                    if len(data) > max_code:
-                        raise TooLarge(f"code exceeds the upload limit of {max_code} bytes")
-                    form.code = data
-                    continue
-                data = await part.stream.read(_FIELD_MAX + 1)
-                if len(data) > _FIELD_MAX:
-                    raise BadRequest(f"multipart field {part.name!r} is too large")
-                form._field(part.name, data)
-        except MultipartParseError as exc:
-            raise BadRequest(f"malformed multipart body: {exc.description}") from None
-        except UnicodeDecodeError:
-            # falcon decodes a part's Content-Disposition as UTF-8 when it is read.
-            raise BadRequest("malformed multipart body: a part's headers are not UTF-8") from None
+
+        def over(name: str, limit: int) -> CoreError:
+            if name == "code":
+                return TooLarge(f"code exceeds the upload limit of {limit} bytes")
+            return BadRequest(f"multipart field {name!r} is too large")
+
+        limits = dict.fromkeys(_FIELDS, _FIELD_MAX) | {"code": max_code}
+        for name, data in (await read_fields(req, limits, over, others=_FIELD_MAX)).items():
+            if name == "code":
+                form.code = data
+            else:
+                form._field(name, data)
         return form
 
     def _field(self, name: str, data: bytes) -> None:

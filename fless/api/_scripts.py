@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import falcon
 import falcon.asgi
-from falcon.media.multipart import MultipartParseError
 
 from fless.core import BadRequest, Platform, TooLarge
 
 from ._budget import BodyBudget
+from ._forms import read_fields
 from ._resources import _json
 
 # The largest script taken (the core refuses more, saying so), and the name.
 _FILE_MAX = 64 * 1024
 _NAME_MAX = 1024
-_FIELDS = frozenset({"name", "file"})
 
 
 async def _read_form(req: falcon.asgi.Request) -> tuple[str | None, bytes | None]:
@@ -28,34 +27,18 @@ async def _read_form(req: falcon.asgi.Request) -> tuple[str | None, bytes | None
         raise BadRequest("an APP script is sent as multipart/form-data: fields name and file")
     if req.content_length is not None and req.content_length > _FILE_MAX + 2 * _NAME_MAX:
         raise TooLarge(f"an APP script is at most {_FILE_MAX} bytes")
+    fields = await read_fields(
+        req,
+        {"name": _NAME_MAX, "file": _FILE_MAX},
+        lambda field, limit: TooLarge(f"multipart field {field!r} is over {limit} bytes"),
+    )
+    file = fields.get("file")
     name: str | None = None
-    file: bytes | None = None
-    try:
-        parts = await req.get_media()
-        async for part in parts:
-            if not part.name:
-                raise BadRequest("malformed multipart body: a part has no field name")
-            if part.name not in _FIELDS:
-                continue
-            limit = _FILE_MAX if part.name == "file" else _NAME_MAX
-            data = await part.stream.read(limit + 1)
-            if len(data) > limit:
-                raise TooLarge(f"multipart field {part.name!r} is over {limit} bytes")
-            if (part.name == "name" and name is not None) or (
-                part.name == "file" and file is not None
-            ):
-                raise BadRequest(f"multipart field {part.name!r} is given more than once")
-            if part.name == "file":
-                file = data
-            else:
-                try:
-                    name = data.decode("utf-8").strip()
-                except UnicodeDecodeError:
-                    raise BadRequest("multipart field 'name' is not UTF-8 text") from None
-    except MultipartParseError as exc:
-        raise BadRequest(f"malformed multipart body: {exc.description}") from None
-    except UnicodeDecodeError:
-        raise BadRequest("malformed multipart body: a part's headers are not UTF-8") from None
+    if "name" in fields:
+        try:
+            name = fields["name"].decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise BadRequest("multipart field 'name' is not UTF-8 text") from None
     return name, file
 
 
