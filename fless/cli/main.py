@@ -361,7 +361,9 @@ def _fn_build(args: argparse.Namespace) -> None:
 def _fn_create(args: argparse.Namespace) -> int:
     _check_hosts(args)
     _check_bindings(args)
-    return _upload(args, read_wasm(str(_build(args))))
+    # A built module is taken as it is, as fn deploy takes one.
+    built = args.dir if args.dir.endswith(".wasm") else str(_build(args))
+    return _upload(args, read_wasm(built))
 
 
 # A step as done, for people: "created _/hello".
@@ -1009,9 +1011,11 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = build.command(fn, "build", _fn_build, "build a function project to .wasm")
     compile_.add_argument("dir", metavar="DIR", nargs="?", default=".")
     _add_build_options(compile_)
-    create = build.command(fn, "create", _fn_create, "build a function project and upload it")
+    create = build.command(
+        fn, "create", _fn_create, "build a function project (or take a .wasm) and upload it"
+    )
     create.add_argument("name")
-    create.add_argument("dir", metavar="DIR")
+    create.add_argument("dir", metavar="DIR", help="the project, or a built FILE.wasm")
     _add_build_options(create)
     _add_module_option(create)
     _add_limit_options(create)

@@ -126,6 +126,12 @@ def test_fn_create_of_a_taken_name_says_how_to_change_it(
     assert "function _/taken already exists" in out.stderr
     assert "`fless fn update taken FILE.wasm`" in out.stderr
     assert "`fless fn deploy DIR`" in out.stderr
+    # fn create, which builds a project, takes a built .wasm as well, and
+    # refuses a taken name the same way.
+    out = fless(node, "fn", "create", "taken", str(code), home=cli)
+    assert out.returncode == 1 and "`fless fn deploy DIR`" in out.stderr, out.stderr
+    assert fless(node, "fn", "create", "taken_too", str(code), home=cli).returncode == 0
+    assert node.invoke("_", "taken_too", {"a": 1})[0] == 200
 
 
 MANIFEST = """\
