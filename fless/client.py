@@ -717,13 +717,17 @@ class Client:
         """This key's secrets: ``[{"name", "created", "updated"}, ...]``, never a value."""
         return _as_list(self._call("GET", "/v1/secrets"))
 
-    def set_secret(self, name: str, value: str) -> dict[str, Any]:
-        """Creates or replaces one of this key's secrets; answers its name and dates.
+    def set_secret(self, name: str, value: str) -> tuple[dict[str, Any], bool]:
+        """Creates or replaces one of this key's secrets.
+
+        Returns:
+            Its name and dates, and whether it was created (not replaced).
 
         Raises:
             FlessError: 400 for a bad value (empty, over 16 KiB, a NUL), never quoting it.
         """
-        return _as_dict(self._call("PUT", f"/v1/secrets/{_segment(name)}", {"value": value}))
+        status, data = self._answer("PUT", f"/v1/secrets/{_segment(name)}", {"value": value})
+        return _as_dict(data), status == 201
 
     def delete_secret(self, name: str) -> None:
         """Deletes one of this key's secrets; what names it fails, naming it."""
@@ -805,6 +809,18 @@ class Client:
         progress: Progress | None = None,
     ) -> Any:
         """Sends one request; returns the answer's ``data`` (None for an empty body)."""
+        return self._answer(method, path, body, content_type=content_type, progress=progress)[1]
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        progress: Progress | None = None,
+    ) -> tuple[int, Any]:
+        """Sends one request; returns the answer's status and ``data`` (None for an empty body)."""
         payload: bytes | None
         if isinstance(body, bytes):
             payload = body
@@ -823,14 +839,14 @@ class Client:
         if status >= 300:  # a redirect is not followed: the URL is wrong
             raise FlessError(status, _error_detail(status, reason, raw))
         if not raw.strip():
-            return None
+            return status, None
         try:
             document = json.loads(raw)
         except ValueError as exc:
             raise FlessError(status, f"{self.url} did not answer with JSON: {exc}") from exc
         if not isinstance(document, dict) or "data" not in document:
             raise FlessError(status, f"{self.url} answered without a 'data' field")
-        return document["data"]
+        return status, document["data"]
 
     def _exchange(
         self,
