@@ -64,7 +64,8 @@ def main(port: int) -> None:
         },
     )
     cpus = len(os.sched_getaffinity(0))
-    FloorServer(settings, api_processes(settings.role, settings.api.workers, cpus)).run()
+    processes = api_processes(settings.role, settings.api.workers, cpus)
+    FloorServer(settings, processes, node="floor").run()
 
 
 if __name__ == "__main__":
