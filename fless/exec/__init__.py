@@ -22,9 +22,11 @@ from ._errors import (
 )
 from ._eviction import CacheEntry, choose_evictions
 from ._limits import Limits, Outcome
+from ._pool import SLOTS as POOL_SLOTS
 from ._validate import validate_code
 
 __all__ = [
+    "POOL_SLOTS",
     "Abi",
     "CacheEntry",
     "CodeBounds",

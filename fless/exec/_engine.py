@@ -1,8 +1,11 @@
-"""The Wasmtime runtime: one engine, one linker, a fresh sandboxed instance per call.
+"""The Wasmtime runtime: a fresh sandboxed instance per call, from a pool of slots.
 
-Host functions are defined once on the linker, so every module is linked
-ahead of time (``InstancePre``) and an invocation only creates a store and an
-instance. The state of the running invocation (its input, its response, its
+Core modules run on a pooled engine (``_pool``: its slots are reserved once,
+not mapped and unmapped per run); components, modules too large for a slot,
+and runs that find every slot taken run on an on-demand engine with the same
+settings. Host functions are defined once on each engine's linker, so every
+module is linked ahead of time (``InstancePre``) and an invocation only
+creates a store and an instance. The state of the running invocation (its input, its response, its
 limits) is found by the host functions in a thread-local, since one thread
 runs one invocation at a time.
 """
@@ -16,7 +19,7 @@ import platform
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -48,6 +51,7 @@ from ._fastcall import call_i32, export_func, signature
 from ._gil import hold_gil_for_short_calls
 from ._hostcalls import HostCalls, Invocation
 from ._limits import Limits, Outcome
+from ._pool import SLOTS, TABLE_ELEMENTS, TABLES, does_not_fit, pooled_config, slots_taken
 
 if TYPE_CHECKING:
     from ._component import CompiledComponent, ComponentHost
@@ -109,6 +113,9 @@ class CompiledModule:
         stoppable: epoch interruption can stop it at any time: it imports no
             WASI ``poll_oneoff``, which sleeps inside a host call (until the
             invocation's deadline at most, but past any shorter budget).
+        pooled: loaded by the pooled engine (else by the on-demand one).
+        on_demand: the same code loaded by the on-demand engine, once a run
+            needed it (every slot taken, or limits above a slot's); at most one.
     """
 
     abi: Abi
@@ -117,6 +124,8 @@ class CompiledModule:
     reactor: bool = False
     fast: bool = False
     stoppable: bool = False
+    pooled: bool = False
+    on_demand: list[CompiledModule] = field(default_factory=list, compare=False, repr=False)
 
 
 # What the runtime compiles: a core module (FunLess or WASI ABI) or a component.
@@ -128,21 +137,47 @@ class WasmRuntime:
 
     Thread-safe: ``run`` may be called from several threads at once; each
     call has its own store and instance.
+
+    Args:
+        tick_s: how often the engines' epoch advances.
+        compile_limits: the limits of a compile in a child process; None
+            compiles in this process.
+        pool_slots: core-module instances the pooled engine holds at once
+            (each reserves about 4 GiB of address space, see ``_pool``); 0
+            runs every module on demand.
     """
 
     def __init__(
-        self, tick_s: float = TICK_S, compile_limits: CompileLimits | None = _COMPILE_DEFAULTS
+        self,
+        tick_s: float = TICK_S,
+        compile_limits: CompileLimits | None = _COMPILE_DEFAULTS,
+        pool_slots: int = SLOTS,
     ) -> None:
         hold_gil_for_short_calls()
         self.engine = wasmtime.Engine(engine_config())
         self._config_words = config_words()
         self._compiler = Compiler(compile_limits) if compile_limits is not None else None
-        self._linker = wasmtime.Linker(self.engine)
-        self._linker.define_wasi()
         self._hostcalls = HostCalls()
+        self._linker = self._make_linker(self.engine)
+        self._pool: tuple[wasmtime.Engine, wasmtime.Linker] | None = None
+        if pool_slots > 0:
+            pooled = wasmtime.Engine(pooled_config(pool_slots))
+            self._pool = (pooled, self._make_linker(pooled))
+        self._on_demand_lock = threading.Lock()
+        self._components: ComponentHost | None = None
+        self._components_lock = threading.Lock()
+        self._tick_s = tick_s
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="fless-epoch", daemon=True)
+        self._ticker.start()
+
+    def _make_linker(self, engine: wasmtime.Engine) -> wasmtime.Linker:
+        """A linker of ``engine`` with WASI and fless's host functions."""
+        linker = wasmtime.Linker(engine)
+        linker.define_wasi()
         i32 = wasmtime.ValType.i32()
         for name, arity in FUNLESS_IMPORTS.items():
-            self._linker.define_func(
+            linker.define_func(
                 FUNLESS_MODULE,
                 name,
                 wasmtime.FuncType([i32] * arity, []),
@@ -154,22 +189,17 @@ class WasmRuntime:
         # as long as asked and its random_get makes up to 64 MiB at once, where
         # epoch interruption cannot stop them; ours end by the invocation's
         # deadline (see _hostcalls).
-        self._linker.allow_shadowing = True
+        linker.allow_shadowing = True
         for name, params in (("fd_write", 4), ("poll_oneoff", 4), ("random_get", 2)):
-            self._linker.define_func(
+            linker.define_func(
                 WASI_MODULE,
                 name,
                 wasmtime.FuncType([i32] * params, [i32]),
                 self._hostcalls.guarded(getattr(self._hostcalls, name)),
                 access_caller=True,
             )
-        self._linker.allow_shadowing = False
-        self._components: ComponentHost | None = None
-        self._components_lock = threading.Lock()
-        self._tick_s = tick_s
-        self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._tick, name="fless-epoch", daemon=True)
-        self._ticker.start()
+        linker.allow_shadowing = False
+        return linker
 
     @property
     def fingerprint(self) -> str:
@@ -193,6 +223,8 @@ class WasmRuntime:
             due = int((time.monotonic() - start) / self._tick_s)
             for _ in range(due - done):
                 self.engine.increment_epoch()
+                if self._pool is not None:
+                    self._pool[0].increment_epoch()
             done = max(done, due)
 
     def _component_host(self) -> ComponentHost:
@@ -223,6 +255,12 @@ class WasmRuntime:
         if abi is Abi.COMPONENT:
             return self._component_host().compile(code)
         try:
+            if self._pool is not None:
+                try:
+                    return self._link(abi, wasmtime.Module(self._pool[0], code), pooled=True)
+                except wasmtime.WasmtimeError as exc:
+                    if not does_not_fit(exc):
+                        raise
             module = wasmtime.Module(self.engine, code)
         except wasmtime.WasmtimeError as exc:
             raise InvalidModule(
@@ -277,14 +315,30 @@ class WasmRuntime:
         if abi is Abi.COMPONENT:
             return self._component_host().deserialize(data)
         try:
+            if self._pool is not None:
+                try:
+                    module = wasmtime.Module.deserialize(self._pool[0], data)
+                    return self._link(abi, module, pooled=True)
+                except wasmtime.WasmtimeError as exc:
+                    if not does_not_fit(exc):
+                        raise
             module = wasmtime.Module.deserialize(self.engine, data)
         except wasmtime.WasmtimeError as exc:
             raise InvalidModule(f"cannot load compiled code: {_describe(exc)}") from exc
         return self._link(abi, module)
 
-    def _link(self, abi: Abi, module: wasmtime.Module) -> CompiledModule:
+    def _on_demand(self, function: CompiledModule) -> CompiledModule:
+        """``function`` loaded by the on-demand engine: made at its first need, then kept."""
+        with self._on_demand_lock:
+            if not function.on_demand:
+                module = wasmtime.Module.deserialize(self.engine, function.module.serialize())
+                function.on_demand.append(self._link(function.abi, module))
+            return function.on_demand[0]
+
+    def _link(self, abi: Abi, module: wasmtime.Module, pooled: bool = False) -> CompiledModule:
+        linker = self._pool[1] if pooled and self._pool is not None else self._linker
         try:
-            pre = self._linker.instantiate_pre(module)
+            pre = linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
             raise InvalidModule(f"cannot link module: {_describe(exc)}") from exc
         reactor = abi is Abi.FUNLESS and any(
@@ -300,7 +354,7 @@ class WasmRuntime:
         stoppable = not any(
             i.module == WASI_MODULE and i.name == "poll_oneoff" for i in module.imports
         )
-        return CompiledModule(abi, module, pre, reactor, fast, stoppable)
+        return CompiledModule(abi, module, pre, reactor, fast, stoppable, pooled)
 
     # -- running --------------------------------------------------------------
 
@@ -371,37 +425,31 @@ class WasmRuntime:
     def _run(
         self, function: CompiledFunction, args: bytes, limits: Limits, ticks: int, end: float
     ) -> Outcome:
+        if (
+            isinstance(function, CompiledModule)
+            and function.pooled
+            and (limits.table_elements > TABLE_ELEMENTS or limits.tables > TABLES)
+        ):
+            # A slot's tables hold less than these limits allow to grow to.
+            function = self._on_demand(function)
         inv = Invocation(args, limits, deadline=end)
         inv.stdout_is_output = function.abi is Abi.WASI
-        store = wasmtime.Store(self.engine)
-        # No files, no inherited streams, and no environment but the secrets
-        # the function names; stdout and stderr are written through
-        # HostCalls.fd_write.
-        wasi = wasmtime.WasiConfig()
-        if limits.env:
-            wasi.env = limits.env
-        if function.abi is Abi.WASI:
-            _set_stdin(wasi, args)
-            wasi.argv = ["function"]
-        store.set_wasi(wasi)
-        # Wasmtime starts the guest's monotonic clock at 0 as it makes the
-        # WASI context, in set_wasi: read after it, poll_oneoff's absolute
-        # monotonic times never wake early (tests/exec/test_host_deadline.py).
-        inv.clock_origin_ns = time.monotonic_ns()
-        store.set_limits(
-            memory_size=limits.memory_bytes,
-            table_elements=limits.table_elements,
-            instances=limits.instances,
-            tables=limits.tables,
-            memories=limits.memories,
-        )
-        store.set_epoch_deadline(ticks)
+        store = self._store(function, inv, args, limits, ticks)
         instance: wasmtime.Instance | None = None
         self._hostcalls.current.inv = inv
         try:
             if not isinstance(function, CompiledModule):
                 return self._component_host().run(function, args, limits, inv, store)
-            instance = function.pre.instantiate(store)
+            try:
+                instance = function.pre.instantiate(store)
+            except wasmtime.WasmtimeError as exc:
+                if not (function.pooled and slots_taken(exc)):
+                    raise
+                # Every slot is running something: this run goes on demand.
+                store.close()
+                function = self._on_demand(function)
+                store = self._store(function, inv, args, limits, ticks)
+                instance = function.pre.instantiate(store)
             try:
                 if function.abi is Abi.WASI:
                     _call(store, instance, function.fast, "_start", ())
@@ -431,6 +479,43 @@ class WasmRuntime:
             # the instance's memory (a real node grew by 16 MiB every few
             # trapping calls of a 16 MiB function, and kept it).
             store.close()
+
+    def _store(
+        self,
+        function: CompiledFunction,
+        inv: Invocation,
+        args: bytes,
+        limits: Limits,
+        ticks: int,
+    ) -> wasmtime.Store:
+        """A fresh store for one run of ``function``, in its engine, with its WASI and limits."""
+        engine = self.engine
+        if isinstance(function, CompiledModule) and function.pooled and self._pool is not None:
+            engine = self._pool[0]
+        store = wasmtime.Store(engine)
+        # No files, no inherited streams, and no environment but the secrets
+        # the function names; stdout and stderr are written through
+        # HostCalls.fd_write.
+        wasi = wasmtime.WasiConfig()
+        if limits.env:
+            wasi.env = limits.env
+        if function.abi is Abi.WASI:
+            _set_stdin(wasi, args)
+            wasi.argv = ["function"]
+        store.set_wasi(wasi)
+        # Wasmtime starts the guest's monotonic clock at 0 as it makes the
+        # WASI context, in set_wasi: read after it, poll_oneoff's absolute
+        # monotonic times never wake early (tests/exec/test_host_deadline.py).
+        inv.clock_origin_ns = time.monotonic_ns()
+        store.set_limits(
+            memory_size=limits.memory_bytes,
+            table_elements=limits.table_elements,
+            instances=limits.instances,
+            tables=limits.tables,
+            memories=limits.memories,
+        )
+        store.set_epoch_deadline(ticks)
+        return store
 
 
 def _with_logs(error: ExecError, inv: Invocation) -> ExecError:

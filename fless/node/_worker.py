@@ -19,7 +19,7 @@ from fless._recent import Recent
 from fless._units import MiB
 from fless.config import Settings
 from fless.core import NodeMetrics, enable_metrics
-from fless.exec import CodeCache, CompileLimits, WasmRuntime
+from fless.exec import POOL_SLOTS, CodeCache, CompileLimits, WasmRuntime
 from fless.net import RpcServer
 from fless.worker import (
     REPLY_GRACE_S,
@@ -49,7 +49,10 @@ def open_local_worker(
     # process, and a child's start (100-300 ms of a core) made a just-started
     # worker's first calls 2-3 times slower; a large module's compile, a
     # second or more, pays it once and leaves a spare for the next.
-    runtime = WasmRuntime(compile_limits=compile_limits)
+    # A pool slot for each run the executor may hold at once (its threads and
+    # as many spares) and one on the event loop; more runs go on demand.
+    slots = max(POOL_SLOTS, 2 * settings.worker.threads + 1)
+    runtime = WasmRuntime(compile_limits=compile_limits, pool_slots=slots)
     cache = CodeCache(
         settings.data_path / "cache",
         runtime,
