@@ -446,3 +446,36 @@ if __name__ == "__main__":
             print(f"{label}: 4 connections x 48 MiB header: peak RSS +{grown:.0f} MiB")
         finally:
             measured.stop()
+
+
+def test_a_head_request_an_expect_and_pipelined_requests_get_whole_answers(node: Node) -> None:
+    # The protocol holds each answer's head until its body goes (one write):
+    # an answer without a body (HEAD), a 100 Continue, and answers to
+    # pipelined requests must all still go out whole and in order.
+    body = b'{"module": {"name": "pipelined"}}'
+    key = node.key
+    requests = (
+        b"HEAD /ui/ HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /v1/ HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
+        b"Connection: close\r\n\r\n" + body
+    )
+    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
+        sock.sendall(requests)
+        got = read_until_closed(sock)
+    heads = got.split(b"HTTP/1.1 ")[1:]
+    assert [h[:3] for h in heads] == [b"200", b"200", b"201"], got
+    assert b"up and running" in heads[1] and b'"pipelined"' in heads[2], got
+    # Expect: 100-continue is answered before the body is sent.
+    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/fn HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        sock.settimeout(10)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"{}")
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 400"), answer
