@@ -126,8 +126,16 @@ class CodeCache:
             self._used[sha] = self._clock()
             return found[0]
 
-    def get(self, sha: str) -> CompiledFunction | None:
-        """The compiled function for ``sha``, or None if this node lacks it."""
+    def get(self, sha: str, most_bytes: int | None = None) -> CompiledFunction | None:
+        """The compiled function for ``sha``, or None if this node lacks it.
+
+        Args:
+            sha: the code's hash.
+            most_bytes: load only compiled code of at most this size (None:
+                any); larger code is left on disk and None returned, for a
+                caller that loads small code where it is and the rest on a
+                thread (see ``size``).
+        """
         function = self.loaded(sha)
         if function is not None:
             return function
@@ -135,10 +143,14 @@ class CodeCache:
         key = self._key(sha)
         with self._env.begin() as txn:
             meta = txn.get(key, db=self._meta)
-            data = txn.get(key, db=self._compiled)
-            if meta is None or data is None:
+            if meta is None:
                 return None
-            _, _, abi = _META.unpack(meta)
+            size, _, abi = _META.unpack(meta)
+            if most_bytes is not None and size > most_bytes:
+                return None
+            data = txn.get(key, db=self._compiled)
+            if data is None:
+                return None
         try:
             function = self.runtime.deserialize(Abi(abi.rstrip(b"\0").decode()), bytes(data))
         except InvalidModule:

@@ -13,6 +13,7 @@ runs one invocation at a time.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import math
 import platform
@@ -201,7 +202,7 @@ class WasmRuntime:
         linker.allow_shadowing = False
         return linker
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Identifies compiled code this engine can load: same version, settings, machine."""
         words = (_WASMTIME_VERSION, platform.machine(), *self._config_words)

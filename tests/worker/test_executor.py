@@ -366,3 +366,43 @@ def test_a_storm_of_long_calls_leaves_a_thread_for_a_new_function_and_ends_by_it
     # with it and never started (else two threads would run them for 9 s)
     assert ended < 4.5
     assert busy == 0
+
+
+def _loader_calls(local: LocalWorker) -> list[Any]:
+    """Records what goes to the worker's loader thread."""
+    calls: list[Any] = []
+    submit = local._loader.submit
+
+    def recording(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", fn))
+        return submit(fn, *args, **kwargs)
+
+    local._loader.submit = recording  # type: ignore[method-assign]
+    return calls
+
+
+@pytest.mark.parametrize(("limit", "on_loop"), [(64 * 1024, True), (1, False)])
+def test_small_code_another_process_compiled_loads_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int, on_loop: bool
+) -> None:
+    # Another API process of the node compiled it into the shared disk cache.
+    code = wat("fl_hello")
+    sha = hashlib.sha256(code).hexdigest()
+    other = CodeCache(tmp_path / "cache", WasmRuntime(), max_bytes=1 << 30, ttl_s=60.0)
+    other.put(sha, code)
+    other.close()
+    monkeypatch.setattr(_executor, "LOAD_ON_LOOP_BYTES", limit)
+
+    async def scenario() -> tuple[bytes, list[Any]]:
+        local = worker(tmp_path, Clock())
+        await local.start()
+        try:
+            loader = _loader_calls(local)
+            outcome = await local.invoke(sha, b"1", Limits(), lambda: pytest.fail("compiled"))
+            return outcome.output, loader
+        finally:
+            await local.stop()
+
+    output, loader = asyncio.run(scenario())
+    assert output == b'{"hello":1}'
+    assert loader == ([] if on_loop else ["get"])
