@@ -306,9 +306,9 @@ class LocalWorker:
             except TimeoutError:
                 raise FunctionTimeout.after(limits.timeout_s) from None
         if metrics is not None:
-            metrics.cache_lookups.labels(found).inc()
+            metrics.lookups_by[found].inc()
             if found != "memory":
-                metrics.cold_starts.labels("disk" if found == "disk" else "compile").inc()
+                metrics.cold_starts_by["disk" if found == "disk" else "compile"].inc()
         if self._may_run_on_loop(sha, function, limits):
             tried, used = time.monotonic(), time.thread_time()
             try:
