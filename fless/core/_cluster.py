@@ -9,7 +9,8 @@ deadline.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from fless.gossip import Member
@@ -22,6 +23,8 @@ from ._scheduler import WorkerState
 log = logging.getLogger("fless.core")
 
 GONE_STATES = frozenset({"dead", "left"})
+# How long a scan of the members serves the calls after it (see ClusterSource.candidates).
+SCAN_S = 0.05
 
 
 class MemberView(Protocol):
@@ -39,22 +42,33 @@ class ClusterSource:
         rpc: the client that reaches the workers.
     """
 
-    def __init__(self, membership: MemberView, rpc: RpcClient) -> None:
+    def __init__(
+        self, membership: MemberView, rpc: RpcClient, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.membership = membership
         self._rpc = rpc
+        self._clock = clock
         self._workers: dict[tuple[str, str], RemoteWorker] = {}
+        # The worker members of the last scan, and when it was made (see candidates).
+        self._scan: list[tuple[Member, RemoteWorker]] = []
+        self._scanned = -SCAN_S
 
     def candidates(self) -> list[Candidate]:
-        """Every remote worker gossip reports, alive or not."""
+        """Every remote worker gossip reports, alive or not.
+
+        The members are scanned at most every ``SCAN_S`` (and at once after a
+        member changes state): listing them took 5-10 us of every call,
+        mostly on nodes with no remote worker at all. A worker's free
+        memory may then be that much older than gossip's, never its state.
+        """
+        now = self._clock()
+        if now - self._scanned >= SCAN_S:
+            self._scan = self._worker_members()
+            self._scanned = now
         found = []
-        for member in self.membership.members():
+        for member, worker in self._scan:
             meta = member.meta
-            if meta is None or meta.role != "worker" or not meta.rpc:
-                continue
-            key = (member.name, meta.rpc)
-            worker = self._workers.get(key)
-            if worker is None:
-                worker = self._workers[key] = RemoteWorker(member.name, meta.rpc, self._rpc)
+            assert meta is not None  # kept by _worker_members
             # Alive for gossip, and its socket has not just dropped: a killed
             # worker leaves the schedule at the TCP reset, not at gossip's verdict.
             alive = member.state == "alive" and self._rpc.reachable(meta.rpc)
@@ -69,6 +83,20 @@ class ClusterSource:
             found.append(Candidate(state, worker))
         return found
 
+    def _worker_members(self) -> list[tuple[Member, RemoteWorker]]:
+        """The members that are workers with an RPC endpoint, each with its client."""
+        found = []
+        for member in self.membership.members():
+            meta = member.meta
+            if meta is None or meta.role != "worker" or not meta.rpc:
+                continue
+            key = (member.name, meta.rpc)
+            worker = self._workers.get(key)
+            if worker is None:
+                worker = self._workers[key] = RemoteWorker(member.name, meta.rpc, self._rpc)
+            found.append((member, worker))
+        return found
+
     def on_change(self, member: Member) -> None:
         """Fails pending calls to a member that gossip says is gone; reconnects one back.
 
@@ -77,6 +105,7 @@ class ClusterSource:
         backoff (up to 2 s) next tries: it is schedulable as soon as gossip
         says it is alive.
         """
+        self._scanned = -SCAN_S  # the next call scans the members anew
         if member.meta is None or not member.meta.rpc:
             return
         endpoint = member.meta.rpc
