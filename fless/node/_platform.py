@@ -105,6 +105,8 @@ def open_platform(settings: Settings, node: str | None = None) -> Platform:
             max_entries=settings.api.recent_invocations,
             # An entry is about 200 bytes; the bound is a backstop.
             max_bytes=settings.api.recent_invocations * 1024,
+            # Read only as a whole (/v1/invocations): no index by function.
+            by_topic=False,
         ),
         bindings=checker,
         # Secrets are sealed under a key derived from the gossip key (and
