@@ -18,9 +18,12 @@ target is a first call at most 2 ms above it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
 from collections import defaultdict
+from pathlib import Path
 
 from ._model import BenchConfig, Figure, median, percentile  # puts tests/ on sys.path
 
@@ -36,6 +39,10 @@ ABIS = (("FunLess ABI", "fl_hello"), ("WASI", "wasi_hello"))
 ARGS = {"name": "bench"}
 WARMUP_CALLS = 100
 SETUPS = ("role all", "core + worker")
+# Each API process of a role all node pays its own first call of a function:
+# the one that took the create has the code in memory, the others load it
+# from the node's disk cache. The figure is the slower of the two, per run.
+EACH_PROCESS = "first invoke after create, role all, the slower of 2 API processes, FunLess ABI"
 NO_CODE = "first invoke on a worker without the code (no_code, compile included), FunLess ABI"
 FROM_DISK = "first invoke after a worker restart (cache on disk), FunLess ABI"
 # The same paths for a second function right after the first: the core's
@@ -116,6 +123,56 @@ def _call(caller: Caller, name: str, on: WorkerNode | None) -> float:
     return call.seconds
 
 
+def _server_pid(node: Node, caller: Caller) -> int | None:
+    """The API process that holds the server side of ``caller``'s connection (from /proc)."""
+    conn = caller._conn
+    assert conn is not None and conn.sock is not None
+    client_port = conn.sock.getsockname()[1]
+    inodes = {}
+    for pid in node.api_pids():
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes[link[8:-1]] = pid
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if (
+                int(local.rsplit(":", 1)[1], 16) == node.port
+                and int(remote.rsplit(":", 1)[1], 16) == client_port
+            ):
+                return inodes.get(inode)
+    return None
+
+
+def _caller_per_process(node: Node) -> list[Caller]:
+    """A keep-alive caller on each API process of ``node``, each warmed up."""
+    pinned: dict[int, Caller] = {}
+    for _ in range(200):
+        caller = Caller(node)
+        _call(caller, "warmup", None)  # connects
+        pid = _server_pid(node, caller)
+        if pid is None or pid in pinned:
+            caller.close()
+        else:
+            pinned[pid] = caller
+        if len(pinned) == len(node.api_pids()):
+            break
+    for caller in pinned.values():
+        for _ in range(WARMUP_CALLS):
+            _call(caller, "warmup", None)
+    return list(pinned.values())
+
+
+def _each_process(runs: _Runs, node: Node, callers: list[Caller], run: int) -> None:
+    """A new function's first call on every API process; the slowest counts."""
+    name = f"fl_hello_each_{run}"
+    _create(node, name, variant(wat("fl_hello"), f"each {run}"))
+    runs.add(EACH_PROCESS, max(_call(c, name, None) for c in callers))
+
+
 def _warm_up(node: Node, caller: Caller) -> None:
     _create(node, "warmup", wat("fl_hello"))
     for _ in range(WARMUP_CALLS):
@@ -190,12 +247,18 @@ def measure(config: BenchConfig) -> list[Figure]:
     with LocalCluster(root / "all", role="all") as single:
         single.start()
         caller = Caller(single.core)
+        pinned: list[Caller] = []
         try:
             _warm_up(single.core, caller)
+            pinned = _caller_per_process(single.core)
             for run in range(config.repeats):
                 _after_create(runs, "role all", single.core, caller, run, warm, None)
+                if len(pinned) > 1:
+                    _each_process(runs, single.core, pinned, run)
         finally:
             caller.close()
+            for each in pinned:
+                each.close()
     with LocalCluster(root / "cluster") as cluster:
         cluster.start()
         # The bigger worker has the most memory free, so the core chooses it.
@@ -226,6 +289,14 @@ def _figures(runs: _Runs) -> list[Figure]:
                 )
             )
             figures.append(runs.figure(warm, note="p50 on the same keep-alive connection"))
+    figures.append(
+        runs.figure(
+            EACH_PROCESS,
+            floor="warm, same function, role all, FunLess ABI",
+            note="one keep-alive connection to each API process; target: at most 2 ms above "
+            "the warm p50",
+        )
+    )
     floor = "warm, same function, core + worker, FunLess ABI"
     figures.append(
         runs.figure(NO_CODE, floor=floor, note="worker restarted with its cache deleted")

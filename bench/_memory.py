@@ -40,6 +40,10 @@ PADDED_COUNT = 12
 _CACHE_META = struct.Struct("<Qd16s")
 
 
+# Issue 17's target for an idle role all node, its API processes and master summed.
+ALL_TARGET = "target 100 MiB"
+
+
 def rss_mib(pid: int) -> float:
     """The resident set of process ``pid``, in MiB (``VmRSS``)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -203,5 +207,11 @@ def measure(config: BenchConfig) -> list[Figure]:
         _loaded_worker(runs, config, run)
         with LocalCluster(config.work_dir / "memory" / f"all{run}", role="all") as single:
             single.start()
-            _idle_node(runs, config, single, "idle role all", "")
+            _idle_node(runs, config, single, "idle role all", ALL_TARGET)
+        # As on a board with 4 CPUs: one API process per CPU.
+        with LocalCluster(
+            config.work_dir / "memory" / f"all4-{run}", role="all", env={"FLESS_API_WORKERS": "4"}
+        ) as four:
+            four.start()
+            _idle_node(runs, config, four, "idle role all, 4 API processes", ALL_TARGET)
     return runs.figures()
