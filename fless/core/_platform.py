@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fless._recent import Recent
+from fless._ring import RingRecord
 from fless.config import FunctionSettings
 from fless.exec import (
     CodeBounds,
@@ -292,7 +293,7 @@ class Platform:
         services: Sequence[Service] = (),
         nodes: Callable[[], list[dict[str, object]]] = list,
         join: Callable[[str], Awaitable[None]] | None = None,
-        recent: Recent | None = None,
+        recent: Recent | RingRecord | None = None,
         refresh_metrics: Callable[[], None] = lambda: None,
         metrics: _metrics.NodeMetrics | None = None,
         bindings: Bindings | None = None,

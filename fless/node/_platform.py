@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fless._recent import Recent
+from fless._ring import RingRecord
 from fless.config import Settings
 from fless.core import (
     ClusterSource,
@@ -100,13 +100,10 @@ def open_platform(settings: Settings, node: str | None = None) -> Platform:
         join=gossip.join,
         refresh_metrics=lambda: refresh_gauges(metrics, gossip.members(), memory(), local),
         metrics=metrics,
-        recent=Recent(
-            settings.data_path / "invocations",
+        # A ring per API process, read whole (/v1/invocations); see fless/_ring.py.
+        recent=RingRecord(
+            settings.data_path / "invocations.ring",
             max_entries=settings.api.recent_invocations,
-            # An entry is about 200 bytes; the bound is a backstop.
-            max_bytes=settings.api.recent_invocations * 1024,
-            # Read only as a whole (/v1/invocations): no index by function.
-            by_topic=False,
         ),
         bindings=checker,
         # Secrets are sealed under a key derived from the gossip key (and
