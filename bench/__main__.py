@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import _load, _peer, _report
+from . import _load, _peer, _report, _targets
 from ._model import ROOT, BenchConfig, Figure
 
 # In the order they run: the floors first, so that a machine's drift shows
@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures += produced
 
     figures = _report.with_ratios(figures)
-    figures += _report.comparisons(figures, _peer.PAIRS, "fless / workerd")
+    figures += _report.comparisons(figures, _peer.PAIRS, _targets.VERSUS)
+    figures += _targets.check(figures)
     tools = {"wrk": _load.wrk_version(), "workerd": _peer.workerd_version()}
     machine["load_end"] = _report.load_average()
     machine["cpu_during"] = _report.cpu_shares(times, _report.cpu_times())
