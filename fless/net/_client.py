@@ -23,6 +23,7 @@ from ._sockets import (
     HANDSHAKE_FAILED,
     RECONNECT_IVL_MAX_MS,
     RECONNECT_IVL_MS,
+    Pump,
     close_quietly,
     make_curve_client,
     tune,
@@ -40,6 +41,8 @@ class _Peer:
     endpoint: str
     socket: zmq.asyncio.Socket
     monitor: zmq.asyncio.Socket
+    # Reads the replies and sends the requests (see Pump); set once the peer is made.
+    pump: Pump | None = None
     outbox: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     connected: bool = False
@@ -192,9 +195,9 @@ class RpcClient:
             close_quietly(sock)
             raise NetError(f"cannot connect to {endpoint!r}: {exc}") from None
         peer = _Peer(endpoint, sock, monitor)
+        peer.pump = Pump(sock, lambda frames: self._deliver(peer, frames))
         peer.tasks = [
             asyncio.create_task(self._send(peer), name=f"rpc-send {endpoint}"),
-            asyncio.create_task(self._receive(peer), name=f"rpc-recv {endpoint}"),
             asyncio.create_task(self._watch(peer), name=f"rpc-watch {endpoint}"),
         ]
         self._peers[endpoint] = peer
@@ -202,20 +205,11 @@ class RpcClient:
 
     def _send_now(self, peer: _Peer, request: Request) -> bool:
         """Sends at once if the connection can take it (the common case, one loop turn less)."""
-        sending = asyncio.ensure_future(
-            peer.socket.send_multipart(request.wire, flags=zmq.NOBLOCK, copy=False)
-        )
-        if not sending.done():
-            # pyzmq queues even a NOBLOCK send behind another that waits on the
-            # socket (the sender task's wait for a connection) instead of failing
-            # it: take it back, and leave it to the sender task, in its turn.
-            sending.cancel()
-            return False
-        error = sending.exception()
-        if isinstance(error, zmq.ZMQError):
+        assert peer.pump is not None
+        try:
+            peer.pump.send(request.wire)
+        except zmq.ZMQError:
             return False  # not connected yet, or worse: the sender task sorts it out
-        if error is not None:
-            raise error
         return True
 
     def _alarm(self, deadline: float) -> None:
@@ -242,32 +236,23 @@ class RpcClient:
             self._settle(answer)
 
     async def _send(self, peer: _Peer) -> None:
-        sock = peer.socket
-        writable = zmq.asyncio.Poller()
-        writable.register(sock, zmq.POLLOUT)
+        sock, pump = peer.socket, peer.pump
+        assert pump is not None
         while True:
             call_id = await peer.outbox.get()
             # Skip requests whose call ended while they waited for a connection.
             while (request := self._table.waiting(call_id)) is not None:
                 try:
-                    await sock.send_multipart(request.wire, flags=zmq.NOBLOCK, copy=False)
+                    pump.send(request.wire)
                     break
                 except zmq.Again:
                     # No established connection (or a full queue): wait until there is one.
-                    await writable.poll()
+                    await pump.writable()
                 except zmq.ZMQError as exc:
                     if sock.closed:
                         return
                     if (answer := self._table.send_failed(call_id, str(exc))) is not None:
                         self._settle(answer)
-
-    async def _receive(self, peer: _Peer) -> None:
-        while True:
-            try:
-                frames = await peer.socket.recv_multipart()
-            except zmq.ZMQError:
-                return
-            self._deliver(peer, frames)
 
     def _deliver(self, peer: _Peer, frames: list[bytes]) -> None:
         """Hands one reply to its caller, or drops it (the table counts which)."""
@@ -351,6 +336,8 @@ class RpcClient:
         return True
 
     def _retire(self, peer: _Peer) -> None:
+        if peer.pump is not None:
+            peer.pump.close()
         for task in peer.tasks:
             task.cancel()
             self._retired.add(task)

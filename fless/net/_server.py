@@ -20,6 +20,7 @@ from ._schema import Message, decode, encode
 from ._sockets import (
     DEFAULT_MAX_MESSAGE_BYTES,
     HANDSHAKE_FAILED,
+    Pump,
     close_quietly,
     make_curve_server,
     tune,
@@ -101,7 +102,7 @@ class RpcServer:
         self._auth: AsyncioAuthenticator | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._requests: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._pump: Pump | None = None
         self._denied_keys: set[bytes] = set()
 
     @property
@@ -140,8 +141,8 @@ class RpcServer:
             raise NetError(f"cannot bind RPC endpoint {self.bind}: {exc}") from None
         last = sock.getsockopt(zmq.LAST_ENDPOINT)
         self._endpoint = last.decode() if isinstance(last, bytes) else str(last)
+        self._pump = Pump(sock, self._receive)
         self._loops = [
-            asyncio.create_task(self._receive(sock), name=f"rpc-server {self._endpoint}"),
             asyncio.create_task(self._watch(self._monitor), name="rpc-server monitor"),
         ]
         log.info(
@@ -152,6 +153,9 @@ class RpcServer:
 
     async def close(self) -> None:
         """Stops answering: requests in progress are cancelled, unsent replies dropped."""
+        if self._pump is not None:
+            self._pump.close()
+            self._pump = None
         tasks = [*self._loops, *self._requests]
         for task in tasks:
             task.cancel()
@@ -171,27 +175,16 @@ class RpcServer:
         self._monitor = None
         self._socket = None
 
-    async def _receive(self, sock: zmq.asyncio.Socket) -> None:
-        while True:
-            await self._slots.acquire()
-            try:
-                parts = await sock.recv_multipart()
-            except zmq.ZMQError as exc:
-                self._slots.release()
-                if sock.closed or exc.errno in (zmq.ETERM, zmq.ENOTSOCK):
-                    return
-                log.warning("RPC server on %s: receive failed: %s", self._endpoint, exc)
-                continue
-            except BaseException:
-                self._slots.release()
-                raise
-            request = self._read(parts)
-            if request is None:
-                self._slots.release()
-                continue
-            task = asyncio.create_task(self._serve(sock, parts[0], request))
-            self._requests.add(task)
-            task.add_done_callback(self._done)
+    def _receive(self, parts: list[bytes]) -> None:
+        """One message off the socket (the pump's ``on_message``): a task to answer it."""
+        request = self._read(parts)
+        if request is None:
+            return
+        task = asyncio.create_task(self._serve(parts[0], request))
+        self._requests.add(task)
+        task.add_done_callback(self._done)
+        if len(self._requests) >= MAX_IN_FLIGHT and self._pump is not None:
+            self._pump.pause()  # until a request ends (_done)
 
     def _read(self, parts: list[bytes]) -> Message | None:
         self.stats.received += 1
@@ -209,9 +202,10 @@ class RpcServer:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._requests.discard(task)
-        self._slots.release()
+        if len(self._requests) < MAX_IN_FLIGHT and self._pump is not None:
+            self._pump.resume()
 
-    async def _serve(self, sock: zmq.asyncio.Socket, peer: bytes, request: Message) -> None:
+    async def _serve(self, peer: bytes, request: Message) -> None:
         try:
             reply = await self._handler(request)
             frames = encode(Message(reply.type, request.id, reply.fields, reply.frames))
@@ -225,12 +219,15 @@ class RpcServer:
             )
             detail = f"{type(exc).__name__}: {exc}"[:1000]
             frames = encode(Message("error", request.id, {"kind": "internal", "message": detail}))
+        pump = self._pump
+        if pump is None:
+            return  # closed meanwhile
         try:
             # Never wait here: the caller may be gone (EHOSTUNREACH, thanks to
             # ROUTER_MANDATORY) or not reading (EAGAIN); either way, drop it.
-            await sock.send_multipart([peer, *frames], flags=zmq.NOBLOCK, copy=False)
+            pump.send([peer, *frames])
         except zmq.ZMQError as exc:
-            if sock.closed:
+            if pump.raw.closed:
                 return
             self.stats.unroutable += 1
             log.debug("RPC server on %s dropped a %s reply: %s", self._endpoint, request.type, exc)

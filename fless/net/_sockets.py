@@ -1,8 +1,10 @@
-"""The socket options both ends share, and reading a socket's monitor events."""
+"""The socket options both ends share, reading a socket's monitor events, and the pump."""
 
 from __future__ import annotations
 
-from typing import Final
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 import zmq
 import zmq.asyncio
@@ -75,3 +77,107 @@ def close_quietly(sock: zmq.asyncio.Socket | None) -> None:
     """Closes ``sock`` dropping anything unsent (LINGER 0), whatever its state."""
     if sock is not None and not sock.closed:
         sock.close(linger=0)
+
+
+# Messages a pump reads in one go before it lets the loop run something else.
+PUMP_BATCH: Final = 64
+
+
+class Pump:
+    """A ZeroMQ socket driven by one reader on its file descriptor, for the whole of its life.
+
+    pyzmq's asyncio sockets register the descriptor with the loop for every
+    receive that has to wait, and remove it once the message is in: two
+    ``epoll_ctl`` calls and a future per message, 60 us of CPU per round
+    trip measured here against a reader that stays registered and reads
+    what is there (``loop.add_reader`` with non-blocking receives). The pump
+    does the latter, and sends without waiting: a send that cannot go now
+    raises ``zmq.Again``, and ``writable`` waits until it can.
+
+    ZeroMQ's descriptor is edge-triggered and any operation on the socket
+    may consume an edge, so after each send the pump checks the socket's
+    events itself rather than wait for a signal that may not come.
+
+    No pyzmq asyncio call may be made on the socket while a pump drives it:
+    pyzmq would take the descriptor's reader over.
+
+    Args:
+        sock: the socket (a pyzmq asyncio socket; its synchronous shadow is used).
+        on_message: called with each message's frames, on the loop.
+    """
+
+    def __init__(self, sock: zmq.asyncio.Socket, on_message: Callable[[list[bytes]], None]) -> None:
+        self.raw: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)
+        self._on_message = on_message
+        self._loop = asyncio.get_running_loop()
+        self._fd = self.raw.FD
+        self._writable: asyncio.Future[None] | None = None
+        self._paused = False
+        self._scheduled = False
+        self._closed = False
+        self._loop.add_reader(self._fd, self.pump)
+
+    def send(self, frames: Sequence[Any]) -> None:
+        """Sends one message now.
+
+        Raises:
+            zmq.Again: it cannot go now (no connection, or the queue is full).
+            zmq.ZMQError: it cannot go at all (a ROUTER's peer is gone...).
+        """
+        self.raw.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        # The send may have taken in what signalled a message waiting.
+        self._soon()
+
+    async def writable(self) -> None:
+        """Returns once a send may go (a connection is up and has room)."""
+        while not self._closed and not self._events() & zmq.POLLOUT:
+            if self._writable is None or self._writable.done():
+                self._writable = self._loop.create_future()
+            await self._writable
+
+    def pause(self) -> None:
+        """Stops reading messages (they wait in ZeroMQ's queue) until ``resume``."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Reads messages again."""
+        self._paused = False
+        self._soon()
+
+    def close(self) -> None:
+        """Stops driving the socket (before it is closed); a waiting ``writable`` returns."""
+        if not self._closed:
+            self._closed = True
+            self._loop.remove_reader(self._fd)
+            if self._writable is not None and not self._writable.done():
+                self._writable.set_result(None)
+
+    def _events(self) -> int:
+        events = self.raw.getsockopt(zmq.EVENTS)
+        assert isinstance(events, int)
+        return events
+
+    def _soon(self) -> None:
+        if not self._scheduled and not self._closed:
+            self._scheduled = True
+            self._loop.call_soon(self.pump)
+
+    def pump(self) -> None:
+        """Reads the messages waiting (a batch at most), and wakes a waiting ``writable``."""
+        self._scheduled = False
+        for _ in range(PUMP_BATCH):
+            if self._closed or self.raw.closed:
+                return
+            events = self._events()
+            if events & zmq.POLLOUT and self._writable is not None and not self._writable.done():
+                self._writable.set_result(None)
+            if self._paused or not events & zmq.POLLIN:
+                return
+            try:
+                frames = self.raw.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                return  # closed under us
+            self._on_message(frames)
+        self._soon()  # more may wait: after the loop's other work

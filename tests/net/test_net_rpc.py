@@ -473,3 +473,42 @@ def test_calls_made_before_the_server_is_up_are_all_answered_once_it_is() -> Non
             await server.close()
 
     run(main())
+
+
+def test_past_its_bound_the_server_stops_reading_and_then_answers_every_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fless.net import _server
+
+    monkeypatch.setattr(_server, "MAX_IN_FLIGHT", 4)
+    running, most = 0, 0
+
+    async def slow(request: Message) -> Message:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        return Message("pong", 0, dict(request.fields))
+
+    async def scenario() -> None:
+        async with serving(slow) as (server, client):
+            replies = await asyncio.gather(
+                *(client.call(server.endpoint, "ping", {"n": n}, timeout=5) for n in range(20))
+            )
+            assert [r.fields["n"] for r in replies] == list(range(20))
+            assert server.stats.received == 20 and server.stats.replied == 20
+
+    run(scenario())
+    assert most == 4  # never more handlers than the bound, and it was reached
+
+
+def test_a_burst_larger_than_a_pump_batch_is_answered_whole() -> None:
+    async def scenario() -> None:
+        async with serving() as (server, client):
+            replies = await asyncio.gather(
+                *(client.call(server.endpoint, "ping", {"n": n}, timeout=5) for n in range(600))
+            )
+            assert sorted(r.fields["n"] for r in replies) == list(range(600))
+
+    run(scenario())
