@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import logging
 import math
 import platform
 import re
@@ -52,7 +53,17 @@ from ._fastcall import call_i32, export_func, signature
 from ._gil import hold_gil_for_short_calls
 from ._hostcalls import HostCalls, Invocation
 from ._limits import Limits, Outcome
-from ._pool import SLOTS, TABLE_ELEMENTS, TABLES, does_not_fit, pooled_config, slots_taken
+from ._pool import (
+    MAX_SLOTS,
+    SLOT_RESERVATION,
+    SLOTS,
+    TABLE_ELEMENTS,
+    TABLES,
+    does_not_fit,
+    pooled_config,
+    reservable,
+    slots_taken,
+)
 
 if TYPE_CHECKING:
     from ._component import CompiledComponent, ComponentHost
@@ -77,6 +88,8 @@ def _wasmtime_version() -> str:
 
 
 _WASMTIME_VERSION = _wasmtime_version()
+
+log = logging.getLogger("fless.exec")
 
 # Compiles run in a child process with these limits unless told otherwise.
 _COMPILE_DEFAULTS = CompileLimits()
@@ -161,6 +174,20 @@ class WasmRuntime:
         self._hostcalls = HostCalls()
         self._linker = self._make_linker(self.engine)
         self._pool: tuple[wasmtime.Engine, wasmtime.Linker] | None = None
+        wanted = slots = min(pool_slots, MAX_SLOTS)
+        while slots > 0 and not reservable(slots):
+            slots //= 2
+        if slots < wanted:
+            log.warning(
+                "Wasm: %d GiB of address space cannot be reserved for %d pool slots (an "
+                "address-space limit, ulimit -v or LimitAS=?): %s",
+                wanted * SLOT_RESERVATION >> 30,
+                wanted,
+                f"{slots} slots; more runs at once map their own memory"
+                if slots
+                else "the pool is off; every run maps its own memory, a little slower",
+            )
+        pool_slots = slots
         if pool_slots > 0:
             pooled = wasmtime.Engine(pooled_config(pool_slots))
             self._pool = (pooled, self._make_linker(pooled))

@@ -19,11 +19,18 @@ loads in the other (Wasmtime checks it at deserialize).
 
 Each slot reserves address space, not memory: 4 GiB and its guard for the
 memory (what the compiled code's bounds checks assume), a table's elements,
-a stack. ``slots`` slots reserve about 4 GiB each; a board whose kernel gives
-a process 512 GiB (39-bit addresses, as on a Raspberry Pi) has room for it.
+a stack: 4.03 GiB a slot, measured. A board whose kernel gives a process
+512 GiB (39-bit addresses, as on a Raspberry Pi) has room for ``MAX_SLOTS``.
+Wasmtime aborts the whole process when it cannot reserve its pool, so the
+runtime first checks that it can (``reservable``): under an address-space
+limit (``ulimit -v``, systemd's ``LimitAS=``) it runs on demand instead.
 """
 
 from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import mmap
 
 import wasmtime
 from wasmtime import _bindings as bindings
@@ -34,6 +41,10 @@ from ._compiler import engine_config
 # their spares (``worker.threads`` 2 runs at most 4 at once, plus one on the
 # event loop) with room to spare.
 SLOTS = 16
+# The most slots a runtime takes, whatever it is asked: 258 GiB of addresses.
+MAX_SLOTS = 64
+# What one slot reserves (memory, guard, tables, stack), with room to spare.
+SLOT_RESERVATION = 4160 << 20
 # A slot's table: fless's own caps (``functions.max_module_table_elements``
 # and ``max_module_tables``) by default; a run allowed more than the slot
 # holds runs on demand (``WasmRuntime._pooled``).
@@ -76,3 +87,29 @@ def does_not_fit(error: wasmtime.WasmtimeError) -> bool:
 def slots_taken(error: wasmtime.WasmtimeError) -> bool:
     """Whether an instantiation failed because every slot of the pool was in use."""
     return "maximum concurrent limit" in str(error)
+
+
+def reservable(slots: int) -> bool:
+    """Whether this process can reserve the address space of ``slots`` slots now.
+
+    Tried the way Wasmtime reserves it (an inaccessible, unbacked mapping),
+    then given back.
+    """
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = slots * SLOT_RESERVATION
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0x4000)
+    address = libc.mmap(None, size, 0, flags, -1, 0)  # PROT_NONE
+    if address in (None, ctypes.c_void_p(-1).value):
+        return False
+    libc.munmap(address, size)
+    return True

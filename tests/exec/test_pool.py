@@ -7,9 +7,12 @@ with the same outcome and the same limits.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import wasmtime
@@ -136,3 +139,26 @@ def test_a_runtime_without_a_pool_runs_everything_on_demand() -> None:
         assert rt.run(function, ARGS, Limits()).output == HELLO_OUT
     finally:
         rt.close()
+
+
+def test_under_an_address_space_limit_the_pool_shrinks_rather_than_abort() -> None:
+    # Wasmtime aborts the process when it cannot reserve its pool: the
+    # runtime checks first and takes fewer slots. In a child, under ulimit -v.
+    script = (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (12 << 30, 12 << 30))\n"
+        "from fless.exec import WasmRuntime, Limits\n"
+        "from fixtures.build import wat\n"
+        "rt = WasmRuntime(pool_slots=16)\n"
+        "f = rt.compile(wat('fl_hello'))\n"
+        "print(rt._pool is not None, f.pooled, rt.run(f, b'{}', Limits()).output.decode())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", '{"hello":{}}'], done.stdout
+    assert "cannot be reserved for 16 pool slots" in done.stderr, done.stderr
