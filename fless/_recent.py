@@ -33,19 +33,14 @@ class Recent:
         path: the LMDB directory (created if missing).
         max_entries: entries kept in all.
         max_bytes: encoded bytes kept in all.
-        by_topic: keep an index by topic, for ``latest(topic)``. A record
-            read only as a whole (a core's recent invocations) goes without:
-            the index's insert and delete were a third of an entry's write
-            (35 us at a call's pace, 10 us in a tight loop).
     """
 
-    def __init__(self, path: Path, max_entries: int, max_bytes: int, by_topic: bool = True) -> None:
+    def __init__(self, path: Path, max_entries: int, max_bytes: int) -> None:
         if max_entries < 1 or max_bytes < 1:
             raise ValueError("max_entries and max_bytes must be positive")
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self.by_topic = by_topic
         # Room for the kept entries, the pages freed by trimming, and the index.
         self._env = lmdb.open(
             str(path),
@@ -70,15 +65,13 @@ class Recent:
             seq = _get(txn, self._meta, _NEXT)
             key = _SEQ.pack(seq)
             txn.put(key, data, db=self._entries)
-            if self.by_topic:
-                txn.put(_topic_key(topic, key), b"", db=self._topics)
+            txn.put(_topic_key(topic, key), b"", db=self._topics)
             used = _get(txn, self._meta, _BYTES) + len(data)
             count = _get(txn, self._meta, _COUNT) + 1
             cursor = txn.cursor(db=self._entries)
             while (count > self.max_entries or used > self.max_bytes) and cursor.first():
                 old_key, old = cursor.key(), cursor.value()
-                if self.by_topic:
-                    txn.delete(_topic_key(cbor2.loads(old)["topic"], old_key), db=self._topics)
+                txn.delete(_topic_key(cbor2.loads(old)["topic"], old_key), db=self._topics)
                 cursor.delete()
                 used -= len(old)
                 count -= 1
@@ -98,8 +91,6 @@ class Recent:
                         if len(found) >= limit:
                             break
                 return found
-            if not self.by_topic:
-                raise ValueError("this record keeps no index by topic (by_topic=False)")
             prefix = topic.encode() + b"\0"
             cursor = txn.cursor(db=self._topics)
             # Past the topic's last key, then back through its keys.

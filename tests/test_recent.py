@@ -73,15 +73,3 @@ def test_entries_are_shared_with_another_process_and_survive_a_reopen(tmp_path: 
 def test_bounds_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="positive"):
         Recent(tmp_path / "r", max_entries=0, max_bytes=10)
-
-
-def test_a_record_without_a_topic_index_keeps_and_trims_the_same_and_refuses_topic_reads(
-    tmp_path: Path,
-) -> None:
-    recent = Recent(tmp_path / "r", max_entries=3, max_bytes=1 << 20, by_topic=False)
-    for i in range(5):
-        recent.add("a" if i % 2 else "b", {"i": i})
-    assert [(e["i"], e["topic"]) for e in recent.latest()] == [(4, "b"), (3, "a"), (2, "b")]
-    with pytest.raises(ValueError, match="no index by topic"):
-        recent.latest("a")
-    recent.close()
