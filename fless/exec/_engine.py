@@ -5,9 +5,9 @@ not mapped and unmapped per run); components, modules too large for a slot,
 and runs that find every slot taken run on an on-demand engine with the same
 settings. Host functions are defined once on each engine's linker, so every
 module is linked ahead of time (``InstancePre``) and an invocation only
-creates a store and an instance. The state of the running invocation (its input, its response, its
-limits) is found by the host functions in a thread-local, since one thread
-runs one invocation at a time.
+creates a store and an instance. The state of the running invocation (its
+input, its response, its limits) is found by the host functions in a
+thread-local, since one thread runs one invocation at a time.
 """
 
 from __future__ import annotations
@@ -283,18 +283,15 @@ class WasmRuntime:
         if abi is Abi.COMPONENT:
             return self._component_host().compile(code)
         try:
-            if self._pool is not None:
-                try:
-                    return self._link(abi, wasmtime.Module(self._pool[0], code), pooled=True)
-                except wasmtime.WasmtimeError as exc:
-                    if not does_not_fit(exc):
-                        raise
             module = wasmtime.Module(self.engine, code)
         except wasmtime.WasmtimeError as exc:
             raise InvalidModule(
                 f"not a valid WebAssembly module: {_describe(exc, deepest=True)}"
             ) from exc
-        return self._link(abi, module)
+        if self._pool is None:
+            return self._link(abi, module)
+        # Compiled once, then loaded as cached code is (into the pool if it fits).
+        return self.deserialize(abi, bytes(module.serialize()))
 
     def precompile(self, code: bytes) -> tuple[Abi, bytes]:
         """Compiles ``code`` to what ``deserialize`` loads.

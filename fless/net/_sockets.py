@@ -140,9 +140,10 @@ class Pump:
         self._paused = True
 
     def resume(self) -> None:
-        """Reads messages again."""
-        self._paused = False
-        self._soon()
+        """Reads messages again (nothing to do if they were not paused)."""
+        if self._paused:
+            self._paused = False
+            self._soon()
 
     def close(self) -> None:
         """Stops driving the socket (before it is closed); a waiting ``writable`` returns."""
