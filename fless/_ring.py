@@ -1,11 +1,12 @@
 """Recent small entries that each process of a node writes to a ring of its own, without a lock.
 
 A core records every invocation, so the write is on every call's path. In
-LMDB (``_recent``) it took 26 us at a call's pace: a write transaction
-copies and touches several pages of its B-trees. Here each process writes
-its entries to a file of its own (``<pid>.ring`` in the record's directory),
-mapped in memory: a ring of fixed-size slots, the newest over the oldest.
-An entry is one CBOR encode and a copy into the map (about 3 us), visible to
+LMDB (``_recent``) it took 38 us at a call's pace (26 without the index by
+topic): a write transaction copies and touches several pages of its
+B-trees. Here each process writes its entries to a file of its own
+(``<pid>.ring`` in the record's directory), mapped in memory: a ring of
+fixed-size slots, the newest over the oldest. An entry is one CBOR encode
+and a copy into the map (10 us at a call's pace, 3 in a tight loop), visible to
 every process of the node as soon as it is written (the pages are shared),
 and kept on disk like the rest of the data directory.
 

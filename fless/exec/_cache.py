@@ -134,7 +134,7 @@ class CodeCache:
             most_bytes: load only compiled code of at most this size (None:
                 any); larger code is left on disk and None returned, for a
                 caller that loads small code where it is and the rest on a
-                thread (see ``size``).
+                thread.
         """
         function = self.loaded(sha)
         if function is not None:

@@ -23,7 +23,7 @@ a stack: 4.03 GiB a slot, measured. A board whose kernel gives a process
 512 GiB (39-bit addresses, as on a Raspberry Pi) has room for ``MAX_SLOTS``.
 Wasmtime aborts the whole process when it cannot reserve its pool, so the
 runtime first checks that it can (``reservable``): under an address-space
-limit (``ulimit -v``, systemd's ``LimitAS=``) it runs on demand instead.
+limit (``ulimit -v``, systemd's ``LimitAS=``) it takes fewer slots, or none.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ MAX_SLOTS = 64
 SLOT_RESERVATION = 4160 << 20
 # A slot's table: fless's own caps (``functions.max_module_table_elements``
 # and ``max_module_tables``) by default; a run allowed more than the slot
-# holds runs on demand (``WasmRuntime._pooled``).
+# holds runs on demand (``WasmRuntime._run``).
 TABLE_ELEMENTS = 100_000
 TABLES = 4
 
