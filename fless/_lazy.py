@@ -19,15 +19,17 @@ def lazy_names(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
     Args:
         package: the package's ``__name__``.
         where: each name and its module: ``"_platform"`` (one of the
-            package's own) or a full name such as ``"fless.exec"``.
+            package's own) or a full name such as ``"fless.exec"``; with
+            ``":NAME"`` after it when the module calls it otherwise.
     """
 
     def __getattr__(name: str) -> Any:
         module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module, _, own = module.partition(":")
         found = importlib.import_module(module if "." in module else f".{module}", package)
-        value = getattr(found, name)
+        value = getattr(found, own or name)
         setattr(sys.modules[package], name, value)
         return value
 

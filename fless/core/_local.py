@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from fless.worker import LocalWorker
+from typing import TYPE_CHECKING
 
 from ._dispatch import Candidate
 from ._scheduler import WorkerState
+
+if TYPE_CHECKING:
+    # Only role all has one; importing it loads Wasmtime, which a core never runs.
+    from fless.worker import LocalWorker
 
 
 class LocalSource:

@@ -3,13 +3,20 @@
 The public face of ``exec``: a runtime (Wasmtime) that compiles and runs
 modules of either ABI in sandboxes, the cache of compiled modules, and the
 errors a run can end with. Nothing here knows of HTTP, ZeroMQ or gossip.
+
+The runtime, its pool and the cache load Wasmtime and are imported on first
+use: a core's API processes take the limits, outcomes and errors from here,
+and validate uploads (``validate_code`` imports Wasmtime at the first one),
+but never run code.
 """
+
+from typing import TYPE_CHECKING
+
+from fless._lazy import lazy_names
 
 from ._abi import Abi, host_allowed, inspect_code
 from ._bounds import CodeBounds
-from ._cache import CodeCache
 from ._compiler import CompileLimits
-from ._engine import CompiledFunction, WasmRuntime
 from ._errors import (
     ExecError,
     FunctionError,
@@ -22,8 +29,21 @@ from ._errors import (
 )
 from ._eviction import CacheEntry, choose_evictions
 from ._limits import Limits, Outcome
-from ._pool import SLOTS as POOL_SLOTS
 from ._validate import validate_code
+
+_LAZY = {
+    "CodeCache": "_cache",
+    "CompiledFunction": "_engine",
+    "WasmRuntime": "_engine",
+    "POOL_SLOTS": "_pool:SLOTS",
+}
+
+if TYPE_CHECKING:
+    from ._cache import CodeCache
+    from ._engine import CompiledFunction, WasmRuntime
+    from ._pool import SLOTS as POOL_SLOTS
+
+__getattr__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
     "POOL_SLOTS",

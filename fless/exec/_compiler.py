@@ -13,8 +13,9 @@ imports nothing but wasmtime, so it starts in about a tenth of a second; the
 parent builds its engine from the same ``engine_config``, which is what lets
 it load the child's code (Wasmtime checks the settings at deserialize).
 
-Not imported from the package's ``__init__``: a worker imports it through
-``_engine``.
+Wasmtime is imported by the functions that use it, not by this module: the
+core's API process takes ``CompileLimits`` from here, and validates with
+Wasmtime only once a module is uploaded (``_validate``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import wasmtime
+if TYPE_CHECKING:
+    import wasmtime
 
 # What the child's exit status says (besides 0: the compiled code is on stdout).
 _EXIT_INVALID = 3  # the code does not compile: the reason is on stderr
@@ -66,6 +69,8 @@ ENGINE_SETTINGS: tuple[tuple[str, object], ...] = (
 
 def engine_config() -> wasmtime.Config:
     """The settings of every engine fless makes: runtime, validator, compiler child."""
+    import wasmtime
+
     config = wasmtime.Config()
     for name, value in ENGINE_SETTINGS:
         setattr(config, name, value)
@@ -276,6 +281,7 @@ def _validate(engine: wasmtime.Engine, code: bytes) -> None:
     """``Module.validate`` without its copy of the code (50 MB less at the peak of 50 MB)."""
     import ctypes
 
+    import wasmtime
     from wasmtime import _ffi
 
     data = ctypes.cast(ctypes.c_char_p(code), ctypes.POINTER(ctypes.c_uint8))
@@ -285,6 +291,8 @@ def _validate(engine: wasmtime.Engine, code: bytes) -> None:
 
 
 def _child(address_space: int, idle_s: float) -> int:
+    import wasmtime
+
     resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     engine = wasmtime.Engine(engine_config())

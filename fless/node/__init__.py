@@ -8,8 +8,20 @@ processes, after the fork. Role ``worker`` runs one asyncio loop with the
 RPC server, the executor and the gossip member, and no HTTP.
 """
 
-from ._data import prepare_data_dir, reset_admin_key
+from typing import TYPE_CHECKING
+
+from fless._lazy import lazy_names
+
 from ._keys import has_keys, keygen
 from ._serve import serve
+
+# The store: loaded on first use, so that the gunicorn master never carries
+# it (``_serve._in_child``).
+_LAZY = {"prepare_data_dir": "_data", "reset_admin_key": "_data"}
+
+if TYPE_CHECKING:
+    from ._data import prepare_data_dir, reset_admin_key
+
+__getattr__ = lazy_names(__name__, _LAZY)
 
 __all__ = ["has_keys", "keygen", "prepare_data_dir", "reset_admin_key", "serve"]

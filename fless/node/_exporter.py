@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from fless.core import NodeMetrics, render_metrics
 from fless.gossip import STATES, Member, nodes
-from fless.worker import LocalWorker
+
+if TYPE_CHECKING:
+    from fless.worker import LocalWorker
 
 log = logging.getLogger("fless.node")
 

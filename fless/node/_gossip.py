@@ -7,9 +7,10 @@ import platform
 from collections.abc import Callable
 
 from fless import __version__
+from fless._units import MiB
 from fless.config import Settings
 from fless.gossip import PROCESS_SEPARATOR, Member, Membership, NodeMeta, Presence
-from fless.worker import MetaPublisher
+from fless.worker import MetaPublisher, memory_offer
 
 from ._identity import advertise_host, node_name, sends_beacon
 from ._keys import ClusterKeys
@@ -119,3 +120,8 @@ def worker_name(role: str, settings: Settings) -> str:
     if role == "core":
         return ""
     return settings.worker.name or ("local" if role == "all" else "")
+
+
+def offered_memory(settings: Settings) -> Callable[[], tuple[int, int]]:
+    """(total, free) bytes offered to functions: ``worker.memory_mib``, ``worker.reserved_mib``."""
+    return memory_offer(settings.worker.memory_mib * MiB, settings.worker.reserved_mib * MiB)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fless._ring import RingRecord
 from fless.config import Settings
 from fless.core import (
@@ -18,13 +20,14 @@ from fless.core import (
 from fless.events import Checker, EventService
 from fless.gossip import Node, nodes
 from fless.net import RpcClient
-from fless.worker import LocalWorker
 
 from ._exporter import refresh_gauges
-from ._gossip import Gossip, worker_name
+from ._gossip import Gossip, offered_memory, worker_name
 from ._identity import advertise_host
 from ._keys import load_keys
-from ._worker import offered_memory, open_local_worker
+
+if TYPE_CHECKING:
+    from fless.worker import LocalWorker
 
 
 class _Closing:
@@ -61,6 +64,10 @@ def open_platform(settings: Settings, node: str | None = None) -> Platform:
     local: LocalWorker | None = None
     metrics = enable_metrics() if settings.api.metrics else None
     if settings.role == "all":
+        # Here, not at the top: the executor loads Wasmtime, which a core's
+        # API process never runs (4 MiB of its idle memory, measured).
+        from ._worker import open_local_worker
+
         local = open_local_worker(settings, worker_name("all", settings), metrics)
         sources.append(
             LocalSource(

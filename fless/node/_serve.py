@@ -6,13 +6,13 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from fless import __version__
 from fless.config import Settings
 
-from ._data import prepare_data_dir
 from ._identity import advertise_host, bind_udp, node_name, where_it_listens
 from ._keys import KeyError_, check_keys, has_keys, keygen
 
@@ -28,16 +28,9 @@ def serve(settings: Settings) -> int:
     )
     if settings.role == "worker":
         return _serve_worker(settings)
-    key_file = prepare_data_dir(settings)
-    if not has_keys(settings.key_path) and not settings.cluster.insecure:
-        # The first core of a cluster makes its keys; workers get a copy.
-        keygen(settings.key_path)
-        log.info("created the cluster keys in %s; copy them to every worker", settings.key_path)
-    try:
-        check_keys(settings, [advertise_host(settings)])
-    except KeyError_ as exc:
-        print(f"fless-node: {exc}", file=sys.stderr)
-        return 2
+    status, key_file = _in_child(_prepare, settings)
+    if status:
+        return status
     if settings.api.metrics:
         share_metrics(settings.data_path / "metrics")
     from ._api import ApiServer, api_processes  # gunicorn: only the roles that serve HTTP
@@ -54,6 +47,66 @@ def serve(settings: Settings) -> int:
     # Named here, in the master: its API processes are one node, whatever their pids.
     ApiServer(settings, processes, node_name(settings.role, settings)).run()
     return 0
+
+
+def _prepare(settings: Settings) -> Path:
+    """The data directory, the admin key and the cluster keys, made or checked.
+
+    Returns:
+        The admin key's file.
+
+    Raises:
+        KeyError_: the keys are missing or unusable (``check_keys``).
+    """
+    from ._data import prepare_data_dir  # the store: see ``_in_child``
+
+    key_file = prepare_data_dir(settings)
+    if not has_keys(settings.key_path) and not settings.cluster.insecure:
+        # The first core of a cluster makes its keys; workers get a copy.
+        keygen(settings.key_path)
+        log.info("created the cluster keys in %s; copy them to every worker", settings.key_path)
+    check_keys(settings, [advertise_host(settings)])
+    return key_file
+
+
+def _in_child(prepare: Callable[[Settings], Path], settings: Settings) -> tuple[int, Path]:
+    """Runs ``prepare`` in a child process: its exit status, and the path it returned.
+
+    The gunicorn master only supervises. Opening the store and reading the
+    keys imports LMDB, the core's records and ZeroMQ, and what the master
+    imports stays in its memory for the node's life, and is counted again
+    in every API process it forks: 6 MiB of an idle core's 85 (measured,
+    ``make bench --only memory``). A child takes that with it when it exits.
+    """
+    read, write = os.pipe()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read)
+        status = 1
+        try:
+            os.write(write, os.fsencode(prepare(settings)))
+            status = 0
+        except KeyError_ as exc:
+            print(f"fless-node: {exc}", file=sys.stderr)
+            status = 2
+        except OSError as exc:  # a data or key directory that cannot be made or read
+            print(f"fless-node: cannot prepare {settings.data_path}: {exc}", file=sys.stderr)
+            status = 2
+        except BaseException:
+            log.exception("fless-node: could not prepare the data directory")
+        finally:
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        path = pipe.read()
+    _, wait_status = os.waitpid(pid, 0)
+    status = os.waitstatus_to_exitcode(wait_status)
+    if status == 0 and not path:
+        status = 1
+    return (status if status >= 0 else 1), Path(os.fsdecode(path))
 
 
 def meeting_port(settings: Settings, processes: int) -> Settings:

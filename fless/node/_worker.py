@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
 from dataclasses import replace
 
 from fless._openssl import allow_ssl
@@ -26,11 +25,10 @@ from fless.worker import (
     InFlight,
     LocalWorker,
     WorkerService,
-    memory_offer,
 )
 
 from ._exporter import refresh_gauges, serve_metrics
-from ._gossip import Gossip
+from ._gossip import Gossip, offered_memory
 from ._identity import advertise_host, node_name, where_it_listens
 from ._keys import load_keys
 
@@ -66,11 +64,6 @@ def open_local_worker(
         max_bytes=settings.worker.log_max_bytes,
     )
     return LocalWorker(cache, settings.worker.threads, name, logs, metrics)
-
-
-def offered_memory(settings: Settings) -> Callable[[], tuple[int, int]]:
-    """(total, free) bytes offered to functions: ``worker.memory_mib``, ``worker.reserved_mib``."""
-    return memory_offer(settings.worker.memory_mib * MiB, settings.worker.reserved_mib * MiB)
 
 
 def _hangup(name: str) -> None:

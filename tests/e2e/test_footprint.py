@@ -1,0 +1,99 @@
+"""What each process of a node loads: the gunicorn master supervises, a core never runs Wasm.
+
+A library a process has imported stays in its memory for the process's
+life, and what the master holds is counted again in every API process it
+forks. These tests read the shared objects each real ``fless-node``
+process has mapped (``/proc/PID/maps``): the master of a core and of a
+role ``all`` node maps neither the store's (LMDB, CBOR) nor ZeroMQ's, and a
+core's API process loads Wasmtime only when an upload must be validated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e.node import Node
+from fixtures.build import wat
+
+STORE_AND_RPC = ("lmdb/cpython", "cbor2/_cbor2", "libzmq", "_zmq.cpython")
+WASMTIME = "_libwasmtime.so"
+# (module (memory (export "memory") 1) (func (export "__invoke") (param i32) (result i32))):
+# a FunLess-ABI module in shape, whose function returns no value.
+MISTYPED = bytes.fromhex(
+    "0061736d0100000001060160017f017f030201000503010001071502066d656d6f7279"
+    "0200085f5f696e766f6b6500000a040102000b"
+)
+
+
+def mapped(pid: int) -> set[str]:
+    """The files process ``pid`` has mapped."""
+    found = set()
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and parts[5].startswith("/"):
+            found.add(parts[5])
+    return found
+
+
+def holds(pid: int, fragment: str) -> bool:
+    return any(fragment in path for path in mapped(pid))
+
+
+@pytest.fixture
+def core(tmp_path: Path) -> Iterator[Node]:
+    running = Node(tmp_path / "data", None, "--role", "core").start()
+    yield running
+    running.stop()
+
+
+def test_a_cores_master_maps_no_store_and_no_zeromq(core: Node) -> None:
+    assert core.proc is not None
+    master = core.proc.pid
+    assert not [f for f in STORE_AND_RPC if holds(master, f)], sorted(mapped(master))
+    assert not holds(master, WASMTIME)
+    # The child that prepared the data directory did its work: the admin key
+    # works, and the cluster keys were made.
+    assert core.request("GET", "/v1/fn")[0] == 200
+    assert (core.data_dir / "keys" / "gossip.key").exists()
+    # The API process, which needs them, has them.
+    (api,) = core.api_pids()
+    assert all(holds(api, f) for f in ("lmdb/cpython", "cbor2/_cbor2", "libzmq"))
+
+
+def test_a_core_loads_wasmtime_at_its_first_upload_and_validates_it(core: Node) -> None:
+    (api,) = core.api_pids()
+    assert not holds(api, WASMTIME), "an idle core's API process carries no Wasmtime"
+    # Well formed, but its one function returns no value: only the validator sees it.
+    status, body = core.upload("_", "broken", MISTYPED)
+    assert status == 400, body
+    assert "not a valid WebAssembly module: type mismatch" in body["errors"]["detail"]
+    assert holds(api, WASMTIME)
+    status, body = core.upload("_", "hello", wat("fl_hello"))
+    assert status == 201, body
+    assert core.request("GET", "/v1/fn/_/hello")[0] == 200
+
+
+def test_a_role_all_master_maps_none_of_them(tmp_path: Path) -> None:
+    node = Node(tmp_path / "data").start()
+    try:
+        assert node.proc is not None
+        master = node.proc.pid
+        assert not [f for f in (*STORE_AND_RPC, WASMTIME) if holds(master, f)]
+        status, body = node.upload("_", "hello", wat("fl_hello"))
+        assert status == 201, body
+        assert node.invoke("_", "hello", {"name": "master"})[0] == 200
+    finally:
+        node.stop()
+
+
+def test_a_data_directory_that_cannot_be_made_is_one_clear_line(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    node = Node(blocked, None, "--role", "core")
+    node._spawn()
+    assert node.proc is not None
+    assert node.proc.wait(timeout=30) == 2
+    lines = [line for line in node.log().splitlines() if line.strip()]
+    assert lines == [f"fless-node: cannot prepare {blocked}: [Errno 17] File exists: '{blocked}'"]
