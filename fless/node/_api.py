@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.base import Worker
 
 from fless.config import Settings
 
-from ._http import HttpLimits, bounded_worker
 from ._stop import STOP_MARGIN_S, NodeArbiter, stopped
 
 
@@ -30,6 +31,54 @@ def api_processes(role: str, workers: int, cpus: int) -> int:
     if workers > 0:
         return workers
     return max(cpus, 1) if role == "all" else 1
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """The ``[api]`` limits of the HTTP server, per connection and per API process."""
+
+    max_header_bytes: int
+    max_headers: int
+    header_timeout_s: float
+    max_connections: int
+    body_timeout_s: float = 30.0
+
+
+class LateWorker(Worker):  # type: ignore[misc]
+    """The worker gunicorn's master makes: it becomes uvicorn's in the API process.
+
+    gunicorn makes each worker object in the master and then forks, and
+    uvicorn's worker builds its server's settings when it is made: the
+    master would import uvicorn, asyncio and click for that, and keep them
+    for the node's life (4 MiB of an idle core, measured). This stand-in is
+    gunicorn's plain worker until the fork. In the API process
+    ``init_process`` turns it into the worker ``_http.bounded_worker`` makes,
+    keeping the heartbeat file the master watches (``tmp``) and its pid.
+    """
+
+    LIMITS: HttpLimits
+    DRAIN_S: int
+    tmp: Any  # gunicorn's WorkerTmp, set by Worker.__init__
+    pid: Any  # "[booting]", then the process id
+
+    def init_process(self) -> None:
+        """In the API process: becomes uvicorn's worker, then runs as it does."""
+        from ._http import bounded_worker
+
+        uvicorn_worker = bounded_worker(self.LIMITS, self.DRAIN_S)
+        heartbeat, pid = self.tmp, self.pid
+        self.__class__ = uvicorn_worker
+        uvicorn_worker.__init__(
+            self, self.age, self.ppid, self.sockets, self.app, self.timeout, self.cfg, self.log
+        )
+        self.tmp.close()  # the file its __init__ made, which the master never saw
+        self.tmp, self.pid = heartbeat, pid
+        self.init_process()
+
+
+def late_worker(limits: HttpLimits, drain_s: int) -> type[LateWorker]:
+    """The worker class for gunicorn: uvicorn's with ``limits`` and ``drain_s``, made late."""
+    return type("FlessWorker", (LateWorker,), {"LIMITS": limits, "DRAIN_S": drain_s})
 
 
 def _forget_metrics(server: Any, worker: Any) -> None:
@@ -64,7 +113,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             "bind": [f"[{api.host}]:{api.port}" if ":" in api.host else f"{api.host}:{api.port}"],
             "workers": self.processes,
             # uvicorn's worker with the HTTP limits of [api] (see _http).
-            "worker_class": bounded_worker(
+            "worker_class": late_worker(
                 HttpLimits(
                     max_header_bytes=api.max_header_bytes,
                     max_headers=api.max_headers,

@@ -19,29 +19,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
+import socket
+import sys
 import time
 from asyncio import TimerHandle
 from collections.abc import Callable
-from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
+from gunicorn.arbiter import Arbiter
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
-from ._stop import StoppingWorker
+from ._api import HttpLimits
+from ._stop import EXIT_AHEAD_S, STOP_MARGIN_S
 
 log = logging.getLogger("fless.node")
-
-
-@dataclass(frozen=True)
-class HttpLimits:
-    """The ``[api]`` limits of the HTTP server, per connection and per API process."""
-
-    max_header_bytes: int
-    max_headers: int
-    header_timeout_s: float
-    max_connections: int
-    body_timeout_s: float = 30.0
 
 
 # The versions uvicorn's httptools protocol serves (ASGI's "http" scope).
@@ -346,6 +342,71 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+class DrainingServer(Server):
+    """uvicorn's server, saying what it does while it stops and exiting by itself."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Begins the graceful stop, as uvicorn does, without re-raising the signal at the end.
+
+        uvicorn raises each signal it took again once it has stopped, so
+        that the default action ends the process; the process would then
+        die of SIGTERM (or SIGINT) instead of exiting 0, and gunicorn logs
+        that as a worker "sent SIGTERM!". The stop is already done by then.
+        """
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stops accepting, finishes the calls under way (up to the drain time), then leaves.
+
+        A call cut off at the drain time may still run in its executor
+        thread until its own timeout, and closing the executor waits for it:
+        past the drain and most of the margin the process exits without
+        waiting, as the master's SIGKILL would a moment later, but saying so.
+        """
+        pid = os.getpid()
+        drain_s = self.config.timeout_graceful_shutdown or 0
+        log.info(
+            "API process %d stopping: finishing %d requests (up to %s s), then leaving the cluster",
+            pid,
+            len(self.server_state.tasks),
+            drain_s,
+        )
+        try:
+            async with asyncio.timeout(drain_s + STOP_MARGIN_S - EXIT_AHEAD_S):
+                await super().shutdown(sockets)
+        except TimeoutError:
+            log.warning(
+                "API process %d: a call cut off at the drain time (drain_timeout_s) still "
+                "runs; exiting without waiting for it",
+                pid,
+            )
+            logging.shutdown()
+            os._exit(0)
+        log.info("API process %d stopped", pid)
+
+    def quit(self) -> None:
+        """SIGQUIT (gunicorn's quick stop): stop at once; a second time, cut the calls short."""
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+
+class StoppingWorker(UvicornWorker):  # type: ignore[misc]
+    """uvicorn's worker for gunicorn, serving with ``DrainingServer``.
+
+    The drain time is ``timeout_graceful_shutdown`` in ``CONFIG_KWARGS``.
+    """
+
+    async def _serve(self) -> None:
+        self.config.app = self.wsgi
+        server = DrainingServer(config=self.config)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, server.quit)
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
 class ThinnedWarnings(logging.Filter):
     """Lets each warning a client can cause at will through once a minute.
 
@@ -380,8 +441,8 @@ class ThinnedWarnings(logging.Filter):
 def bounded_worker(limits: HttpLimits, drain_s: int) -> type[UvicornWorker]:
     """A uvicorn worker class for gunicorn whose connections keep ``limits``.
 
-    Made in the gunicorn master before it forks; each API process inherits it
-    (and the filter that thins uvicorn's per-request warnings). A stopping
+    Made in each API process after the fork (``_api.LateWorker``), with the
+    filter that thins uvicorn's per-request warnings. A stopping
     API process finishes its requests for up to ``drain_s`` seconds
     (``StoppingWorker``).
     """

@@ -8,22 +8,18 @@ SIGINT stops the node as SIGTERM does: each API process stops accepting,
 finishes the calls it holds for up to ``drain_timeout_s``, leaves the
 cluster and exits; the master waits that long and a margin for it. A
 second SIGINT (gunicorn's quick stop) cuts the calls short.
+
+This module is the master's part, and imports no uvicorn (the master never
+loads it: ``_api.LateWorker``); the API process's part, ``DrainingServer``
+and ``StoppingWorker``, is in ``_http``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import signal
-import socket
-import sys
-from types import FrameType
 from typing import Any
 
 from gunicorn.arbiter import Arbiter
-from uvicorn.server import Server
-from uvicorn_worker import UvicornWorker
 
 log = logging.getLogger("fless.node")
 
@@ -32,71 +28,6 @@ log = logging.getLogger("fless.node")
 STOP_MARGIN_S = 5
 # An API process that cannot finish its stop exits this long before the SIGKILL.
 EXIT_AHEAD_S = 2
-
-
-class DrainingServer(Server):
-    """uvicorn's server, saying what it does while it stops and exiting by itself."""
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        """Begins the graceful stop, as uvicorn does, without re-raising the signal at the end.
-
-        uvicorn raises each signal it took again once it has stopped, so
-        that the default action ends the process; the process would then
-        die of SIGTERM (or SIGINT) instead of exiting 0, and gunicorn logs
-        that as a worker "sent SIGTERM!". The stop is already done by then.
-        """
-        super().handle_exit(sig, frame)
-        self._captured_signals.clear()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """Stops accepting, finishes the calls under way (up to the drain time), then leaves.
-
-        A call cut off at the drain time may still run in its executor
-        thread until its own timeout, and closing the executor waits for it:
-        past the drain and most of the margin the process exits without
-        waiting, as the master's SIGKILL would a moment later, but saying so.
-        """
-        pid = os.getpid()
-        drain_s = self.config.timeout_graceful_shutdown or 0
-        log.info(
-            "API process %d stopping: finishing %d requests (up to %s s), then leaving the cluster",
-            pid,
-            len(self.server_state.tasks),
-            drain_s,
-        )
-        try:
-            async with asyncio.timeout(drain_s + STOP_MARGIN_S - EXIT_AHEAD_S):
-                await super().shutdown(sockets)
-        except TimeoutError:
-            log.warning(
-                "API process %d: a call cut off at the drain time (drain_timeout_s) still "
-                "runs; exiting without waiting for it",
-                pid,
-            )
-            logging.shutdown()
-            os._exit(0)
-        log.info("API process %d stopped", pid)
-
-    def quit(self) -> None:
-        """SIGQUIT (gunicorn's quick stop): stop at once; a second time, cut the calls short."""
-        if self.should_exit:
-            self.force_exit = True
-        self.should_exit = True
-
-
-class StoppingWorker(UvicornWorker):  # type: ignore[misc]
-    """uvicorn's worker for gunicorn, serving with ``DrainingServer``.
-
-    The drain time is ``timeout_graceful_shutdown`` in ``CONFIG_KWARGS``.
-    """
-
-    async def _serve(self) -> None:
-        self.config.app = self.wsgi
-        server = DrainingServer(config=self.config)
-        asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, server.quit)
-        await server.serve(sockets=self.sockets)
-        if not server.started:
-            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
 class NodeArbiter(Arbiter):  # type: ignore[misc]

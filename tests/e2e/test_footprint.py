@@ -10,11 +10,12 @@ core's API process loads Wasmtime only when an upload must be validated.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e.node import Node
+from e2e.node import Node, wait_for
 from fixtures.build import wat
 
 STORE_AND_RPC = ("lmdb/cpython", "cbor2/_cbor2", "libzmq", "_zmq.cpython")
@@ -75,12 +76,36 @@ def test_a_core_loads_wasmtime_at_its_first_upload_and_validates_it(core: Node) 
     assert core.request("GET", "/v1/fn/_/hello")[0] == 200
 
 
+def heartbeats(pid: int) -> set[tuple[int, int]]:
+    """(device, inode) of each gunicorn heartbeat file (``wgunicorn-``) ``pid`` holds open."""
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if "wgunicorn-" in os.readlink(fd):
+                held = fd.stat()
+                found.add((held.st_dev, held.st_ino))
+        except FileNotFoundError:
+            continue  # closed while listed
+    return found
+
+
 def test_a_role_all_master_maps_none_of_them(tmp_path: Path) -> None:
-    node = Node(tmp_path / "data").start()
+    node = Node(tmp_path / "data", None, "--workers", "2").start()
     try:
         assert node.proc is not None
         master = node.proc.pid
-        assert not [f for f in (*STORE_AND_RPC, WASMTIME) if holds(master, f)]
+        assert not [f for f in (*STORE_AND_RPC, WASMTIME, "uvloop/loop") if holds(master, f)]
+        # The master made each API process's worker object before the fork and
+        # watches its heartbeat file; uvicorn's worker, made after the fork,
+        # must beat in that same file, or the master would kill a sound process.
+        apis = node.api_pids()
+        assert len(apis) == 2
+        # Both have booted once both run uvicorn's loop (one may still be starting).
+        wait_for(lambda: all(holds(api, "uvloop/loop") for api in apis), 30, "both API processes")
+        watched = heartbeats(master)
+        assert len(watched) == 2
+        for api in apis:
+            assert len(heartbeats(api)) == 1 and heartbeats(api) <= watched
         status, body = node.upload("_", "hello", wat("fl_hello"))
         assert status == 201, body
         assert node.invoke("_", "hello", {"name": "master"})[0] == 200
