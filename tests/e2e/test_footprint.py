@@ -10,7 +10,10 @@ core's API process loads Wasmtime only when an upload must be validated.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +125,41 @@ def test_a_data_directory_that_cannot_be_made_is_one_clear_line(tmp_path: Path) 
     assert node.proc.wait(timeout=30) == 2
     lines = [line for line in node.log().splitlines() if line.strip()]
     assert lines == [f"fless-node: cannot prepare {blocked}: [Errno 17] File exists: '{blocked}'"]
+
+
+# An API process of a core as fless-node makes it: the platform and the app,
+# from the settings, then what it has imported.
+_API_PROCESS = """
+import json, sys
+from fless.api import create_app
+from fless.config import load_settings
+from fless.node._platform import open_platform
+settings = load_settings(environ={
+    "FLESS_ROLE": "core", "FLESS_DATA_DIR": sys.argv[1], "FLESS_LAN": "off",
+    "FLESS_CLUSTER_DISCOVERY": "false", "FLESS_CLUSTER_GOSSIP_PORT": "0",
+})
+create_app(open_platform(settings, "footprint"), settings.api.max_request_bytes)
+late = ("wasmtime", "paho", "croniter", "dateutil")
+before = sorted(m for m in sys.modules if m.split(".")[0] in late)
+from fless.events._specs import parse_event
+parse_event({"type": "cron", "params": {"schedule": "*/5 * * * *"}})
+after = sorted(m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("croniter", "paho"))
+print(json.dumps({"before": before, "after": sorted(set(after))}))
+"""
+
+
+def test_a_cores_api_process_imports_no_runtime_no_mqtt_no_cron_until_needed(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _API_PROCESS, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FLESS_")},
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    assert loaded["before"] == []
+    # A cron binding's check loads croniter, and still nothing of paho.
+    assert loaded["after"] == ["croniter"]
