@@ -73,10 +73,12 @@ class RingRecord:
         self._room = slot_bytes - _SLOT.size - _TAIL.size
         _forget_old_rings(path, KEEP_RINGS)
         self._own_path = path / f"{os.getpid()}{_SUFFIX}"
-        self._file, self._map = _open_ring(self._own_path, max_entries, slot_bytes)
+        self._file, self._map, fresh = _open_ring(self._own_path, max_entries, slot_bytes)
         # Rings of other processes, mapped read-only as they are found.
         self._others: dict[Path, tuple[Any, mmap.mmap]] = {}
-        self._seq = max((seq for seq, *_ in _slots(self._map)), default=0)
+        # A fresh ring is not read: reading its holes would make every page
+        # of it resident in an idle process (0.5 MiB of an idle core).
+        self._seq = 0 if fresh else max((seq for seq, *_ in _slots(self._map)), default=0)
 
     def close(self) -> None:
         """Unmaps the rings (the entries stay on disk)."""
@@ -164,22 +166,26 @@ def _shortened(value: dict[str, Any]) -> dict[str, Any]:
     return {k: v[:64] if isinstance(v, str) else v for k, v in value.items()}
 
 
-def _open_ring(path: Path, slots: int, slot_bytes: int) -> tuple[Any, mmap.mmap]:
+def _open_ring(path: Path, slots: int, slot_bytes: int) -> tuple[Any, mmap.mmap, bool]:
     """This process's ring file, made (sparse) or taken up again, mapped for writing.
 
     A ring of another shape (other settings before a restart) starts over.
+
+    Returns:
+        The file, its map, and whether it was made empty here.
     """
     size = _HEAD.size + slots * slot_bytes
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     file = os.fdopen(fd, "r+b")
     head = file.read(_HEAD.size)
-    if len(head) < _HEAD.size or _HEAD.unpack(head) != (_MAGIC, slot_bytes, slots):
+    fresh = len(head) < _HEAD.size or _HEAD.unpack(head) != (_MAGIC, slot_bytes, slots)
+    if fresh:
         file.truncate(0)
         file.truncate(size)
         file.seek(0)
         file.write(_HEAD.pack(_MAGIC, slot_bytes, slots))
         file.flush()
-    return file, mmap.mmap(file.fileno(), size)
+    return file, mmap.mmap(file.fileno(), size), fresh
 
 
 def _slots(mapped: mmap.mmap) -> list[tuple[int, float, int, int]]:

@@ -113,3 +113,31 @@ def test_a_ring_of_another_shape_starts_over(tmp_path: Path) -> None:
     bigger = RingRecord(tmp_path / "r", max_entries=8)
     assert bigger.latest() == []
     bigger.close()
+
+
+def resident_kib(path: Path) -> int:
+    """How much of the file at ``path`` this process's maps hold resident."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a mapping's first line
+            inside = len(fields) == 6 and fields[5] == str(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+def test_a_fresh_ring_is_not_made_resident(tmp_path: Path) -> None:
+    # 4,096 slots of 256 bytes: a megabyte, which reading every slot at start
+    # made resident in an idle process.
+    ring = RingRecord(tmp_path / "r", max_entries=4096, slot_bytes=256)
+    own = tmp_path / "r" / f"{os.getpid()}.ring"
+    assert resident_kib(own) <= 8
+    ring.add("t", {"i": 1}, when=1.0)
+    assert resident_kib(own) <= 12
+    ring.close()
+    # Taken up again, it is read, and the sequence goes on from where it was.
+    again = RingRecord(tmp_path / "r", max_entries=4096, slot_bytes=256)
+    again.add("t", {"i": 2}, when=2.0)
+    assert ids(again.latest(limit=5)) == [2, 1]
+    again.close()

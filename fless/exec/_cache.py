@@ -7,8 +7,6 @@ A restarted node finds its cache warm and does not recompile.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import struct
 import threading
 import time
@@ -17,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import lmdb
+
+from fless._heap import release_heap
 
 from ._abi import Abi
 from ._engine import CompiledFunction, WasmRuntime
@@ -33,27 +33,11 @@ REFUSED_KEPT = 1024
 REFUSED_TTL_S = 600.0
 
 
-def _libc_trim() -> Callable[[], None]:
-    """glibc's ``malloc_trim(0)``, or nothing where there is none (musl, macOS)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    trim.argtypes = [ctypes.c_size_t]
-
-    def release() -> None:
-        trim(0)
-
-    return release
-
-
 # The bytes of a compiled module (megabytes: read from the compiler child,
 # written to LMDB) land in the heap once glibc's mmap threshold has grown, and
 # glibc keeps freed heap pages resident. Trimming after a put or a drop gives
-# them back: it costs a walk of the heap (a millisecond or so), on paths that
-# compile or delete, never on an invocation's.
-release_heap = _libc_trim()
+# them back (``release_heap``): it costs a walk of the heap (a millisecond or
+# so), on paths that compile or delete, never on an invocation's.
 
 
 class CodeCache:

@@ -16,10 +16,10 @@ from fixtures import bombs
 from fixtures.build import wat
 from fixtures.memory import rss
 
+from fless._heap import release_heap
 from fless._units import MiB
 from fless.exec import Abi, InvalidModule, Limits, WasmRuntime
 from fless.exec._bounds import CodeBounds, check_bounds
-from fless.exec._cache import release_heap
 from fless.exec._compiler import IN_PROCESS_BYTES
 
 
