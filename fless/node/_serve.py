@@ -104,9 +104,15 @@ def _in_child(prepare: Callable[[Settings], Path], settings: Settings) -> tuple[
         path = pipe.read()
     _, wait_status = os.waitpid(pid, 0)
     status = os.waitstatus_to_exitcode(wait_status)
+    if status < 0:
+        print(
+            f"fless-node: preparing {settings.data_path} was stopped by signal {-status}",
+            file=sys.stderr,
+        )
+        return 1, Path()
     if status == 0 and not path:
         status = 1
-    return (status if status >= 0 else 1), Path(os.fsdecode(path))
+    return status, Path(os.fsdecode(path))
 
 
 def meeting_port(settings: Settings, processes: int) -> Settings:
