@@ -68,3 +68,15 @@ def test_a_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     done = fless_node("show-config", env={"FLESS_API_PORT": "many"})
     assert done.returncode == 2
     assert done.stderr.strip() == "fless-node: environment: api.port must be an integer, not 'many'"
+
+
+def test_reset_admin_key_writes_a_new_private_key_each_time(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    keys = []
+    for _ in range(2):
+        done = fless_node("--data-dir", str(data), "reset-admin-key")
+        assert done.returncode == 0, done.stderr
+        assert f"new admin key written to {data / 'admin.key'}" in done.stderr
+        assert (data / "admin.key").stat().st_mode & 0o077 == 0
+        keys.append((data / "admin.key").read_text().strip())
+    assert keys[0] and keys[0] != keys[1]
