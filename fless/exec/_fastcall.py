@@ -23,14 +23,13 @@ I32 = wasmtime.ValType.i32()
 _EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value  # a c_ubyte in the bindings; kind reads as int
 
 
-def signature(module: wasmtime.Module, name: str) -> tuple[int, int] | None:
-    """``(params, results)`` of export ``name`` if it is a function of i32s only, else None."""
-    for export in module.exports:
-        if export.name == name and isinstance(export.type, wasmtime.FuncType):
-            params, results = export.type.params, export.type.results
-            if all(t == I32 for t in (*params, *results)):
-                return len(params), len(results)
-            return None
+def signature(export: wasmtime.ExportType | None) -> tuple[int, int] | None:
+    """``(params, results)`` of ``export`` if it is a function of i32s only, else None."""
+    kind = export.type if export is not None else None
+    if isinstance(kind, wasmtime.FuncType):
+        params, results = kind.params, kind.results
+        if all(t == I32 for t in (*params, *results)):
+            return len(params), len(results)
     return None
 
 
