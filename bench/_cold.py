@@ -18,12 +18,9 @@ target is a first call at most 2 ms above it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import shutil
 from collections import defaultdict
-from pathlib import Path
 
 from ._model import BenchConfig, Figure, median, percentile  # puts tests/ on sys.path
 
@@ -124,27 +121,10 @@ def _call(caller: Caller, name: str, on: WorkerNode | None) -> float:
 
 
 def _server_pid(node: Node, caller: Caller) -> int | None:
-    """The API process that holds the server side of ``caller``'s connection (from /proc)."""
+    """The API process that holds the server side of ``caller``'s connection."""
     conn = caller._conn
     assert conn is not None and conn.sock is not None
-    client_port = conn.sock.getsockname()[1]
-    inodes = {}
-    for pid in node.api_pids():
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                link = os.readlink(fd)
-                if link.startswith("socket:["):
-                    inodes[link[8:-1]] = pid
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local, remote, inode = fields[1], fields[2], fields[9]
-            if (
-                int(local.rsplit(":", 1)[1], 16) == node.port
-                and int(remote.rsplit(":", 1)[1], 16) == client_port
-            ):
-                return inodes.get(inode)
-    return None
+    return node.serving_pid(conn.sock)
 
 
 def _caller_per_process(node: Node) -> list[Caller]:

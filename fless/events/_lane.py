@@ -4,7 +4,7 @@ A ``Lane`` handles at most ``at_once`` items of its queue at a time, each in
 a task of its own. It finds them two ways:
 
 - **claimed**: it claims due items from the queue, as many as it has free
-  slots, whenever a source of this process or another (``_wake.py``) wakes
+  slots, whenever a source of this process or another (``fless/_wake.py``) wakes
   it, and at least every ``IDLE_POLL_S``;
 - **handed**: a source of this process that has just stored an item already
   held (``EventQueues.put_held``, or a transfer with a lease) hands it over,

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import lmdb
 
 from fless._time import iso_time
+from fless._wake import Wakes
 from fless.config import EventSettings
 from fless.core import (
     BadRequest,
@@ -82,7 +83,6 @@ from ._specs import (
     stored,
 )
 from ._topics import Refused
-from ._wake import Wakes
 
 if TYPE_CHECKING:
     # paho-mqtt, imported at the first MQTT binding or sink (see _cron.plan).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fless._ring import RingRecord
+from fless._wake import Wakes
 from fless.config import Settings
 from fless.core import (
     ClusterSource,
@@ -28,6 +29,21 @@ from ._keys import load_keys
 
 if TYPE_CHECKING:
     from fless.worker import LocalWorker
+
+
+class _Waking:
+    """Role ``all``'s wake-ups between API processes, as a platform service."""
+
+    def __init__(self, wakes: Wakes) -> None:
+        self.wakes = wakes
+
+    async def start(self) -> None:
+        """Binds this process's socket and finds the others."""
+        self.wakes.start()
+
+    async def stop(self) -> None:
+        """Removes this process's socket."""
+        self.wakes.close()
 
 
 class _Closing:
@@ -69,6 +85,12 @@ def open_platform(settings: Settings, node: str | None = None) -> Platform:
         from ._worker import open_local_worker
 
         local = open_local_worker(settings, worker_name("all", settings), metrics)
+        # Code pushed to one API process is compiled into the cache on disk
+        # that they all share; the others load it at once, not at its first
+        # call there (a function's first call may go to any of them).
+        wakes = Wakes(settings.data_path / "code-wake", local.preload)
+        local.pushed = wakes.tell_all
+        services.append(_Waking(wakes))
         sources.append(
             LocalSource(
                 local,

@@ -142,6 +142,29 @@ class Node:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def serving_pid(self, client: socket.socket) -> int | None:
+        """The API process that holds the server side of ``client``'s connection (from /proc)."""
+        client_port = client.getsockname()[1]
+        inodes = {}
+        for pid in self.api_pids():
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    link = os.readlink(fd)
+                except OSError:
+                    continue  # closed while listed
+                if link.startswith("socket:["):
+                    inodes[link[8:-1]] = pid
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, remote, inode = fields[1], fields[2], fields[9]
+                if (
+                    int(local.rsplit(":", 1)[1], 16) == self.port
+                    and int(remote.rsplit(":", 1)[1], 16) == client_port
+                ):
+                    return inodes.get(inode)
+        return None
+
     def request(
         self,
         method: str,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from e2e.node import BIN, Node, wait_for
+from fixtures.build import wat
 
 ASKS = 16  # new connections, so the kernel spreads them over both processes
 
@@ -79,5 +82,57 @@ def test_one_board_counts_once_in_every_listing(tmp_path: Path) -> None:
             30,
             "the replaced process in the same node",
         )
+    finally:
+        node.stop()
+
+
+def metric(node: Node, name: str) -> float:
+    """The value of one series in the node's metrics (its API processes summed)."""
+    status, text = node.request("GET", "/metrics")
+    assert status == 200
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not in the metrics")
+
+
+def connection_to_each_process(node: Node) -> dict[int, http.client.HTTPConnection]:
+    """A keep-alive connection to each API process, found by asking the kernel which serves it."""
+    pinned: dict[int, http.client.HTTPConnection] = {}
+    for _ in range(200):
+        conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+        conn.request("GET", "/v1/")
+        assert conn.getresponse().read()
+        assert conn.sock is not None
+        pid = node.serving_pid(conn.sock)
+        if pid is None or pid in pinned:
+            conn.close()
+        else:
+            pinned[pid] = conn
+        if len(pinned) == len(node.api_pids()):
+            return pinned
+    raise AssertionError("the kernel gave every connection to the same API process")
+
+
+def test_code_pushed_to_one_api_process_is_loaded_by_the_others_before_their_first_call(
+    tmp_path: Path,
+) -> None:
+    node = Node(tmp_path / "node", None, "--workers", "2").start()
+    try:
+        pinned = connection_to_each_process(node)
+        status, body = node.upload("_", "hello", wat("fl_hello"))
+        assert status == 201, body
+        # The other process loads it on its loop when woken; a moment to be woken.
+        time.sleep(0.5)
+        headers = {"Authorization": f"Bearer {node.key}", "Content-Type": "application/json"}
+        for conn in pinned.values():
+            conn.request("POST", "/v1/fn/_/hello", b'{"args": {"name": "each"}}', headers)
+            response = conn.getresponse()
+            assert response.status == 200, response.read()
+            response.read()
+        # Both first calls found the code in memory: one process compiled it
+        # at the push, the other loaded it when told; none loaded it at its call.
+        assert metric(node, 'fless_cache_lookups_total{result="memory"}') == 2
+        assert metric(node, 'fless_cold_starts_total{kind="disk"}') == 0
     finally:
         node.stop()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from fless._wake import Wakes
 from fless.events import _lane
 from fless.events._lane import Lane
 from fless.events._queue import Claimed, EventQueues
-from fless.events._wake import Wakes
 
 
 def _queues(path: Path) -> EventQueues:

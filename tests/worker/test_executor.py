@@ -406,3 +406,32 @@ def test_small_code_another_process_compiled_loads_on_the_loop(
     output, loader = asyncio.run(scenario())
     assert output == b'{"hello":1}'
     assert loader == ([] if on_loop else ["get"])
+
+
+def test_code_pushed_here_is_announced_and_another_worker_preloads_it(tmp_path: Path) -> None:
+    # Workers on one cache directory: the API processes of a role all node
+    # (one at a time here: LMDB opens an environment once per process).
+    code = wat("fl_hello")
+    sha = hashlib.sha256(code).hexdigest()
+    announced: list[str] = []
+
+    async def push() -> None:
+        pusher = worker(tmp_path, Clock())
+        pusher.pushed = announced.append
+        try:
+            await pusher.push(sha, code)
+        finally:
+            pusher.close()
+
+    asyncio.run(push())
+    assert announced == [sha]
+    other = worker(tmp_path, Clock())
+    try:
+        # Names that are no code hash, and code that is not on disk, cost a lookup.
+        for name in ("../../etc", sha.upper(), "0" * 64, sha[:63], ""):
+            other.preload(name)
+        assert other.cache.loaded(sha) is None
+        other.preload(sha)
+        assert other.cache.loaded(sha) is not None
+    finally:
+        other.close()

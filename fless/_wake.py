@@ -1,16 +1,16 @@
-"""Wake-ups between the API processes of a core: "an item is waiting in a queue".
+"""Wake-ups between the API processes of a node: "look at this now".
 
-A process that puts an item in a shared queue for any process to claim (its
-own slots are full) tells the others at once, instead of leaving it until
-their next look (up to ``IDLE_POLL_S``). Each process binds a Unix datagram
-socket in Linux's abstract namespace, named after the folder and its pid
-(a path in the data directory could pass the 107 bytes a socket's path may
-have), and leaves a file named after its pid in ``data_dir/events/wake``
-for the others to find it by; a wake-up is one datagram naming the queue.
-A datagram that cannot be sent (a peer gone, or with its buffer full, so
-awake already) is dropped, and one from anyone else costs a look at the
-queue and nothing more: wake-ups only hurry what the periodic look does
-anyway.
+A process that has just done what the others would otherwise find at their
+next look tells them at once. The events use it for "an item is waiting in
+a queue" (its own slots are full; ``events/_lane.py``), and role ``all`` for
+"this code is compiled" (``worker/_executor.LocalWorker.preload``). Each
+process binds a Unix datagram socket in Linux's abstract namespace, named
+after the folder and its pid (a path in the data directory could pass the
+107 bytes a socket's path may have), and leaves a file named after its pid
+in the folder for the others to find it by; a wake-up is one datagram naming
+what to look at. A datagram that cannot be sent (a peer gone, or with its
+buffer full, so awake already) is dropped, and one from anyone else costs a
+look and nothing more: wake-ups only hurry what would happen anyway.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-log = logging.getLogger("fless.events")
+log = logging.getLogger("fless.node")
 
 
 class Wakes:
@@ -32,7 +32,7 @@ class Wakes:
 
     Args:
         folder: the folder of the sockets (made if missing).
-        woken: called on the loop with each queue name a peer woke this process for.
+        woken: called on the loop with each name a peer woke this process for.
     """
 
     def __init__(self, folder: Path, woken: Callable[[str], None]) -> None:
@@ -55,8 +55,8 @@ class Wakes:
         try:
             sock.bind(self._address(self._pid))
         except OSError as exc:
-            # The others still find this process's items by looking.
-            log.warning("events: no wake-ups between processes: %s", exc)
+            # The others still find what this process did by looking.
+            log.warning("no wake-ups between API processes in %s: %s", self._folder, exc)
             sock.close()
             return
         self._sock = sock
@@ -84,11 +84,11 @@ class Wakes:
     def _address(self, pid: int) -> bytes:
         return self._prefix + b"-%d" % pid
 
-    def tell(self, queue: str) -> bool:
-        """Wakes the other processes for ``queue``; whether there was any to wake."""
+    def tell(self, name: str) -> bool:
+        """Wakes the other processes for ``name``; whether there was any to wake."""
         if self._sock is None:
             return False
-        data = queue.encode()
+        data = name.encode()
         for peer in list(self._peers):
             try:
                 self._sock.sendto(data, self._address(peer))
@@ -101,14 +101,19 @@ class Wakes:
                 pass  # its buffer is full: it has wake-ups to read already
         return bool(self._peers)
 
+    def tell_all(self, name: str) -> bool:
+        """``tell``, after looking again for the other processes (one may have started since)."""
+        self.refresh()
+        return self.tell(name)
+
     def _read(self) -> None:
         assert self._sock is not None
-        queues: set[str] = set()
+        names: set[str] = set()
         for _ in range(64):
             try:
-                data = self._sock.recv(64)
+                data = self._sock.recv(128)
             except (BlockingIOError, InterruptedError):
                 break
-            queues.add(data.decode(errors="replace"))
-        for queue in queues:
-            self._woken(queue)
+            names.add(data.decode(errors="replace"))
+        for name in names:
+            self._woken(name)
