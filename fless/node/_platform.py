@@ -81,7 +81,7 @@ def open_platform(settings: Settings, node: str | None = None) -> Platform:
     metrics = enable_metrics() if settings.api.metrics else None
     if settings.role == "all":
         # Here, not at the top: the executor loads Wasmtime, which a core's
-        # API process never runs (4 MiB of its idle memory, measured).
+        # API process never runs (4.8 MiB of its idle memory, measured).
         from ._worker import open_local_worker
 
         local = open_local_worker(settings, worker_name("all", settings), metrics)
