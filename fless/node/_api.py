@@ -52,9 +52,9 @@ class LateWorker(Worker):  # type: ignore[misc]
     master would import uvicorn, asyncio and click for that, and keep them
     for the node's life (without them it went from 29.8 to 25.6 MiB,
     measured). This stand-in is gunicorn's plain worker until the fork. In
-    the API process
-    ``init_process`` turns it into the worker ``_http.bounded_worker`` makes,
-    keeping the heartbeat file the master watches (``tmp``) and its pid.
+    the API process ``init_process`` turns it into the worker
+    ``_http.bounded_worker`` makes, keeping the heartbeat file the master
+    watches (``tmp``) and its pid.
     """
 
     LIMITS: HttpLimits
