@@ -12,6 +12,11 @@ connection, re-armed only when it fires, and it also closes a connection
 whose unfinished body sent nothing for a whole ``body_timeout_ms``; a
 client that reads nothing of its answer for as long is dropped too.
 It also answers what its parser refuses with fless's JSON error envelope.
+
+The API process's part of stopping is here too (``DrainingServer``,
+``StoppingWorker``; the master's is ``_stop``), and ``bounded_worker``,
+which the master's ``_api.LateWorker`` becomes after the fork: this module
+imports uvicorn, which the master never loads.
 """
 
 from __future__ import annotations

@@ -200,8 +200,7 @@ class LocalWorker:
         if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
             return
         try:
-            if self.cache.loaded(sha) is None:
-                self.cache.get(sha, LOAD_ON_LOOP_BYTES)
+            self.cache.get(sha, LOAD_ON_LOOP_BYTES)  # looks in memory first
         except Exception:
             # Its first call loads it, and says what is wrong if anything is.
             log.warning("preloading %s failed; its first call will load it", sha, exc_info=True)
