@@ -56,7 +56,11 @@ def test_an_idle_node_stops_at_once_and_says_so(tmp_path: Path, sig: int) -> Non
         assert "SIGKILL" not in log and "was sent" not in log, log
         assert "fless-node stopping: 2 API processes finish their calls (up to 30 s)" in log, log
         assert log.count("stopping: finishing 0 requests") == 2, log
-        assert log.count("left the cluster") == 2, log
+        # Each process leaves once at the stop. Before it, a process may also
+        # have left under its first name, moving to the meeting port once a
+        # stranger that held it let go (seen in CI): that is not the stop's.
+        at_stop = log[log.index("fless-node stopping") :]
+        assert at_stop.count("left the cluster") == 2, log
         assert len(re.findall(r"API process \d+ stopped", log)) == 2, log  # none killed
         assert log.rstrip().endswith("fless.node: fless-node stopped"), log
     finally:
