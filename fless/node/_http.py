@@ -455,13 +455,12 @@ def bounded_worker(limits: HttpLimits, drain_s: int) -> type[UvicornWorker]:
     if not any(isinstance(f, ThinnedWarnings) for f in error_log.filters):
         error_log.addFilter(ThinnedWarnings())
     protocol = type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"LIMITS": limits})
-    # uvicorn's WebSocket setting stays "auto": "none" measured 15-25% fewer
-    # calls a second on the common invoke (make bench, wrk against one API
-    # process, alternated with "auto"), for no reason found in uvicorn's code.
-    # The protocol refuses upgrades itself (_should_upgrade_to_ws).
+    # The protocol refuses upgrades itself (_should_upgrade_to_ws), so no
+    # WebSocket implementation is loaded: "auto" imported wsproto and h11.
     kwargs = {
         **StoppingWorker.CONFIG_KWARGS,
         "http": protocol,
+        "ws": "none",
         "timeout_graceful_shutdown": drain_s,
     }
     return type("FlessUvicornWorker", (StoppingWorker,), {"CONFIG_KWARGS": kwargs})

@@ -163,3 +163,29 @@ def test_a_cores_api_process_imports_no_runtime_no_mqtt_no_cron_until_needed(
     assert loaded["before"] == []
     # A cron binding's check loads croniter, and still nothing of paho.
     assert loaded["after"] == ["croniter"]
+
+
+# The server settings an API process loads, as its uvicorn worker makes them.
+_SERVER_SETTINGS = """
+import json, sys
+from uvicorn.config import Config
+from fless.node._api import HttpLimits
+from fless.node._http import bounded_worker
+limits = HttpLimits(max_header_bytes=8192, max_headers=100, header_timeout_s=10, max_connections=100)
+kwargs = bounded_worker(limits, 30).CONFIG_KWARGS
+async def app(scope, receive, send):
+    pass
+Config(app=app, **kwargs).load()
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("wsproto", "h11", "websockets"))))
+"""
+
+
+def test_an_api_process_loads_no_websocket_implementation() -> None:
+    # fless has no WebSocket route and its protocol answers an upgrade as
+    # plain HTTP (tests/faults/test_http_limits.py); uvicorn's "auto" loaded
+    # wsproto and h11 anyway, 0.7 MiB of every API process.
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVER_SETTINGS], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []
