@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,6 +355,8 @@ def load_settings(
 
     path = config_file or environ.get("FLESS_CONFIG")
     if path:
+        import tomllib  # only with a file: a node's master keeps what it imports
+
         try:
             with open(path, "rb") as handle:
                 data = tomllib.load(handle)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -174,3 +176,15 @@ def test_a_workers_name_and_labels_come_from_the_environment_and_are_checked() -
     ]:
         with pytest.raises(ConfigError, match=message):
             load_settings(environ=environ)
+
+
+def test_settings_without_a_file_do_not_import_the_toml_parser() -> None:
+    # The gunicorn master reads the settings and keeps what it imports for
+    # the node's life; with no config file it has no use for tomllib.
+    code = (
+        "import sys; from fless.config import load_settings; load_settings(environ={}); "
+        "print('tomllib' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
