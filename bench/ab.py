@@ -13,6 +13,14 @@ machine does at a moment falls on both alike. What it prints for each tree:
 - with ``--wrk N``, the calls a second of ``wrk -cN`` runs of 2 s (one per
   eight rounds), alternated the same way, with their median ratio.
 
+The rounds run in two halves, each tree's node started first in one of
+them, so that whatever the start order does falls on both. It may do much:
+the same tree against itself measured 0.86x the calls a second for the node
+started second, and 1.24x with the order swapped (wrk -c8, 48 rounds; the
+p50 ratio 0.98 and 0.95). Each half's ratios are printed too; their spread
+is a floor for what one run can tell (the same tree against itself, in
+halves: p50 1.059 and 1.011, calls a second 1.004 and 0.995).
+
 Each tree is a checkout with its own venv (``TREE/.venv/bin/fless-node``):
 for a commit, ``git worktree add /tmp/base COMMIT``, then
 ``python3 -m venv /tmp/base/.venv && /tmp/base/.venv/bin/pip install -e '/tmp/base[test]'``.
@@ -53,8 +61,18 @@ WARMUP_ROUNDS = 3
 
 
 @dataclass
+class Measured:
+    """What was measured of one tree: each call's time, each wrk run's rate."""
+
+    label: str
+    tree: Path
+    calls: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+
+
+@dataclass
 class Side:
-    """One tree's nodes, and what was measured of them."""
+    """One tree's nodes, and what was measured of them in one half."""
 
     label: str
     tree: Path
@@ -99,61 +117,104 @@ def started(label: str, tree: Path, root: Path, setup: str) -> Iterator[Side]:
 
 
 def compare(base: Path, setup: str, abi: Abi, rounds: int, batch: int, wrk: int) -> str:
-    """Runs both trees side by side; the report, as text."""
+    """Runs both trees side by side, in two halves; the report, as text."""
     config = BenchConfig(work_dir=Path(tempfile.mkdtemp(prefix="fless-ab-")))
     code = hello.wasm(config, abi).read_bytes()
-    with contextlib.ExitStack() as stack:
-        stack.callback(shutil.rmtree, config.work_dir, ignore_errors=True)
-        sides = [
-            stack.enter_context(started(label, tree, config.work_dir, setup))
-            for label, tree in (("base", base.resolve()), ("this", ROOT))
-        ]
-        clients = {}
-        for side in sides:
-            status, body = side.core.upload("_", "hello", code)
-            if status != 201:
-                raise SystemExit(f"{side.label}: uploading hello answered {status}: {body}")
-            clients[side.label] = http.client.HTTPConnection(
-                "127.0.0.1", side.core.port, timeout=30
+    trees = {"base": base.resolve(), "this": ROOT}
+    whole = {label: Measured(label, tree) for label, tree in trees.items()}
+    cpu: dict[str, dict[str, float]] = {label: {} for label in trees}
+    halves: list[tuple[str, dict[str, Side]]] = []
+    try:
+        for first in ("base", "this"):
+            order = [first, "this" if first == "base" else "base"]
+            root = config.work_dir / f"{first}-first"
+            root.mkdir()
+            with contextlib.ExitStack() as stack:
+                sides = [
+                    stack.enter_context(started(label, trees[label], root, setup))
+                    for label in order
+                ]
+                spent = _half(sides, code, rounds // 2, batch, wrk, config)
+            for side in sides:
+                whole[side.label].calls += side.calls
+                whole[side.label].rates += side.rates
+                for role, seconds in spent[side.label].items():
+                    cpu[side.label][role] = cpu[side.label].get(role, 0.0) + seconds
+            halves.append((first, {s.label: s for s in sides}))
+    finally:
+        shutil.rmtree(config.work_dir, ignore_errors=True)
+    text = report([whole["base"], whole["this"]], cpu, setup, abi, rounds // 2 * 2 * batch, wrk)
+    return text + "\n" + _halves_report(halves, wrk)
+
+
+def _half(
+    sides: list[Side], code: bytes, rounds: int, batch: int, wrk: int, config: BenchConfig
+) -> dict[str, dict[str, float]]:
+    """One half: calls alternated between ``sides``; the CPU each process spent."""
+    clients = {}
+    for side in sides:
+        status, body = side.core.upload("_", "hello", code)
+        if status != 201:
+            raise SystemExit(f"{side.label}: uploading hello answered {status}: {body}")
+        clients[side.label] = http.client.HTTPConnection("127.0.0.1", side.core.port, timeout=30)
+    body = json.dumps({"args": hello.ARGS}).encode()
+    spent: dict[str, dict[str, float]] = {}
+    for number in range(rounds + WARMUP_ROUNDS):
+        if number == WARMUP_ROUNDS:
+            spent = {s.label: {r: cpu_seconds(p) for r, p in s.pids().items()} for s in sides}
+        for side in random.sample(sides, len(sides)):
+            client = clients[side.label]
+            headers = {
+                "Authorization": f"Bearer {side.core.key}",
+                "Content-Type": "application/json",
+            }
+            for _ in range(batch):
+                start = time.perf_counter()
+                client.request("POST", "/v1/fn/_/hello", body, headers)
+                answer = client.getresponse()
+                answer.read()
+                took = time.perf_counter() - start
+                if answer.status != 200:
+                    raise SystemExit(f"{side.label}: a call answered {answer.status}")
+                if number >= WARMUP_ROUNDS:
+                    side.calls.append(took)
+    cpu = {
+        s.label: {r: cpu_seconds(p) - spent[s.label][r] for r, p in s.pids().items()} for s in sides
+    }
+    for _ in range(max(1, rounds // 8) if wrk else 0):
+        for side in random.sample(sides, len(sides)):
+            target = _load.Target(
+                f"{side.core.url}/v1/fn/_/hello",
+                (("Authorization", f"Bearer {side.core.key}"),),
             )
-        body = json.dumps({"args": hello.ARGS}).encode()
-        spent: dict[str, dict[str, float]] = {}
-        for number in range(rounds + WARMUP_ROUNDS):
-            if number == WARMUP_ROUNDS:
-                spent = {s.label: {r: cpu_seconds(p) for r, p in s.pids().items()} for s in sides}
-            for side in random.sample(sides, len(sides)):
-                client = clients[side.label]
-                headers = {
-                    "Authorization": f"Bearer {side.core.key}",
-                    "Content-Type": "application/json",
-                }
-                for _ in range(batch):
-                    start = time.perf_counter()
-                    client.request("POST", "/v1/fn/_/hello", body, headers)
-                    answer = client.getresponse()
-                    answer.read()
-                    took = time.perf_counter() - start
-                    if answer.status != 200:
-                        raise SystemExit(f"{side.label}: a call answered {answer.status}")
-                    if number >= WARMUP_ROUNDS:
-                        side.calls.append(took)
-        cpu = {
-            s.label: {r: cpu_seconds(p) - spent[s.label][r] for r, p in s.pids().items()}
-            for s in sides
-        }
-        for _ in range(max(1, rounds // 8) if wrk else 0):
-            for side in random.sample(sides, len(sides)):
-                target = _load.Target(
-                    f"{side.core.url}/v1/fn/_/hello",
-                    (("Authorization", f"Bearer {side.core.key}"),),
-                )
-                run = _load.run_wrk(config, target, connections=wrk, threads=1, seconds=2)
-                side.rates.append(run.rate)
-    return report(sides, cpu, setup, abi, rounds * batch, wrk)
+            run = _load.run_wrk(config, target, connections=wrk, threads=1, seconds=2)
+            side.rates.append(run.rate)
+    return cpu
+
+
+def _halves_report(halves: list[tuple[str, dict[str, Side]]], wrk: int) -> str:
+    """Each half's ratios of this tree to the other: how far the start order pulls them."""
+    lines = ["each half, this tree against the other:"]
+    for number, (first, sides) in enumerate(halves, 1):
+        this, other = sides["this"], sides["base"]
+        line = (
+            f"  half {number}, {first} started first: p50 ratio "
+            f"{statistics.median(this.calls) / statistics.median(other.calls):.3f}"
+        )
+        if wrk:
+            ratio = statistics.median(this.rates) / statistics.median(other.rates)
+            line += f", calls/s ratio {ratio:.3f}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def report(
-    sides: list[Side], cpu: dict[str, dict[str, float]], setup: str, abi: Abi, calls: int, wrk: int
+    sides: list[Measured],
+    cpu: dict[str, dict[str, float]],
+    setup: str,
+    abi: Abi,
+    calls: int,
+    wrk: int,
 ) -> str:
     base = sides[0]
     lines = [f"{setup}, {abi.value} ABI, {calls} sequential calls per tree:"]

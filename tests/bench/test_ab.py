@@ -28,6 +28,11 @@ def test_the_comparison_runs_both_trees_and_reports_ratios() -> None:
     assert re.search(r"p50 ratio \d\.\d{3}$", sides[1])
     cpu = [line for line in lines if "CPU per call" in line]
     assert len(cpu) == 2 and all(re.search(r"api 0 \d+", line) for line in cpu)
+    # Each tree's node is started first in one of the two halves.
+    halves = [line for line in lines if line.startswith("  half ")]
+    assert len(halves) == 2
+    assert re.fullmatch(r"  half 1, base started first: p50 ratio \d\.\d{3}", halves[0])
+    assert re.fullmatch(r"  half 2, this started first: p50 ratio \d\.\d{3}", halves[1])
 
 
 def test_a_tree_without_its_own_venv_is_refused(tmp_path: Path) -> None:
