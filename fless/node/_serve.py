@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -106,10 +107,11 @@ def _in_child(prepare: Callable[[Settings], Path], settings: Settings) -> tuple[
     _, wait_status = os.waitpid(pid, 0)
     status = os.waitstatus_to_exitcode(wait_status)
     if status < 0:
-        print(
-            f"fless-node: preparing {settings.data_path} was stopped by signal {-status}",
-            file=sys.stderr,
-        )
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        print(f"fless-node: preparing {settings.data_path} was stopped by {name}", file=sys.stderr)
         return 1, Path()
     if status == 0 and not path:
         status = 1
