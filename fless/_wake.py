@@ -9,8 +9,14 @@ after the folder and its pid (a path in the data directory could pass the
 107 bytes a socket's path may have), and leaves a file named after its pid
 in the folder for the others to find it by; a wake-up is one datagram naming
 what to look at. A datagram that cannot be sent (a peer gone, or with its
-buffer full, so awake already) is dropped, and one from anyone else costs a
-look and nothing more: wake-ups only hurry what would happen anyway.
+buffer full, so awake already) is dropped: wake-ups only hurry what would
+happen anyway.
+
+An abstract socket has no file permissions: any local user may send to it.
+The kernel tells who sent each datagram (``SO_PASSCRED``), and one from
+another user is dropped unread. Another process of the node's own user
+costs a look at most: the names are checked by whoever is woken (a code
+hash that is not one is refused before any lookup).
 """
 
 from __future__ import annotations
@@ -21,10 +27,15 @@ import hashlib
 import logging
 import os
 import socket
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("fless.node")
+
+# SCM_CREDENTIALS: the sender's pid, uid and gid.
+_CREDENTIALS = struct.Struct("=iII")
+_ANCILLARY = socket.CMSG_SPACE(_CREDENTIALS.size)
 
 
 class Wakes:
@@ -43,6 +54,7 @@ class Wakes:
             b"\0fless-wake-" + hashlib.sha256(bytes(folder.resolve())).digest()[:8].hex().encode()
         )
         self._pid = os.getpid()
+        self._uid = os.getuid()
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._peers: list[int] = []
@@ -53,6 +65,7 @@ class Wakes:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         sock.setblocking(False)
         try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             sock.bind(self._address(self._pid))
         except OSError as exc:
             # The others still find what this process did by looking.
@@ -111,9 +124,16 @@ class Wakes:
         names: set[str] = set()
         for _ in range(64):
             try:
-                data = self._sock.recv(128)
+                data, ancillary, _, _ = self._sock.recvmsg(128, _ANCILLARY)
             except (BlockingIOError, InterruptedError):
                 break
-            names.add(data.decode(errors="replace"))
+            if self._from_this_user(ancillary):
+                names.add(data.decode(errors="replace"))
         for name in names:
             self._woken(name)
+
+    def _from_this_user(self, ancillary: list[tuple[int, int, bytes]]) -> bool:
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                return bool(_CREDENTIALS.unpack_from(data)[1] == self._uid)
+        return False

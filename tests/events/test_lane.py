@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -220,3 +221,34 @@ def test_items_queued_for_the_others_wait_for_this_lanes_handed_item(
     # lane takes it only once its handed item is done. Alone, at once.
     assert before_release == ([1] if others else [1, 2])
     assert sorted(handled) == [1, 2]
+
+
+def test_a_wake_up_from_another_user_is_dropped_unread(tmp_path: Path) -> None:
+    # An abstract socket has no permissions: another local user can send to
+    # it. Sent from a child that has dropped to user nobody, then from this user.
+    if os.getuid() != 0:
+        pytest.skip("needs root to send as another user")
+    folder = tmp_path / "wake"
+    heard: list[str] = []
+
+    async def run() -> None:
+        mine = Wakes(folder, heard.append)
+        mine.start()
+        address = mine._address(os.getpid())
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                    sock.sendto(b"from-nobody", address)
+            finally:
+                os._exit(0)
+        assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"from-this-user", address)
+        await _until(lambda: heard == ["from-this-user"], "this user's wake-up is heard")
+        mine.close()
+
+    asyncio.run(run())
+    assert heard == ["from-this-user"]
