@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from e2e.node import BIN, Node, wait_for
+from e2e.node import BIN, Node, multipart, wait_for
 from fixtures.build import wat
 
 ASKS = 16  # new connections, so the kernel spreads them over both processes
@@ -134,5 +134,47 @@ def test_code_pushed_to_one_api_process_is_loaded_by_the_others_before_their_fir
         # at the push, the other loaded it when told; none loaded it at its call.
         assert metric(node, 'fless_cache_lookups_total{result="memory"}') == 2
         assert metric(node, 'fless_cold_starts_total{kind="disk"}') == 0
+    finally:
+        node.stop()
+
+
+def test_an_api_process_killed_while_it_loads_pushed_code_is_replaced_and_all_serve(
+    tmp_path: Path,
+) -> None:
+    node = Node(tmp_path / "node", None, "--workers", "2").start()
+    try:
+        pinned = connection_to_each_process(node)
+        pusher, woken = list(pinned)
+        headers = {"Authorization": f"Bearer {node.key}"}
+        body, ctype = multipart([("name", None, b"hello"), ("code", "code.wasm", wat("fl_hello"))])
+        pinned[pusher].request("POST", "/v1/fn/_", body, {**headers, "Content-Type": ctype})
+        response = pinned[pusher].getresponse()
+        assert response.status == 201, response.read()
+        response.read()
+        # The other process is woken to load the code: killed in its load, or
+        # about then, as a board that loses power or the OOM killer would.
+        os.kill(woken, signal.SIGKILL)
+        pinned.pop(woken).close()
+        wait_for(
+            lambda: len(node.api_pids()) == 2 and woken not in node.api_pids(),
+            30,
+            "gunicorn replaces the killed API process",
+        )
+        call = b'{"args": {"name": "after"}}'
+        json_headers = {**headers, "Content-Type": "application/json"}
+        pinned[pusher].request("POST", "/v1/fn/_/hello", call, json_headers)
+        response = pinned[pusher].getresponse()
+        assert response.status == 200, response.read()
+        assert json.loads(response.read())["data"] == {"hello": {"name": "after"}}
+        # The new process serves the function too (it loads it at its first call).
+        served = set()
+        for conn in connection_to_each_process(node).values():
+            conn.request("POST", "/v1/fn/_/hello", call, json_headers)
+            response = conn.getresponse()
+            assert response.status == 200, response.read()
+            response.read()
+            assert conn.sock is not None
+            served.add(node.serving_pid(conn.sock))
+        assert served == set(node.api_pids())
     finally:
         node.stop()
