@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from fixtures.bench_run import ROOT, run_bench
 
 
 def test_the_comparison_runs_both_trees_and_reports_ratios() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.ab", str(ROOT), "--rounds", "2", "--batch", "5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    result = run_bench("bench.ab", str(ROOT), "--rounds", "2", "--batch", "5")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "all, funless ABI, 10 sequential calls per tree:"
@@ -36,13 +27,6 @@ def test_the_comparison_runs_both_trees_and_reports_ratios() -> None:
 
 
 def test_a_tree_without_its_own_venv_is_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.ab", str(tmp_path), "--rounds", "1", "--batch", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_bench("bench.ab", str(tmp_path), "--rounds", "1", "--batch", "1", timeout=120)
     assert result.returncode != 0
     assert "has no .venv/bin/fless-node" in result.stderr

@@ -13,14 +13,12 @@ import json
 import math
 import platform
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.bench_run import ROOT, run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
 PEER = ROOT / "bench" / "peer" / "node_modules"
 # Always produced by the harness's own modules (measured, or missing with a reason).
 GROUPS = {"floors", "warm latency", "throughput", "peer (workerd)"}
@@ -54,14 +52,7 @@ def workerd_installed() -> bool:
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     out = tmp_path_factory.mktemp("bench-out")
     work = tmp_path_factory.mktemp("bench-work")
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--work-dir", str(work)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+    result = run_bench("bench", "--smoke", "--out", str(out), "--work-dir", str(work), timeout=280)
     assert (out / "latest.json").exists(), f"no report:\n{result.stdout}\n{result.stderr}"
     doc = json.loads((out / "latest.json").read_text())
     assert result.returncode == 0, (

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from fixtures.bench_run import run_bench
 
 
 def test_a_warm_calls_cpu_is_measured_in_each_run() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.inproc", "--calls", "20", "--repeats", "3"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    result = run_bench("bench.inproc", "--calls", "20", "--repeats", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     line = result.stdout.strip().splitlines()[-1]
     number = r"(\d+\.\d)"
