@@ -78,7 +78,17 @@ async def run_worker(settings: Settings) -> None:
     """Serves as a worker until SIGTERM or SIGINT, then leaves the cluster.
 
     SIGHUP only logs: a worker reads its settings and keys when it starts.
+    A stop asked for while the worker starts is taken once it has started,
+    in the same order as any other (a SIGINT in the middle of joining the
+    cluster ended it with a traceback and left its peers to find it dead).
     """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # systemctl reload sends SIGHUP, which would otherwise end the process.
+    name = settings.worker.name or node_name("worker", settings)
+    loop.add_signal_handler(signal.SIGHUP, _hangup, name)
     cluster = settings.cluster
     host = advertise_host(settings)
     keys = load_keys(settings, [host, cluster.rpc_host])
@@ -86,9 +96,7 @@ async def run_worker(settings: Settings) -> None:
     if settings.worker.metrics_port:
         allow_ssl()  # prometheus-client imports http.client, which must keep HTTPS
         metrics = enable_metrics()
-    local = open_local_worker(
-        settings, settings.worker.name or node_name("worker", settings), metrics
-    )
+    local = open_local_worker(settings, name, metrics)
     await local.start()
     bind = f"tcp://{cluster.rpc_host}:{cluster.rpc_port}"
     in_flight = InFlight(WorkerService(local).handle)
@@ -117,12 +125,6 @@ async def run_worker(settings: Settings) -> None:
             server.endpoint,
         ),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    # systemctl reload sends SIGHUP, which would otherwise end the process.
-    loop.add_signal_handler(signal.SIGHUP, _hangup, local.name)
     await stop.wait()
     # Stop taking work, finish what runs, and only then leave: a core fails the
     # calls pending on a member the moment it leaves.

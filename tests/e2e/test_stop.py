@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from cluster.lab import start_cluster
-from e2e.node import Node, wait_for
+from e2e.node import Node, WorkerNode, free_port, wait_for
 from fixtures.build import wat
 
 from fless.node._stop import STOP_MARGIN_S
@@ -121,3 +121,25 @@ def test_a_worker_stops_on_sigint_as_on_sigterm(tmp_path: Path) -> None:
         assert "taking no new work, finishing 0 invocations (up to 30 s)" in log, log
         assert f"worker {worker.name} stopped" in log, log
         wait_for(lambda: lab.nodes()[worker.name]["state"] == "left", 10, "the core sees it left")
+
+
+def test_a_worker_stopped_while_it_joins_the_cluster_stops_in_order(tmp_path: Path) -> None:
+    # Its seed answers nobody: joining takes a second or two of retries, the
+    # time a stop from systemd (or a ^C) has to land in the middle of the start.
+    silent_seed = free_port()
+    worker = WorkerNode(
+        tmp_path / "w", seeds=f"127.0.0.1:{silent_seed}", key_dir=tmp_path / "keys", memory_mib=256
+    ).start()
+    try:
+        wait_for(lambda: "RPC server listening" in worker.log(), 30, "the worker is starting")
+        assert worker.proc is not None
+        worker.proc.send_signal(signal.SIGINT)
+        code = worker.proc.wait(timeout=30 + STOP_MARGIN_S + SLACK_S)
+        log = worker.log()
+        assert code == 0, log
+        assert "Traceback" not in log, log
+        # It finished starting, then stopped as any stop goes.
+        assert log.index(f"worker {worker.name} ready") < log.index("taking no new work"), log
+        assert f"worker {worker.name} stopped" in log, log
+    finally:
+        worker.stop()
