@@ -194,8 +194,9 @@ class LocalWorker:
         shares: the first call here would load and link it (0.3-0.5 ms in a
         process that has not run it). Code over ``LOAD_ON_LOOP_BYTES`` is
         left for its first call, which loads it on the loader thread. A
-        name that is no code hash, or code not on disk (dropped since, or a
-        datagram from anyone else), costs a lookup and nothing more.
+        name that is no code hash, or code not on disk (dropped since, or
+        named by another process of the node's user: ``fless/_wake.py`` drops
+        other users' datagrams), costs a lookup and nothing more.
         """
         if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
             return
