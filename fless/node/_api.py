@@ -64,6 +64,9 @@ class LateWorker(Worker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         """In the API process: becomes uvicorn's worker, then runs as it does."""
+        from ._uvicorn import load_server_parts
+
+        load_server_parts()
         from ._http import bounded_worker
 
         uvicorn_worker = bounded_worker(self.LIMITS, self.DRAIN_S)

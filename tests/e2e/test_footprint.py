@@ -64,6 +64,9 @@ def test_a_cores_master_maps_no_store_and_no_zeromq(core: Node) -> None:
     # The API process, which needs them, has them.
     (api,) = core.api_pids()
     assert all(holds(api, f) for f in ("lmdb/cpython", "cbor2/_cbor2", "libzmq"))
+    # uvicorn's command line is not loaded: its reloaders bring multiprocessing
+    # and its C part (fless.node._uvicorn), 1.6 MiB of each API process with click.
+    assert not holds(api, "_multiprocessing.cpython"), sorted(mapped(api))
 
 
 def test_a_core_loads_wasmtime_at_its_first_upload_and_validates_it(core: Node) -> None:
@@ -174,9 +177,14 @@ def test_a_cores_api_process_imports_no_runtime_no_mqtt_no_cron_until_needed(
     assert loaded["guessed"] == "application/json"
 
 
-# The server settings an API process loads, as its uvicorn worker makes them.
+# The server settings an API process loads, as its uvicorn worker makes them,
+# after uvicorn's package is loaded as ``_api.LateWorker`` loads it.
 _SERVER_SETTINGS = """
 import json, sys
+from fless.node._uvicorn import load_server_parts
+load_server_parts()
+load_server_parts()
+import uvicorn
 from uvicorn.config import Config
 from fless.node._api import HttpLimits
 from fless.node._http import bounded_worker
@@ -186,13 +194,19 @@ limits = HttpLimits(
 kwargs = bounded_worker(limits, 30).CONFIG_KWARGS
 async def app(scope, receive, send):
     pass
-Config(app=app, **kwargs).load()
+config = Config(app=app, **{**kwargs, "lifespan": "on"})
+config.load()
 websocket = ("wsproto", "h11", "websockets")
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in websocket)))
+print(json.dumps({
+    "websocket": sorted(m for m in sys.modules if m.split(".")[0] in websocket),
+    "cli": sorted(m for m in sys.modules if m.split(".")[0] == "click" or m == "uvicorn.main"),
+    "lifespan": config.lifespan_class.__name__,
+    "exported": [uvicorn.Config is Config, uvicorn.__version__ > "0"],
+}))
 """
 
 
-def test_an_api_process_loads_no_websocket_implementation() -> None:
+def test_an_api_process_loads_no_websocket_implementation_and_no_command_line() -> None:
     # fless has no WebSocket route and its protocol answers an upgrade as
     # plain HTTP (tests/faults/test_http_limits.py); uvicorn's "auto" loaded
     # wsproto and h11 anyway, 0.7 MiB of every API process.
@@ -200,4 +214,10 @@ def test_an_api_process_loads_no_websocket_implementation() -> None:
         [sys.executable, "-c", _SERVER_SETTINGS], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == []
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    assert loaded["websocket"] == []
+    # Nor uvicorn's command line (click), and its lifespan, which imports
+    # from the package, still loads.
+    assert loaded["cli"] == []
+    assert loaded["lifespan"] == "LifespanOn"
+    assert loaded["exported"] == [True, True]
