@@ -4,8 +4,9 @@
 machine (the same tree against itself moves that much). A step of a call
 that costs a few microseconds is below that. Here the role ``all`` API
 process's app, as ``fless-node`` makes it (``node/_platform.open_platform``
-and ``api.create_app``, with the data directory, the metrics in
-multiprocess mode and the hello function of ``bench/hello``), is called
+and ``api.create_app``, then ``fless._heap.settle``, with the data
+directory, the metrics in multiprocess mode and the hello function of
+``bench/hello``), is called
 over ASGI in a loop, without sockets: what each call costs is fless's work
 and the Wasm run. It prints the CPU per call (``time.process_time``) of
 each of ``--repeats`` runs of ``--calls`` calls, and their minimum, which
@@ -112,6 +113,7 @@ async def measure(
     """CPU seconds per call of each run."""
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(data / "metrics")
     (data / "metrics").mkdir(parents=True)
+    from fless._heap import settle
     from fless.api import create_app
     from fless.client import encode_form
     from fless.config import load_settings
@@ -129,6 +131,7 @@ async def measure(
     )
     platform = open_platform(settings, "inproc")
     app = _App(create_app(platform, settings.api.max_request_bytes))
+    settle()  # as the API process does once its app is built (node/_api.py)
     await app.lifespan("startup")
     try:
         key = platform.store.create_subject("bench", ROLE_ADMIN)

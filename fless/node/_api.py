@@ -157,7 +157,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         """Builds the app in the API process, after the fork."""
-        from fless._heap import release_heap
+        from fless._heap import settle
         from fless.api import answer_cut_off, create_app
 
         from ._data import write_admin_key
@@ -178,7 +178,8 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             public_rate_per_s=settings.api.public_rate_per_s,
             public_rate_burst=settings.api.public_rate_burst,
         )
-        # What the imports and the app's making freed goes back (fless/_heap.py).
-        release_heap()
+        # The app's objects are left out of the collector's passes, and what
+        # the imports and the app's making freed goes back (fless/_heap.py).
+        settle()
         # A call still running at the drain time is answered 503, not uvicorn's 500.
         return answer_cut_off(app)

@@ -13,6 +13,7 @@ import logging
 import signal
 from dataclasses import replace
 
+from fless._heap import settle
 from fless._openssl import allow_ssl
 from fless._recent import Recent
 from fless._units import MiB
@@ -125,6 +126,7 @@ async def run_worker(settings: Settings) -> None:
             server.endpoint,
         ),
     )
+    settle()  # what the start made stays out of the collector's passes (fless/_heap.py)
     await stop.wait()
     # Stop taking work, finish what runs, and only then leave: a core fails the
     # calls pending on a member the moment it leaves.
