@@ -12,14 +12,138 @@ The node makes one ``NodeMetrics`` per process (``enable``): the worker's
 families (``fless.worker.WorkerMetrics``) and the core's. It hands it to
 the parts that record (``Platform``, ``Dispatcher``, ``LocalWorker``); each
 holds None when metrics are off and skips its updates.
+
+In multiprocess mode each counter or histogram update is a write to the
+process's file, behind a lock and a pid check: 1.3 us an increment, six of
+them in a warm call (two histograms of two values, two counters), against
+0.34 us an increment queued (timed in a loop). So once ``Platform.start``
+has handed the process's event loop over (``NodeMetrics.defer_writes``),
+those updates are queued and written together 20 ms after the first of
+them, or once 1,024 wait (``_Writes``): one file write per series per
+batch at any rate of calls, and no timer at all when idle. A warm call's
+CPU went down by 7-10 us of 225-240 (batches of 500 calls alternating
+between the two in one process, ``bench.inproc``'s app). ``/metrics``
+writes its own process's queue before it reads the files; another API
+process's updates reach them within 20 ms, and a process killed with -9
+loses at most its last 20 ms of them. Gauges are written when set.
+``Platform.stop`` writes the queue and ends the deferral.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+from collections import deque
 from typing import Any
 
 from fless.worker import SECONDS_BUCKETS, WorkerMetrics
+
+# How long a counter's or histogram's update may wait to be written, and how
+# many may wait: a loop that runs many calls before its timers (a burst of
+# calls that never wait for I/O) writes them then, holding no more.
+WRITE_DELAY_S = 0.02
+WRITE_BATCH = 1024
+
+
+class _Writes:
+    """This process's counter and histogram updates not yet written to its metrics file.
+
+    ``add`` is called on the event loop and may be from the threads functions
+    run on: a deque's append and pop are atomic, and each update is popped by
+    one writer, which writes it through prometheus-client's own locked value.
+    """
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[Any, float]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._armed = False
+
+    def defer(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Queues updates from now on, written on ``loop`` (the caller's); None writes them now."""
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        if loop is None:
+            self.write()
+
+    def add(self, value: Any, amount: float) -> None:
+        """Queues ``amount`` for ``value``, or writes it while nothing defers."""
+        loop = self._loop
+        if loop is None:
+            value.write(amount)
+            return
+        queue = self._queue
+        queue.append((value, amount))
+        if self._armed:
+            if len(queue) >= WRITE_BATCH:
+                self.write()  # the timer stays armed, for what comes next
+            return
+        self._armed = True
+        try:
+            if threading.get_ident() == self._loop_thread:
+                loop.call_later(WRITE_DELAY_S, self._on_timer)
+            else:
+                loop.call_soon_threadsafe(loop.call_later, WRITE_DELAY_S, self._on_timer)
+        except RuntimeError:  # the loop closed without a stop: write from here on
+            self._loop = None
+            self.write()
+
+    def _on_timer(self) -> None:
+        self._armed = False
+        self.write()
+
+    def write(self) -> None:
+        """Writes every queued update, once per series."""
+        totals: dict[Any, float] = {}
+        queue = self._queue
+        while True:
+            try:
+                value, amount = queue.popleft()
+            except IndexError:
+                break
+            totals[value] = totals.get(value, 0.0) + amount
+        for value, amount in totals.items():
+            value.write(amount)
+
+
+_writes = _Writes()
+
+
+def _value_class() -> Any:
+    """prometheus-client's multiprocess value; counters and histograms go through ``_writes``.
+
+    prometheus-client makes every value of a metric through its
+    ``values.ValueClass`` when the metric is made (its way of choosing the
+    multiprocess value); ``enable`` sets this one before it makes the
+    families, once per process.
+    """
+    from prometheus_client import values
+
+    # The class prometheus-client chose at its import when the directory was
+    # set then (an API process's), so that one set of files serves both.
+    written: Any = values.ValueClass
+    if not getattr(written, "_multiprocess", False):
+        written = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+    class DeferredValue(written):  # type: ignore[misc]
+        """A counter's or histogram's value whose increments ``_writes`` writes."""
+
+        def inc(self, amount: float) -> None:
+            _writes.add(self, amount)
+
+        def write(self, amount: float) -> None:
+            super().inc(amount)
+
+        def get(self) -> float:
+            _writes.write()
+            return float(super().get())
+
+    def make(typ: str, *args: Any, **kwargs: Any) -> Any:
+        cls = DeferredValue if typ in ("counter", "histogram") else written
+        return cls(typ, *args, **kwargs)
+
+    return make
 
 
 class NodeMetrics(WorkerMetrics):
@@ -92,6 +216,15 @@ class NodeMetrics(WorkerMetrics):
             counter = self._invocations_by[series] = self.invocations.labels(*series)
         counter.inc()
 
+    def defer_writes(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Writes counters and histograms on ``loop`` 20 ms after an update, or at once for None.
+
+        Only in multiprocess mode, where an update is a file write; the
+        platform calls it as it starts and stops.
+        """
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            _writes.defer(loop)
+
 
 _made: NodeMetrics | None = None
 
@@ -101,6 +234,10 @@ def enable() -> NodeMetrics:
     registers each family once per process)."""
     global _made
     if _made is None:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import values
+
+            values.ValueClass = _value_class()
         _made = NodeMetrics()
     return _made
 
@@ -115,6 +252,7 @@ def render() -> tuple[bytes, str]:
 
     registry: Any = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _writes.write()  # this process's queued updates, before the files are read
         from prometheus_client import CollectorRegistry, multiprocess
 
         registry = CollectorRegistry()

@@ -358,6 +358,8 @@ class Platform:
                 log.info("secrets sealed again under the cluster's current key: %d", resealed)
         for service in self._services:
             await service.start()
+        if self.metrics is not None:
+            self.metrics.defer_writes(asyncio.get_running_loop())
 
     async def stop(self) -> None:
         """Stops the services, then closes the store."""
@@ -366,6 +368,8 @@ class Platform:
                 await service.stop()
             except Exception:
                 log.exception("stopping %s failed", type(service).__name__)
+        if self.metrics is not None:
+            self.metrics.defer_writes(None)
         self.store.close()
         if self.recent is not None:
             self.recent.close()

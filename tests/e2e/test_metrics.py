@@ -53,9 +53,15 @@ def test_counts_add_up_over_every_api_process(node: Node) -> None:
         assert node.invoke("_", "m", {"n": n})[0] == 200
     for _ in range(3):
         assert node.invoke("_", "bad", {})[0] == 422
-    samples = scrape(node)
     ok = (("function", "m"), ("module", "_"), ("outcome", "ok"))
     failed = (("function", "bad"), ("module", "_"), ("outcome", "function"))
+    # Each API process writes its counts within WRITE_DELAY_S (20 ms) of a call.
+    wait_for(
+        lambda: scrape(node).get(("fless_invocations_total", failed)) == 3,
+        5,
+        "the counts of both API processes",
+    )
+    samples = scrape(node)
     assert samples[("fless_invocations_total", ok)] == 20
     assert samples[("fless_invocations_total", failed)] == 3
     assert samples[("fless_invoke_seconds_count", ())] >= 23
