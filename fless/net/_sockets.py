@@ -82,6 +82,14 @@ def close_quietly(sock: zmq.asyncio.Socket | None) -> None:
 # Messages a pump reads in one go before it lets the loop run something else.
 PUMP_BATCH: Final = 64
 
+# pyzmq's flags are enum members, and every ``&`` or ``|`` on one makes a new
+# enum value: 0.6 us, against 0.03 for plain ints, a few times a message at
+# each end. The pump tests and sends with plain ints.
+_POLLIN: Final = int(zmq.POLLIN)
+_POLLOUT: Final = int(zmq.POLLOUT)
+_NOBLOCK: Final = int(zmq.NOBLOCK)
+_MORE_NOBLOCK: Final = int(zmq.SNDMORE | zmq.NOBLOCK)
+
 
 class Pump:
     """A ZeroMQ socket driven by one reader on its file descriptor, for the whole of its life.
@@ -124,13 +132,19 @@ class Pump:
             zmq.Again: it cannot go now (no connection, or the queue is full).
             zmq.ZMQError: it cannot go at all (a ROUTER's peer is gone...).
         """
-        self.raw.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        # As pyzmq's send_multipart, without its flag arithmetic: ZeroMQ takes a
+        # message whole or refuses its first part (Again), never half of it.
+        raw = self.raw
+        last = len(frames) - 1
+        for frame in frames[:last]:
+            raw.send(frame, _MORE_NOBLOCK, copy=False)
+        raw.send(frames[last], _NOBLOCK, copy=False)
         # The send may have taken in what signalled a message waiting.
         self._soon()
 
     async def writable(self) -> None:
         """Returns once a send may go (a connection is up and has room)."""
-        while not self._closed and not self._events() & zmq.POLLOUT:
+        while not self._closed and not self._events() & _POLLOUT:
             if self._writable is None or self._writable.done():
                 self._writable = self._loop.create_future()
             await self._writable
@@ -170,12 +184,12 @@ class Pump:
             if self._closed or self.raw.closed:
                 return
             events = self._events()
-            if events & zmq.POLLOUT and self._writable is not None and not self._writable.done():
+            if events & _POLLOUT and self._writable is not None and not self._writable.done():
                 self._writable.set_result(None)
-            if self._paused or not events & zmq.POLLIN:
+            if self._paused or not events & _POLLIN:
                 return
             try:
-                frames = self.raw.recv_multipart(zmq.NOBLOCK)
+                frames = self.raw.recv_multipart(_NOBLOCK)
             except zmq.Again:
                 return
             except zmq.ZMQError:
