@@ -169,6 +169,51 @@ def test_reset_key_invalidates_the_old_one(store: Store) -> None:
     assert subject is not None and subject.role == "admin"
 
 
+# Another API process of the node: its own Store on the same LMDB files.
+_OTHER_PROCESS = """
+import json, sys
+from pathlib import Path
+from fless.core._store import Store
+store = Store(Path(sys.argv[1]))
+if sys.argv[2] == "reset":
+    new = store.reset_key("admin")
+    store.delete_subject("bob")
+else:
+    new = store.create_subject("bob")
+store.close()
+print(new)
+"""
+
+
+def in_other_process(path: Path, action: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", _OTHER_PROCESS, str(path), action],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_key_reset_or_deleted_by_another_process_fails_at_once(
+    store: Store, tmp_path: Path
+) -> None:
+    old = store.create_subject("admin", ROLE_ADMIN)
+    bob = store.create_subject("bob")
+    # Both keys checked once here, so their subjects are known decoded.
+    assert store.authenticate(old) is not None and store.authenticate(bob) is not None
+    new = in_other_process(tmp_path / "store", "reset")
+    assert store.authenticate(old) is None
+    assert store.authenticate(bob) is None
+    subject = store.authenticate(new)
+    assert subject is not None and subject.name == "admin" and subject.role == "admin"
+    # The name bob again, a new subject: its old key stays refused.
+    again = in_other_process(tmp_path / "store", "bob")
+    assert store.authenticate(bob) is None
+    assert store.authenticate(again) is not None
+
+
 def test_delete_subject_revokes_its_key_and_spares_admins(store: Store) -> None:
     key = store.create_subject("bob")
     gone = store.delete_subject("bob")
