@@ -156,12 +156,13 @@ def hook_runs(local: LocalWorker, hook: Callable[[Limits, float | None, float, R
         limits: Limits,
         budget_s: float | None,
         deadline: float,
+        clocks: tuple[float, float] | None = None,
     ) -> Any:
         return hook(
             limits,
             budget_s,
             deadline,
-            lambda: on_thread(sha, function, args, limits, budget_s, deadline),
+            lambda: on_thread(sha, function, args, limits, budget_s, deadline, clocks),
         )
 
     local._timed = timed  # type: ignore[method-assign]
@@ -293,6 +294,35 @@ def test_a_quick_run_slowed_by_waiting_is_still_judged_quick(tmp_path: Path) -> 
 
     assert asyncio.run(scenario())  # judged by what it computed: on the loop now
     assert waited == [0.05]
+
+
+def test_a_quick_run_on_the_loop_reads_its_threads_cpu_clock_once(
+    one_thread: Callable[[], LocalWorker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The thread's CPU clock is a system call; the clock's vDSO read is not.
+    # A run under QUICK_S by the clock computed for less than that too.
+    code = wat("fl_hello")
+    reads = []
+    cpu_clock = time.thread_time
+
+    def counted() -> float:
+        reads.append(1)
+        return cpu_clock()
+
+    async def scenario() -> tuple[int, int]:
+        local = one_thread()
+        try:
+            await local.invoke("f", b"1", Limits(), lambda: code)  # on the thread: quick
+            monkeypatch.setattr(_executor.time, "thread_time", counted)
+            await local.invoke("f", b"2", Limits(), lambda: code)  # on the loop
+            quick = len(reads)
+            monkeypatch.setattr(_executor, "QUICK_S", 0.0)  # no run is quick by the clock now
+            await local.invoke("f", b"3", Limits(), lambda: code)
+            return quick, len(reads) - quick
+        finally:
+            await local.stop()
+
+    assert asyncio.run(scenario()) == (1, 2)
 
 
 def test_a_try_on_the_loop_held_up_without_computing_keeps_its_function_there(
