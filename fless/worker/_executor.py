@@ -302,8 +302,6 @@ class LocalWorker:
         load_code: Callable[[], bytes],
         deadline: float,
     ) -> Outcome:
-        loop = asyncio.get_running_loop()
-
         metrics = self.metrics
         found = "memory"
 
@@ -322,6 +320,7 @@ class LocalWorker:
             if function is not None:
                 found = "disk"
         if function is None:
+            loop = asyncio.get_running_loop()
             try:
                 async with asyncio.timeout(deadline - time.monotonic()):
                     function = await loop.run_in_executor(self._loader, self.cache.get, sha)
