@@ -8,16 +8,20 @@ module's megabytes were stored or dropped (``exec``), and when an API process
 has finished building its app, whose imports leave about 0.6 MiB of freed
 heap behind (measured, an idle core).
 
-``settle`` is for the end of a process's start: a full collection, then
-``gc.freeze``, then ``release_heap``. Python's cyclic collector walks every
-tracked object at each of its full passes: 45,000 in a role ``all`` API
-process once its app is built, 15-27 ms a pass, measured, during which the
-process serves nothing, and a pass that fell in a function's run on the
-event loop stopped it at its 10 ms budget and sent the function to threads
-for a minute (``fless.worker``'s executor; seen under ``bench.inproc``).
-Frozen, those objects are left out of every later pass (a full pass then
-took 0.002 ms): what a process builds at start lives as long as the
-process.
+``settle`` is for the end of a process's start: ``gc.freeze``, then
+``release_heap``. Python's cyclic collector walks every tracked object at
+each of its full passes: 45,000 in a role ``all`` API process once its app
+is built, 15-27 ms a pass, measured, during which the process serves
+nothing, and a pass that fell in a function's run on the event loop
+stopped it at its 10 ms budget and sent the function to threads for a
+minute (``fless.worker``'s executor; seen under ``bench.inproc``). Frozen,
+those objects are left out of every later pass (a full pass then took
+0.002 ms): what a process builds at start lives as long as the process.
+No collection comes first: its pass writes to every object an API process
+shares with the gunicorn master it was forked from, and each page written
+is copied (PSS +2 MiB for an idle core, +4 for role ``all``, +7 with four
+API processes, measured; summed RSS the same). Whatever garbage is frozen
+with the rest is a few cycles left by the imports.
 """
 
 from __future__ import annotations
@@ -47,7 +51,6 @@ release_heap = _libc_trim()
 
 
 def settle() -> None:
-    """At the end of a process's start: collects, freezes what is left, frees the heap."""
-    gc.collect()
+    """At the end of a process's start: freezes its objects, gives its freed heap back."""
     gc.freeze()
     release_heap()
