@@ -24,20 +24,27 @@ batch at any rate of calls, and no timer at all when idle. A warm call's
 CPU went down by 7-10 us of 225-240 (batches of 500 calls alternating
 between the two in one process, ``bench.inproc``'s app). ``/metrics``
 writes its own process's queue before it reads the files; another API
-process's updates reach them within 20 ms, and a process killed with -9
-loses at most its last 20 ms of them. Gauges are written when set.
-``Platform.stop`` writes the queue and ends the deferral.
+process's updates reach them 20 ms after they are made (later if its loop
+is held up), and a process killed with -9 loses what it had queued: about
+its last 20 ms of updates, 1,024 at most. Gauges are written when set.
+``Platform.stop`` writes the queue and ends the deferral; a forked child
+drops what its parent had queued (the parent writes it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import os
 import threading
+import time
 from collections import deque
 from typing import Any
 
 from fless.worker import SECONDS_BUCKETS, WorkerMetrics
+
+log = logging.getLogger("fless.core")
 
 # How long a counter's or histogram's update may wait to be written, and how
 # many may wait: a loop that runs many calls before its timers (a burst of
@@ -59,13 +66,25 @@ class _Writes:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._armed = False
+        self._failed_at = -math.inf
 
     def defer(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Queues updates from now on, written on ``loop`` (the caller's); None writes them now."""
+        """Queues updates from now on, written on ``loop`` (the caller's); None writes them now.
+
+        Either way a timer armed for an earlier loop is forgotten: that loop
+        may close before it fires.
+        """
         self._loop = loop
         self._loop_thread = threading.get_ident()
+        self._armed = False
         if loop is None:
             self.write()
+
+    def forget(self) -> None:
+        """In a child forked from this process: what the parent queued is the parent's."""
+        self._queue.clear()
+        self._loop = None
+        self._armed = False
 
     def add(self, value: Any, amount: float) -> None:
         """Queues ``amount`` for ``value``, or writes it while nothing defers."""
@@ -75,10 +94,17 @@ class _Writes:
             return
         queue = self._queue
         queue.append((value, amount))
-        if self._armed:
+        if self._loop is None:
+            # The deferral ended (the platform stopped) after this update saw
+            # it on: its last write may have missed this one.
+            self.write()
+        elif self._armed:
             if len(queue) >= WRITE_BATCH:
                 self.write()  # the timer stays armed, for what comes next
-            return
+        else:
+            self._arm(loop)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         self._armed = True
         try:
             if threading.get_ident() == self._loop_thread:
@@ -87,6 +113,7 @@ class _Writes:
                 loop.call_soon_threadsafe(loop.call_later, WRITE_DELAY_S, self._on_timer)
         except RuntimeError:  # the loop closed without a stop: write from here on
             self._loop = None
+            self._armed = False
             self.write()
 
     def _on_timer(self) -> None:
@@ -94,7 +121,11 @@ class _Writes:
         self.write()
 
     def write(self) -> None:
-        """Writes every queued update, once per series."""
+        """Writes every queued update, once per series; one that fails is logged and dropped.
+
+        Never raises: it runs in a timer, in ``/metrics`` and in whichever
+        call filled a batch, none of which a metric file's fault may fail.
+        """
         totals: dict[Any, float] = {}
         queue = self._queue
         while True:
@@ -104,10 +135,17 @@ class _Writes:
                 break
             totals[value] = totals.get(value, 0.0) + amount
         for value, amount in totals.items():
-            value.write(amount)
+            try:
+                value.write(amount)
+            except Exception:
+                now = time.monotonic()
+                if now - self._failed_at >= 60:  # at most a line a minute
+                    self._failed_at = now
+                    log.exception("writing a metric to its file failed; its update is lost")
 
 
 _writes = _Writes()
+os.register_at_fork(after_in_child=_writes.forget)
 
 
 def _value_class() -> Any:

@@ -362,14 +362,16 @@ class Platform:
             self.metrics.defer_writes(asyncio.get_running_loop())
 
     async def stop(self) -> None:
-        """Stops the services, then closes the store."""
-        for service in reversed(self._services):
-            try:
-                await service.stop()
-            except Exception:
-                log.exception("stopping %s failed", type(service).__name__)
-        if self.metrics is not None:
-            self.metrics.defer_writes(None)
+        """Stops the services, writes the queued metrics, then closes the store."""
+        try:
+            for service in reversed(self._services):
+                try:
+                    await service.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(service).__name__)
+        finally:
+            if self.metrics is not None:
+                self.metrics.defer_writes(None)
         self.store.close()
         if self.recent is not None:
             self.recent.close()

@@ -72,6 +72,55 @@ async def main():
 asyncio.run(main())
 """
 
+_RESTARTED = """
+async def once():
+    metrics.defer_writes(asyncio.get_running_loop())
+    metrics.count_invocation("_", "f", "ok")  # arms a timer on this loop
+    metrics.defer_writes(None)  # the platform stops before the timer fires
+
+async def again():
+    metrics.defer_writes(asyncio.get_running_loop())
+    metrics.count_invocation("_", "f", "ok")
+    await asyncio.sleep(_metrics.WRITE_DELAY_S * 5)
+    return counted()
+
+asyncio.run(once())
+print(json.dumps(asyncio.run(again())))
+"""
+
+_FORKED = """
+import os
+
+async def main():
+    metrics.defer_writes(asyncio.get_running_loop())
+    for _ in range(5):
+        metrics.count_invocation("_", "f", "ok")
+    pid = os.fork()
+    if pid == 0:
+        _metrics._writes.write()  # as a /metrics in the child would
+        os._exit(0)
+    os.waitpid(pid, 0)
+    await asyncio.sleep(_metrics.WRITE_DELAY_S * 5)
+    return counted()
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+_FAILING_FILE = """
+class Broken:
+    def write(self, amount):
+        raise OSError("no space left on device")
+
+async def main():
+    metrics.defer_writes(asyncio.get_running_loop())
+    _metrics._writes.add(Broken(), 1.0)
+    metrics.count_invocation("_", "f", "ok")
+    _metrics._writes.write()  # as the timer or /metrics would: no exception
+    return counted()
+
+print(json.dumps(asyncio.run(main())))
+"""
+
 _NOTHING_DEFERS = """
 metrics.count_invocation("_", "f", "ok")
 metrics.members.labels("alive").set(3)
@@ -113,3 +162,16 @@ def test_updates_wait_for_their_batch_then_all_reach_the_file(tmp_path: Path) ->
 
 def test_without_a_loop_every_update_is_written_at_once(tmp_path: Path) -> None:
     assert run_child(tmp_path, _NOTHING_DEFERS) == [1.0, 3.0]
+
+
+def test_a_platform_started_again_on_a_new_loop_writes_its_updates(tmp_path: Path) -> None:
+    # The first loop's timer never fired; the second deferral arms its own.
+    assert run_child(tmp_path, _RESTARTED) == 2.0
+
+
+def test_a_forked_child_does_not_write_its_parents_queue_again(tmp_path: Path) -> None:
+    assert run_child(tmp_path, _FORKED) == 5.0
+
+
+def test_a_series_that_cannot_be_written_loses_only_its_own_update(tmp_path: Path) -> None:
+    assert run_child(tmp_path, _FAILING_FILE) == 1.0
