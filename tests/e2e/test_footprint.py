@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e.node import Node, wait_for
@@ -43,6 +44,22 @@ def mapped(pid: int) -> set[str]:
 
 def holds(pid: int, fragment: str) -> bool:
     return any(fragment in path for path in mapped(pid))
+
+
+def run_script(script: str, *args: str) -> Any:
+    """What a Python ``script`` run as a process of its own printed last, as JSON.
+
+    It runs with no FLESS_ variable of the test's environment.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FLESS_")},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 @pytest.fixture
@@ -159,15 +176,7 @@ print(json.dumps({
 def test_a_cores_api_process_imports_no_runtime_no_mqtt_no_cron_until_needed(
     tmp_path: Path,
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _API_PROCESS, str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if not k.startswith("FLESS_")},
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout.splitlines()[-1])
+    loaded = run_script(_API_PROCESS, str(tmp_path / "data"))
     assert loaded["before"] == []
     # A cron binding's check loads croniter, and still nothing of paho.
     assert loaded["after"] == ["croniter"]
@@ -204,15 +213,7 @@ def test_an_api_process_leaves_what_its_start_made_out_of_the_collectors_passes(
     # A full pass over a built app's objects took 15-27 ms, which held every
     # request of the process and stopped a function's run on the loop at its
     # budget; frozen, they are not walked again (fless/_heap.py).
-    done = subprocess.run(
-        [sys.executable, "-c", _LOADED_APP, str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if not k.startswith("FLESS_")},
-    )
-    assert done.returncode == 0, done.stderr
-    counts = json.loads(done.stdout.splitlines()[-1])
+    counts = run_script(_LOADED_APP, str(tmp_path / "data"))
     assert counts["frozen"] > 20_000
     assert counts["walked"] < counts["frozen"] / 10
 
@@ -250,11 +251,7 @@ def test_an_api_process_loads_no_websocket_implementation_and_no_command_line() 
     # fless has no WebSocket route and its protocol answers an upgrade as
     # plain HTTP (tests/faults/test_http_limits.py); uvicorn's "auto" loaded
     # wsproto and h11 anyway, 0.7 MiB of every API process.
-    done = subprocess.run(
-        [sys.executable, "-c", _SERVER_SETTINGS], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout.splitlines()[-1])
+    loaded = run_script(_SERVER_SETTINGS)
     assert loaded["websocket"] == []
     # Nor uvicorn's command line (click), and its lifespan, which imports
     # from the package, still loads.
